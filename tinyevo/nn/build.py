@@ -1,0 +1,123 @@
+"""Build a ``torch.nn.Module`` from an ``Architecture``.
+
+The module computes exactly what the IR says, with TensorFlow's SAME padding (the odd pixel after),
+average pooling that does not count padding, and flatten in NHWC order, so that the float model, the
+int8 reference executor and the exported .tflite agree. Input and output are NCHW; a flat output
+(1x1xC) comes back as (N, C).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tinyevo.arch import INPUT, Architecture, Node, same_padding
+
+
+def _pads(node: Node, shape) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) for F.pad, zero for 'valid'."""
+    if node.attrs["padding"] != "same":
+        return (0, 0, 0, 0)
+    (kh, kw), (sh, sw) = node.attrs["kernel"], node.attrs["stride"]
+    dh, dw = node.attrs.get("dilation", (1, 1))
+    top, bottom = same_padding(shape[0], kh, sh, dh)
+    left, right = same_padding(shape[1], kw, sw, dw)
+    return (left, right, top, bottom)
+
+
+class Pool(nn.Module):
+    """Max or average pooling with SAME/VALID padding; averages exclude padded pixels."""
+
+    def __init__(self, node: Node, in_shape):
+        super().__init__()
+        self.kind = node.op
+        self.kernel, self.stride = node.attrs["kernel"], node.attrs["stride"]
+        self.pads = _pads(node, in_shape)
+
+    def forward(self, x):
+        if self.kind == "max_pool":
+            return F.max_pool2d(F.pad(x, self.pads, value=float("-inf")), self.kernel, self.stride)
+        total = F.avg_pool2d(F.pad(x, self.pads), self.kernel, self.stride, divisor_override=1)
+        if not any(self.pads):
+            return total / (self.kernel[0] * self.kernel[1])
+        ones = torch.ones_like(x[:1, :1])
+        count = F.avg_pool2d(F.pad(ones, self.pads), self.kernel, self.stride, divisor_override=1)
+        return total / count
+
+
+class Conv(nn.Module):
+    def __init__(self, node: Node, in_shape):
+        super().__init__()
+        a = node.attrs
+        self.pads = _pads(node, in_shape)
+        self.conv = nn.Conv2d(in_shape[2], a["out_channels"], a["kernel"], a["stride"], 0,
+                              a["dilation"], a["groups"], a["bias"])
+
+    def forward(self, x):
+        return self.conv(F.pad(x, self.pads) if any(self.pads) else x)
+
+
+class Flatten(nn.Module):
+    def forward(self, x):  # NHWC order, as TFLite's RESHAPE sees it
+        return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, 1, 1)
+
+
+class Lambda(nn.Module):
+    def __init__(self, fn, name: str):
+        super().__init__()
+        self.fn, self.name = fn, name
+
+    def forward(self, *xs):
+        return self.fn(*xs)
+
+    def extra_repr(self) -> str:
+        return self.name
+
+
+def make_layer(node: Node, in_shapes) -> nn.Module:
+    op, a, shape = node.op, node.attrs, in_shapes[0]
+    if op == "conv2d":
+        return Conv(node, shape)
+    if op == "dense":
+        return nn.Linear(shape[2], a["units"], bias=a["bias"])
+    if op in ("max_pool", "avg_pool"):
+        return Pool(node, shape)
+    if op == "batch_norm":
+        return nn.BatchNorm2d(shape[2])
+    if op == "flatten":
+        return Flatten()
+    simple = {
+        "global_avg_pool": lambda x: x.mean(dim=(2, 3), keepdim=True),
+        "add": lambda *xs: sum(xs[1:], xs[0]),
+        "concat": lambda *xs: torch.cat(xs, dim=1),
+        "relu": F.relu, "relu6": F.relu6,
+        "identity": lambda x: x, "zero": torch.zeros_like,
+    }
+    return Lambda(simple[op], op)
+
+
+class ArchitectureModule(nn.Module):
+    """Runs the IR's nodes in order. Tensors inside are (N, C, H, W); flat ones are (N, C, 1, 1)."""
+
+    def __init__(self, architecture: Architecture):
+        super().__init__()
+        self.architecture = architecture
+        self.nodes = architecture.live_nodes()
+        self.layers = nn.ModuleDict({n.name: make_layer(n, architecture.input_shapes(n))
+                                     for n in self.nodes})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values = {INPUT: x}
+        for node in self.nodes:
+            layer = self.layers[node.name]
+            inputs = [values[s] for s in node.inputs]
+            if node.op == "dense":
+                values[node.name] = layer(inputs[0].flatten(1))[:, :, None, None]
+            else:
+                values[node.name] = layer(*inputs)
+        out = values[self.architecture.output]
+        return out.flatten(1) if out.shape[2:] == (1, 1) else out
+
+
+def build(architecture: Architecture) -> ArchitectureModule:
+    return ArchitectureModule(architecture)

@@ -1,0 +1,102 @@
+"""The ``Strategy`` interface (ask/tell, as in pymoo and Optuna) and the records it sees.
+
+A strategy never trains, never touches files and never sleeps: it proposes ``Candidate`` genomes and
+learns from finished ``Trial`` records. The runner does evaluation, storage and parallelism. Given
+the same seed and the same told results, a strategy asks the same candidates: that is what lets a
+run be resumed by replaying its store.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tinyevo.registry import Registry
+from tinyevo.spaces.base import Genome, SearchSpace
+
+STRATEGIES: Registry["Strategy"] = Registry("strategy")
+
+OK, FAILED, INFEASIBLE = "ok", "failed", "infeasible"
+
+
+@dataclass
+class Candidate:
+    """A genome a strategy wants evaluated, with where it came from."""
+
+    genome: Genome
+    parents: tuple[int, ...] = ()
+    origin: str = "sample"  # sample | trivial | seeded | mutation | crossover | ...
+
+
+@dataclass
+class Objective:
+    """A metric to optimize: ``Objective("accuracy", "max")``, ``Objective("peak_sram_bytes", "min")``."""
+
+    metric: str
+    direction: str = "max"
+
+    def __post_init__(self):
+        if self.direction not in ("max", "min"):
+            raise ValueError(f"direction must be 'max' or 'min', got {self.direction!r}")
+
+    def as_loss(self, value: float) -> float:
+        """The value turned into something to minimize."""
+        return -value if self.direction == "max" else value
+
+
+@dataclass
+class Trial:
+    """One evaluated candidate. ``metrics`` holds accuracy and every cost figure of the cost model."""
+
+    id: int
+    genome: Genome
+    status: str = OK  # ok | failed | infeasible
+    metrics: dict[str, float] = field(default_factory=dict)
+    parents: tuple[int, ...] = ()
+    origin: str = "sample"
+    key: str = ""
+
+    def value(self, objective: Objective) -> float | None:
+        """The objective's value, or None when the trial failed or broke a constraint."""
+        if self.status != OK or objective.metric not in self.metrics:
+            return None
+        return float(self.metrics[objective.metric])
+
+
+DEFAULT_OBJECTIVES = (Objective("accuracy", "max"),)
+
+
+class Strategy(ABC):
+    """Proposes candidates (``ask``) and learns from results (``tell``)."""
+
+    name: str = ""
+    #: True when the strategy optimizes several objectives at once (a Pareto front).
+    multi_objective: bool = False
+
+    def __init__(self, space: SearchSpace, seed: int = 0, objectives=DEFAULT_OBJECTIVES, **options: Any):
+        self.space = space
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.objectives = tuple(o if isinstance(o, Objective) else Objective(*o) for o in objectives)
+
+    @property
+    def objective(self) -> Objective:
+        """The objective a single-objective strategy optimizes: the first one."""
+        return self.objectives[0]
+
+    def fitness(self, trial: Trial) -> float:
+        """Larger is better; failed or infeasible trials get -inf."""
+        value = trial.value(self.objective)
+        if value is None:
+            return float("-inf")
+        return value if self.objective.direction == "max" else -value
+
+    @abstractmethod
+    def ask(self, n: int) -> list[Candidate]:
+        """``n`` candidates to evaluate next."""
+
+    @abstractmethod
+    def tell(self, trials: list[Trial]) -> None:
+        """Results for candidates asked before, in the order they were asked."""
