@@ -1,0 +1,4 @@
+"""Subcommands of the ``tinyevo`` CLI; each module has ``add_parser(subparsers)``."""
+from tinyevo.commands import inspect
+
+COMMANDS = [inspect]

@@ -1,0 +1,114 @@
+"""``tinyevo list``, ``tinyevo sample`` and ``tinyevo cost``: look before you search."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from tinyevo.model_file import genome_document, load_architecture
+from tinyevo.units import format_bytes
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("list", help="list search spaces, boards, strategies or estimators",
+                       description="List what tinyevo knows by name.")
+    p.add_argument("what", choices=["spaces", "boards", "strategies", "estimators"])
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=run_list)
+
+    p = sub.add_parser("sample", help="draw a random architecture from a search space",
+                       description="Draw a random genome of a space and show it. With --json the "
+                                   "output is a genome file that `tinyevo cost` reads.")
+    p.add_argument("--space", required=True, help="search space name (see `tinyevo list spaces`)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--count", type=int, default=1, help="how many genomes (default 1)")
+    p.add_argument("--board", default="stm32f746", help="board for the cost column (default stm32f746)")
+    p.add_argument("--json", action="store_true", help="print the genome file(s) as JSON")
+    p.set_defaults(handler=run_sample)
+
+    p = sub.add_parser("cost", help="what an architecture costs on a microcontroller",
+                       description="Params, MACs, flash, peak SRAM, latency and energy of an "
+                                   "architecture file or genome file on a board.")
+    p.add_argument("file", help="JSON file: an architecture (examples/resnet8.json) or a genome file")
+    p.add_argument("--board", default="stm32f746", help="board name or TOML file (default stm32f746)")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(handler=run_cost)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    names, rows = _catalogue(args.what)
+    if args.json:
+        print(json.dumps(rows if rows else names, indent=1))
+    else:
+        for row in rows or [{"name": n} for n in names]:
+            print("  ".join(str(v) for v in row.values()))
+    return 0
+
+
+def _catalogue(what: str) -> tuple[list[str], list[dict]]:
+    if what == "boards":
+        from tinyevo.hardware import list_boards, load_board
+        boards = [load_board(n) for n in list_boards()]
+        return [b.name for b in boards], [
+            {"name": b.name, "core": b.core, "clock_mhz": b.clock_mhz,
+             "sram": format_bytes(b.sram_bytes), "flash": format_bytes(b.flash_bytes)} for b in boards]
+    if what == "spaces":
+        from tinyevo.spaces import SPACES
+        return SPACES.names(), [{"name": n, "encoding": SPACES.get(n).encoding} for n in SPACES.names()]
+    if what == "strategies":
+        from tinyevo.search import STRATEGIES
+        return STRATEGIES.names(), []
+    from tinyevo.estimate import ESTIMATORS
+    return ESTIMATORS.names(), []
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    from tinyevo.hardware import estimate_cost, load_board
+    from tinyevo.spaces import create_space
+
+    space, board = create_space(args.space), load_board(args.board)
+    rng = np.random.default_rng(args.seed)
+    documents = []
+    for _ in range(max(args.count, 1)):
+        genome = space.sample(rng)
+        cost = estimate_cost(space.decode(genome), board)
+        documents.append({**genome_document(space, genome), "cost": cost.to_dict()})
+    if args.json:
+        print(json.dumps(documents[0] if len(documents) == 1 else documents, indent=1))
+        return 0
+    for doc in documents:
+        c = doc["cost"]
+        print(f"{doc['describe']}\n    params {c['params']:,}  MACs {c['macs']:,}  "
+              f"flash {format_bytes(c['flash_bytes'])}  peak SRAM {format_bytes(c['peak_sram_bytes'])}  "
+              f"latency {c['latency_ms']:.2f} ms on {board.name}")
+    return 0
+
+
+def run_cost(args: argparse.Namespace) -> int:
+    from tinyevo.hardware import estimate_cost, load_board
+
+    board = load_board(args.board)  # a wrong board name fails before reading the file
+    arch = load_architecture(args.file)
+    cost = estimate_cost(arch, board).to_dict()
+    report = {"model": arch.name or args.file, "board": board.name, **cost,
+              "fits_sram": cost["peak_sram_bytes"] <= board.sram_bytes,
+              "fits_flash": cost["flash_bytes"] <= board.flash_bytes}
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    print(f"{report['model']} on {board.name} ({board.core}, {board.clock_mhz:g} MHz, "
+          f"{format_bytes(board.sram_bytes)} SRAM, {format_bytes(board.flash_bytes)} flash)")
+    rows = [("params", f"{cost['params']:,}"), ("MACs", f"{cost['macs']:,}"),
+            ("flash", f"{cost['flash_bytes']:,} bytes ({_share(cost['flash_bytes'], board.flash_bytes)})"),
+            ("peak SRAM", f"{cost['peak_sram_bytes']:,} bytes "
+                          f"({_share(cost['peak_sram_bytes'], board.sram_bytes)})"),
+            ("latency", f"{cost['latency_ms']:.2f} ms (estimate)"),
+            ("energy", f"{cost['energy_mj']:.3f} mJ (estimate)")]
+    for label, value in rows:
+        print(f"  {label:<10} {value}")
+    return 0
+
+
+def _share(used: int, available: int) -> str:
+    return f"{100 * used / available:.1f}% of the board's"

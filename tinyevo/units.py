@@ -1,0 +1,42 @@
+"""Human sizes and times: ``64KB`` -> 65536 bytes, ``50ms`` -> 50.0 ms.
+
+Memory units follow the microcontroller datasheet convention: 1 KB = 1024 bytes, 1 MB = 1024 KB.
+"""
+from __future__ import annotations
+
+import re
+
+from tinyevo.errors import TinyevoError
+
+_BYTES = {"": 1, "b": 1, "kb": 1024, "kib": 1024, "k": 1024, "mb": 1024**2, "mib": 1024**2, "m": 1024**2}
+_MS = {"": 1.0, "ms": 1.0, "s": 1000.0, "us": 0.001}
+_MACS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
+
+
+def _parse(text: str, units: dict, what: str, example: str) -> float:
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+    if not match or match.group(2).lower() not in units:
+        raise TinyevoError(f"cannot read {what} {text!r}; write it like {example}")
+    return float(match.group(1)) * units[match.group(2).lower()]
+
+
+def parse_bytes(text: str | int) -> int:
+    return int(_parse(str(text), _BYTES, "a size", "64KB, 1MB or 20000"))
+
+
+def parse_ms(text: str | float) -> float:
+    return _parse(str(text), _MS, "a time", "50ms or 0.2s")
+
+
+def parse_count(text: str | int) -> int:
+    return int(_parse(str(text), _MACS, "a count", "5M or 200000"))
+
+
+def format_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    if n >= 1024**2:
+        return f"{n / 1024**2:.2f} MB"
+    if n >= 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{int(n)} B"
