@@ -1,0 +1,14 @@
+"""Performance estimation (survey section I-C): how good is a candidate architecture?
+
+Importing this package registers the built-in estimators in ``ESTIMATORS``.
+"""
+from tinyevo.estimate.base import ESTIMATORS, EstimationFailed, Estimator, EvalContext
+from tinyevo.estimate import tabular, training  # noqa: F401  (register "tabular", "training")
+
+
+def create_estimator(name: str, **options) -> Estimator:
+    """``create_estimator("tabular", path=...)``; a clear TinyevoError for an unknown name."""
+    return ESTIMATORS.create(name, **options)
+
+
+__all__ = ["ESTIMATORS", "EstimationFailed", "Estimator", "EvalContext", "create_estimator"]

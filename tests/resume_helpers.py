@@ -1,0 +1,106 @@
+"""Test helpers for the runner: a small regularized evolution, a slowed tabular estimator, and a
+command line that runs a search into a store file (so a test can SIGKILL it and run it again).
+
+    python tests/resume_helpers.py STORE --evaluations 30 --seed 1 --workers 0 --sleep 0.01
+
+Setting ``TINYEVO_TEST_HOLD_AT=N`` makes the evaluation of trial N block (after creating the file
+``$TINYEVO_TEST_HOLD_FILE``), so that a test can kill the process at a known point of the search
+without depending on timing.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyevo.estimate.tabular import TabularEstimator
+from tinyevo.run import Budget, ProcessExecutor, Runner, SerialExecutor
+from tinyevo.search import Candidate, Strategy, create_strategy
+from tinyevo.spaces import create_space
+from tinyevo.store import Store
+
+HOLD_SECONDS = 120  # a held evaluation gives up after this, so no process lingers for long
+
+
+def regularized(space, seed=0):
+    """Regularized evolution (Real et al. 2019) with a population small enough for a test."""
+    return create_strategy("regularized", space, seed=seed, population_size=8, tournament_size=3)
+
+
+class FixedList(Strategy):
+    """Asks the genomes of a fixed list, in order, and records everything it is told."""
+
+    name = "test-fixed-list"
+
+    def __init__(self, space, genomes, seed=0, **options):
+        super().__init__(space, seed, **options)
+        self.genomes, self.told, self._next = list(genomes), [], 0
+
+    def ask(self, n):
+        chosen = [self.genomes[(self._next + i) % len(self.genomes)] for i in range(n)]
+        self._next += n
+        return [Candidate(g) for g in chosen]
+
+    def tell(self, trials):
+        self.told.extend(trials)
+
+
+@dataclass
+class SlowTabular(TabularEstimator):
+    """The tabular estimator, slowed down; blocks on trial ``$TINYEVO_TEST_HOLD_AT``."""
+
+    sleep_s: float = 0.0
+    name = "test-slow-tabular"
+
+    def evaluate(self, architecture, context):
+        time.sleep(self.sleep_s)
+        if str(context.trial_id) == os.environ.get("TINYEVO_TEST_HOLD_AT"):
+            Path(os.environ["TINYEVO_TEST_HOLD_FILE"]).touch()  # tell the test: holding now
+            hold(os.getppid())
+        return super().evaluate(architecture, context)
+
+
+def hold(parent_pid: int) -> None:
+    """Block until killed (or until the parent dies: a pool worker must not outlive its runner)."""
+    deadline = time.monotonic() + HOLD_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        if os.getppid() != parent_pid:
+            os._exit(0)
+    os._exit(3)
+
+
+def search(store_path, evaluations=30, seed=1, workers=0, sleep_s=0.0, batch_size=None,
+           progress=False):
+    """A regularized-evolution search of nb201 on the tabular benchmark, into ``store_path``.
+
+    ``workers=0`` evaluates in this process; the batch size is the number of workers (or 1)."""
+    space = create_space("nb201")
+    executor = ProcessExecutor(workers) if workers else SerialExecutor()
+    with executor, Store(store_path) as store:
+        runner = Runner(space, regularized(space, seed), SlowTabular(sleep_s=sleep_s),
+                        store, Budget(evaluations=evaluations), executor=executor,
+                        batch_size=batch_size or max(1, workers), progress=progress)
+        return runner.run()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("store")
+    parser.add_argument("--evaluations", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--sleep", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    trials = search(args.store, args.evaluations, args.seed, args.workers, args.sleep)
+    print(f"{len(trials)} trials")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import resume_helpers  # so that pickled classes are found as resume_helpers.X in pool workers
+
+    resume_helpers.main()

@@ -1,0 +1,82 @@
+"""The `tinyevo` command as a user runs it: published figures out, one-line errors for bad input."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tinyevo(*args, cwd=ROOT):
+    result = subprocess.run([sys.executable, "-m", "tinyevo.cli", *args], cwd=cwd,
+                            capture_output=True, text=True, timeout=120)
+    return result.returncode, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("name, macs, params, sram", [
+    ("resnet8", 12.50e6, 77_706, 49_152),   # MLPerf Tiny ResNet-8, published figures
+    ("ds_cnn", 2.66e6, 22_604, 16_000),     # MLPerf Tiny DS-CNN, published figures
+])
+def test_cost_of_the_mlperf_tiny_examples(name, macs, params, sram):
+    code, out, err = tinyevo("cost", f"examples/{name}.json", "--board", "stm32f746", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert abs(report["macs"] - macs) / macs < 0.01
+    assert report["params"] == params and report["peak_sram_bytes"] == sram
+    assert {"flash_bytes", "latency_ms", "energy_mj"} <= set(report)
+    code, text, _ = tinyevo("cost", f"examples/{name}.json", "--board", "STM32F746")
+    assert code == 0 and f"{params:,}" in text and f"{sram:,}" in text
+
+
+def _write(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return str(path)
+
+
+def _arch(nodes):
+    return {"input_shape": [8, 8, 3], "nodes": nodes}
+
+
+BAD_INPUTS = {
+    "missing file": (lambda t: str(t / "nope.json"), "no such"),
+    "malformed json": (lambda t: _write(t, "bad.json", "{\"input_shape\": [8, 8"), "malformed JSON"),
+    "unknown op": (lambda t: _write(t, "op.json", _arch([{"name": "a", "op": "conv3d", "inputs": ["input"]}])),
+                   "unknown op 'conv3d'"),
+    "shapes do not fit": (lambda t: _write(t, "shape.json", _arch([
+        {"name": "a", "op": "conv2d", "inputs": ["input"], "attrs": {"out_channels": 4, "stride": 2}},
+        {"name": "b", "op": "add", "inputs": ["a", "input"]}])), "same shape"),
+    "not an architecture": (lambda t: _write(t, "list.json", "[1, 2]"), "not an architecture"),
+    "bad genome": (lambda t: _write(t, "genome.json", {"space": "nb201", "genome": "|bogus~0|"}), "NAS-Bench-201"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path, case):
+    make, message = BAD_INPUTS[case]
+    code, out, err = tinyevo("cost", make(tmp_path), "--board", "stm32f746")
+    assert code != 0 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert message in err
+
+
+def test_unknown_board_is_named():
+    code, _, err = tinyevo("cost", "examples/resnet8.json", "--board", "esp99")
+    assert code != 0 and "unknown board 'esp99'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_sample_writes_a_genome_file_that_cost_reads(tmp_path):
+    code, out, err = tinyevo("sample", "--space", "chain", "--seed", "4", "--json")
+    assert code == 0, err
+    path = _write(tmp_path, "g.json", out)
+    code, out, err = tinyevo("cost", path, "--json")
+    assert code == 0, err
+    assert json.loads(out)["peak_sram_bytes"] > 0
+
+
+def test_list_knows_every_registered_space():
+    from tinyevo.spaces import SPACES
+    code, out, _ = tinyevo("list", "spaces", "--json")
+    assert code == 0 and {row["name"] for row in json.loads(out)} == set(SPACES.names())

@@ -1,0 +1,92 @@
+"""The NAS-Bench-201 tabular estimator against the table read independently with gzip + csv."""
+import csv
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinyevo.errors import TinyevoError
+from tinyevo.estimate import ESTIMATORS, EvalContext, create_estimator
+from tinyevo.estimate.tabular import TabularEstimator
+from tinyevo.spaces import create_space
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE = ROOT / "../shared/datasets/nb201_12epoch.csv.gz"
+pytestmark = pytest.mark.skipif(not TABLE.exists(), reason="NAS-Bench-201 table not available")
+
+
+@pytest.fixture(scope="module")
+def rows():
+    with gzip.open(TABLE, "rt") as file:
+        return {row["arch"]: row for row in csv.DictReader(file)}
+
+
+def test_registered_and_created_by_name():
+    assert "tabular" in ESTIMATORS.names()
+    estimator = create_estimator("tabular", path=str(TABLE))
+    assert isinstance(estimator, TabularEstimator) and estimator.needs == ("genome",)
+
+
+def test_accuracy_is_the_validation_column_and_nothing_else(rows):
+    space, estimator = create_space("nb201"), TabularEstimator(path=str(TABLE))
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        cell = space.sample(rng)
+        metrics = estimator.evaluate(space.decode(cell), EvalContext(genome=cell, space=space))
+        assert metrics == {"accuracy": pytest.approx(float(rows[cell]["cifar10-val"]) / 100)}
+        test = float(rows[cell]["cifar10-test"]) / 100
+        assert estimator.test_accuracy(cell) == pytest.approx(test)
+
+
+def test_other_datasets_use_their_own_columns(rows):
+    cell = next(iter(rows))
+    estimator = TabularEstimator(path=str(TABLE), dataset="cifar100")
+    got = estimator.evaluate(None, EvalContext(genome=cell))["accuracy"]
+    assert got == pytest.approx(float(rows[cell]["cifar100-val"]) / 100)
+    with pytest.raises(TinyevoError, match="dataset"):
+        TabularEstimator(path=str(TABLE), dataset="mnist")
+
+
+def test_every_cell_of_the_nb201_space_is_in_the_table(rows):
+    """5 ops on 6 edges: the space's vectors enumerate exactly the 15,625 cells of the table."""
+    space, estimator = create_space("nb201"), TabularEstimator(path=str(TABLE))
+    cells = {space.from_vector(list(v)) for v in np.ndindex(*(5,) * 6)}
+    assert cells == set(rows) and len(estimator.table()) == 5 ** 6 == 15625
+
+
+def test_published_oracle_numbers(rows):
+    """NAS-Bench-201, 12 epochs: best test accuracy 89.16; the best-validation cell tests 89.03."""
+    estimator = TabularEstimator(path=str(TABLE))
+    table = estimator.table()
+    assert max(row["cifar10-test"] for row in table.values()) == pytest.approx(89.16)
+    best_val_cell = max(table, key=lambda cell: table[cell]["cifar10-val"])
+    assert estimator.test_accuracy(best_val_cell) == pytest.approx(0.8903)
+
+
+def test_genome_as_a_list_of_edge_ops(rows):
+    ops = ["nor_conv_3x3", "nor_conv_3x3", "avg_pool_3x3", "skip_connect", "nor_conv_3x3",
+           "skip_connect"]
+    cell = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"
+            "+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
+    estimator = TabularEstimator(path=str(TABLE))
+    expected = float(rows[cell]["cifar10-val"]) / 100
+    assert estimator.validation_accuracy(ops) == pytest.approx(expected)
+
+
+def test_unknown_cell_and_missing_file_are_one_line_errors(tmp_path):
+    with pytest.raises(TinyevoError, match="not in NAS-Bench-201"):
+        TabularEstimator(path=str(TABLE)).test_accuracy("|conv_9x9~0|+|none~0|none~1|+|a~0|b~1|")
+    with pytest.raises(TinyevoError, match="not found"):
+        TabularEstimator(path=str(tmp_path / "absent.csv.gz")).test_accuracy("x")
+    broken = tmp_path / "broken.csv.gz"
+    broken.write_bytes(b"not gzip")
+    with pytest.raises(TinyevoError, match="cannot read"):
+        TabularEstimator(path=str(broken)).table()
+
+
+def test_default_path_is_relative_to_the_repository_root(monkeypatch, tmp_path, rows):
+    monkeypatch.chdir(tmp_path)  # the default path works from any working directory
+    cell = next(iter(rows))
+    assert TabularEstimator().validation_accuracy(cell) == pytest.approx(
+        float(rows[cell]["cifar10-val"]) / 100)

@@ -1,0 +1,208 @@
+"""The training estimator on digits: accuracy, seeds, failures, and what each fidelity knob changes."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from tinyevo.arch import Architecture, GraphBuilder
+from tinyevo.data import load_dataset
+from tinyevo.data.base import Dataset
+from tinyevo.errors import TinyevoError
+from tinyevo.estimate.base import ESTIMATORS, EstimationFailed, EvalContext
+from tinyevo.estimate.fidelity import input_size, scale_width
+from tinyevo.estimate.training import TrainingEstimator
+from tinyevo.nn import ArchitectureModule, build
+from tinyevo.zoo import ds_cnn
+
+torch.set_num_threads(1)
+FAST = dict(epochs=3, lr=1e-2, batch_size=32)
+
+
+def small_net(input_shape=(8, 8, 1), channels=16, kernel=3, padding="same") -> Architecture:
+    g = GraphBuilder(input_shape)
+    x = g.conv2d(g.input, channels, kernel=kernel, padding=padding, bias=False)
+    x = g.relu(g.batch_norm(x))
+    x = g.conv_bn_act(x, 2 * channels, stride=2)
+    return g.build(g.dense(g.flatten(x), 10))
+
+
+class InputRecorder:
+    """Records the shape of every batch an ArchitectureModule receives while training."""
+
+    def __init__(self):
+        self.shapes = []
+
+    def __enter__(self):
+        def hook(module, args):
+            if isinstance(module, ArchitectureModule) and module.training:
+                self.shapes.append(tuple(args[0].shape))
+        self.handle = torch.nn.modules.module.register_module_forward_pre_hook(hook)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+def test_small_conv_net_learns_digits():
+    metrics = TrainingEstimator(**FAST).evaluate(small_net())
+    assert metrics["accuracy"] > 0.8  # chance is 0.1; ten seeds measured 0.96-0.98
+    assert len(metrics["learning_curve"]) == 3 and metrics["accuracy"] == metrics["learning_curve"][-1]
+    assert metrics["train_seconds"] > 0 and metrics["epochs"] == 3
+
+
+def test_same_seed_same_result_other_seed_other_result():
+    first = TrainingEstimator(**FAST, seed=5).evaluate(small_net())
+    again = TrainingEstimator(**FAST, seed=5).evaluate(small_net())
+    other = TrainingEstimator(**FAST, seed=6).evaluate(small_net())
+    assert first["learning_curve"] == again["learning_curve"] and first["train_loss"] == again["train_loss"]
+    assert other["train_loss"] != first["train_loss"]
+
+
+def test_diverging_training_is_a_failed_candidate():
+    estimator = TrainingEstimator(epochs=1, lr=1e30, optimizer="sgd")  # weights overflow float32
+    with pytest.raises(EstimationFailed, match="loss is (nan|inf)"):
+        estimator.evaluate(small_net())
+
+
+def test_nan_in_the_data_is_a_failed_candidate():
+    data = load_dataset("digits")
+    x = data.as_float(data.x_train)
+    x[7, 0, 0, 0] = np.nan
+    poisoned = Dataset("poisoned", x, data.y_train, data.as_float(data.x_val), data.y_val,
+                       data.as_float(data.x_test), data.y_test, 10)
+    with pytest.raises(EstimationFailed, match="loss is nan at epoch 1"):
+        TrainingEstimator(dataset=poisoned, epochs=1).evaluate(small_net())
+
+
+def test_a_crashing_candidate_is_a_failed_candidate():
+    """A 5x5 'valid' conv cannot run on the 2x2 input that resolution=0.25 leaves."""
+    arch = small_net(kernel=5, padding="valid")
+    with pytest.raises(EstimationFailed, match="does not fit"):
+        TrainingEstimator(epochs=1, resolution=0.25).evaluate(arch)
+
+
+def test_data_fraction_trains_on_that_share_of_rows():
+    train_rows = len(load_dataset("digits").y_train)
+    with InputRecorder() as recorder:
+        metrics = TrainingEstimator(epochs=1, batch_size=50, data_fraction=0.1).evaluate(small_net())
+    seen = sum(shape[0] for shape in recorder.shapes)
+    assert seen == round(0.1 * train_rows) == metrics["train_rows"]
+
+
+@pytest.mark.parametrize("resolution, expected", [(0.5, (4, 4)), ((16, 12), (16, 12))])
+def test_resolution_changes_the_input_the_network_sees(resolution, expected):
+    with InputRecorder() as recorder:
+        TrainingEstimator(epochs=1, resolution=resolution).evaluate(small_net())
+    assert {shape[1:] for shape in recorder.shapes} == {(1, *expected)}
+
+
+def test_architecture_input_size_differs_from_the_data():
+    """A genome that chooses a 12x12 input gets digits resized to 12x12."""
+    with InputRecorder() as recorder:
+        metrics = TrainingEstimator(**FAST).evaluate(small_net(input_shape=(12, 12, 1)))
+    assert {shape[2:] for shape in recorder.shapes} == {(12, 12)}
+    assert metrics["accuracy"] > 0.8
+
+
+def test_input_size_rules():
+    assert input_size(0.5, 1, 40) == (1, 20)
+    assert input_size(20, 1, 40) == (1, 20)
+    assert input_size(16, 8, 8) == (16, 16)
+    with pytest.raises(TinyevoError):
+        input_size("big", 8, 8)
+
+
+def conv_params(arch: Architecture) -> list[int]:
+    return [sum(p.numel() for p in m.parameters()) for m in build(arch).modules()
+            if isinstance(m, torch.nn.Conv2d)]
+
+
+def test_width_scale_halves_channels_and_quarters_conv_params():
+    g = GraphBuilder((8, 8, 1))
+    x = g.conv_bn_act(g.input, 16)
+    x = g.conv_bn_act(x, 32)
+    x = g.conv_bn_act(x, 32)
+    arch = g.build(g.dense(g.flatten(g.global_avg_pool(x)), 10))
+    half = scale_width(arch, 0.5)
+    full, thin = conv_params(arch), conv_params(half)
+    assert thin[0] * 2 == full[0]  # the first conv reads the image: only its outputs halve
+    assert [4 * t for t in thin[1:]] == full[1:]
+    assert half.output_shape == (1, 1, 10)  # the classifier keeps its classes
+
+
+def test_width_scale_keeps_depthwise_convs_depthwise():
+    arch = ds_cnn()
+    half = scale_width(arch, 0.5)
+    depthwise = [n for n in half.nodes if n.op == "conv2d" and n.attrs["groups"] > 1]
+    assert depthwise and all(n.attrs["groups"] == n.attrs["out_channels"] == 32 for n in depthwise)
+    out = build(half)(torch.zeros(2, 1, 49, 10))
+    assert out.shape == (2, 12)
+
+
+def test_width_scale_in_the_estimator():
+    trained = TrainingEstimator(epochs=1, width_scale=0.5).fit(small_net(channels=16))
+    convs = [m for m in trained.module.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [8, 16]
+
+
+def test_estimator_pickles_small_and_evaluates_the_same():
+    estimator = TrainingEstimator(epochs=1, seed=3)
+    first = estimator.evaluate(small_net())
+    shipped = pickle.dumps(estimator)
+    assert len(shipped) < 2000  # settings only: the dataset is loaded by name in each process
+    assert pickle.loads(shipped).evaluate(small_net())["learning_curve"] == first["learning_curve"]
+
+
+def test_registered_and_fidelity_from_the_context():
+    estimator = ESTIMATORS.create("training", epochs=3)
+    assert isinstance(estimator, TrainingEstimator)
+    metrics = estimator.evaluate(small_net(), EvalContext(extra={"fidelity": {"epochs": 1}}))
+    assert len(metrics["learning_curve"]) == 1
+
+
+def test_on_epoch_callback_stops_training_early():
+    curves = []
+
+    def stop_after_two(curve):
+        curves.append(curve)
+        return len(curve) == 2
+
+    context = EvalContext(extra={"on_epoch": stop_after_two})
+    metrics = TrainingEstimator(epochs=4).evaluate(small_net(), context)
+    assert [len(c) for c in curves] == [1, 2] and metrics["epochs"] == 2 and metrics["stopped_early"]
+    assert metrics["learning_curve"] == curves[-1]
+
+
+def test_evaluate_test_reports_held_out_accuracy():
+    metrics = TrainingEstimator(**FAST).evaluate_test(small_net())
+    assert metrics["test_accuracy"] > 0.8 and "accuracy" in metrics
+
+
+def test_architecture_that_does_not_match_the_data_is_a_user_error():
+    with pytest.raises(TinyevoError, match="input channel"):
+        TrainingEstimator(epochs=1).evaluate(small_net(input_shape=(8, 8, 3)))
+
+
+@pytest.mark.parametrize("options", [dict(data_fraction=0), dict(optimizer="lion"), dict(epochs=0),
+                                     dict(width_scale=-1), dict(resolution="high")])
+def test_bad_settings_are_one_line_errors(options):
+    with pytest.raises(TinyevoError):
+        TrainingEstimator(**options)
+
+
+def test_mnist1d_signals_train_above_chance():
+    g = GraphBuilder((1, 40, 1))
+    x = g.conv_bn_act(g.input, 16, kernel=(1, 5), stride=(1, 2))
+    x = g.conv_bn_act(x, 32, kernel=(1, 5), stride=(1, 2))
+    arch = g.build(g.dense(g.flatten(x), 10))
+    metrics = TrainingEstimator(dataset="mnist1d", epochs=2, lr=1e-2).evaluate(arch)
+    assert metrics["accuracy"] > 0.3  # chance is 0.1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_trains_on_cuda():
+    trained = TrainingEstimator(**FAST, device="cuda").fit(small_net())
+    assert next(trained.module.parameters()).is_cuda and trained.metrics["accuracy"] > 0.8

@@ -1,0 +1,95 @@
+"""A user's own data: a NumPy ``.npz`` file with ``x`` (inputs) and ``y`` (integer class labels).
+
+``x`` may be (N, H, W, C) images, (N, H, W) single-channel images, or (N, L) 1-D signals (read as
+height 1, one channel). uint8 inputs are read as pixels 0..255 (scale 1/255), floats as they are.
+When the file also holds ``x_test`` and ``y_test`` they are the test split; otherwise the test
+split is a seeded share of the rows. Validation is a seeded share of the training rows. The file
+is read with ``allow_pickle=False``: it cannot run code.
+"""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from tinyevo.data.base import (DATASETS, TEST_SIZE, VAL_SIZE, Dataset, check_data_dir,
+                               with_official_test, with_seeded_test)
+from tinyevo.errors import TinyevoError
+
+
+def npz_path(path, data_dir) -> Path:
+    """The file to read: ``path`` (relative to ``data_dir`` when both are given) or ``data_dir`` itself."""
+    if path is None and data_dir is not None and str(data_dir).endswith(".npz"):
+        path, data_dir = data_dir, None
+    if path is None:
+        raise TinyevoError("dataset 'npz' needs the file: pass path=FILE.npz (or --data-dir FILE.npz)")
+    path = Path(path).expanduser()
+    if data_dir is not None and not path.is_absolute():
+        path = check_data_dir(data_dir, "npz") / path
+    if not path.is_file():
+        raise TinyevoError(f"npz file {str(path)!r} does not exist; give the path of a .npz with "
+                           f"arrays x and y")
+    return path
+
+
+def as_images(x: np.ndarray, where: str) -> np.ndarray:
+    """(N, H, W, C) from (N, H, W, C), (N, H, W) or (N, L)."""
+    if x.ndim == 2:
+        return x[:, None, :, None]
+    if x.ndim == 3:
+        return x[..., None]
+    if x.ndim == 4:
+        return x
+    raise TinyevoError(f"{where}: x has shape {x.shape}; expected (N, H, W, C), (N, H, W) or (N, L)")
+
+
+def class_labels(y: np.ndarray, rows: int, where: str) -> np.ndarray:
+    if y.ndim != 1 or len(y) != rows:
+        raise TinyevoError(f"{where}: y must hold one label per row of x ({rows}), got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+        raise TinyevoError(f"{where}: y must be non-negative integer class labels, got {y.dtype}")
+    return y.astype(np.int64)
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise TinyevoError(f"{path}: not a readable .npz file ({error})") from None
+    missing = {"x", "y"} - set(arrays)
+    if missing:
+        raise TinyevoError(f"{path}: lacks array(s) {sorted(missing)}; save it with "
+                           f"numpy.savez(path, x=inputs, y=labels)")
+    return arrays
+
+
+@DATASETS.register("npz")
+def load_npz(data_dir=None, seed: int = 0, path=None, val_size: float | int = VAL_SIZE,
+             test_size: float | int = TEST_SIZE, num_classes: int | None = None,
+             name: str | None = None) -> Dataset:
+    """Load ``path``, e.g. the shared MNIST with a seeded 60,000 / 10,000 split:
+    ``load_dataset("npz", path="../shared/datasets/mnist70k.npz", test_size=10000)``."""
+    file = npz_path(path, data_dir)
+    arrays = read_npz(file)
+    x = as_images(arrays["x"], str(file))
+    y = class_labels(arrays["y"], len(x), str(file))
+    has_test = "x_test" in arrays and "y_test" in arrays
+    x_test = as_images(arrays["x_test"], str(file)) if has_test else x[:0]
+    y_test = class_labels(arrays["y_test"], len(x_test), str(file)) if has_test else y[:0]
+    if x_test.shape[1:] != x.shape[1:]:
+        raise TinyevoError(f"{file}: x_test rows are {x_test.shape[1:]} but x rows are {x.shape[1:]}")
+    classes = int(num_classes or max(y.max(initial=0), y_test.max(initial=0)) + 1)
+    scale, x, x_test = pixel_scale(x, x_test)
+    common = dict(scale=scale, meta={"source": str(file)})
+    if has_test:
+        return with_official_test(name or file.stem, x, y, x_test, y_test, classes, seed, val_size, **common)
+    return with_seeded_test(name or file.stem, x, y, classes, seed, val_size, test_size, **common)
+
+
+def pixel_scale(x: np.ndarray, x_test: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """uint8 stays uint8 with scale 1/255; anything else becomes float32 with scale 1."""
+    if x.dtype == np.uint8 and x_test.dtype == np.uint8:
+        return 1.0 / 255, x, x_test
+    return 1.0, x.astype(np.float32), x_test.astype(np.float32)

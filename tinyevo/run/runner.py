@@ -1,0 +1,293 @@
+"""The runner: asks the strategy, filters, evaluates, stores, tells, until the budget is spent.
+
+For every candidate of a batch, in the order the strategy asked for them:
+
+1. **Duplicate** (its ``space.key`` was seen before in this run): answered with a copy of the
+   earlier trial -- same ``id``, ``key``, ``status`` and ``metrics``, the candidate's own genome,
+   parents and origin. Not stored again, not counted as an evaluation.
+2. **Stored** (a resumed run meets a candidate the store already holds): the stored trial is
+   replayed, nothing is evaluated.
+3. **Infeasible** (the cost model says it breaks a hard constraint): stored with status
+   ``infeasible`` and metrics = cost + ``constraint_violation``; never evaluated, not counted.
+4. Otherwise it is **evaluated** by the estimator through the executor; metrics = cost + the
+   estimator's metrics (+ ``constraint_violation`` = 0). Exceptions, ``EstimationFailed`` and NaN
+   make it ``failed``; it counts as an evaluation and the search goes on.
+
+Trial ids are given in ask order to every candidate that is not a duplicate, so a replay gives the
+same ids. The strategy is told the whole batch in ask order, which keeps a run deterministic for
+its seed whatever the executor: a run killed at any moment and started again with the same command
+replays its store and ends where the uninterrupted run ends. When the budget runs out inside a
+batch, the rest of the batch is neither evaluated nor told. A strategy that proposes
+``max_consecutive_skips`` duplicates or infeasible candidates in a row stops the run.
+"""
+from __future__ import annotations
+
+import json
+import numbers
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from tinyevo.errors import TinyevoError
+from tinyevo.estimate.base import EstimationFailed, Estimator, EvalContext
+from tinyevo.run.budget import Budget
+from tinyevo.run.constraints import Constraints
+from tinyevo.run.executors import Executor, SerialExecutor
+from tinyevo.run.jobs import Job, clean_metrics, evaluate_job
+from tinyevo.run.progress import Progress
+from tinyevo.run.resume import check_config, run_config
+from tinyevo.search.base import FAILED, INFEASIBLE, OK, Candidate, Strategy, Trial
+from tinyevo.spaces.base import SearchSpace
+from tinyevo.store import Store, TrialRecord, json_text
+
+_DECODE_ERRORS = (TinyevoError, ValueError, KeyError, TypeError, IndexError)
+
+
+@dataclass
+class _Slot:
+    """One asked candidate on its way to becoming a told trial."""
+
+    candidate: Candidate
+    genome: Any
+    key: str
+    trial: Trial | None = None
+    source: "_Slot | None" = None  # the pending slot it duplicates, within the same batch
+    job: Job | None = None
+    cost: dict | None = None
+
+
+class Runner:
+    """Runs one search: ``Runner(space, strategy, estimator, store, budget, constraints, board,
+    executor).run()``. ``store`` (default: in memory) is where trials go and where a resume comes
+    from; ``batch_size`` (default: the executor's parallelism) is how many candidates are asked at
+    once; ``cost_model(architecture, board)`` defaults to ``tinyevo.hardware.estimate_cost``."""
+
+    def __init__(self, space: SearchSpace, strategy: Strategy, estimator: Estimator,
+                 store: Store | None = None, budget: Budget | None = None,
+                 constraints: Constraints | None = None, board: Any = None,
+                 executor: Executor | None = None, progress: bool = True,
+                 batch_size: int | None = None, cost_model: Callable | None = None,
+                 max_consecutive_skips: int = 1000, run_dir: str | Path | None = None):
+        self.space, self.strategy, self.estimator = space, strategy, estimator
+        self.store = store if store is not None else Store()
+        self.budget = budget if budget is not None else Budget(evaluations=100)
+        self.constraints = constraints if constraints is not None else Constraints()
+        self.board = board
+        self.executor = executor if executor is not None else SerialExecutor()
+        self.batch_size = int(batch_size or self.executor.parallelism)
+        self.cost_model = cost_model
+        self.max_consecutive_skips = max_consecutive_skips
+        self.show_progress = progress
+        self.run_dir = Path(run_dir) if run_dir else _store_dir(self.store)
+        self.stop_reason = ""
+
+    # --- the loop ------------------------------------------------------------------------------
+    def run(self) -> list[Trial]:
+        """Search until the budget is spent; the run's distinct trials, in id order."""
+        self._begin()
+        with Progress(self.budget.evaluations, self.strategy.objective, self.show_progress) as bar:
+            self._progress = bar
+            while not self._finished():
+                candidates = self.strategy.ask(self.batch_size)
+                if not candidates:
+                    self.stop_reason = f"strategy {self.strategy.name!r} has no more candidates"
+                told = self._run_batch(candidates)
+                if told:
+                    self.strategy.tell(told)
+                self.store.set("elapsed_seconds", self.elapsed_seconds())
+        self._end()
+        return [self._trials[i] for i in sorted(self._trials)]
+
+    def _begin(self) -> None:
+        self._check_needs()
+        check_config(self.store, self.config())
+        self.store.set("budget", self.budget.to_dict())
+        records = self.store.records()
+        self._stored: dict[str, TrialRecord] = {r.trial.key: r for r in records}
+        self._stored_ids = {r.trial.id for r in records}
+        self._known: dict[str, Trial] = {}
+        self._trials: dict[int, Trial] = {}
+        self._next_id = self.evaluated = self.duplicates = self._skips = 0
+        self._seconds_before = float(self.store.get("elapsed_seconds", 0.0))
+        self._started = time.perf_counter()
+        self.stop_reason = ""
+
+    def _finished(self) -> bool:
+        if not self.stop_reason and self.budget.exhausted(self.evaluated, self.elapsed_seconds()):
+            self.stop_reason = "budget"
+        return bool(self.stop_reason)
+
+    def _end(self) -> None:
+        if self.stop_reason == "budget":
+            return
+        if self.evaluated == 0:
+            raise TinyevoError(f"nothing was evaluated: {self.stop_reason}; loosen the constraints "
+                               f"or check the strategy")
+        warnings.warn(f"search stopped early: {self.stop_reason}", RuntimeWarning, stacklevel=3)
+
+    def config(self) -> dict:
+        """What a resume of this run must match (see ``tinyevo.run.resume``)."""
+        return run_config(self.space, self.strategy, self.estimator, self.constraints, self.board,
+                          self.batch_size)
+
+    def elapsed_seconds(self) -> float:
+        """Wall time of the run, earlier sessions of a resumed run included."""
+        return self._seconds_before + time.perf_counter() - self._started
+
+    # --- one batch -----------------------------------------------------------------------------
+    def _run_batch(self, candidates: list[Candidate]) -> list[Trial]:
+        slots: list[_Slot] = []
+        pending: list[_Slot] = []
+        for candidate in candidates:
+            if self.budget.evaluations_left(self.evaluated + len(pending)) == 0:
+                break
+            if self._skips >= self.max_consecutive_skips:
+                self.stop_reason = (f"the strategy proposed {self._skips} duplicate or infeasible "
+                                    f"candidates in a row")
+                break
+            slots.append(self._prepare(candidate, pending))
+        jobs = [slot.job for slot in pending]
+        self.executor.map(evaluate_job, jobs, lambda i, result: self._finish(pending[i], result))
+        return [self._told(slot) for slot in slots]
+
+    def _prepare(self, candidate: Candidate, pending: list[_Slot]) -> _Slot:
+        """Sort a candidate: a duplicate, or a new trial (see ``_prepare_new``)."""
+        genome = json.loads(json_text(candidate.genome))  # what a replay reads back from the store
+        architecture, key, error = self._decode(genome)
+        slot = _Slot(candidate, genome, key)
+        if key in self._known:
+            slot.trial = self._duplicate(self._known[key], slot)
+        elif any(p.key == key for p in pending):
+            slot.source = next(p for p in pending if p.key == key)
+        else:
+            self._prepare_new(slot, architecture, error, pending)
+            return slot
+        self.duplicates += 1
+        self._skips += 1
+        return slot
+
+    def _prepare_new(self, slot: _Slot, architecture, error: str | None,
+                     pending: list[_Slot]) -> None:
+        """Replay it from the store, record it as failed or infeasible, or queue it."""
+        trial_id = self._take_id(slot)
+        stored = self._stored.get(slot.key)
+        if stored is not None:
+            self._replay(slot, stored)
+        elif architecture is None:
+            self._record(slot, self._trial(slot, trial_id, FAILED, {}), error=error)
+        else:
+            self._check_cost(slot, trial_id, architecture, pending)
+        evaluated = slot.job is not None or (stored is not None and stored.evaluated)
+        self._skips = 0 if evaluated else self._skips + 1
+
+    def _decode(self, genome) -> tuple[Any, str, str | None]:
+        try:
+            return self.space.decode(genome), self.space.key(genome), None
+        except _DECODE_ERRORS as error:
+            return None, "invalid:" + json_text(genome), f"invalid genome: {error}"
+
+    def _check_cost(self, slot: _Slot, trial_id: int, architecture, pending: list[_Slot]) -> None:
+        try:
+            slot.cost = self._cost(architecture)
+        except (EstimationFailed, ArithmeticError, ValueError) as error:
+            failed = self._trial(slot, trial_id, FAILED, {})
+            self._record(slot, failed, error=f"cost model: {error}")
+            return
+        violation = self.constraints.violation(slot.cost)
+        slot.cost["constraint_violation"] = violation
+        if violation > 0:
+            self._record(slot, self._trial(slot, trial_id, INFEASIBLE, slot.cost))
+            return
+        context = EvalContext(genome=slot.genome, space=self.space, trial_id=trial_id,
+                              seed=_trial_seed(self.strategy.seed, trial_id),
+                              parents=tuple(slot.candidate.parents), run_dir=self.run_dir)
+        slot.job = Job(trial_id, self.estimator, architecture, context)
+        pending.append(slot)
+
+    def _cost(self, architecture) -> dict:
+        if self.cost_model is None:
+            from tinyevo.hardware import estimate_cost
+            self.cost_model = estimate_cost
+        cost = self.cost_model(architecture, self.board)
+        figures = cost if isinstance(cost, dict) else cost.to_dict()
+        return clean_metrics({name: value for name, value in figures.items()
+                              if isinstance(value, numbers.Number)})  # not None, not board names
+
+    def _finish(self, slot: _Slot, result: dict) -> None:
+        """Store an evaluated trial the moment its result comes back."""
+        if result.get("user_error"):
+            raise TinyevoError(result["user_error"])
+        metrics = {**slot.cost, **result["metrics"]}
+        trial = self._trial(slot, slot.job.trial_id, result["status"], metrics)
+        self.evaluated += 1
+        self._record(slot, trial, error=result["error"], started_at=result["started_at"],
+                     finished_at=result["finished_at"], seconds=result["seconds"])
+
+    def _told(self, slot: _Slot) -> Trial:
+        if slot.source is not None:
+            slot.trial = self._duplicate(slot.source.trial, slot)
+        return slot.trial
+
+    # --- trials --------------------------------------------------------------------------------
+    def _trial(self, slot: _Slot, trial_id: int, status: str, metrics: dict) -> Trial:
+        return Trial(id=trial_id, genome=slot.genome, status=status, metrics=dict(metrics),
+                     parents=tuple(slot.candidate.parents), origin=slot.candidate.origin,
+                     key=slot.key)
+
+    def _duplicate(self, original: Trial, slot: _Slot) -> Trial:
+        return self._trial(slot, original.id, original.status, original.metrics)
+
+    def _record(self, slot: _Slot, trial: Trial, **timings) -> None:
+        """Store a new trial and make it known to the rest of the run."""
+        self.store.save_trial(trial, describe=self._describe(slot.genome),
+                              strategy=self.strategy.name, **timings)
+        self._remember(slot, trial, evaluated=timings.get("seconds") is not None)
+
+    def _replay(self, slot: _Slot, record: TrialRecord) -> None:
+        self._remember(slot, record.trial, evaluated=record.evaluated)
+        if record.evaluated:
+            self.evaluated += 1
+
+    def _remember(self, slot: _Slot, trial: Trial, evaluated: bool) -> None:
+        slot.trial = trial
+        self._known[trial.key] = trial
+        self._trials[trial.id] = trial
+        self._progress.update(trial, evaluated)
+
+    def _take_id(self, slot: _Slot) -> int:
+        """The next trial id; a resumed run checks that it replays its store faithfully."""
+        trial_id, self._next_id = self._next_id, self._next_id + 1
+        stored = self._stored.get(slot.key)
+        if stored is None:
+            diverged = trial_id in self._stored_ids
+        else:
+            diverged = stored.trial.id != trial_id or stored.trial.genome != slot.genome
+        if diverged:
+            raise TinyevoError(f"the run in {self.store.path} does not replay at trial {trial_id}: "
+                               f"strategy {self.strategy.name!r} is not deterministic for its seed "
+                               f"or the code changed; give a new store file")
+        return trial_id
+
+    def _describe(self, genome) -> str:
+        try:
+            return self.space.describe(genome)
+        except _DECODE_ERRORS:
+            return ""
+
+    def _check_needs(self) -> None:
+        if "run_dir" in self.estimator.needs and self.run_dir is None:
+            raise TinyevoError(f"estimator {self.estimator.name!r} keeps files: give the runner a "
+                               f"store file or a run_dir")
+
+
+def _trial_seed(run_seed: int, trial_id: int) -> int:
+    """A seed for one trial's estimator, fixed by the run's seed and the trial id."""
+    return int(np.random.SeedSequence([int(run_seed), int(trial_id)]).generate_state(1)[0])
+
+
+def _store_dir(store: Store) -> Path | None:
+    return None if store.path == ":memory:" else Path(store.path).resolve().parent

@@ -1,0 +1,149 @@
+"""``Evolution``: an evolutionary search assembled from named parts (survey section II-B).
+
+    initialization -> [parent selection -> crossover / mutation -> evaluation -> population update]*
+
+Steady state (default): each ask breeds one child from the current population and each result
+updates it at once, so any batch size works (regularized evolution, Real et al. 2019). Generational
+(``generational=True``): a whole generation is bred at once, handed out across asks, and merged
+into the population when all its results are in (MCUNet, NSGA-II). If asked for more while the
+last results of a generation are still out, the next generation is bred from the population as it
+stands.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+from tinyevo.search.base import DEFAULT_OBJECTIVES, STRATEGIES, Candidate, Strategy, Trial
+from tinyevo.search.evolution.config import EvolutionConfig
+from tinyevo.search.evolution.crossover import CROSSOVERS
+from tinyevo.search.evolution.individual import Individual
+from tinyevo.search.evolution.initialization import INITIALIZATIONS
+from tinyevo.search.evolution.mutation import MUTATIONS
+from tinyevo.search.evolution.population_update import POPULATION_UPDATES
+from tinyevo.search.evolution.selection import PARENT_SELECTIONS
+from tinyevo.spaces.base import SearchSpace
+
+#: How often a child whose architecture was already asked for is drawn again.
+DUPLICATE_TRIES = 50
+#: Generation tag of results the strategy never asked for (told to warm-start it).
+UNASKED = -1
+
+
+@STRATEGIES.register("evolution")
+class Evolution(Strategy):
+    """Evolutionary search; every option of ``EvolutionConfig`` can be passed as a keyword."""
+
+    name = "evolution"
+
+    def __init__(self, space: SearchSpace, seed: int = 0, objectives=DEFAULT_OBJECTIVES, **options):
+        super().__init__(space, seed, objectives)
+        self.config = config = EvolutionConfig.from_options(options)
+        self.initialization = INITIALIZATIONS.get(config.initialization)(config, space)
+        self.parent_selection = PARENT_SELECTIONS.get(config.parent_selection)(config, space)
+        self.population_update = POPULATION_UPDATES.get(config.population_update)(config, space)
+        self.crossover = CROSSOVERS.get(config.crossover)(config, space)
+        self.mutation = MUTATIONS.get(config.mutation)(config, space)
+        self.population: list[Individual] = []
+        self._initialized = 0  # initial candidates handed out
+        self._born = 0  # individuals admitted so far
+        self._generation = 0  # generation being handed out (0: the initial population)
+        self._queue: deque[Candidate] = deque()  # bred children not handed out yet
+        self._tags: deque[int] = deque()  # generational: generation of each candidate not told
+        self._pending: dict[int, int] = {}  # generation -> candidates asked, not told
+        self._offspring: dict[int, list[Individual]] = {}  # generation -> told, not merged
+        self._seen: set[str] = set()  # keys of every architecture asked for
+
+    # --- ask -----------------------------------------------------------------------------------
+    def ask(self, n: int) -> list[Candidate]:
+        return [self._hand_out() for _ in range(n)]
+
+    def _hand_out(self) -> Candidate:
+        if not self._queue and self._wants_initial():
+            candidate = self._fresh(self._initial)
+        elif self.config.generational:
+            if not self._queue:
+                self._generation += 1
+                self._queue.extend(self._breed_generation())
+            candidate = self._queue.popleft()
+        else:
+            candidate = self._fresh(lambda: self._child(self._crossover_draw()))
+        if self.config.generational:
+            self._tags.append(self._generation)
+            self._pending[self._generation] = self._pending.get(self._generation, 0) + 1
+        return candidate
+
+    def _wants_initial(self) -> bool:
+        return self._initialized < self.config.population_size or not self.population
+
+    def _initial(self) -> Candidate:
+        self._initialized += 1
+        return self.initialization.candidate(self._initialized - 1, self.rng)
+
+    def _crossover_draw(self) -> bool:
+        return len(self.population) >= 2 and self.rng.random() < self.config.crossover_rate
+
+    def _breed_generation(self) -> list[Candidate]:
+        """``offspring_size`` children: exactly ``crossover_rate`` of them by crossover."""
+        size = self.config.offspring_size
+        crossed = round(self.config.crossover_rate * size) if len(self.population) >= 2 else 0
+        mutants = [self._fresh(lambda: self._child(False)) for _ in range(size - crossed)]
+        return mutants + [self._fresh(lambda: self._child(True)) for _ in range(crossed)]
+
+    def _child(self, by_crossover: bool) -> Candidate:
+        first = self.parent_selection.select(self.population, self.rng)
+        if not by_crossover:
+            return Candidate(self.mutation.mutate(first.genome, self.rng), (first.id,), "mutation")
+        others = [i for i in self.population if i is not first]
+        second = self.parent_selection.select(others, self.rng)
+        genome = self.crossover.cross(first.genome, second.genome, self.rng)
+        if self.rng.random() < self.config.mutation_rate:
+            return Candidate(self.mutation.mutate(genome, self.rng), (first.id, second.id),
+                             "crossover+mutation")
+        return Candidate(genome, (first.id, second.id), "crossover")
+
+    def _fresh(self, make) -> Candidate:
+        """A candidate from ``make``, drawn again while its architecture was asked for before."""
+        candidate = make()
+        if self.config.avoid_duplicates:
+            for _ in range(DUPLICATE_TRIES):
+                if self.space.key(candidate.genome) not in self._seen:
+                    break
+                candidate = make()
+            self._seen.add(self.space.key(candidate.genome))
+        return candidate
+
+    # --- tell ----------------------------------------------------------------------------------
+    def tell(self, trials: list[Trial]) -> None:
+        for trial in trials:
+            generation = self._tags.popleft() if self._tags else UNASKED
+            individual = self._admit(trial)
+            if generation == UNASKED:  # steady state, or a result told to warm-start
+                self._merge([individual] if individual else [])
+            else:
+                self._collect(generation, individual)
+
+    def _admit(self, trial: Trial) -> Individual | None:
+        """The trial as a population member, or None when it failed or broke a constraint."""
+        if self.config.avoid_duplicates and trial.key:
+            self._seen.add(trial.key)
+        fitness = self.fitness(trial)
+        if fitness == float("-inf") or trial.metrics.get("constraint_violation", 0) > 0:
+            return None
+        self._born += 1
+        return Individual(trial, fitness, self._born)
+
+    def _collect(self, generation: int, individual: Individual | None) -> None:
+        if individual is not None:
+            self._offspring.setdefault(generation, []).append(individual)
+        self._pending[generation] -= 1
+        if self._pending[generation] == 0 and self._handed_out(generation):
+            self._merge(self._offspring.pop(generation, []))
+
+    def _handed_out(self, generation: int) -> bool:
+        if generation < self._generation:
+            return True
+        return not self._queue and self._initialized >= self.config.population_size
+
+    def _merge(self, newcomers: list[Individual]) -> None:
+        pool = self.population + newcomers
+        self.population = self.population_update.survivors(pool, self.config.population_size)

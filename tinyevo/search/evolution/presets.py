@@ -1,0 +1,65 @@
+"""Named evolutionary searches with the settings of their papers.
+
+- ``regularized``: regularized (aging) evolution, E. Real, A. Aggarwal, Y. Huang, Q. V. Le,
+  "Regularized Evolution for Image Classifier Architecture Search", AAAI 2019. Tournament
+  selection of sample size S, one-gene mutation, the oldest member discarded. The paper ran
+  20,000 models with P=100, S=25; at the budgets of a few hundred models that tinyevo targets a
+  smaller population reaches good regions sooner (P=25, S=5 here; see benchmarks/nb201.py).
+- ``mcunet``: the evolution of TinyNAS, J. Lin, W.-M. Chen, Y. Lin, J. Cohn, C. Gan, S. Han,
+  "MCUNet: Tiny Deep Learning on IoT Devices", NeurIPS 2020, after Once-for-All (H. Cai et al.,
+  ICLR 2020): generations of 100, the top-20 kept (elitism) and bred from, 50 children by
+  crossover and 50 by mutation (each gene changed with probability 0.1), 30 generations
+  (a budget of ``MCUNET_GENERATIONS + 1`` generations of 100).
+- ``unas``: aging evolution as in uNAS, E. Liberis, L. Dudziak, N. D. Lane, "uNAS: Constrained
+  Neural Architecture Search for Microcontrollers", EuroMLSys 2021: population 100, sample 25.
+
+Every preset takes the options of ``EvolutionConfig`` as keyword overrides.
+"""
+from __future__ import annotations
+
+from tinyevo.search.base import DEFAULT_OBJECTIVES, STRATEGIES
+from tinyevo.search.evolution.algorithm import Evolution
+from tinyevo.spaces.base import SearchSpace
+
+MCUNET_GENERATIONS = 30
+
+REGULARIZED = dict(population_size=25, tournament_size=5, population_update="discard_oldest",
+                   parent_selection="tournament", crossover_rate=0.0, mutation="auto")
+MCUNET = dict(population_size=100, offspring_size=100, generational=True,
+              parent_selection="truncation", truncation_size=20, population_update="elitism",
+              elite_size=20, crossover="auto", crossover_rate=0.5, mutation_rate=0.0,
+              gene_mutation_rate=0.1, avoid_duplicates=False)
+UNAS = dict(population_size=100, tournament_size=25, population_update="discard_oldest",
+            parent_selection="tournament", crossover_rate=0.0, mutation="auto")
+
+
+def _fixed_length(space: SearchSpace) -> bool:
+    return space.encoding == "fixed" and bool(space.dimensions())
+
+
+def _preset(name: str, settings: dict, space, seed, objectives, overrides) -> Evolution:
+    strategy = Evolution(space, seed, objectives, **{**settings, **overrides})
+    strategy.name = name
+    return strategy
+
+
+@STRATEGIES.register("regularized")
+def regularized(space: SearchSpace, seed: int = 0, objectives=DEFAULT_OBJECTIVES,
+                **overrides) -> Evolution:
+    """Regularized (aging) evolution, Real et al. 2019."""
+    return _preset("regularized", REGULARIZED, space, seed, objectives, overrides)
+
+
+@STRATEGIES.register("mcunet")
+def mcunet(space: SearchSpace, seed: int = 0, objectives=DEFAULT_OBJECTIVES,
+           **overrides) -> Evolution:
+    """TinyNAS evolution, Lin et al. 2020 (per-gene mutation needs a fixed-length space)."""
+    mutation = "per_gene" if _fixed_length(space) else "space"
+    return _preset("mcunet", {**MCUNET, "mutation": mutation}, space, seed, objectives, overrides)
+
+
+@STRATEGIES.register("unas")
+def unas(space: SearchSpace, seed: int = 0, objectives=DEFAULT_OBJECTIVES,
+         **overrides) -> Evolution:
+    """Aging evolution with uNAS's population 100 and sample 25, Liberis et al. 2021."""
+    return _preset("unas", UNAS, space, seed, objectives, overrides)

@@ -1,0 +1,179 @@
+"""The experiment store: one SQLite file per run, one row per finished trial.
+
+Every trial is written in its own transaction the moment it finishes, so killing a run at any
+instant loses at most the trials still being evaluated, never a half-written row. The ``run`` table
+holds what a resume needs (the run's configuration) as JSON. Nothing is pickled: genomes, metrics and
+parents are JSON text that any SQLite client can read::
+
+    sqlite3 run.sqlite "select id, describe, status, metrics_json from trials"
+"""
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tinyevo.errors import TinyevoError
+from tinyevo.search.base import Trial
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS trials (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    genome_json TEXT NOT NULL,
+    describe TEXT,
+    status TEXT NOT NULL,
+    metrics_json TEXT NOT NULL,
+    parents_json TEXT NOT NULL,
+    origin TEXT,
+    strategy TEXT,
+    started_at REAL,
+    finished_at REAL,
+    seconds REAL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS trials_by_key ON trials (key);
+CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value_json TEXT NOT NULL);
+"""
+COLUMNS = ("id", "key", "genome_json", "describe", "status", "metrics_json", "parents_json",
+           "origin", "strategy", "started_at", "finished_at", "seconds", "error")
+
+
+@dataclass
+class TrialRecord:
+    """A stored trial with what the store keeps beside it.
+
+    ``seconds`` is the estimator's time; it is None for trials that never reached the estimator
+    (broken constraints, genomes the space cannot decode), which do not count as evaluations.
+    """
+
+    trial: Trial
+    describe: str = ""
+    strategy: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+    seconds: float | None = None
+    error: str | None = None
+
+    @property
+    def evaluated(self) -> bool:
+        return self.seconds is not None
+
+
+class Store:
+    """``Store("run.sqlite")`` opens or creates a run's file; ``Store(":memory:")`` keeps nothing."""
+
+    def __init__(self, path: str | Path = ":memory:"):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as error:
+            raise TinyevoError(f"cannot open the run store {self.path}: {error}; "
+                               f"give a new file or delete the broken one") from None
+
+    # --- trials --------------------------------------------------------------------------------
+    def save_trial(self, trial: Trial, *, describe: str = "", strategy: str = "",
+                   started_at: float | None = None, finished_at: float | None = None,
+                   seconds: float | None = None, error: str | None = None) -> None:
+        """Write one finished trial in its own transaction (all of the row or nothing)."""
+        row = (trial.id, trial.key, json_text(trial.genome), describe, trial.status,
+               json_text(trial.metrics), json_text(list(trial.parents)), trial.origin, strategy,
+               started_at, finished_at, seconds, error)
+        with self._transaction():
+            self._db.execute(f"INSERT INTO trials ({', '.join(COLUMNS)}) "
+                             f"VALUES ({', '.join('?' * len(COLUMNS))})", row)
+
+    def records(self) -> list[TrialRecord]:
+        """Every stored trial with its timings, in id order."""
+        cursor = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM trials ORDER BY id")
+        return [_record(dict(zip(COLUMNS, row))) for row in cursor]
+
+    def trials(self) -> list[Trial]:
+        """Every stored trial, in id order (the order the strategy asked for them)."""
+        return [record.trial for record in self.records()]
+
+    def find(self, key: str) -> Trial | None:
+        """The trial of an architecture key, or None if it was never evaluated."""
+        cursor = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM trials WHERE key = ? "
+                                  f"ORDER BY id LIMIT 1", (key,))
+        row = cursor.fetchone()
+        return _record(dict(zip(COLUMNS, row))).trial if row else None
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+
+    # --- run configuration and state -----------------------------------------------------------
+    def get(self, key: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value_json FROM run WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set(self, key: str, value: Any) -> None:
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO run (key, value_json) VALUES (?, ?)",
+                             (key, json_text(value)))
+
+    def config(self) -> dict | None:
+        """The configuration the run was started with, or None for a new store."""
+        return self.get("config")
+
+    def set_config(self, config: dict) -> None:
+        self.set("config", config)
+
+    # --- lifetime ------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _transaction(self):
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the body raises."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind, value, traceback):
+        self.db.execute("ROLLBACK" if kind else "COMMIT")
+        return False
+
+
+def json_text(value: Any) -> str:
+    """Canonical JSON text (sorted keys); NaN and infinities (not JSON) are written as null."""
+    return json.dumps(_finite(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _record(row: dict) -> TrialRecord:
+    trial = Trial(id=row["id"], genome=json.loads(row["genome_json"]), status=row["status"],
+                  metrics=json.loads(row["metrics_json"]),
+                  parents=tuple(json.loads(row["parents_json"])), origin=row["origin"] or "",
+                  key=row["key"])
+    return TrialRecord(trial, row["describe"] or "", row["strategy"] or "", row["started_at"],
+                       row["finished_at"], row["seconds"], row["error"])
