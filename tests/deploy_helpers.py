@@ -69,7 +69,7 @@ def every_op_graph():
 
 def multi_reader_graph():
     """Relu with a second reader of its input (standalone RELU), a three-input add, identity, a zero
-    that is concatenated, standalone RELU6 after a concat, a map as the output."""
+    that is concatenated, standalone RELU6 after a concat, a one-channel map as the output."""
     g = GraphBuilder((10, 10, 4), name="multi_reader")
     a = g.conv2d(g.input, 8, kernel=3, bias=False)
     b = g.relu(a)
@@ -77,17 +77,17 @@ def multi_reader_graph():
     d = g.identity(g.relu6(g.add(b, c)))
     f = g.add(d, b, c)
     k = g.relu6(g.concat(f, g.zero(f), g.conv2d(f, 4, kernel=1)))
-    return g.build(g.conv2d(k, 4, kernel=(3, 1), stride=2, padding="valid"))
+    return g.build(g.conv2d(k, 1, kernel=(3, 1), stride=2, padding="valid"))
 
 
 def input_ops_graph():
     """Ops straight on the input: batch norm (a 1x1 depthwise conv), relu, valid max pool, global
-    average pool, dense, a second dense."""
+    average pool, dense, a second dense with a single unit."""
     g = GraphBuilder((8, 6, 2), name="input_ops")
     x = g.relu(g.batch_norm(g.input))
     x = g.max_pool(x, kernel=2, padding="valid")
     x = g.relu6(g.dense(g.flatten(g.global_avg_pool(x)), 6))
-    return g.build(g.dense(x, 3, bias=False))
+    return g.build(g.dense(x, 1, bias=False))
 
 
 def zero_branch_graph():

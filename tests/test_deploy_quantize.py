@@ -124,8 +124,9 @@ def test_concat_inputs_share_the_output_quantization():
         assert (spec.scale, spec.zero_point) == (out.scale, out.zero_point)
 
 
-def test_save_and_load_round_trip(tmp_path):
-    arch, qmodel = _quantized(HAND_BUILT["every_op"]())
+@pytest.mark.parametrize("name", sorted(HAND_BUILT))
+def test_save_and_load_round_trip(tmp_path, name):
+    arch, qmodel = _quantized(HAND_BUILT[name]())
     path = tmp_path / "model.npz"
     qmodel.save(path)
     loaded = QuantizedModel.load(path)  # np.load(allow_pickle=False) inside: no pickle

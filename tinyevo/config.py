@@ -36,24 +36,25 @@ from tinyevo.units import parse_bytes, parse_count, parse_ms
 
 
 @dataclass
-class Constraints:
-    """Hard limits checked with the cost model before a candidate is trained (None: no limit)."""
+class ConstraintSettings:
+    """Hard limits as a user writes them (``"64KB"``, ``"50ms"``); None: the board's own SRAM/flash."""
 
     max_sram: str | int | None = None
     max_flash: str | int | None = None
     max_latency: str | float | None = None
     max_macs: str | int | None = None
 
-    def limits(self) -> dict[str, float]:
-        """Metric name -> maximum, in the cost model's units."""
-        parsers = {"max_sram": ("peak_sram_bytes", parse_bytes), "max_flash": ("flash_bytes", parse_bytes),
-                   "max_latency": ("latency_ms", parse_ms), "max_macs": ("macs", parse_count)}
-        out = {}
-        for name, (metric, parse) in parsers.items():
-            value = getattr(self, name)
-            if value is not None:
-                out[metric] = parse(value)
-        return out
+    def build(self, board=None):
+        """``tinyevo.run.Constraints`` in the cost model's units; SRAM and flash default to the board's."""
+        from tinyevo.run import Constraints
+
+        def parsed(value, parse, default=None):
+            return parse(value) if value is not None else default
+        return Constraints(
+            max_peak_sram_bytes=parsed(self.max_sram, parse_bytes, board.sram_bytes if board else None),
+            max_flash_bytes=parsed(self.max_flash, parse_bytes, board.flash_bytes if board else None),
+            max_latency_ms=parsed(self.max_latency, parse_ms),
+            max_macs=parsed(self.max_macs, parse_count))
 
 
 @dataclass
@@ -65,7 +66,7 @@ class Fidelity:
     resolution: float | None = None
     width_scale: float = 1.0
     batch_size: int = 64
-    learning_rate: float = 0.003
+    lr: float = 0.003
 
 
 @dataclass
@@ -85,13 +86,14 @@ class SearchConfig:
     strategy: str = "nsga2"
     strategy_options: dict = field(default_factory=dict)
     estimator: str = "training"
+    estimator_options: dict = field(default_factory=dict)
     objectives: list[str] = field(default_factory=lambda: ["accuracy", "peak_sram_bytes"])
     budget: int = 30
     max_seconds: float | None = None
     seed: int = 0
     final_epochs: int = 10
     final_models: int = 5
-    constraints: Constraints = field(default_factory=Constraints)
+    constraints: ConstraintSettings = field(default_factory=ConstraintSettings)
     fidelity: Fidelity = field(default_factory=Fidelity)
     executor: Executor = field(default_factory=Executor)
 
@@ -103,7 +105,7 @@ class SearchConfig:
         return _build(cls, data, source)
 
 
-SECTIONS = {"constraints": Constraints, "fidelity": Fidelity, "executor": Executor}
+SECTIONS = {"constraints": ConstraintSettings, "fidelity": Fidelity, "executor": Executor}
 
 
 def _build(cls, data: dict, source: str):
@@ -114,10 +116,28 @@ def _build(cls, data: dict, source: str):
     if unknown:
         raise TinyevoError(f"{source}: unknown setting {unknown[0]!r}; known: {', '.join(sorted(names))}")
     values: dict[str, Any] = {}
+    types = {f.name: f.type for f in dataclasses.fields(cls)}
     for key, value in data.items():
         section = SECTIONS.get(key) if cls is SearchConfig else None
-        values[key] = _build(section, value, f"{source} [{key}]") if section else value
+        if section:
+            values[key] = _build(section, value, f"{source} [{key}]")
+        else:
+            values[key] = _checked(value, types[key], f"{source}: {key}")
     return cls(**values)
+
+
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "dict": (dict,),
+          "list[str]": (list,), "None": (type(None),)}
+
+
+def _checked(value: Any, annotation: str, where: str) -> Any:
+    """``value`` if it has one of the types the annotation (e.g. ``"str | int | None"``) allows."""
+    allowed = [t for part in str(annotation).split("|") for t in _TYPES.get(part.strip(), (object,))]
+    if isinstance(value, bool) and bool not in allowed:
+        allowed = []
+    if not any(isinstance(value, t) for t in allowed):
+        raise TinyevoError(f"{where} must be {annotation}, got {value!r}")
+    return value
 
 
 def load_config(path: str | Path) -> SearchConfig:

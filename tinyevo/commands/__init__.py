@@ -1,4 +1,4 @@
 """Subcommands of the ``tinyevo`` CLI; each module has ``add_parser(subparsers)``."""
-from tinyevo.commands import inspect
+from tinyevo.commands import inspect, search
 
-COMMANDS = [inspect]
+COMMANDS = [inspect, search]

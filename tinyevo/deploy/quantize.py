@@ -150,13 +150,14 @@ def _channel_view(values: np.ndarray, ndim: int, axis: int) -> np.ndarray:
 
 
 def conv_params(input_spec: TensorSpec, scales: np.ndarray, output_spec: TensorSpec,
-                activation: str) -> dict:
+                activation: str, float32_product: bool = False) -> dict:
     """Multiplier and shift per channel, and the clamp (``PopulateConvolutionQuantizationParams``).
 
-    With one weight scale (dense), TFLM's ``GetQuantizedConvolutionMultipler`` multiplies the input
-    and weight scales in float32 before dividing in double; that is reproduced.
+    For FULLY_CONNECTED with one weight scale, TFLM's ``GetQuantizedConvolutionMultipler``
+    multiplies the input and weight scales in float32 before dividing in double
+    (``float32_product``); convolutions multiply in double.
     """
-    if len(scales) == 1:
+    if float32_product:
         product = float(np.float32(input_spec.scale) * np.float32(scales[0]))
         reals = [product / output_spec.scale]
     else:
@@ -252,7 +253,8 @@ class _Quantizer:
         output_spec = self._output_spec(op)
         weights, scales, bias = quantize_weights_and_bias(op, input_spec.scale, output_spec.scale, axis)
         self.ops.append(QuantizedOp(op.kind, op.name, list(op.inputs), dict(op.attrs),
-                                    conv_params(input_spec, scales, output_spec, op.activation),
+                                    conv_params(input_spec, scales, output_spec, op.activation,
+                                                float32_product=op.kind == "fully_connected"),
                                     weights, scales, bias))
 
     def _conv_2d(self, op: FloatOp) -> None:

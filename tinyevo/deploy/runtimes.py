@@ -1,8 +1,11 @@
 """Run a .tflite in the two interpreters it is written for: TFLite Micro and LiteRT.
 
 Both are optional dependencies (``pip install tinyevo[deploy]``); they are imported on first use.
-LiteRT runs with its reference kernels by default: its optimized kernels (ruy, XNNPACK) round
-some negative ties differently, so only the reference kernels are bit-exact with TFLM.
+LiteRT runs with its reference kernels by default: its optimized int8 kernels differ from the
+reference ones by one step at some outputs (tensorflow/tensorflow#99072), and TFLM runs the
+reference arithmetic, so only LiteRT's reference kernels are bit-exact with TFLM. (Its reference
+FULLY_CONNECTED requantizes in float, google-ai-edge/LiteRT#8567, which is why
+``tinyevo.deploy.quantize`` writes dense layers as 1x1 CONV_2D by default.)
 """
 from __future__ import annotations
 

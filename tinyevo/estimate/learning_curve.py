@@ -15,19 +15,31 @@ because only accuracy is uncertain: peak SRAM, flash and latency come from the c
             break
 
 What replaces Domhan's MCMC, and why. Domhan et al. sample the joint posterior of all family
-parameters, the ensemble weights and the noise with MCMC (about a minute per prediction). Here each
-family is fitted alone by bounded least squares (several starts), and its posterior is the Laplace
-approximation around the fit: a Gaussian with covariance ``(J^T J / s^2 + P)^-1``, where ``J`` is
-the Jacobian of the residuals, ``s`` the residual standard deviation (floored at
-``min_noise_std``, so a noise-free curve is not taken as certain) and ``P`` a broad Gaussian prior
-with the variance of a uniform prior over the family's parameter box, so parameters the data do not
-pin down stay uncertain (the box bounds the fit; it is not a hard prior). Families are weighted by
-BIC (a large-sample approximation of the marginal likelihood, Schwarz 1978). The prediction is a
-parametric bootstrap: parameter vectors are drawn from each family's Gaussian, draws whose final
-value is not finite or leaves [0, 1] are rejected (Domhan's prior that accuracies lie in [0, 1]),
-observation noise is added, and the families are mixed by weight. The spread thus comes from the parameter uncertainty of each family, from the
-disagreement between families and from the residual noise. A prediction costs about 0.1 s, cheap
-enough for every epoch.
+parameters, ensemble weights and noise with MCMC, which takes far longer than a fit. Here each
+family is fitted alone by bounded least squares from a few starts, and its posterior is the Laplace
+approximation around the fit, covariance ``(J^T J / s^2 + P)^-1``: ``J`` is the Jacobian of the
+residuals, ``s`` the residual standard deviation (floored at ``min_noise_std`` so that a smooth
+curve is not taken as certain) and ``P`` a broad Gaussian prior with the variance of a uniform prior
+over the family's parameter box, so parameters the data do not pin down stay uncertain. Draws are
+Student t with n - k degrees of freedom rather than Gaussian, because ``s`` is itself estimated
+from few residuals. The prediction is a parametric bootstrap: parameter vectors are drawn from each
+family's posterior, draws whose final value is not finite or leaves [0, 1] are rejected (Domhan's
+prior), observation noise is added, and the families are mixed by weight. The spread thus comes from
+each family's parameter uncertainty, from the disagreement between families and from the noise.
+
+Weights and guards, set on synthetic curves (see tests/test_learning_curve.py):
+- Families are weighted by tempered BIC, ``exp(-eta BIC / 2)`` with ``eta = 1/4`` (a generalised-
+  Bayes learning rate, as advised when no candidate model is exactly true). With ``eta = 1`` the
+  weight collapsed onto whichever 4-parameter family fitted the noise of the first epochs best, and
+  7 of 32 noisy curves (4 shapes x 8 seeds) that end at 0.93-0.95 were stopped against an
+  incumbent of 0.9 within 10 epochs of 30; with ``eta = 1/4`` 1 of 32 was, while all 32 curves
+  ending at 0.5-0.86 were still stopped, and the error of the mean at 40 % of the curve stayed at
+  0.015-0.05.
+- No prediction until every family can be fitted with two residual degrees of freedom: at 4
+  epochs only the rigid two-parameter families fit, and they put P(final > 0.9) near 0.005 for a
+  curve that ends at 0.91.
+- A prediction takes about 0.1-0.3 s (nine families, a few least-squares starts each): cheap next
+  to an epoch of training.
 """
 from __future__ import annotations
 
@@ -41,8 +53,8 @@ from scipy.optimize import least_squares
 from tinyevo.errors import TinyevoError
 from tinyevo.estimate.curve_models import DEFAULT_FAMILIES, CurveFamily
 
-
-WEIGHT_ETA = 1.0
+#: Learning rate of the tempered model weights ``exp(-eta BIC / 2)`` (see the module docstring).
+MODEL_WEIGHT_ETA = 0.25
 
 
 @dataclass(frozen=True)
@@ -145,10 +157,12 @@ def fit_families(curve: Sequence[float], families: Sequence[CurveFamily] = DEFAU
     return [fit for fit in fits if fit is not None]
 
 
-def bic_weights(fits: Sequence[FamilyFit]) -> np.ndarray:
-    """Posterior model probabilities under BIC: ``exp(-BIC/2)``, normalised."""
+def bic_weights(fits: Sequence[FamilyFit], eta: float = MODEL_WEIGHT_ETA) -> np.ndarray:
+    """Tempered posterior model probabilities under BIC: ``exp(-eta BIC / 2)``, normalised.
+
+    ``eta = 1`` is plain Bayesian model averaging; ``eta = 0`` weighs every family alike."""
     bic = np.array([fit.bic for fit in fits])
-    weights = np.exp(-(bic - bic.min()) / 2.0 * WEIGHT_ETA)
+    weights = np.exp(-eta * (bic - bic.min()) / 2.0)
     return weights / weights.sum()
 
 
@@ -195,11 +209,13 @@ def _mix(pools: list[np.ndarray], weights: np.ndarray, n_samples: int, rng: np.r
 
 def extrapolate(curve: Sequence[float], total_epochs: int, rng: np.random.Generator, *,
                 families: Sequence[CurveFamily] = DEFAULT_FAMILIES, n_samples: int = 2000,
-                min_noise_std: float = 0.005, include_noise: bool = True) -> Prediction | None:
+                min_noise_std: float = 0.005, include_noise: bool = True,
+                weight_eta: float = MODEL_WEIGHT_ETA) -> Prediction | None:
     """Predicted accuracy at epoch ``total_epochs`` from the accuracies of epochs 1..len(curve).
 
-    Returns None when no family can be fitted yet (too few epochs). ``include_noise`` adds the
-    epoch-to-epoch noise seen in the curve, since the final accuracy will be measured with it.
+    Returns None until every family has k + 2 epochs to fit its k parameters (6 for the default
+    ensemble), or when no family fits. ``include_noise`` adds the epoch-to-epoch noise seen in the
+    curve, since the final accuracy will be measured with it.
     """
     if len(curve) < max(family.n_params for family in families) + 2:
         return None
@@ -209,7 +225,7 @@ def extrapolate(curve: Sequence[float], total_epochs: int, rng: np.random.Genera
     if not kept:
         return None
     fits, pools = [fits[i] for i in kept], [pools[i] for i in kept]
-    weights = bic_weights(fits)
+    weights = bic_weights(fits, weight_eta)
     samples = _mix(pools, weights, n_samples, rng)
     named = {fit.family.name: float(w) for fit, w in zip(fits, weights)}
     return Prediction(int(total_epochs), samples, named)
@@ -296,6 +312,7 @@ class LearningCurvePruner:
     n_samples: int = 2000
     #: Smallest epoch-to-epoch noise assumed (accuracy units); keeps smooth curves from looking certain.
     min_noise_std: float = 0.005
+    weight_eta: float = MODEL_WEIGHT_ETA
     families: tuple[CurveFamily, ...] = DEFAULT_FAMILIES
 
     def __post_init__(self):
@@ -311,7 +328,8 @@ class LearningCurvePruner:
             return None
         rng = np.random.default_rng([self.seed, len(curve_so_far)])
         return extrapolate(curve_so_far, self.total_epochs, rng, families=self.families,
-                           n_samples=self.n_samples, min_noise_std=self.min_noise_std)
+                           n_samples=self.n_samples, min_noise_std=self.min_noise_std,
+                           weight_eta=self.weight_eta)
 
     def assess(self, curve_so_far: Sequence[float], target: float) -> StopDecision:
         """Decision against an accuracy ``target`` (-inf or None: nothing to beat, never stop)."""

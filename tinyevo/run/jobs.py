@@ -44,16 +44,21 @@ def evaluate_job(job: Job) -> dict:
 
 
 def clean_metrics(metrics: dict) -> dict:
-    """Plain ints and floats (numpy scalars converted); NaN or infinity raises EstimationFailed."""
+    """Plain ints, floats and lists of them (a learning curve); numpy scalars converted.
+
+    NaN or infinity in a metric raises EstimationFailed.
+    """
     if not isinstance(metrics, dict):
         raise EstimationFailed(f"the estimator returned {type(metrics).__name__}, not a dict")
-    cleaned = {}
-    for name, value in metrics.items():
-        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-            cleaned[str(name)] = int(value)
-            continue
-        value = float(value)
-        if not math.isfinite(value):
-            raise EstimationFailed(f"metric {name!r} is {value}")
-        cleaned[str(name)] = value
-    return cleaned
+    return {str(name): _clean_value(name, value) for name, value in metrics.items()}
+
+
+def _clean_value(name, value):
+    if isinstance(value, (list, tuple)):
+        return [_clean_value(name, v) for v in value]
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    value = float(value)
+    if not math.isfinite(value):
+        raise EstimationFailed(f"metric {name!r} is {value}")
+    return value

@@ -40,7 +40,7 @@ from tinyevo.run.executors import Executor, SerialExecutor
 from tinyevo.run.jobs import Job, clean_metrics, evaluate_job
 from tinyevo.run.progress import Progress
 from tinyevo.run.resume import check_config, run_config
-from tinyevo.search.base import FAILED, INFEASIBLE, OK, Candidate, Strategy, Trial
+from tinyevo.search.base import FAILED, INFEASIBLE, Candidate, Strategy, Trial
 from tinyevo.spaces.base import SearchSpace
 from tinyevo.store import Store, TrialRecord, json_text
 

@@ -102,15 +102,26 @@ class Evolution(Strategy):
         return Candidate(genome, (first.id, second.id), "crossover")
 
     def _fresh(self, make) -> Candidate:
-        """A candidate from ``make``, drawn again while its architecture was asked for before."""
-        candidate = make()
-        if self.config.avoid_duplicates:
-            for _ in range(DUPLICATE_TRIES):
-                if self.space.key(candidate.genome) not in self._seen:
-                    break
-                candidate = make()
-            self._seen.add(self.space.key(candidate.genome))
+        """A candidate from ``make``, drawn again while its architecture was asked for before.
+
+        When the neighbourhood of the population is used up, a random genome restarts the search
+        there (a population that breeds only duplicates would stall).
+        """
+        if not self.config.avoid_duplicates:
+            return make()
+        candidate = (self._unseen(make) or
+                     self._unseen(lambda: Candidate(self.space.sample(self.rng), origin="sample")))
+        if candidate is None:  # the space seems exhausted: a duplicate it is
+            candidate = make()
+        self._seen.add(self.space.key(candidate.genome))
         return candidate
+
+    def _unseen(self, make) -> Candidate | None:
+        for _ in range(DUPLICATE_TRIES):
+            candidate = make()
+            if self.space.key(candidate.genome) not in self._seen:
+                return candidate
+        return None
 
     # --- tell ----------------------------------------------------------------------------------
     def tell(self, trials: list[Trial]) -> None:
@@ -123,11 +134,14 @@ class Evolution(Strategy):
                 self._collect(generation, individual)
 
     def _admit(self, trial: Trial) -> Individual | None:
-        """The trial as a population member, or None when it failed or broke a constraint."""
-        if self.config.avoid_duplicates and trial.key:
+        """The trial as a population member; None when it failed, broke a constraint or is
+        a duplicate of a member (a result told twice does not count twice)."""
+        if trial.key:
             self._seen.add(trial.key)
         fitness = self.fitness(trial)
         if fitness == float("-inf") or trial.metrics.get("constraint_violation", 0) > 0:
+            return None
+        if trial.key and any(i.trial.key == trial.key for i in self.population):
             return None
         self._born += 1
         return Individual(trial, fitness, self._born)

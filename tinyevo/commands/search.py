@@ -1,0 +1,122 @@
+"""``tinyevo search`` and ``tinyevo show``: run a search into a folder, then read its results."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from tinyevo.config import SearchConfig, load_config, merge
+from tinyevo.units import format_bytes
+
+EPILOG = """\
+examples:
+  tinyevo search --dataset digits --board stm32f746 --budget 20 --out runs/digits
+  tinyevo search --space chain --dataset mnist --data-dir ~/data/mnist --max-sram 64KB \\
+                 --max-flash 256KB --max-latency 50ms --strategy nsga2 --out runs/mnist
+  tinyevo search --config search.toml --out runs/x     # flags override the file
+  tinyevo show runs/digits --json
+
+Rerunning the same command resumes the run in --out; a larger --budget extends a finished one.
+SRAM and flash limits default to the board's own. Sizes: 1 KB = 1024 bytes.
+"""
+
+# flag -> (config field, type, help)
+FLAGS = {
+    "--space": ("space", str, "search space (tinyevo list spaces); default chain"),
+    "--dataset": ("dataset", str, "digits (default, offline), mnist1d, mnist, fashion-mnist, cifar10, npz"),
+    "--data-dir": ("data_dir", str, "folder (or .npz file for --dataset npz) with the data already on disk"),
+    "--board": ("board", str, "target board (tinyevo list boards); default stm32f746"),
+    "--strategy": ("strategy", str, "search strategy (tinyevo list strategies); default nsga2"),
+    "--estimator": ("estimator", str, "performance estimator (tinyevo list estimators); default training"),
+    "--budget": ("budget", int, "number of candidates to train (default 30)"),
+    "--max-seconds": ("max_seconds", float, "wall-clock budget in seconds"),
+    "--seed": ("seed", int, "random seed: same seed, same run (default 0)"),
+    "--max-sram": ("constraints.max_sram", str, "peak SRAM limit, e.g. 64KB (default: the board's SRAM)"),
+    "--max-flash": ("constraints.max_flash", str, "flash limit, e.g. 256KB (default: the board's flash)"),
+    "--max-latency": ("constraints.max_latency", str, "latency limit, e.g. 50ms"),
+    "--max-macs": ("constraints.max_macs", str, "MACs limit, e.g. 5M"),
+    "--epochs": ("fidelity.epochs", int, "training epochs per candidate during the search (default 3)"),
+    "--data-fraction": ("fidelity.data_fraction", float, "share of the training data per candidate"),
+    "--resolution": ("fidelity.resolution", float, "input scale during the search, e.g. 0.5"),
+    "--width-scale": ("fidelity.width_scale", float, "channel scale during the search, e.g. 0.5"),
+    "--final-epochs": ("final_epochs", int, "epochs of the final training of front models (default 10)"),
+    "--final-models": ("final_models", int, "how many front models get final training (default 5)"),
+    "--executor": ("executor.kind", str, "serial (default), process or ray"),
+    "--workers": ("executor.workers", int, "parallel evaluations for --executor process"),
+    "--ray-address": ("executor.address", str, "Ray cluster to use, e.g. auto or ray://head:10001"),
+}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("search", help="search architectures that fit a board",
+                       description="Search the most accurate architectures that fit a board's SRAM, "
+                                   "flash and latency limits, and keep the Pareto front.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="TOML file with the settings (see tinyevo/config.py)")
+    p.add_argument("--out", required=True, help="folder of the run (created; reused to resume)")
+    p.add_argument("--objectives", help="comma-separated, e.g. accuracy,peak_sram_bytes (default) "
+                                        "or accuracy,latency_ms; accuracy is maximized, the rest minimized")
+    for flag, (_, kind, text) in FLAGS.items():
+        p.add_argument(flag, type=kind, help=text)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run_search)
+
+    p = sub.add_parser("show", help="the Pareto front and best model of a search",
+                       description="Print the Pareto front of a run and its best model under the "
+                                   "constraints, with validation and test accuracy and cost.")
+    p.add_argument("run_dir", help="the --out folder of a search")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(handler=run_show)
+
+
+def config_from_args(args: argparse.Namespace) -> SearchConfig:
+    config = load_config(args.config) if args.config else SearchConfig()
+    overrides = {field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _, _) in FLAGS.items()}
+    if args.objectives:
+        overrides["objectives"] = [o.strip() for o in args.objectives.split(",") if o.strip()]
+    return merge(config, overrides)
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from tinyevo.pipeline import SearchJob, write_results
+
+    job = SearchJob.create(config_from_args(args), args.out)
+    job.run(progress=not args.no_progress)
+    print_results(write_results(job.out_dir))
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from tinyevo.pipeline import load_results
+
+    results = load_results(args.run_dir)
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        print_results(results)
+    return 0
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def print_results(results: dict) -> None:
+    print(f"run {results['run']}: {results['space']} on {results['dataset']} for {results['board']}, "
+          f"{results['strategy']}; {results['evaluated']} trained, {results['infeasible']} rejected "
+          f"by constraints, {results['failed']} failed")
+    if not results["front"]:
+        print("no model fits the constraints yet")
+        return
+    print(f"Pareto front ({', '.join(results['objectives'])}):")
+    header = f"  {'trial':>5}  {'val acc':>8}  {'test acc':>8}  {'params':>9}  {'MACs':>11}  " \
+             f"{'flash':>9}  {'peak SRAM':>9}  {'latency':>9}  architecture"
+    print(header)
+    for row in results["front"]:
+        print(f"  {row['trial']:>5}  {_pct(row.get('final_val_accuracy', row['val_accuracy'])):>8}  "
+              f"{_pct(row.get('test_accuracy')):>8}  {row['params']:>9,}  {row['macs']:>11,}  "
+              f"{format_bytes(row['flash_bytes']):>9}  {format_bytes(row['peak_sram_bytes']):>9}  "
+              f"{row['latency_ms']:>7.2f}ms  {row['describe']}")
+    best = results["best"]
+    print(f"best model under the constraints: trial {best['trial']} "
+          f"(val {_pct(best.get('final_val_accuracy', best['val_accuracy']))}, "
+          f"test {_pct(best.get('test_accuracy'))})")
