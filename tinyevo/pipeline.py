@@ -99,12 +99,31 @@ class SearchJob:
     def constraints(self):
         return self.config.constraints.build(self.board)
 
+    def check_feasible(self) -> None:
+        """Fail at once, with the numbers, when even the smallest architectures break a limit."""
+        from tinyevo.hardware import estimate_cost
+
+        try:
+            smallest = self.space.smallest()
+        except NotImplementedError:
+            return
+        constraints = self.constraints()
+        costs = [estimate_cost(self.space.decode(g), self.board).to_dict() for g in smallest]
+        if costs and all(constraints.violation(c) > 0 for c in costs):
+            broken = constraints.excess(costs[0])
+            name = next(iter(broken))
+            metric = name.removeprefix("max_")
+            raise TinyevoError(f"no architecture of space {self.space.name!r} fits: even the smallest "
+                               f"has {metric} = {costs[0][metric]:g} over the limit "
+                               f"{constraints.limits()[name]:g}; loosen --{_FLAG_OF[name]}")
+
     # --- running -------------------------------------------------------------------------------
     def run(self, progress: bool = True) -> list[Trial]:
         from tinyevo.run import Budget, Runner
         from tinyevo.run.resume import check_config
         from tinyevo.store import Store
 
+        self.check_feasible()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         budget = Budget(evaluations=self.config.budget, seconds=self.config.max_seconds)
         with Store(self.out_dir / STORE_FILE) as store:
@@ -119,6 +138,8 @@ class SearchJob:
         return trials
 
 
+_FLAG_OF = {"max_peak_sram_bytes": "max-sram", "max_flash_bytes": "max-flash",
+            "max_latency_ms": "max-latency", "max_macs": "max-macs"}
 _TRAINING_OPTIONS = {"dataset", "data_dir", "dataset_seed", "dataset_options", "epochs", "batch_size",
                      "lr", "optimizer", "weight_decay", "schedule", "data_fraction", "resolution",
                      "width_scale", "device", "seed"}
@@ -137,7 +158,9 @@ def final_candidates(trials: list[Trial], objectives: list[Objective], count: in
 
 
 def finalize(job: SearchJob, trials: list[Trial], store, progress: bool = True) -> dict:
-    """Train the front's models at full fidelity, score them on the test split, keep their weights."""
+    """Train the front's models at full fidelity, score them (float and int8) on the test split, keep
+    their weights."""
+    from tinyevo.deploy.export_run import int8_record
     from tinyevo.estimate import EstimationFailed, EvalContext
 
     final = dict(store.get("final", {}) or {})
@@ -158,7 +181,9 @@ def finalize(job: SearchJob, trials: list[Trial], store, progress: bool = True) 
         else:
             final[str(trial.id)] = {"status": "ok", "val_accuracy": trained.metrics["accuracy"],
                                     "test_accuracy": estimator.accuracy(trained, "test"),
-                                    "weights": save_model(job.out_dir, trial.id, trained)}
+                                    "weights": save_model(job.out_dir, trial.id, trained),
+                                    **int8_record(trained.architecture, trained.module,
+                                                  estimator.data(), job.config.seed)}
         store.set("final", final)  # one model at a time: an interrupted finalization resumes here
     return final
 
@@ -217,7 +242,7 @@ def _row(trial: Trial, final: dict | None, records) -> dict:
            **{k: trial.metrics.get(k) for k in COST_FIELDS}}
     if final and final.get("status") == "ok":
         row.update(final_val_accuracy=final["val_accuracy"], test_accuracy=final["test_accuracy"],
-                   weights=final["weights"])
+                   int8_test_accuracy=final.get("int8_test_accuracy"), weights=final["weights"])
     return row
 
 

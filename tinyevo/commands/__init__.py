@@ -1,4 +1,4 @@
 """Subcommands of the ``tinyevo`` CLI; each module has ``add_parser(subparsers)``."""
-from tinyevo.commands import inspect, search
+from tinyevo.commands import export, inspect, search
 
-COMMANDS = [inspect, search]
+COMMANDS = [inspect, search, export]

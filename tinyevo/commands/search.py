@@ -108,15 +108,16 @@ def print_results(results: dict) -> None:
         print("no model fits the constraints yet")
         return
     print(f"Pareto front ({', '.join(results['objectives'])}):")
-    header = f"  {'trial':>5}  {'val acc':>8}  {'test acc':>8}  {'params':>9}  {'MACs':>11}  " \
-             f"{'flash':>9}  {'peak SRAM':>9}  {'latency':>9}  architecture"
+    header = f"  {'trial':>5}  {'val acc':>8}  {'test acc':>8}  {'int8 acc':>8}  {'params':>9}  " \
+             f"{'MACs':>11}  {'flash':>9}  {'peak SRAM':>9}  {'latency':>9}  architecture"
     print(header)
     for row in results["front"]:
         print(f"  {row['trial']:>5}  {_pct(row.get('final_val_accuracy', row['val_accuracy'])):>8}  "
-              f"{_pct(row.get('test_accuracy')):>8}  {row['params']:>9,}  {row['macs']:>11,}  "
+              f"{_pct(row.get('test_accuracy')):>8}  {_pct(row.get('int8_test_accuracy')):>8}  "
+              f"{row['params']:>9,}  {row['macs']:>11,}  "
               f"{format_bytes(row['flash_bytes']):>9}  {format_bytes(row['peak_sram_bytes']):>9}  "
               f"{row['latency_ms']:>7.2f}ms  {row['describe']}")
     best = results["best"]
     print(f"best model under the constraints: trial {best['trial']} "
           f"(val {_pct(best.get('final_val_accuracy', best['val_accuracy']))}, "
-          f"test {_pct(best.get('test_accuracy'))})")
+          f"test {_pct(best.get('test_accuracy'))}, int8 {_pct(best.get('int8_test_accuracy'))})")

@@ -4,6 +4,8 @@ Importing this package registers the built-in estimators in ``ESTIMATORS``.
 """
 from tinyevo.estimate.base import ESTIMATORS, EstimationFailed, Estimator, EvalContext
 from tinyevo.estimate import tabular, training  # noqa: F401  (register "tabular", "training")
+from tinyevo.estimate import supernet  # noqa: F401
+from tinyevo.estimate import inheritance  # noqa: F401
 
 
 def create_estimator(name: str, **options) -> Estimator:

@@ -50,8 +50,8 @@ from tinyevo.estimate.training import (TrainingEstimator, cached_dataset, check_
                                        evaluate_accuracy, to_input)
 from tinyevo.nn import build
 from tinyevo.spaces.mbv2 import (BLOCK_SLOTS, FIRST_BLOCK_CHANNELS, MAX_DEPTHS, MIX_CHANNELS,
-                                 STAGE_CHANNELS, STAGE_STRIDES, STEM_CHANNELS, MobileNetV2Space,
-                                 make_divisible, stage_slots)
+                                 SEARCHED_STAGES, STAGE_CHANNELS, STAGE_STRIDES, STEM_CHANNELS,
+                                 MobileNetV2Space, make_divisible, stage_slots)
 
 FORMAT, VERSION = "tinyevo-supernet", 1
 WEIGHTED_OPS = ("conv2d", "batch_norm", "dense")
@@ -84,17 +84,21 @@ class ChannelPlan:
 class Supernet(nn.Module):
     """The largest mbv2 network of ``space``; ``set_active(genome)`` chooses the subnet ``forward`` runs."""
 
-    def __init__(self, space: MobileNetV2Space, width: float | None = None, kernel_transform: bool = True):
+    def __init__(self, space: MobileNetV2Space, width: float | None = None, kernel_transform: bool = True,
+                 seed: int = 0):
         super().__init__()
         if not isinstance(space, MobileNetV2Space):
             raise TinyevoError(f"a supernet needs the mbv2 search space, got {type(space).__name__}")
         if width is not None and float(width) not in space.widths:
             raise TinyevoError(f"supernet width {width} is not one of the space's widths {space.widths}")
         self.space, self.kernel_transform = space, bool(kernel_transform)
-        self.width = None if width is None else float(width)
+        self.width, self.seed = None if width is None else float(width), int(seed)
         self.widths = space.widths if width is None else [self.width]
         self.trained_with: dict = {}
-        self._build(ChannelPlan.widest([ChannelPlan.of(w, space.feature_mix_layer) for w in self.widths]))
+        with torch.random.fork_rng(devices=[]):  # initial weights from ``seed``, global RNG untouched
+            torch.manual_seed(self.seed)
+            self._build(ChannelPlan.widest([ChannelPlan.of(w, space.feature_mix_layer)
+                                            for w in self.widths]))
         self.set_active(self.largest())
 
     def _build(self, widest: ChannelPlan) -> None:
@@ -153,7 +157,7 @@ class Supernet(nn.Module):
     def _extreme(self, pick) -> dict:
         space = self.space
         return {"resolution": pick(space.resolutions), "width": pick(self.widths),
-                "depth": [pick(space.depths)] * len(MAX_DEPTHS[:-1]),
+                "depth": [pick(space.depths)] * SEARCHED_STAGES,
                 "kernel": [pick(space.kernels)] * BLOCK_SLOTS, "expand": [pick(space.expands)] * BLOCK_SLOTS}
 
     def sample(self, rng: np.random.Generator) -> dict:
@@ -179,7 +183,9 @@ class Supernet(nn.Module):
         return layers + self.classifier.export(channels)
 
     def extract(self, genome: dict) -> tuple[Architecture, dict[str, torch.Tensor]]:
-        """``space.decode(genome)`` and the state dict, inherited weights, of ``tinyevo.nn.build`` of it."""
+        """``space.decode(genome)`` and the state dict, inherited weights, of ``tinyevo.nn.build`` of it.
+
+        Batch-norm statistics are copied as they are: ``recalibrate_bn`` the active subnet first."""
         arch = self.space.decode(genome)
         nodes = [n for n in arch.live_nodes() if n.op in WEIGHTED_OPS]
         layers = self.export(genome)
@@ -202,7 +208,7 @@ class Supernet(nn.Module):
         weights.parent.mkdir(parents=True, exist_ok=True)
         np.savez(weights, **{k: v.detach().cpu().numpy() for k, v in self.state_dict().items()})
         meta = {"format": FORMAT, "version": VERSION, "space": self.space.options(), "width": self.width,
-                "kernel_transform": self.kernel_transform, "training": self.trained_with}
+                "kernel_transform": self.kernel_transform, "seed": self.seed, "training": self.trained_with}
         weights.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=str))
         return weights
 
@@ -217,7 +223,7 @@ class Supernet(nn.Module):
         meta = json.loads(sidecar.read_text())
         if meta.get("format") != FORMAT or meta.get("version") != VERSION:
             raise TinyevoError(f"{sidecar} is not a {FORMAT} version {VERSION} file")
-        net = cls(MobileNetV2Space(**meta["space"]), meta["width"], meta["kernel_transform"])
+        net = cls(MobileNetV2Space(**meta["space"]), meta["width"], meta["kernel_transform"], meta["seed"])
         with np.load(weights, allow_pickle=False) as arrays:
             net.load_state_dict({key: torch.from_numpy(arrays[key]) for key in arrays.files})
         net.trained_with = meta.get("training", {})
@@ -385,7 +391,8 @@ class SupernetEstimator(Estimator):
         order = np.random.default_rng(self.seed).permutation(len(data.y_train))
         rows = np.sort(order[:self.calibration_batches * self.batch_size])
         x = torch.from_numpy(data.x_train[rows]).to(self.device)
-        return [x[i:i + self.batch_size] for i in range(0, len(x), self.batch_size) if len(x[i:i + self.batch_size]) > 1]
+        batches = [x[i:i + self.batch_size] for i in range(0, len(x), self.batch_size)]
+        return [batch for batch in batches if len(batch) > 1]  # batch norm needs two rows
 
     def data(self) -> Dataset:
         if isinstance(self.dataset, Dataset):

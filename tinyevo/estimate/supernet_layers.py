@@ -68,9 +68,10 @@ class ElasticConv2d(nn.Module):
         weight = self.active_weight(in_channels, out_channels, kernel).contiguous()
         top, bottom = same_padding(x.shape[2], kernel, self.stride)
         left, right = same_padding(x.shape[3], kernel, self.stride)
-        if top or bottom or left or right:
-            x = F.pad(x, (left, right, top, bottom))
-        return F.conv2d(x, weight, None, self.stride, 0, 1, in_channels if self.depthwise else 1)
+        padding = (top, left)
+        if top != bottom or left != right:  # SAME's odd pixel after: pad by hand (a copy, so only then)
+            x, padding = F.pad(x, (left, right, top, bottom)), 0
+        return F.conv2d(x, weight, None, self.stride, padding, 1, in_channels if self.depthwise else 1)
 
 
 class ElasticBatchNorm2d(nn.Module):

@@ -180,6 +180,7 @@ class TrainingEstimator(Estimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             module = build(arch).to(device)
+        start_metrics = self.init_module(module, arch, context)
         x, y, x_val, y_val = self.tensors(data, device)
         size = arch.input_shape[:2]
         optimizer, scheduler = self.make_optimizer(module, self.epochs * math.ceil(len(y) / self.batch_size))
@@ -195,7 +196,12 @@ class TrainingEstimator(Estimator):
         metrics = {"accuracy": curve[-1], "learning_curve": curve, "train_seconds": time.perf_counter() - start,
                    "epochs": len(curve), "train_rows": len(y), "train_loss": loss,
                    "stopped_early": len(curve) < self.epochs}
+        metrics.update(start_metrics)
         return TrainedModel(module, arch, metrics)
+
+    def init_module(self, module: nn.Module, architecture: Architecture, context: EvalContext) -> dict:
+        """Hook: change the freshly built (seeded) module before training; returns extra metrics."""
+        return {}
 
     def tensors(self, data: Dataset, device: torch.device) -> tuple[torch.Tensor, ...]:
         """Training rows (the ``data_fraction`` share) and validation rows, stored type, on ``device``."""

@@ -16,10 +16,20 @@ figure a search optimizes is the arena the firmware needs. The model:
   bound; past ``max_states`` sets it keeps the greedy order and says so in ``Schedule.note``.
 
 Only nodes the output depends on are scheduled (``Architecture.live_nodes``).
+
+``in_place_kernels=True`` (off by default, so the search's default figures are unchanged) adds the
+in-place kernels of the C code generator (``tinyevo.deploy.codegen``), TinyEngine-style:
+
+- an add writes over the first of its inputs that no other op reads (element-wise, so safe);
+- a depthwise conv2d (groups = in = out channels) and a 1x1, stride-1 conv2d whose output has its
+  input's shape write over their input when nothing else reads it. They need a scratch buffer while
+  they run (the depthwise kernel copies one input channel, height x width bytes, unless its kernel is
+  1x1; the 1x1 conv one output pixel, channels bytes): ``Schedule.scratch_of`` names it, and it is
+  live at that step only, so the peak counts it.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from tinyevo.arch import INPUT, OPS, Architecture, Shape
 from tinyevo.errors import TinyevoError
@@ -49,6 +59,7 @@ class Schedule:
     search: str  # "exhaustive", "greedy" (search capped) or "given" (order passed in)
     states: int = 0
     note: str = ""
+    scratch_of: dict[str, str] = field(default_factory=dict)  # node -> its scratch buffer
 
     def lifetimes(self) -> dict[str, tuple[int, int]]:
         """Buffer -> (first step, last step) during which it is live, both inclusive."""
@@ -77,15 +88,15 @@ def live_readers(arch: Architecture) -> dict[str, list[str]]:
     return readers
 
 
-def peak_sram_bytes(arch: Architecture, in_place_ops: bool = True) -> int:
+def peak_sram_bytes(arch: Architecture, in_place_ops: bool = True, in_place_kernels: bool = False) -> int:
     """Peak activation SRAM of the best execution order, in bytes."""
-    return schedule(arch, in_place_ops=in_place_ops).peak_bytes
+    return schedule(arch, in_place_ops=in_place_ops, in_place_kernels=in_place_kernels).peak_bytes
 
 
 def schedule(arch: Architecture, in_place_ops: bool = True, order: list[str] | None = None,
-             max_states: int = MAX_STATES) -> Schedule:
+             max_states: int = MAX_STATES, in_place_kernels: bool = False) -> Schedule:
     """The execution order with the lowest peak SRAM (or the memory use of ``order``, if given)."""
-    graph = _Graph(arch, in_place_ops)
+    graph = _Graph(arch, in_place_ops, in_place_kernels)
     if order is not None:
         return graph.to_schedule(graph.check_order(order), "given")
     greedy = graph.greedy()
@@ -101,7 +112,7 @@ def schedule(arch: Architecture, in_place_ops: bool = True, order: list[str] | N
 class _Graph:
     """The live nodes as bit positions, and the buffers each one reads and writes."""
 
-    def __init__(self, arch: Architecture, in_place_ops: bool):
+    def __init__(self, arch: Architecture, in_place_ops: bool, in_place_kernels: bool = False):
         nodes = arch.live_nodes()
         self.names = [n.name for n in nodes]
         self.n = len(nodes)
@@ -110,6 +121,11 @@ class _Graph:
         self.buffer_of = {INPUT: INPUT}
         for node in nodes:
             self.buffer_of[node.name] = _buffer_for(node, readers, self.buffer_of, in_place_ops)
+            if in_place_kernels and self.buffer_of[node.name] == node.name:
+                source = in_place_kernel_source(arch, node, readers)
+                self.buffer_of[node.name] = self.buffer_of[source] if source else node.name
+        self.scratch = {n.name: in_place_scratch_bytes(arch, n) for n in nodes
+                        if in_place_kernels and self.buffer_of[n.name] != n.name}
         self.buffers = [INPUT, *dict.fromkeys(self.buffer_of[n] for n in self.names if
                                               self.buffer_of[n] == n)]
         self.bytes = {b: tensor_bytes(arch.shapes[b]) for b in self.buffers}
@@ -122,6 +138,7 @@ class _Graph:
         self.preds = [_mask(index[s] for s in n.inputs if s != INPUT) for n in nodes]
         self.succs = [_mask(index[r] for r in readers[n.name]) for n in nodes]
         self.new_bytes = [self.bytes[n] if self.buffer_of[n] == n else 0 for n in self.names]
+        self.step_bytes = [new + self.scratch.get(n, 0) for new, n in zip(self.new_bytes, self.names)]
         self.touched = [{self.buffer_of[s] for s in n.inputs} | {self.buffer_of[n.name]} for n in nodes]
 
     # --- memory of a set of executed nodes -----------------------------------------------------
@@ -155,7 +172,7 @@ class _Graph:
         """Run the ready node with the smallest step peak (then smallest live set, then listed first)."""
         done, live, ready, order = 0, self.live_bytes(0), self.initial_ready(), []
         while ready:
-            v = min(_bits(ready), key=lambda u: (live + self.new_bytes[u], self.after(done, live, u), u))
+            v = min(_bits(ready), key=lambda u: (live + self.step_bytes[u], self.after(done, live, u), u))
             live, ready = self.after(done, live, v), self.ready(done, ready, v)
             done = done | 1 << v
             order.append(v)
@@ -169,7 +186,7 @@ class _Graph:
             following: dict[int, tuple[int, int]] = {}
             for done, (live, ready) in layer.items():
                 for v in _bits(ready):
-                    peak = max(best[done][0], live + self.new_bytes[v])
+                    peak = max(best[done][0], live + self.step_bytes[v])
                     now = done | 1 << v
                     if peak > bound or (now in best and best[now][0] <= peak):
                         continue
@@ -184,7 +201,7 @@ class _Graph:
     def peak_of(self, order: list[int]) -> int:
         done, live, peak = 0, self.live_bytes(0), 0
         for v in order:
-            peak = max(peak, live + self.new_bytes[v])
+            peak = max(peak, live + self.step_bytes[v])
             live, done = self.after(done, live, v), done | 1 << v
         return peak
 
@@ -201,15 +218,18 @@ class _Graph:
 
     def to_schedule(self, order: list[int], search: str, states: int = 0, note: str = "") -> Schedule:
         steps, done = [], 0
+        scratch_of = {name: f"{name}:scratch" for name, size in self.scratch.items() if size}
+        sizes = {**self.bytes, **{scratch_of[n]: self.scratch[n] for n in scratch_of}}
         for v in order:
             name = self.names[v]
             held = self.live_buffers(done)
             held += [self.buffer_of[name]] if self.buffer_of[name] not in held else []
-            steps.append(Step(name, sum(self.bytes[b] for b in held), tuple(held), self.buffer_of[name]))
+            held += [scratch_of[name]] if name in scratch_of else []
+            steps.append(Step(name, sum(sizes[b] for b in held), tuple(held), self.buffer_of[name]))
             done |= 1 << v
         peak = max((s.live_bytes for s in steps), default=self.live_bytes(0))
         return Schedule([self.names[v] for v in order], peak, steps,
-                        dict(self.buffer_of), dict(self.bytes), search, states, note)
+                        dict(self.buffer_of), sizes, search, states, note, scratch_of)
 
 
 def _buffer_for(node, readers: dict[str, list[str]], buffer_of: dict[str, str], in_place_ops: bool) -> str:
@@ -219,6 +239,28 @@ def _buffer_for(node, readers: dict[str, list[str]], buffer_of: dict[str, str], 
         if readers[source] == [node.name]:
             return buffer_of[source]
     return node.name
+
+
+def in_place_kernel_source(arch: Architecture, node, readers: dict[str, list[str]]) -> str | None:
+    """The input an in-place kernel of ``node`` may overwrite (``in_place_kernels``), or None."""
+    if node.op == "add":
+        return next((s for s in node.inputs if set(readers[s]) == {node.name}), None)
+    source = node.inputs[0]
+    if node.op != "conv2d" or readers[source] != [node.name] or arch.shapes[node.name] != arch.shapes[source]:
+        return None
+    attrs, channels = node.attrs, arch.shapes[source][2]
+    depthwise = attrs["groups"] == channels > 1
+    pixelwise = attrs["groups"] == 1 and attrs["kernel"] == (1, 1) and attrs["stride"] == (1, 1)
+    return source if depthwise or pixelwise else None
+
+
+def in_place_scratch_bytes(arch: Architecture, node) -> int:
+    """Scratch an in-place kernel needs: one input channel (depthwise, kernel above 1x1), one
+    output pixel (1x1 conv), nothing for element-wise ops."""
+    if node.op != "conv2d" or node.attrs["kernel"] == (1, 1) and node.attrs["groups"] > 1:
+        return 0
+    height, width, channels = arch.shapes[node.name]
+    return channels if node.attrs["kernel"] == (1, 1) else height * width
 
 
 def _trace(best: dict[int, tuple[int, int, int]], done: int) -> list[int]:

@@ -16,6 +16,9 @@ class RandomSearch(Strategy):
             raise TinyevoError(f"strategy 'random' takes no option {sorted(options)[0]!r}")
         super().__init__(space, seed, objectives)
 
+    def options(self) -> dict:
+        return {}
+
     def ask(self, n: int) -> list[Candidate]:
         return [Candidate(self.space.sample(self.rng), origin="sample") for _ in range(n)]
 

@@ -53,6 +53,10 @@ class Evolution(Strategy):
         self._offspring: dict[int, list[Individual]] = {}  # generation -> told, not merged
         self._seen: set[str] = set()  # keys of every architecture asked for
 
+    def options(self) -> dict:
+        """The settings that rebuild this strategy (stored with a run, checked on resume)."""
+        return self.config.to_dict()
+
     # --- ask -----------------------------------------------------------------------------------
     def ask(self, n: int) -> list[Candidate]:
         return [self._hand_out() for _ in range(n)]
@@ -73,7 +77,7 @@ class Evolution(Strategy):
         return candidate
 
     def _wants_initial(self) -> bool:
-        return self._initialized < self.config.population_size or not self.population
+        return self._initialized < self.config.initial_size or not self.population
 
     def _initial(self) -> Candidate:
         self._initialized += 1
@@ -156,7 +160,7 @@ class Evolution(Strategy):
     def _handed_out(self, generation: int) -> bool:
         if generation < self._generation:
             return True
-        return not self._queue and self._initialized >= self.config.population_size
+        return not self._queue and self._initialized >= self.config.initial_size
 
     def _merge(self, newcomers: list[Individual]) -> None:
         pool = self.population + newcomers

@@ -22,6 +22,9 @@ class EvolutionConfig:
     generational: bool = False
     #: Children per generation (generational only); default: ``population_size``.
     offspring_size: int | None = None
+    #: Initial candidates before breeding starts; default: ``population_size``. A smaller value
+    #: starts breeding sooner and lets the population grow to ``population_size`` by children.
+    initial_size: int | None = None
     initialization: str = "random"  # random | trivial | rich
     #: Genomes (or their JSON) that rich initialization starts from.
     seeds: list = field(default_factory=list)
@@ -47,12 +50,14 @@ class EvolutionConfig:
     def __post_init__(self):
         share = max(1, self.population_size // 5)
         self.offspring_size = self.population_size if self.offspring_size is None else self.offspring_size
+        self.initial_size = self.population_size if self.initial_size is None else self.initial_size
         self.truncation_size = share if self.truncation_size is None else self.truncation_size
         self.elite_size = share if self.elite_size is None else self.elite_size
         self._check()
 
     def _check(self):
-        for name in ("population_size", "offspring_size", "tournament_size", "truncation_size"):
+        for name in ("population_size", "offspring_size", "initial_size", "tournament_size",
+                     "truncation_size"):
             if int(getattr(self, name)) < 1:
                 raise TinyevoError(f"evolution option {name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.elite_size <= self.population_size:

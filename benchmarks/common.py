@@ -1,0 +1,58 @@
+"""Small helpers the benchmark scripts share: progress lines, the JSON document, plots, paths.
+
+A benchmark prints exactly one JSON document to stdout (``print_json``) and everything else to
+stderr (``log``), so ``python benchmarks/X.py > result.json`` keeps a clean result.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+#: The repository root (the folder holding ``benchmarks/``).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def log(message: str) -> None:
+    """A progress line on stderr, stamped with the wall time."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def print_json(document: dict) -> None:
+    """The benchmark's result: one JSON document on stdout (NaN and infinities become null)."""
+    print(json.dumps(json_safe(document), indent=1))
+
+
+def json_safe(value):
+    """``value`` with non-finite floats replaced by None, tuples by lists (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def repo_path(path: str | Path) -> Path:
+    """``path`` as given when it exists from the working directory, else relative to the repo root."""
+    path = Path(path).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    return REPO_ROOT / path
+
+
+def mean(values) -> float | None:
+    """Arithmetic mean of the values that are not None; None when there are none."""
+    present = [float(v) for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def pyplot():
+    """``matplotlib.pyplot`` with the file-only Agg backend (no display needed)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt

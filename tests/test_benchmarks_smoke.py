@@ -1,0 +1,115 @@
+"""Smoke test of ``benchmarks/mnist_constrained.py`` and checks of its Optuna peer.
+
+The quick run uses scikit-learn's 8x8 digits saved as an .npz (a few seconds of training in all);
+its report is checked against oracles outside the benchmark: the bounds against the cost model
+re-reading each reported architecture, the hypervolume against the 2-D rectangle sum by hand.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from sklearn.datasets import load_digits
+
+from tinyevo.estimate.base import Estimator
+from tinyevo.hardware import estimate_cost
+from tinyevo.run import Budget, Runner
+from tinyevo.spaces import create_space
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+import mnist_constrained as bench  # noqa: E402
+
+SRAM, FLASH = bench.MAX_PEAK_SRAM_BYTES, bench.MAX_FLASH_BYTES
+
+
+@pytest.fixture(scope="module")
+def digits_npz(tmp_path_factory) -> Path:
+    digits = load_digits()
+    path = tmp_path_factory.mktemp("data") / "digits.npz"
+    np.savez(path, x=(digits.images * 15).astype(np.uint8), y=digits.target.astype(np.uint8))
+    return path
+
+
+@pytest.fixture(scope="module")
+def quick_report(digits_npz, tmp_path_factory) -> tuple[dict, Path]:
+    png = tmp_path_factory.mktemp("out") / "fronts.png"
+    command = [sys.executable, str(BENCHMARKS / "mnist_constrained.py"), "--quick", "--budget", "3",
+               "--data", str(digits_npz), "--test-size", "0.2", "--png", str(png)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout), png
+
+
+def hypervolume_by_hand(front: list[dict]) -> float:
+    """Area dominated by (accuracy, SRAM) points up to (0, SRAM): one rectangle per step."""
+    area, below = 0.0, 0.0
+    for p in sorted(front, key=lambda p: p["val_accuracy"]):
+        area += (p["val_accuracy"] - below) * (SRAM - p["peak_sram_bytes"])
+        below = p["val_accuracy"]
+    return area
+
+
+def test_quick_run_reports_every_method_with_the_same_training_budget(quick_report):
+    report, _ = quick_report
+    assert set(report["methods"]) == set(bench.METHODS)
+    for method in report["methods"].values():
+        assert method["trained_candidates"] == 3
+        assert 0 <= method["best_test_accuracy_within_bounds"] <= 1
+
+
+def test_quick_run_fronts_meet_the_bounds_and_their_hypervolume(quick_report):
+    report, _ = quick_report
+    space = create_space("chain", input_shape=(8, 8, 1), num_classes=10, **bench.SPACE_OPTIONS)
+    for method in report["methods"].values():
+        run = method["per_seed"][0]
+        assert run["front"], "every method trains at least one feasible model"
+        for p in run["front"] + [run["best"]]:
+            cost = estimate_cost(space.decode(space.parse(p["architecture"])))
+            assert cost.peak_sram_bytes == p["peak_sram_bytes"] <= SRAM
+            assert cost.flash_bytes == p["flash_bytes"] <= FLASH
+        assert run["hypervolume"] == pytest.approx(hypervolume_by_hand(run["front"]))
+
+
+def test_quick_run_writes_a_png(quick_report):
+    _, png = quick_report
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_suggest_chain_builds_the_genome_of_fixed_parameters():
+    space = create_space("chain", input_shape=(28, 28, 1), **bench.SPACE_OPTIONS)
+    params = {"layers": 2, "head": "flatten", "dense_layers": 1, "dense0_units": 16}
+    for i, kind in enumerate(["conv", "max_pool", "ds", "ds", "avg_pool", "conv"]):
+        params.update({f"layer{i}_type": kind, f"layer{i}_filters": 8, f"layer{i}_kernel": 3,
+                       f"layer{i}_stride": 2, f"layer{i}_pool_kernel": 2})
+    genome = bench.suggest_chain(optuna.trial.FixedTrial(params), space)
+    assert space.describe(genome) == "c8k3s2-mp2-flat-f16"
+
+
+class ConstantAccuracy(Estimator):
+    name = "constant"
+
+    def evaluate(self, architecture, context=None):
+        return {"accuracy": 0.5}
+
+
+def test_optuna_peer_sees_the_bounds_and_trains_only_feasible_candidates():
+    space = create_space("chain", input_shape=(28, 28, 1), **bench.SPACE_OPTIONS)
+    strategy = bench.OptunaNSGA2(space, seed=0, population_size=4)
+    runner = Runner(space, strategy, ConstantAccuracy(), budget=Budget(evaluations=8),
+                    constraints=bench.CONSTRAINTS, progress=False)
+    trials = runner.run()
+    assert runner.evaluated == 8 == sum(t.status == "ok" for t in trials)
+    told = [t for t in strategy.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert any(max(t.constraints.values()) > 0 for t in told), "some candidates break the bounds"
+    for trial in told:
+        genome = bench.suggest_chain(optuna.trial.FixedTrial(trial.params), space)
+        cost = estimate_cost(space.decode(genome))
+        fits = cost.peak_sram_bytes <= SRAM and cost.flash_bytes <= FLASH
+        assert (max(trial.constraints.values()) <= 0) == fits
+        assert trial.values[1] == cost.peak_sram_bytes

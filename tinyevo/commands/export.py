@@ -1,0 +1,65 @@
+"""``tinyevo export``: write a searched model as an int8 .tflite, a float .onnx or an int8 QDQ .onnx."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+EPILOG = """\
+examples:
+  tinyevo export runs/digits --out model.tflite               # best model under the constraints
+  tinyevo export runs/digits --trial 12 --format onnx --out model.onnx
+  tinyevo export runs/digits --format onnx-qdq --out model_int8.onnx
+  tinyevo export g.json --out g.tflite                        # random weights: a deployability check
+
+A run keeps the trained weights of its final Pareto-front models, so export never retrains.
+The int8 model is calibrated on a seeded sample of the run's training data.
+"""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export", help="write a searched model as .tflite or .onnx",
+                       description="Quantize a model of a run (or a genome / architecture file) to "
+                                   "int8 and write it for a microcontroller runtime.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", metavar="RUN_DIR|GENOME_FILE",
+                   help="the --out folder of a search, or a genome / architecture JSON file")
+    p.add_argument("--format", default="tflite",
+                   help="tflite (int8, default), onnx (float) or onnx-qdq (int8)")
+    p.add_argument("--out", required=True, help="file to write (its folder must exist)")
+    p.add_argument("--trial", type=int, help="trial id of the run's model to export (default: the best)")
+    p.add_argument("--weights", help="trained weights (.npz state dict) for a genome / architecture file")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the random weights and calibration of a genome file (default 0)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(handler=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from tinyevo.deploy.export_run import export_model
+
+    result = export_model(args.source, args.format, args.out, trial=args.trial, weights=args.weights,
+                          seed=args.seed, warn=lambda line: print(line, file=sys.stderr))
+    print(json.dumps(asdict(result), indent=1) if args.json else summary(result))
+    return 0
+
+
+def _pct(value) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def summary(result) -> str:
+    """One line: what was written, how big, how accurate, how much RAM TFLM needs for it."""
+    parts = [f"wrote {result.path} ({result.format}, {result.size_bytes:,} bytes)"]
+    if result.trial is not None:
+        parts.append(f"trial {result.trial} of {result.source}")
+    if result.random_weights:
+        parts.append("random weights")
+    if result.test_accuracy is not None:
+        parts.append(f"test accuracy {_pct(result.test_accuracy)} float")
+    if result.int8_test_accuracy is not None:
+        parts.append(f"{_pct(result.int8_test_accuracy)} int8")
+    if result.arena_bytes is not None:
+        parts.append(f"TFLM arena {result.arena_bytes:,} bytes")
+    return ", ".join(parts)

@@ -1,0 +1,121 @@
+"""The C emitter: a ``QuantizedModel`` and its memory plan become a self-contained C99 library.
+
+    generate_c(qmodel, "out/")   # out/tinyevo_model.c, tinyevo_model.h, tinyevo_runtime.h, metadata.json
+
+The library has one entry point, ``int tinyevo_model_run(const int8_t *input, int8_t *output)``;
+one function per op, specialized to its shapes and quantization (``kernels``); weights as
+``const`` arrays (flash); every activation in one static arena at the offsets of the memory plan
+(``planner``); no ``malloc``, no interpreter. It compiles with any C99 compiler; on Cortex-M with
+the DSP extension the dot products use SMLAD.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from tinyevo.deploy.codegen.kernels import Concatenation, Kernel, TensorView, kernel_class, template
+from tinyevo.deploy.codegen.metadata import FORMAT_VERSION, ModelMetadata, OpInfo, TensorInfo
+from tinyevo.deploy.codegen.planner import MemoryPlan, plan_memory
+from tinyevo.deploy.quantized_model import QuantizedModel
+from tinyevo.errors import TinyevoError
+
+SOURCE, HEADER, RUNTIME, METADATA = "tinyevo_model.c", "tinyevo_model.h", "tinyevo_runtime.h", "metadata.json"
+
+
+@dataclass
+class GeneratedC:
+    """The files of a generated library (name -> text) and what they were made from."""
+
+    files: dict[str, str]
+    plan: MemoryPlan
+    metadata: ModelMetadata
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise TinyevoError(f"{out}: exists and is not a folder; give --out a folder")
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, text in self.files.items():
+            (out / name).write_text(text)
+            paths.append(out / name)
+        return paths
+
+
+def generate_c(qmodel: QuantizedModel, out_dir: str | Path, in_place_kernels: bool = True,
+               plan: MemoryPlan | None = None) -> GeneratedC:
+    """Write the C library of ``qmodel`` into ``out_dir`` and return what was written."""
+    generated = render_c(qmodel, in_place_kernels, plan)
+    generated.write(out_dir)
+    return generated
+
+
+def render_c(qmodel: QuantizedModel, in_place_kernels: bool = True, plan: MemoryPlan | None = None) -> GeneratedC:
+    """The library's files in memory (what ``generate_c`` writes)."""
+    plan = plan or plan_memory(qmodel, in_place_kernels=in_place_kernels)
+    kernels = build_kernels(qmodel, plan)
+    metadata = build_metadata(qmodel, plan, kernels)
+    fields = _model_fields(qmodel, plan, kernels)
+    files = {SOURCE: template("model.c").substitute(fields),
+             HEADER: template("model.h").substitute(fields),
+             RUNTIME: resources.files("tinyevo.deploy.codegen").joinpath("runtime_c", RUNTIME).read_text(),
+             METADATA: metadata.dumps()}
+    return GeneratedC(files, plan, metadata)
+
+
+def build_kernels(qmodel: QuantizedModel, plan: MemoryPlan) -> list[Kernel]:
+    """One kernel per op of the plan's order, wired to the arena offsets."""
+    ops = {op.name: op for op in qmodel.ops}
+
+    def view(tensor: str) -> TensorView:
+        spec = qmodel.tensors[tensor]
+        return TensorView(tensor, plan.offsets[tensor], tuple(spec.shape[1:]), spec.zero_point)
+
+    kernels = []
+    for index, name in enumerate(plan.order):
+        op = ops[name]
+        cls = kernel_class(op)
+        symbol = f"layer{index}_{op.kind}"
+        inputs = tuple(view(plan.source(s)) for s in op.inputs)
+        scratch = plan.scratch.get(name, (None, 0))[0]
+        extra = {}
+        if cls is Concatenation:
+            extra["requantize"] = tuple(ops[s].params if s in plan.fused else None for s in op.inputs)
+        kernels.append(cls(symbol, op, inputs, view(name), scratch, **extra))
+    return kernels
+
+
+def build_metadata(qmodel: QuantizedModel, plan: MemoryPlan, kernels: list[Kernel]) -> ModelMetadata:
+    ops = [OpInfo(k.op.name, k.op.kind, k.symbol, [t.name for t in k.inputs], k.output.name,
+                  k.output.offset, k.output.size, k.in_place,
+                  list(plan.scratch[k.op.name]) if k.op.name in plan.scratch else None,
+                  k.macs(), k.flash_bytes()) for k in kernels]
+    notes = [plan.schedule.note] if plan.schedule and plan.schedule.note else []
+    return ModelMetadata(
+        qmodel.name, plan.arena_bytes, plan.peak_bytes, sum(k.flash_bytes() for k in kernels),
+        sum(k.macs() for k in kernels), TensorInfo.of(qmodel.input, qmodel.input_spec),
+        TensorInfo.of(qmodel.output, qmodel.output_spec), ops, [SOURCE, HEADER, RUNTIME, METADATA],
+        plan.in_place_kernels, plan.schedule.search if plan.schedule else "", notes=notes)
+
+
+def _model_fields(qmodel: QuantizedModel, plan: MemoryPlan, kernels: list[Kernel]) -> dict:
+    source, output = qmodel.input_spec, qmodel.output_spec
+    calls = "\n".join(f"    {k.call()}" for k in kernels)
+    bodies = "\n".join(text for text in (k.source() for k in kernels) if text)
+    return dict(
+        MODEL_NAME=_c_text(qmodel.name or "model"), FORMAT_VERSION=FORMAT_VERSION,
+        OP_COUNT=len(kernels), MACS=sum(k.macs() for k in kernels),
+        FLASH_BYTES=sum(k.flash_bytes() for k in kernels), ARENA_BYTES=plan.arena_bytes,
+        KERNELS=bodies, CALLS=calls,
+        INPUT_OFFSET=plan.offsets[qmodel.input], INPUT_BYTES=plan.tensor_bytes[qmodel.input],
+        OUTPUT_OFFSET=plan.offsets[qmodel.output], OUTPUT_BYTES=plan.tensor_bytes[qmodel.output],
+        INPUT_HEIGHT=source.shape[1], INPUT_WIDTH=source.shape[2], INPUT_CHANNELS=source.shape[3],
+        INPUT_SCALE=f"{source.scale:.9g}", INPUT_ZERO_POINT=source.zero_point,
+        OUTPUT_HEIGHT=output.shape[1], OUTPUT_WIDTH=output.shape[2], OUTPUT_CHANNELS=output.shape[3],
+        OUTPUT_SCALE=f"{output.scale:.9g}", OUTPUT_ZERO_POINT=output.zero_point)
+
+
+def _c_text(text: str) -> str:
+    """``text`` safe inside a C string literal and a comment."""
+    return "".join(c if c.isalnum() or c in "_-. " else "_" for c in text)

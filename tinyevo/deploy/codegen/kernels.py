@@ -1,0 +1,390 @@
+"""One small object per int8 op kind: it knows its C (a template in ``templates/``, specialized to
+the layer's shapes, zero points and fixed-point parameters), its constant data and its cost.
+
+Every kernel follows TFLM's int8 reference kernel step by step (and so ``run_int8``): int32
+accumulation of ``(x - input_zero_point) * w``, per-channel ``MultiplyByQuantizedMultiplier``,
+output zero point, clamp. Kernels that may run in place (output over input) say so in
+``in_place_safe``; the in-place convolutions have templates of their own that use a scratch buffer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from string import Template
+from typing import ClassVar
+
+import numpy as np
+
+from tinyevo.arch import same_padding
+from tinyevo.deploy.quantized_model import QuantizedOp
+from tinyevo.errors import TinyevoError
+
+VALUES_PER_LINE = {"int8_t": 24, "int32_t": 8}
+
+
+@dataclass(frozen=True)
+class TensorView:
+    """An int8 activation tensor as a kernel sees it: where it lives and how it is quantized."""
+
+    name: str
+    offset: int  # bytes from the start of the arena
+    shape: tuple[int, int, int]  # height, width, channels
+    zero_point: int
+
+    @property
+    def size(self) -> int:
+        return self.shape[0] * self.shape[1] * self.shape[2]
+
+    def pointer(self) -> str:
+        return f"arena + {self.offset}"
+
+
+@lru_cache(maxsize=None)
+def template(name: str) -> Template:
+    """``templates/NAME.c`` (or ``templates/NAME`` when it has a suffix) as a ``string.Template``."""
+    filename = name if "." in name else f"{name}.c"
+    return Template(resources.files("tinyevo.deploy.codegen").joinpath("templates", filename).read_text())
+
+
+def c_array(ctype: str, name: str, values) -> str:
+    """``static const ctype name[n] = {...};`` with a fixed number of values per line."""
+    values = [int(v) for v in np.asarray(values).ravel()]
+    per_line = VALUES_PER_LINE[ctype]
+    lines = [", ".join(str(v) for v in values[i:i + per_line]) for i in range(0, len(values), per_line)]
+    body = ",\n    ".join(lines)
+    return f"static const {ctype} {name}[{len(values)}] = {{\n    {body}\n}};\n"
+
+
+@dataclass
+class Kernel:
+    """One call of the generated model: a function specialized to one op."""
+
+    symbol: str
+    op: QuantizedOp
+    inputs: tuple[TensorView, ...]
+    output: TensorView
+    scratch_offset: int | None = None
+
+    template_name: ClassVar[str] = ""
+    in_place_safe: ClassVar[bool] = False
+
+    @property
+    def in_place(self) -> bool:
+        return any(t.offset == self.output.offset for t in self.inputs)
+
+    def check(self) -> None:
+        """Refuse an in-place plan this kernel cannot run (a planner bug, never a user error)."""
+        if self.in_place and not self.in_place_safe:
+            raise TinyevoError(f"internal error: op {self.op.name!r} ({self.op.kind}) cannot write over "
+                               f"its input; please report this model")
+
+    def template_fields(self) -> dict:
+        return {}
+
+    def data(self) -> str:
+        return ""
+
+    def source(self) -> str:
+        self.check()
+        fields = {"SYMBOL": self.symbol, "COMMENT": self.comment(), **self.template_fields()}
+        return self.data() + template(self.variant()).substitute(fields)
+
+    def variant(self) -> str:
+        return self.template_name
+
+    def call(self) -> str:
+        return f"{self.symbol}({self.inputs[0].pointer()}, {self.output.pointer()});"
+
+    def comment(self) -> str:
+        shapes = " + ".join("x".join(map(str, t.shape)) for t in self.inputs)
+        text = f"{self.op.kind} {self.op.name}: {shapes} -> {'x'.join(map(str, self.output.shape))}"
+        return text.replace("*/", "* /")
+
+    def macs(self) -> int:
+        return 0
+
+    def flash_bytes(self) -> int:
+        return 0
+
+
+# --- weighted kernels ---------------------------------------------------------------------------
+@dataclass
+class _Window(Kernel):
+    """Shared by the kernels that slide a window: kernel, stride, dilation, padding."""
+
+    def window_fields(self) -> dict:
+        (kh, kw), (sh, sw) = self.op.attrs["kernel"], self.op.attrs["stride"]
+        dh, dw = self.op.attrs.get("dilation", (1, 1))
+        (ih, iw, ic), (oh, ow, oc) = self.inputs[0].shape, self.output.shape
+        same = self.op.attrs["padding"] == "same"
+        top = same_padding(ih, kh, sh, dh)[0] if same else 0
+        left = same_padding(iw, kw, sw, dw)[0] if same else 0
+        return dict(IN_H=ih, IN_W=iw, IN_C=ic, OUT_H=oh, OUT_W=ow, OUT_C=oc, K_H=kh, K_W=kw,
+                    STRIDE_H=sh, STRIDE_W=sw, DILATION_H=dh, DILATION_W=dw, PAD_TOP=top, PAD_LEFT=left)
+
+    def clamp_fields(self) -> dict:
+        return dict(ACT_MIN=self.op.params["activation_min"], ACT_MAX=self.op.params["activation_max"])
+
+
+@dataclass
+class _Weighted(_Window):
+    def quantization_fields(self) -> dict:
+        return dict(INPUT_OFFSET=-self.inputs[0].zero_point, OUTPUT_OFFSET=self.output.zero_point,
+                    **self.clamp_fields())
+
+    def data(self) -> str:
+        p = self.op.params
+        return (c_array("int8_t", f"{self.symbol}_weights", self.op.weights)
+                + c_array("int32_t", f"{self.symbol}_bias", self.op.bias)
+                + c_array("int32_t", f"{self.symbol}_multiplier", p["multiplier"])
+                + c_array("int32_t", f"{self.symbol}_shift", p["shift"]) + "\n")
+
+    def flash_bytes(self) -> int:
+        channels = len(self.op.bias)
+        return self.op.weights.size + 4 * channels + 8 * channels
+
+
+@dataclass
+class Conv2D(_Weighted):
+    """CONV_2D, grouped or not; output channels in blocks of 4, 2 or 1 that share input loads."""
+
+    template_name: ClassVar[str] = "conv_2d"
+    in_place_safe: ClassVar[bool] = True  # only the 1x1 stride-1 form, checked below
+
+    def groups(self) -> int:
+        return self.op.attrs.get("groups", 1)
+
+    def check(self) -> None:
+        pixelwise = (list(self.op.attrs["kernel"]) == [1, 1] and list(self.op.attrs["stride"]) == [1, 1]
+                     and self.groups() == 1 and self.scratch_offset is not None)
+        if self.in_place and not pixelwise:
+            raise TinyevoError(f"internal error: conv {self.op.name!r} cannot run in place")
+
+    def variant(self) -> str:
+        return "conv_2d_in_place" if self.in_place else "conv_2d"
+
+    def template_fields(self) -> dict:
+        group_in = self.inputs[0].shape[2] // self.groups()
+        group_out = self.output.shape[2] // self.groups()
+        block = next(b for b in (4, 2, 1) if group_out % b == 0)
+        pixels = self.output.shape[0] * self.output.shape[1]
+        return dict(**self.window_fields(), **self.quantization_fields(), GROUP_IN=group_in,
+                    GROUP_OUT=group_out, BLOCK=block, PIXELS=pixels)
+
+    def call(self) -> str:
+        if self.in_place:
+            return (f"{self.symbol}({self.inputs[0].pointer()}, {self.output.pointer()}, "
+                    f"arena + {self.scratch_offset});")
+        return super().call()
+
+    def macs(self) -> int:
+        return self.output.size * self.op.weights[0].size
+
+
+@dataclass
+class DepthwiseConv2D(_Weighted):
+    """DEPTHWISE_CONV_2D; in place either element-wise (1x1, stride 1) or channel by channel."""
+
+    template_name: ClassVar[str] = "depthwise_conv_2d"
+    in_place_safe: ClassVar[bool] = True
+    channel_block: ClassVar[int] = 16
+
+    def element_wise(self) -> bool:
+        return (list(self.op.attrs["kernel"]) == [1, 1] and list(self.op.attrs["stride"]) == [1, 1]
+                and self.inputs[0].shape == self.output.shape)
+
+    def check(self) -> None:
+        if self.in_place and not self.element_wise() and (
+                self.scratch_offset is None or self.inputs[0].shape[2] != self.output.shape[2]):
+            raise TinyevoError(f"internal error: depthwise conv {self.op.name!r} cannot run in place")
+
+    def variant(self) -> str:
+        return "depthwise_conv_2d_in_place" if self.in_place and not self.element_wise() else "depthwise_conv_2d"
+
+    def template_fields(self) -> dict:
+        multiplier = self.op.attrs.get("depth_multiplier", 1)
+        return dict(**self.window_fields(), **self.quantization_fields(), MULTIPLIER=multiplier,
+                    BLOCK=min(self.channel_block, self.output.shape[2]))
+
+    def call(self) -> str:
+        if self.variant() == "depthwise_conv_2d_in_place":
+            return (f"{self.symbol}({self.inputs[0].pointer()}, {self.output.pointer()}, "
+                    f"arena + {self.scratch_offset});")
+        return super().call()
+
+    def macs(self) -> int:
+        kh, kw = self.op.attrs["kernel"]
+        return self.output.size * kh * kw
+
+
+@dataclass
+class Fill(Kernel):
+    """A DEPTHWISE_CONV_2D whose weights and biases are all zero (a tensor of zeros): a memset."""
+
+    template_name: ClassVar[str] = "fill"
+    in_place_safe: ClassVar[bool] = True
+
+    def value(self) -> int:
+        from tinyevo.deploy.fixed_point import multiply_by_quantized_multiplier as requantize
+        p = self.op.params
+        value = int(requantize(np.int64(0), p["multiplier"][0], p["shift"][0])) + self.output.zero_point
+        return min(max(value, p["activation_min"]), p["activation_max"])
+
+    def template_fields(self) -> dict:
+        return dict(VALUE=self.value(), SIZE=self.output.size)
+
+    def call(self) -> str:
+        return f"{self.symbol}({self.output.pointer()});"
+
+
+@dataclass
+class FullyConnected(_Weighted):
+    """FULLY_CONNECTED with one weight scale (TFLite's per-tensor dense layer)."""
+
+    template_name: ClassVar[str] = "fully_connected"
+
+    def template_fields(self) -> dict:
+        p = self.op.params
+        return dict(**self.quantization_fields(), FEATURES=self.inputs[0].size, UNITS=self.output.size,
+                    MULTIPLIER=p["multiplier"][0], SHIFT=p["shift"][0])
+
+    def data(self) -> str:
+        return (c_array("int8_t", f"{self.symbol}_weights", self.op.weights)
+                + c_array("int32_t", f"{self.symbol}_bias", self.op.bias) + "\n")
+
+    def flash_bytes(self) -> int:
+        return self.op.weights.size + 4 * len(self.op.bias)
+
+    def macs(self) -> int:
+        return self.op.weights.size
+
+
+# --- kernels without weights --------------------------------------------------------------------
+@dataclass
+class MaxPool2D(_Window):
+    template_name: ClassVar[str] = "max_pool_2d"
+
+    def template_fields(self) -> dict:
+        return dict(**self.window_fields(), **self.clamp_fields())
+
+
+@dataclass
+class AveragePool2D(MaxPool2D):
+    template_name: ClassVar[str] = "average_pool_2d"
+
+
+@dataclass
+class Add(Kernel):
+    """ADD of two int8 tensors (TFLM's int8 ADD: left shift 20, rescale each input, rescale the sum)."""
+
+    template_name: ClassVar[str] = "add"
+    in_place_safe: ClassVar[bool] = True
+
+    def template_fields(self) -> dict:
+        p = self.op.params
+        return dict(SIZE=self.output.size, LEFT_SHIFT=p["left_shift"],
+                    INPUT1_OFFSET=-self.inputs[0].zero_point, INPUT2_OFFSET=-self.inputs[1].zero_point,
+                    INPUT1_MULTIPLIER=p["input1_multiplier"], INPUT1_SHIFT=p["input1_shift"],
+                    INPUT2_MULTIPLIER=p["input2_multiplier"], INPUT2_SHIFT=p["input2_shift"],
+                    OUTPUT_MULTIPLIER=p["output_multiplier"], OUTPUT_SHIFT=p["output_shift"],
+                    OUTPUT_OFFSET=self.output.zero_point, ACT_MIN=p["activation_min"],
+                    ACT_MAX=p["activation_max"])
+
+    def call(self) -> str:
+        first, second = (t.pointer() for t in self.inputs)
+        return f"{self.symbol}({first}, {second}, {self.output.pointer()});"
+
+
+@dataclass
+class Relu(Kernel):
+    """Standalone RELU (TFLM requantizes with a multiplier of one, then clamps)."""
+
+    template_name: ClassVar[str] = "relu"
+    in_place_safe: ClassVar[bool] = True
+
+    def template_fields(self) -> dict:
+        p = self.op.params
+        return dict(SIZE=self.output.size, INPUT_OFFSET=-self.inputs[0].zero_point,
+                    MULTIPLIER=p["multiplier"], SHIFT=p["shift"], OUTPUT_OFFSET=self.output.zero_point,
+                    ACT_MIN=p["activation_min"], ACT_MAX=p["activation_max"])
+
+
+@dataclass
+class Relu6(Kernel):
+    template_name: ClassVar[str] = "relu6"
+    in_place_safe: ClassVar[bool] = True
+
+    def template_fields(self) -> dict:
+        return dict(SIZE=self.output.size, ACT_MIN=self.op.params["zero"], ACT_MAX=self.op.params["six"])
+
+
+@dataclass
+class Quantize(Kernel):
+    """QUANTIZE int8 -> int8 (a change of scale) that is not folded into a concat."""
+
+    template_name: ClassVar[str] = "quantize"
+    in_place_safe: ClassVar[bool] = True
+
+    def template_fields(self) -> dict:
+        p = self.op.params
+        return dict(SIZE=self.output.size, INPUT_OFFSET=-self.inputs[0].zero_point,
+                    MULTIPLIER=p["multiplier"], SHIFT=p["shift"], OUTPUT_OFFSET=self.output.zero_point)
+
+
+@dataclass
+class Reshape(Kernel):
+    """RESHAPE: nothing at all when planned in place, else a copy."""
+
+    template_name: ClassVar[str] = "reshape"
+    in_place_safe: ClassVar[bool] = True
+
+    def source(self) -> str:
+        return "" if self.in_place else super().source()
+
+    def call(self) -> str:
+        return f"/* {self.op.name}: reshaped in place */" if self.in_place else super().call()
+
+    def template_fields(self) -> dict:
+        return dict(SIZE=self.output.size)
+
+
+@dataclass
+class Concatenation(Kernel):
+    """CONCATENATION on channels; inputs with another scale are requantized on the way (the
+    QUANTIZE ops TFLite needs before a concat are folded in here)."""
+
+    template_name: ClassVar[str] = "concatenation"
+    requantize: tuple[dict | None, ...] = ()  # per input: QUANTIZE params, or None
+
+    def template_fields(self) -> dict:
+        params = [p or {"multiplier": 0, "shift": 0} for p in self.requantize]
+        joined = lambda values: ", ".join(str(int(v)) for v in values)  # noqa: E731
+        return dict(COUNT=len(self.inputs), PIXELS=self.output.shape[0] * self.output.shape[1],
+                    OUT_C=self.output.shape[2], OUTPUT_OFFSET=self.output.zero_point,
+                    CHANNELS=joined(t.shape[2] for t in self.inputs),
+                    REQUANTIZE=joined(p is not None for p in self.requantize),
+                    INPUT_OFFSETS=joined(-t.zero_point for t in self.inputs),
+                    MULTIPLIERS=joined(p["multiplier"] for p in params),
+                    SHIFTS=joined(p["shift"] for p in params))
+
+    def call(self) -> str:
+        pointers = ", ".join(t.pointer() for t in self.inputs)
+        return f"{self.symbol}((const int8_t *const[]){{{pointers}}}, {self.output.pointer()});"
+
+    def flash_bytes(self) -> int:
+        return 13 * len(self.inputs)
+
+
+KERNELS: dict[str, type[Kernel]] = {
+    "conv_2d": Conv2D, "depthwise_conv_2d": DepthwiseConv2D, "fully_connected": FullyConnected,
+    "max_pool_2d": MaxPool2D, "average_pool_2d": AveragePool2D, "add": Add, "relu": Relu,
+    "relu6": Relu6, "quantize": Quantize, "reshape": Reshape, "concatenation": Concatenation}
+
+
+def kernel_class(op: QuantizedOp) -> type[Kernel]:
+    if op.kind == "depthwise_conv_2d" and not op.weights.any() and not op.bias.any():
+        return Fill
+    if op.kind not in KERNELS:
+        raise TinyevoError(f"op {op.name!r}: kind {op.kind!r} has no C kernel")
+    return KERNELS[op.kind]
