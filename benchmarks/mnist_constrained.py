@@ -1,48 +1,68 @@
 """Benchmark: architecture search on MNIST under uNAS's bounds, tinyevo against Optuna and random search.
 
-    python benchmarks/mnist_constrained.py [--quick] [--data PATH] [--seeds 0 1] [--budget 30]
-                                           [--epochs 1] [--png fronts.png] > result.json
+    python benchmarks/mnist_constrained.py [--quick] [--data PATH] [--seeds 0 1] [--budget 40]
+        [--jobs 2] [--work DIR] [--png FILE] > benchmarks/results/mnist_constrained.json
 
 Data: ``../shared/datasets/mnist70k.npz`` (any ``.npz`` with ``x`` and ``y`` via ``--data``), split
 with seed ``SPLIT_SEED``: ``--test-size`` rows (10,000) for test, 10 % of the rest for validation,
-the rest (54,000) for training. Bounds: uNAS's MNIST bounds (Liberis et al. 2021), peak SRAM
-<= 2,500 bytes and flash <= 4,500 bytes, as ``tinyevo.hardware`` counts them (int8).
+the rest (54,000) for training. The test split is read only by the final trainings. Bounds: uNAS's
+MNIST bounds (Liberis et al. 2021), peak SRAM <= 2,500 bytes and flash <= 4,500 bytes, as
+``tinyevo.hardware`` counts them (int8 activations and weights, int32 biases, per-channel scales).
 
-Every method searches the ``chain`` space built with ``SPACE_OPTIONS`` (small filter and unit
-choices, so that small feasible nets are common; the same for every method) and gets:
+Every method searches the ``chain`` space built with ``SPACE_OPTIONS`` (few filters, small kernels
+and dense layers, up to ``max_initial_layers`` feature layers at the start: small feasible nets are
+common; the same space for every method) and gets:
 
 - the same ``TrainingEstimator`` (``--epochs`` on a ``--data-fraction`` share of the training rows,
   Adam, cosine schedule, batch 128) and the same seeds;
-- the same number of TRAINED candidates (``--budget``): a candidate the cost model rejects is
-  never trained and does not count, nor does a duplicate of an earlier candidate;
+- the same number of TRAINED candidates (``--budget``): every method runs through
+  ``tinyevo.run.Runner``, whose cost model rejects a candidate that breaks a bound before training
+  (it does not count, it is told to the strategy as infeasible), and a duplicate of an earlier
+  candidate is not trained again and does not count either;
 - the same population size (``--population``) for the three evolutionary methods.
 
-Methods: ``tinyevo_nsga2`` and ``tinyevo_regularized`` (tinyevo's strategies), ``optuna_nsga2``
-(Optuna's ``NSGAIISampler``, the bounds given as ``Trial.set_constraint``, the genome drawn by
-``suggest_chain``) and ``random`` (tinyevo's random search). All four run through
-``tinyevo.run.Runner``, so cost checks, duplicate handling and per-trial training seeds are the
-same code for each.
+Methods: ``tinyevo_nsga2`` and ``tinyevo_regularized`` (tinyevo's strategies; regularized evolution
+optimizes accuracy alone), ``optuna_nsga2`` (Optuna's ``NSGAIISampler``, the bounds given with
+``Trial.set_constraint``, Optuna 5's replacement of ``constraints_func``, which the sampler's
+constrained domination reads; the genome drawn by ``suggest_chain``) and ``random`` (tinyevo's
+random search).
 
-Reported per method (means over seeds; ``per_seed`` has the details): ``hypervolume`` of the
-feasible (validation accuracy, peak SRAM) trials, reference (0, 2,500 bytes), in accuracy x bytes
-(``hypervolume_normalized`` divides by 2,500); ``best_test_accuracy_within_bounds``: the feasible
-trial of best validation accuracy retrained with ``--final-epochs`` on all training rows (seed
-``FINAL_SEED`` for every method) and scored on the test split; ``trained_candidates``: candidates
-trained by the searches, summed over seeds. The PNG (``--png``) shows each seed's fronts.
+Reported per method (means over seeds; ``per_seed`` has the details):
+
+- ``hypervolume``: pymoo's ``HV`` of the feasible (search validation accuracy, peak SRAM) trials,
+  reference point (accuracy 0, peak SRAM 2,500 bytes), in accuracy x bytes;
+  ``hypervolume_normalized`` divides it by 2,500 (1.0 would be 100 % accuracy at 0 bytes);
+- ``best_test_accuracy_within_bounds``: the ``--final-top`` feasible trials of best search accuracy
+  are retrained with ``--final-epochs`` on all training rows (seed ``FINAL_SEED``, whichever method
+  found them: one architecture, one final model); the one of best final VALIDATION accuracy is the
+  method's model, and its test accuracy is reported (the test split picks nothing);
+- ``trained_candidates``: candidates trained by the searches, summed over seeds.
+
+``--jobs N`` runs searches and final trainings in N processes (one torch thread each). ``--work
+DIR`` keeps each search's trials (a tinyevo run store) and every final result there as they come:
+the same command run again resumes where it stopped (a finished part is not trained again). The
+PNG (``--png``) shows each seed's feasible trials and fronts.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import multiprocessing
+import os
+import sys
 import time
 from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from pathlib import Path
 
 import optuna
 import torch
 
 from common import log, mean, print_json, pyplot, repo_path
 from tinyevo.data import Dataset, load_dataset
+from tinyevo.errors import TinyevoError
 from tinyevo.estimate import EstimationFailed, EvalContext
 from tinyevo.estimate.training import TrainingEstimator
 from tinyevo.run import Budget, Constraints, Runner
@@ -51,6 +71,7 @@ from tinyevo.search import FAILED, Candidate, Objective, Strategy, Trial, create
 from tinyevo.search.pareto import feasible, hypervolume, pareto_front
 from tinyevo.spaces import create_space
 from tinyevo.spaces.chain import FEATURES, HEADS, POOLS
+from tinyevo.store import Store
 
 DEFAULT_DATA = "../shared/datasets/mnist70k.npz"
 SPLIT_SEED = 0
@@ -62,9 +83,9 @@ CONSTRAINTS = Constraints(max_peak_sram_bytes=MAX_PEAK_SRAM_BYTES, max_flash_byt
 OBJECTIVES = (Objective("accuracy", "max"), Objective("peak_sram_bytes", "min"))
 HYPERVOLUME_REFERENCE = (0.0, MAX_PEAK_SRAM_BYTES)
 SPACE_OPTIONS = dict(filters=[2, 4, 8, 16, 24], kernels=[1, 3, 5], strides=[1, 2], pool_kernels=[2, 3],
-                     units=[8, 16, 32], max_initial_layers=4, max_initial_dense=1)
-#: Feature-layer slots of the Optuna encoding (tinyevo's chains start at 1-4 layers and may grow).
-OPTUNA_MAX_LAYERS = 6
+                     units=[8, 16, 32], max_initial_layers=6, max_initial_dense=1)
+#: Feature-layer slots of the Optuna encoding: as many as tinyevo's chains start with (they may grow).
+OPTUNA_MAX_LAYERS = SPACE_OPTIONS["max_initial_layers"]
 METHODS = ("tinyevo_nsga2", "tinyevo_regularized", "optuna_nsga2", "random")
 QUICK_ROWS = {"train": 3000, "val": 500, "test": 1000}
 TARGET_TEST_ACCURACY = 0.985
@@ -73,16 +94,18 @@ TARGET_TEST_ACCURACY = 0.985
 @dataclass
 class Settings:
     seeds: tuple = (0, 1)
-    budget: int = 30
+    budget: int = 40
     population_size: int = 10
     epochs: int = 1
     data_fraction: float = 0.25
-    final_epochs: int = 15
+    final_epochs: int = 12
+    final_top: int = 2
     batch_size: int = 128
     lr: float = 0.005
 
 
-QUICK = Settings(seeds=(0,), budget=4, population_size=2, epochs=2, data_fraction=1.0, final_epochs=2)
+QUICK = Settings(seeds=(0,), budget=4, population_size=2, epochs=2, data_fraction=1.0, final_epochs=2,
+                 final_top=2)
 
 
 # --- Optuna's NSGA-II as a tinyevo strategy ----------------------------------------------------
@@ -161,6 +184,11 @@ class OptunaNSGA2(Strategy):
 
 
 # --- the searches --------------------------------------------------------------------------------
+def make_space(data: Dataset):
+    """The one search space of every method."""
+    return create_space("chain", input_shape=data.input_shape, num_classes=data.num_classes, **SPACE_OPTIONS)
+
+
 def make_strategy(method: str, space, seed: int, settings: Settings) -> Strategy:
     population = settings.population_size
     if method == "optuna_nsga2":
@@ -173,25 +201,33 @@ def make_strategy(method: str, space, seed: int, settings: Settings) -> Strategy
     return create_strategy("random", space, seed=seed, objectives=OBJECTIVES)
 
 
-def run_search(method: str, space, estimator, seed: int, settings: Settings) -> dict:
-    """One search; its trials, trained count and the summary figures of its feasible front."""
-    start = time.perf_counter()
-    runner = Runner(space, make_strategy(method, space, seed, settings), estimator,
-                    budget=Budget(evaluations=settings.budget), constraints=CONSTRAINTS, progress=False)
-    trials = runner.run()
+def run_search(method: str, seed: int, data: Dataset, settings: Settings, work: Path | None) -> dict:
+    """One search; its trials, trained count, front, hypervolume and finalists (the ``final_top``
+    feasible trials of best search accuracy). With ``work``, its trials go to a run store there and
+    a rerun replays them instead of training again."""
+    start, space = time.perf_counter(), make_space(data)
+    store = Store(work / f"{method}-seed{seed}.sqlite") if work else Store()
+    try:
+        runner = Runner(space, make_strategy(method, space, seed, settings), search_estimator(data, settings, seed),
+                        store=store, budget=Budget(evaluations=settings.budget), constraints=CONSTRAINTS,
+                        progress=False)
+        trials = runner.run()
+    finally:
+        store.close()
     front = sorted(pareto_front(trials, OBJECTIVES), key=lambda t: t.metrics["peak_sram_bytes"])
-    return {"trials": trials, "trained_candidates": runner.evaluated,
+    return {"method": method, "seed": seed, "trials": trials, "trained_candidates": runner.evaluated,
             "rejected_by_cost_model": sum(t.status == "infeasible" for t in trials),
-            "duplicates": runner.duplicates,
+            "failed": sum(t.status == FAILED for t in trials), "duplicates": runner.duplicates,
             "hypervolume": hypervolume(trials, OBJECTIVES, HYPERVOLUME_REFERENCE),
-            "front": [point(space, t) for t in front], "best": best_trial(trials),
+            "front": [point(space, t) for t in front],
+            "finalists": [point(space, t) for t in ranked(trials)[:settings.final_top]],
             "search_seconds": round(time.perf_counter() - start, 1)}
 
 
-def best_trial(trials: list[Trial]) -> Trial | None:
-    """The feasible trial of highest validation accuracy (then least SRAM, then first)."""
-    return min(feasible(trials, OBJECTIVES), default=None,
-               key=lambda t: (-t.metrics["accuracy"], t.metrics["peak_sram_bytes"], t.id))
+def ranked(trials: list[Trial]) -> list[Trial]:
+    """Feasible trials, best search accuracy first (then least SRAM, then first found)."""
+    return sorted(feasible(trials, OBJECTIVES),
+                  key=lambda t: (-t.metrics["accuracy"], t.metrics["peak_sram_bytes"], t.id))
 
 
 def point(space, trial: Trial) -> dict:
@@ -200,21 +236,24 @@ def point(space, trial: Trial) -> dict:
             "peak_sram_bytes": int(m["peak_sram_bytes"]), "flash_bytes": int(m["flash_bytes"])}
 
 
-def final_score(space, trial: Trial, estimator: TrainingEstimator, cache: dict) -> dict:
-    """Retrain ``trial``'s architecture at full fidelity and score it on the test split. Cached by
-    architecture: the final training has one seed, so the same architecture gives the same model."""
-    key = space.key(trial.genome)
-    if key not in cache:
-        start = time.perf_counter()
-        try:
-            trained = estimator.fit(space.decode(trial.genome), EvalContext(genome=trial.genome, seed=FINAL_SEED))
-        except EstimationFailed as error:
-            cache[key] = {"error": str(error)}
-        else:
-            cache[key] = {"final_val_accuracy": trained.metrics["accuracy"],
-                          "test_accuracy": estimator.accuracy(trained, "test"),
-                          "final_seconds": round(time.perf_counter() - start, 1)}
-    return {**point(space, trial), **cache[key]}
+def final_training(architecture: str, data: Dataset, settings: Settings) -> dict:
+    """Retrain one architecture at final fidelity (seed ``FINAL_SEED``) and score it on test."""
+    space, estimator, start = make_space(data), final_estimator(data, settings), time.perf_counter()
+    genome = space.parse(architecture)
+    try:
+        trained = estimator.fit(space.decode(genome), EvalContext(genome=genome, seed=FINAL_SEED))
+    except EstimationFailed as error:
+        return {"error": str(error)}
+    return {"final_val_accuracy": trained.metrics["accuracy"],
+            "test_accuracy": estimator.accuracy(trained, "test"),
+            "final_learning_curve": [round(a, 4) for a in trained.metrics["learning_curve"]],
+            "final_seconds": round(time.perf_counter() - start, 1)}
+
+
+def choose_model(finalists: list[dict]) -> dict | None:
+    """The finalist of best final validation accuracy (then the better search rank)."""
+    scored = [f for f in finalists if f.get("final_val_accuracy") is not None]
+    return max(scored, key=lambda f: f["final_val_accuracy"], default=None)  # first of ties
 
 
 # --- data and settings ---------------------------------------------------------------------------
@@ -244,19 +283,125 @@ def final_estimator(data: Dataset, settings: Settings) -> TrainingEstimator:
                                epochs=settings.final_epochs, data_fraction=1.0)
 
 
+# --- where results are kept between runs --------------------------------------------------------
+class WorkDir:
+    """``--work DIR``: the run stores of the searches and ``finals.json`` (final results by
+    architecture and final settings), written as results come; ``data.json`` records which data
+    they belong to, and another dataset is refused."""
+
+    def __init__(self, path: str | None, data: Dataset, settings: Settings):
+        self.path = Path(path) if path else None
+        self.finals: dict[str, dict] = {}
+        self.settings = settings
+        if self.path is None:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._check_data(data.summary())
+        finals = self.path / "finals.json"
+        if finals.exists():
+            self.finals = json.loads(finals.read_text())
+
+    def _check_data(self, summary: dict) -> None:
+        marker = self.path / "data.json"
+        summary = json.loads(json.dumps(summary))
+        if marker.exists() and json.loads(marker.read_text()) != summary:
+            raise TinyevoError(f"the work folder {self.path} holds results on other data "
+                               f"({marker}); give another --work folder")
+        marker.write_text(json.dumps(summary, indent=1))
+
+    def key(self, architecture: str) -> str:
+        s = self.settings
+        return json.dumps([architecture, s.final_epochs, s.batch_size, s.lr, FINAL_SEED])
+
+    def final(self, architecture: str) -> dict | None:
+        return self.finals.get(self.key(architecture))
+
+    def save_final(self, architecture: str, result: dict) -> None:
+        self.finals[self.key(architecture)] = result
+        if self.path is not None:
+            temporary = self.path / "finals.json.tmp"
+            temporary.write_text(json.dumps(self.finals, indent=1))
+            os.replace(temporary, self.path / "finals.json")
+
+
+# --- processes ----------------------------------------------------------------------------------
+_SHARED: dict = {}  # the dataset, set before the worker processes fork
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _search_job(method: str, seed: int, settings: Settings, work: Path | None) -> dict:
+    return run_search(method, seed, _SHARED["data"], settings, work)
+
+
+def _final_job(architecture: str, settings: Settings) -> dict:
+    return final_training(architecture, _SHARED["data"], settings)
+
+
+class InlineExecutor:
+    """``--jobs 1``: each job runs at once, in this process."""
+
+    def submit(self, fn, *args) -> Future:
+        future = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def executor(jobs: int, threads: int):
+    if jobs <= 1:
+        return InlineExecutor()
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
+                                          else None)
+    return ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(threads,))
+
+
+def completed(futures):
+    """The futures as they finish; those already done first, in the order given."""
+    futures = list(futures)
+    done = [f for f in futures if f.done()]
+    yield from done
+    yield from as_completed([f for f in futures if f not in done])
+
+
 # --- the benchmark -------------------------------------------------------------------------------
-def run_benchmark(data: Dataset, settings: Settings, methods=METHODS) -> dict:
-    space = create_space("chain", input_shape=data.input_shape, num_classes=data.num_classes, **SPACE_OPTIONS)
-    runs, finals, cache = {method: [] for method in methods}, final_estimator(data, settings), {}
-    for seed in settings.seeds:
-        for method in methods:
-            run = run_search(method, space, search_estimator(data, settings, seed), seed, settings)
-            best = run.pop("best")
-            run["best"] = final_score(space, best, finals, cache) if best else None
-            log(f"seed {seed} {method}: {run['trained_candidates']} trained, "
-                f"{run['rejected_by_cost_model']} rejected, hypervolume {run['hypervolume']:.1f}, best "
-                f"{(run['best'] or {}).get('architecture')} test {(run['best'] or {}).get('test_accuracy')}")
-            runs[method].append({"seed": seed, **run})
+def run_benchmark(data: Dataset, settings: Settings, methods=METHODS, work: WorkDir | None = None,
+                  jobs: int = 1, threads: int = 1) -> dict:
+    """Every (seed, method) search, then the final trainings of their finalists; runs by method."""
+    work = work or WorkDir(None, data, settings)
+    _SHARED["data"] = data
+    runs: dict = {method: [] for method in methods}
+    with executor(jobs, threads) as pool:
+        searches = {pool.submit(_search_job, method, seed, settings, work.path): (method, seed)
+                    for seed in settings.seeds for method in methods}
+        finals: dict[str, Future] = {}  # architecture -> its final training
+        for future in completed(searches):
+            run = future.result()
+            runs[run["method"]].append(run)
+            log(f"seed {run['seed']} {run['method']}: {run['trained_candidates']} trained, "
+                f"{run['rejected_by_cost_model']} rejected, hypervolume {run['hypervolume']:.1f}, "
+                f"finalists {[f['architecture'] for f in run['finalists']]} ({run['search_seconds']} s)")
+            for finalist in run["finalists"]:
+                name = finalist["architecture"]
+                if work.final(name) is None and name not in finals:
+                    finals[name] = pool.submit(_final_job, name, settings)
+        names = {future: name for name, future in finals.items()}
+        for future in completed(names):
+            name = names[future]
+            work.save_final(name, future.result())
+            log(f"final {name}: {work.final(name)}")
+    for method_runs in runs.values():
+        method_runs.sort(key=lambda r: settings.seeds.index(r["seed"]))
+        for run in method_runs:
+            run["finalists"] = [{**f, **work.final(f["architecture"])} for f in run["finalists"]]
+            run["best"] = choose_model(run["finalists"])
     return runs
 
 
@@ -270,7 +415,7 @@ def summary(runs: dict) -> dict:
             "best_test_accuracy_within_bounds": mean(tests),
             "best_test_accuracy_within_bounds_max": max((t for t in tests if t is not None), default=None),
             "trained_candidates": sum(r["trained_candidates"] for r in seeds),
-            "per_seed": [{k: v for k, v in r.items() if k != "trials"} for r in seeds]}
+            "per_seed": [{k: v for k, v in r.items() if k not in ("trials", "method")} for r in seeds]}
     return methods
 
 
@@ -287,7 +432,7 @@ def verdict(methods: dict) -> dict:
     return out
 
 
-def plot_fronts(runs: dict, path: str) -> None:
+def plot_fronts(runs: dict, path: Path) -> None:
     """One panel per seed: every feasible trial (dots) and the Pareto front (steps) of each method."""
     plt = pyplot()
     seeds = [r["seed"] for r in next(iter(runs.values()))]
@@ -296,11 +441,16 @@ def plot_fronts(runs: dict, path: str) -> None:
         for color, (method, seed_runs) in enumerate(runs.items()):
             run = next(r for r in seed_runs if r["seed"] == seed)
             _plot_run(panel, run, method, f"C{color}")
-        panel.set(title=f"seed {seed}", xlabel="peak SRAM (bytes)", ylabel="validation accuracy",
+        panel.set(title=f"MNIST, peak SRAM <= {MAX_PEAK_SRAM_BYTES} B, flash <= {MAX_FLASH_BYTES} B; "
+                        f"seed {seed}", xlabel="peak SRAM (bytes)", ylabel="search validation accuracy",
                   xlim=(0, MAX_PEAK_SRAM_BYTES))
+        panel.title.set_fontsize(9)
         panel.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp.png")
+    figure.savefig(temporary, dpi=110)
+    os.replace(temporary, path)
     plt.close(figure)
 
 
@@ -315,50 +465,101 @@ def _plot_run(panel, run: dict, method: str, color: str) -> None:
     panel.scatter(sram, accuracy, s=25, color=color)
 
 
+# --- command line --------------------------------------------------------------------------------
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return value
+
+
+def test_size(text: str) -> int | float:
+    value = float(text) if "." in text else int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="reduced run: data subset, 4 candidates, 2 epochs")
-    parser.add_argument("--data", default=DEFAULT_DATA, help="an .npz with arrays x and y")
-    parser.add_argument("--test-size", type=lambda s: float(s) if "." in s else int(s), default=10_000,
-                        help="test rows (an int) or share of all rows (a fraction)")
-    parser.add_argument("--seeds", type=int, nargs="+")
-    parser.add_argument("--budget", type=int, help="trained candidates per search")
-    parser.add_argument("--population", type=int, help="population size of the evolutionary methods")
-    parser.add_argument("--epochs", type=int, help="epochs per candidate during the search")
-    parser.add_argument("--data-fraction", type=float, help="share of the training rows per candidate")
-    parser.add_argument("--final-epochs", type=int, help="epochs of the final training of each best model")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Prints one JSON document on stdout; progress goes to stderr. Defaults: "
+               + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(Settings()).items())
+               + ". --quick: " + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(QUICK).items())
+               + f", rows {QUICK_ROWS}.")
+    parser.add_argument("--quick", action="store_true",
+                        help="reduced run (< 1 min): data subset, 4 candidates per search, one seed")
+    parser.add_argument("--data", default=DEFAULT_DATA, help="an .npz with arrays x and y (default: %(default)s)")
+    parser.add_argument("--test-size", type=test_size, default=10_000,
+                        help="test rows (an int) or share of all rows (a fraction); default %(default)s")
+    parser.add_argument("--seeds", type=int, nargs="+", help="search seeds (one search per method and seed)")
+    parser.add_argument("--budget", type=positive_int, help="trained candidates per search")
+    parser.add_argument("--population", type=positive_int, help="population size of the evolutionary methods")
+    parser.add_argument("--epochs", type=positive_int, help="epochs per candidate during the search")
+    parser.add_argument("--data-fraction", type=fraction, help="share of the training rows per candidate")
+    parser.add_argument("--final-epochs", type=positive_int, help="epochs of the final trainings")
+    parser.add_argument("--final-top", type=positive_int,
+                        help="finalists per search: its best feasible trials, retrained at final fidelity")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--png", default="mnist_constrained.png", help="where to write the plot of the fronts")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--png", help="where to write the plot of the fronts (default: "
+                                      "benchmarks/results/mnist_constrained[_quick].png)")
+    parser.add_argument("--work", help="folder keeping search stores and final results: rerunning the "
+                                       "same command resumes (default: none, nothing kept)")
+    parser.add_argument("--jobs", type=positive_int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads per process")
     return parser.parse_args(argv)
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
-    given = {"seeds": tuple(args.seeds) if args.seeds else None, "budget": args.budget,
+    given = {"seeds": tuple(dict.fromkeys(args.seeds)) if args.seeds else None, "budget": args.budget,
              "population_size": args.population, "epochs": args.epochs,
-             "data_fraction": args.data_fraction, "final_epochs": args.final_epochs}
+             "data_fraction": args.data_fraction, "final_epochs": args.final_epochs,
+             "final_top": args.final_top}
     base = QUICK if args.quick else Settings()
     return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
 
 
-def main(argv=None) -> None:
+def png_path(args: argparse.Namespace) -> Path:
+    if args.png:
+        return Path(args.png)
+    name = "mnist_constrained_quick.png" if args.quick else "mnist_constrained.png"
+    return Path(__file__).resolve().parent / "results" / name
+
+
+def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    settings, start = settings_of(args), time.perf_counter()
-    data = load_data(args.data, args.test_size, args.quick)
-    log(f"data {data.summary()}; settings {settings}")
-    runs = run_benchmark(data, settings, args.methods)
-    plot_fronts(runs, args.png)
+    settings, start, png = settings_of(args), time.perf_counter(), png_path(args)
+    try:
+        data = load_data(args.data, args.test_size, args.quick)
+        log(f"data {data.summary()}; settings {settings}")
+        work = WorkDir(args.work, data, settings)
+        runs = run_benchmark(data, settings, tuple(dict.fromkeys(args.methods)), work, args.jobs, args.threads)
+    except TinyevoError as error:
+        print(f"mnist_constrained: {error}", file=sys.stderr)
+        return 2
+    plot_fronts(runs, png)
     methods = summary(runs)
     settings_used = {**dataclasses.asdict(settings), "quick": args.quick, "split_seed": SPLIT_SEED,
                      "final_seed": FINAL_SEED, "space": "chain", "space_options": SPACE_OPTIONS,
-                     "optuna_max_layers": OPTUNA_MAX_LAYERS, "threads": args.threads}
+                     "optuna_max_layers": OPTUNA_MAX_LAYERS, "jobs": args.jobs, "threads": args.threads,
+                     "versions": {"torch": torch.__version__, "optuna": optuna.__version__}}
     print_json({"benchmark": "mnist_constrained", "methods": methods, "targets": verdict(methods),
                 "bounds": {"max_peak_sram_bytes": MAX_PEAK_SRAM_BYTES, "max_flash_bytes": MAX_FLASH_BYTES},
-                "hypervolume_reference": {"accuracy": 0.0, "peak_sram_bytes": MAX_PEAK_SRAM_BYTES},
-                "settings": settings_used, "data": data.summary(), "png": args.png,
+                "hypervolume_reference": {"accuracy": 0.0, "peak_sram_bytes": MAX_PEAK_SRAM_BYTES,
+                                          "computed_with": "pymoo.indicators.hv.HV(ref_point=(-0.0, 2500)) "
+                                                           "on the points (-accuracy, peak_sram_bytes)"},
+                "settings": settings_used, "data": data.summary(), "png": str(png),
                 "seconds": round(time.perf_counter() - start, 1)})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -36,14 +36,25 @@ def digits_npz(tmp_path_factory) -> Path:
     return path
 
 
+def quick_command(data: Path, out: Path) -> list[str]:
+    return [sys.executable, str(BENCHMARKS / "mnist_constrained.py"), "--quick", "--budget", "3",
+            "--data", str(data), "--test-size", "0.2", "--png", str(out / "fronts.png"),
+            "--work", str(out / "work")]
+
+
 @pytest.fixture(scope="module")
-def quick_report(digits_npz, tmp_path_factory) -> tuple[dict, Path]:
-    png = tmp_path_factory.mktemp("out") / "fronts.png"
-    command = [sys.executable, str(BENCHMARKS / "mnist_constrained.py"), "--quick", "--budget", "3",
-               "--data", str(digits_npz), "--test-size", "0.2", "--png", str(png)]
+def quick_run(digits_npz, tmp_path_factory) -> tuple[dict, Path, list[str]]:
+    out = tmp_path_factory.mktemp("out")
+    command = quick_command(digits_npz, out)
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout), png
+    return json.loads(done.stdout), out, command
+
+
+@pytest.fixture(scope="module")
+def quick_report(quick_run) -> tuple[dict, Path]:
+    report, out, _ = quick_run
+    return report, out / "fronts.png"
 
 
 def hypervolume_by_hand(front: list[dict]) -> float:
@@ -79,6 +90,46 @@ def test_quick_run_fronts_meet_the_bounds_and_their_hypervolume(quick_report):
 def test_quick_run_writes_a_png(quick_report):
     _, png = quick_report
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def without_timings(value):
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if not k.endswith("seconds")}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
+
+
+def test_rerun_with_a_work_folder_resumes_without_training_again(quick_run):
+    report, out, command = quick_run
+    stores = {p.name: p.read_bytes() for p in (out / "work").glob("*.sqlite")}
+    finals = (out / "work" / "finals.json").read_text()
+    assert len(stores) == len(bench.METHODS)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert without_timings(json.loads(again.stdout)) == without_timings(report)
+    assert (out / "work" / "finals.json").read_text() == finals  # no final model trained again
+    for name in stores:  # every trial replayed, none added
+        with bench.Store(out / "work" / name) as store:
+            assert sum(r.evaluated for r in store.records()) == 3
+
+
+def test_missing_data_file_is_one_clear_line(tmp_path):
+    command = quick_command(tmp_path / "nothing.npz", tmp_path)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and done.stdout == ""
+    assert done.stderr.strip().count("\n") == 0 and "nothing.npz" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "fronts.png").exists()
+
+
+def test_the_model_of_a_search_is_chosen_by_final_validation_accuracy_not_test():
+    finalists = [{"architecture": "a", "final_val_accuracy": 0.97, "test_accuracy": 0.99},
+                 {"architecture": "b", "final_val_accuracy": 0.98, "test_accuracy": 0.96},
+                 {"architecture": "c", "error": "loss is nan"}]
+    assert bench.choose_model(finalists)["architecture"] == "b"
+    tie = [dict(finalists[0], final_val_accuracy=0.98), finalists[1]]
+    assert bench.choose_model(tie)["architecture"] == "a"  # the better search rank
+    assert bench.choose_model(finalists[2:]) is None
 
 
 def test_suggest_chain_builds_the_genome_of_fixed_parameters():

@@ -146,7 +146,7 @@ _TRAINING_OPTIONS = {"dataset", "data_dir", "dataset_seed", "dataset_options", "
 
 
 def _trains(config: SearchConfig) -> bool:
-    return config.estimator in ("training", "inheritance")
+    return config.estimator in ("training", "inheritance", "learning_curve")
 
 
 def final_candidates(trials: list[Trial], objectives: list[Objective], count: int) -> list[Trial]:

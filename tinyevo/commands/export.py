@@ -1,4 +1,5 @@
-"""``tinyevo export``: write a searched model as an int8 .tflite, a float .onnx or an int8 QDQ .onnx."""
+"""``tinyevo export``: write a searched model as an int8 .tflite, a float .onnx, an int8 QDQ .onnx
+or a C99 library (generated code with a static memory plan)."""
 from __future__ import annotations
 
 import argparse
@@ -12,22 +13,27 @@ examples:
   tinyevo export runs/digits --trial 12 --format onnx --out model.onnx
   tinyevo export runs/digits --format onnx-qdq --out model_int8.onnx
   tinyevo export g.json --out g.tflite                        # random weights: a deployability check
+  tinyevo export runs/digits --format c --out model_c/        # C99 library: tinyevo_model.{c,h},
+                                                              # tinyevo_runtime.h, metadata.json
 
 A run keeps the trained weights of its final Pareto-front models, so export never retrains.
+--format c writes a folder: call tinyevo_model_run(const int8_t *in, int8_t *out); the activations
+live in one static arena (its size, the flash bytes and the I/O quantization are in metadata.json).
 The int8 model is calibrated on a seeded sample of the run's training data.
 """
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("export", help="write a searched model as .tflite or .onnx",
+    p = sub.add_parser("export", help="write a searched model as .tflite, .onnx or a C library",
                        description="Quantize a model of a run (or a genome / architecture file) to "
                                    "int8 and write it for a microcontroller runtime.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", metavar="RUN_DIR|GENOME_FILE",
                    help="the --out folder of a search, or a genome / architecture JSON file")
     p.add_argument("--format", default="tflite",
-                   help="tflite (int8, default), onnx (float) or onnx-qdq (int8)")
-    p.add_argument("--out", required=True, help="file to write (its folder must exist)")
+                   help="tflite (int8, default), onnx (float), onnx-qdq (int8) or c (int8 C99 library)")
+    p.add_argument("--out", required=True,
+                   help="file to write (its folder must exist); for --format c, the library's folder")
     p.add_argument("--trial", type=int, help="trial id of the run's model to export (default: the best)")
     p.add_argument("--weights", help="trained weights (.npz state dict) for a genome / architecture file")
     p.add_argument("--seed", type=int, default=0,
@@ -60,6 +66,8 @@ def summary(result) -> str:
         parts.append(f"test accuracy {_pct(result.test_accuracy)} float")
     if result.int8_test_accuracy is not None:
         parts.append(f"{_pct(result.int8_test_accuracy)} int8")
-    if result.arena_bytes is not None:
+    if result.arena_bytes is not None and result.format == "c":
+        parts.append(f"static arena {result.arena_bytes:,} bytes, {result.flash_bytes:,} bytes of constants")
+    elif result.arena_bytes is not None:
         parts.append(f"TFLM arena {result.arena_bytes:,} bytes")
     return ", ".join(parts)

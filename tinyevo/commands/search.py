@@ -26,7 +26,10 @@ FLAGS = {
     "--data-dir": ("data_dir", str, "folder (or .npz file for --dataset npz) with the data already on disk"),
     "--board": ("board", str, "target board (tinyevo list boards); default stm32f746"),
     "--strategy": ("strategy", str, "search strategy (tinyevo list strategies); default nsga2"),
-    "--estimator": ("estimator", str, "performance estimator (tinyevo list estimators); default training"),
+    "--estimator": ("estimator", str, "performance estimator (tinyevo list estimators): training (default), "
+                                      "learning_curve (training that stops candidates unlikely to beat the "
+                                      "best or reach the Pareto front; give --epochs 10 or more), "
+                                      "inheritance (children start from their parent's weights)"),
     "--budget": ("budget", int, "number of candidates to train (default 30)"),
     "--max-seconds": ("max_seconds", float, "wall-clock budget in seconds"),
     "--seed": ("seed", int, "random seed: same seed, same run (default 0)"),

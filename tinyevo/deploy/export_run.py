@@ -11,8 +11,9 @@ From a genome or architecture file it builds the network with seeded random weig
 accuracy to report.
 
 Formats: ``tflite`` (int8, TFLite schema), ``onnx`` (float, batch norm folded), ``onnx-qdq`` (int8
-as QuantizeLinear/DequantizeLinear). The file is written atomically: a temporary file in the same
-folder renamed over the target, so an error leaves no file behind.
+as QuantizeLinear/DequantizeLinear), ``c`` (a C99 library folder, ``tinyevo.deploy.codegen``). The
+file is written atomically: a temporary file in the same folder renamed over the target, so an
+error leaves no file behind; a C library is written into a temporary folder renamed into place.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import contextlib
 import copy
 import importlib.util
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +36,7 @@ from tinyevo.deploy.quantize import quantize
 from tinyevo.deploy.quantized_model import QuantizedModel
 from tinyevo.errors import TinyevoError
 
-FORMATS = ("tflite", "onnx", "onnx-qdq")
+FORMATS = ("tflite", "onnx", "onnx-qdq", "c")
 CALIBRATION_ROWS = 256  # training rows the int8 ranges are calibrated on
 RANDOM_CALIBRATION_ROWS = 64  # random inputs for a genome file with no data
 INT8_BATCH_ROWS = 64  # test rows per call of the int8 reference executor (bounds its memory)
@@ -53,6 +55,7 @@ class ExportResult:
     int8_test_accuracy: float | None = None
     arena_bytes: int | None = None
     random_weights: bool = False
+    flash_bytes: int | None = None  # format c: constant data of the library
 
 
 @dataclass
@@ -78,7 +81,7 @@ def export_model(source: str | Path, format: str, out: str | Path, trial: int | 
     """Export the model of ``source`` (a run folder or a genome/architecture file) to ``out``."""
     if format not in FORMATS:
         raise TinyevoError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
-    path = check_output_path(out)
+    path = check_output_folder(out) if format == "c" else check_output_path(out)
     source = Path(source)
     if not source.exists():
         raise TinyevoError(f"{source}: no such run folder or genome file; check the path")
@@ -100,11 +103,26 @@ def write_model(model: ModelToExport, format: str, path: Path) -> ExportResult:
         qmodel = quantize(model.architecture, model.module, model.calibration)
         if model.int8_test_accuracy is None and model.measure_int8 is not None:
             model.int8_test_accuracy = model.measure_int8(qmodel)
+    if format == "c":
+        return write_c_library(model, qmodel, path)
     data = encode(format, model.architecture, model.module, qmodel)
     write_atomically(path, data)
     return ExportResult(str(path), format, len(data), model.source, model.trial, model.test_accuracy,
                         model.int8_test_accuracy, tflm_arena_bytes_or_none(data) if format == "tflite"
                         else None, model.random_weights)
+
+
+def write_c_library(model: ModelToExport, qmodel: QuantizedModel, path: Path) -> ExportResult:
+    """Generate the C library of ``qmodel`` and write it as the folder ``path``, atomically."""
+    from tinyevo.deploy.codegen.emit import render_c
+
+    generated = render_c(qmodel)
+    files = {name: text.encode() for name, text in generated.files.items()}
+    write_folder_atomically(path, files)
+    meta = generated.metadata
+    return ExportResult(str(path), "c", sum(map(len, files.values())), model.source, model.trial,
+                        model.test_accuracy, model.int8_test_accuracy, meta.arena_bytes,
+                        model.random_weights, meta.flash_bytes)
 
 
 def encode(format: str, architecture: Architecture, module: torch.nn.Module,
@@ -149,6 +167,52 @@ def check_output_path(out: str | Path) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise TinyevoError(f"cannot write {path}: folder {folder} is not writable")
     return path
+
+
+def check_output_folder(out: str | Path) -> Path:
+    """``out`` as the folder of a C library: new, empty, or a library written before (replaced)."""
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise TinyevoError(f"cannot write {path}: it is a file; give --out a folder for the C library")
+    if path.is_dir() and any(path.iterdir()) and not (path / "metadata.json").is_file():
+        raise TinyevoError(f"cannot write {path}: the folder is not empty and holds no tinyevo C "
+                           f"library; give a new folder")
+    folder = path.parent
+    if not folder.is_dir():
+        raise TinyevoError(f"cannot write {path}: folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise TinyevoError(f"cannot write {path}: folder {folder} is not writable")
+    return path
+
+
+def write_folder_atomically(path: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` (name -> bytes) into a temporary folder beside ``path``, then rename it to
+    ``path`` (a library already there is replaced only once the new one is complete)."""
+    try:
+        temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part"))
+    except OSError as error:
+        raise TinyevoError(f"cannot write {path}: {error.strerror}") from None
+    old = None
+    try:
+        for name, data in files.items():
+            (temporary / name).write_bytes(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o777 & ~umask)  # mkdtemp makes it private; give it a normal folder's mode
+        if path.exists():
+            old = path.parent / f".{path.name}.old.{os.getpid()}"
+            os.replace(path, old)
+        os.replace(temporary, path)
+    except BaseException as error:
+        shutil.rmtree(temporary, ignore_errors=True)
+        if old is not None and not path.exists():
+            with contextlib.suppress(OSError):
+                os.replace(old, path)
+        if isinstance(error, OSError):
+            raise TinyevoError(f"cannot write {path}: {error.strerror or error}") from None
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_atomically(path: Path, data: bytes) -> None:

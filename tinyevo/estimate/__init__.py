@@ -5,6 +5,7 @@ Importing this package registers the built-in estimators in ``ESTIMATORS``.
 from tinyevo.estimate.base import ESTIMATORS, EstimationFailed, Estimator, EvalContext
 from tinyevo.estimate import tabular, training  # noqa: F401  (register "tabular", "training")
 from tinyevo.estimate import supernet  # noqa: F401
+from tinyevo.estimate import learning_curve  # noqa: F401  (register "learning_curve")
 from tinyevo.estimate import inheritance  # noqa: F401
 
 

@@ -45,6 +45,7 @@ Weights and guards, set on synthetic curves (8 shapes like those of tests/test_l
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -53,7 +54,9 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from tinyevo.errors import TinyevoError
+from tinyevo.estimate.base import ESTIMATORS, EvalContext
 from tinyevo.estimate.curve_models import DEFAULT_FAMILIES, CurveFamily
+from tinyevo.estimate.training import TrainedModel, TrainingEstimator, trial_seed
 
 #: Learning rate of the tempered model weights ``exp(-eta BIC / 2)`` (see the module docstring).
 MODEL_WEIGHT_ETA = 0.25
@@ -365,3 +368,124 @@ class LearningCurvePruner:
                            accuracy_metric: str = "accuracy") -> bool:
         """Stop when the candidate, at its exact costs, is unlikely to become non-dominated."""
         return self.assess_pareto(curve_so_far, costs, front, directions, accuracy_metric).stop
+
+
+# --- the estimator: training that stops a candidate early ------------------------------------------
+#: ``context.extra`` key the runner fills for estimators with ``wants_competitors``: what the candidate
+#: competes with, ``{"directions": {metric: "max" | "min"}, "costs": {metric: value},
+#: "trials": [{metric: value}, ...]}`` (the objectives of the finished trials, known before it started).
+COMPETITORS_KEY = "competitors"
+
+
+def competition_target(competitors: Mapping | None, top_k: int = 1,
+                       accuracy_metric: str = "accuracy") -> float | None:
+    """The accuracy a candidate must end above to matter, or None when nothing can stop it.
+
+    Single objective (accuracy only): the ``top_k``-th best accuracy so far (None while fewer than
+    ``top_k`` trials are known). Several objectives: ``needed_accuracy`` of the candidate's exact costs
+    against the finished trials (their non-dominated ones set it), -inf when no trial is as cheap on
+    every cost. None when accuracy is not an objective or a cost objective is not known in advance.
+    """
+    if not competitors:
+        return None
+    directions = dict(competitors.get("directions") or {})
+    if directions.get(accuracy_metric) != "max":
+        return None
+    points = [p for p in competitors.get("trials") or () if all(m in p for m in directions)]
+    if len(directions) == 1:
+        accuracies = sorted((float(p[accuracy_metric]) for p in points), reverse=True)
+        return accuracies[top_k - 1] if len(accuracies) >= top_k else None
+    costs = competitors.get("costs") or {}
+    if any(name not in costs for name in directions if name != accuracy_metric):
+        return None  # a cost that is measured, not computed: cannot say the front is out of reach
+    return needed_accuracy(costs, points, directions, accuracy_metric)
+
+
+@ESTIMATORS.register("learning_curve")
+@dataclass
+class LearningCurveEstimator(TrainingEstimator):
+    """Training with learning-curve early stopping (Domhan et al. 2015).
+
+    After each epoch the validation curve so far is extrapolated to the last epoch
+    (``LearningCurvePruner``); the candidate is stopped when P(final accuracy > target) <
+    ``threshold_probability``, the target being what it competes with (``competition_target``:
+    the ``top_k``-th best accuracy so far, or in a multi-objective search the accuracy its exact
+    costs need to reach the current Pareto front). The runner passes the competitors; without
+    them nothing is stopped. A stopped candidate reports the predicted mean final accuracy as
+    ``accuracy`` (``observed_accuracy`` is the last measured one).
+
+    ``observe_epochs`` > 0 turns it into a fixed-cost estimator: always stop after that many
+    epochs and report the extrapolated final accuracy (for benchmarks and rankings).
+
+    Extra metrics: ``stop_target`` (the accuracy to beat; -1 when there was nothing to beat) and
+    ``stop_probability`` (P(final > target) at the last decision; 1 when none was taken)."""
+
+    epochs: int = 12
+    #: No decision before this many epochs (the ensemble needs 6 to fit every family anyway).
+    min_epochs: int = 6
+    threshold_probability: float = 0.05
+    #: Single objective: compete with the top_k-th best accuracy so far (1: the incumbent).
+    top_k: int = 1
+    observe_epochs: int = 0
+    prediction_samples: int = 2000
+
+    name = "learning_curve"
+    provides = TrainingEstimator.provides + ("observed_accuracy", "predicted_accuracy", "stop_target",
+                                             "stop_probability")
+    #: The runner fills ``context.extra["competitors"]`` for it (see ``COMPETITORS_KEY``).
+    wants_competitors = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.top_k < 1 or self.observe_epochs < 0 or self.prediction_samples < 10:
+            raise TinyevoError(f"learning_curve needs top_k >= 1, observe_epochs >= 0 and "
+                               f"prediction_samples >= 10, got top_k={self.top_k}, observe_epochs="
+                               f"{self.observe_epochs}, prediction_samples={self.prediction_samples}")
+        self.pruner(0)  # checks min_epochs and threshold_probability
+
+    def pruner(self, seed: int, total_epochs: int | None = None) -> LearningCurvePruner:
+        return LearningCurvePruner(total_epochs or self.epochs, self.min_epochs, self.threshold_probability,
+                                   seed, self.prediction_samples)
+
+    def final_accuracy(self, curve: Sequence[float], seed: int = 0,
+                       total_epochs: int | None = None) -> tuple[float, Prediction | None]:
+        """Predicted mean accuracy at the last epoch from ``curve`` (the last value when there is
+        no prediction: too short a curve, or no family fits), and the prediction."""
+        total = total_epochs or self.epochs
+        if len(curve) >= total:
+            return float(curve[-1]), None
+        prediction = self.pruner(seed, total).predict(curve)
+        return (float(curve[-1]) if prediction is None else prediction.mean), prediction
+
+    def fit(self, architecture, context: EvalContext | None = None) -> TrainedModel:
+        context = context or EvalContext()
+        settings = self.with_fidelity(context)
+        extra = dict(context.extra or {})
+        target = competition_target(extra.get(COMPETITORS_KEY), settings.top_k)
+        seed = trial_seed(settings.seed, context.seed)
+        pruner, decisions = settings.pruner(seed), []
+        outer = extra.get("on_epoch")
+
+        def on_epoch(curve) -> bool:
+            if outer is not None and outer(curve):
+                return True
+            if settings.observe_epochs and len(curve) >= settings.observe_epochs:
+                return True
+            if target is None:
+                return False
+            decisions.append(pruner.assess(curve, target))
+            return decisions[-1].stop
+
+        inner = dataclasses.replace(context, extra={**extra, "on_epoch": on_epoch})
+        trained = TrainingEstimator.fit(settings, architecture, inner)
+        curve = trained.metrics["learning_curve"]
+        observed = float(curve[-1])
+        predicted, decision = observed, (decisions[-1] if decisions else None)
+        if trained.metrics["stopped_early"]:
+            stopped_here = decision is not None and decision.stop and decision.prediction is not None
+            predicted = decision.prediction.mean if stopped_here else settings.final_accuracy(curve, seed)[0]
+        trained.metrics.update(
+            accuracy=predicted, observed_accuracy=observed, predicted_accuracy=predicted,
+            stop_target=-1.0 if target is None or not math.isfinite(target) else float(target),
+            stop_probability=1.0 if decision is None else decision.probability)
+        return trained

@@ -5,11 +5,15 @@ module's ``state_dict`` plus the JSON of the architecture it was trained as (key
 ``architecture.json``). Files are written to a temporary name in the same folder and renamed, so a
 reader (another worker process) sees either no file or a whole one.
 
-Cleanup policy: a trial's weights are needed only while it can still be chosen as a parent. After
-each generation, call ``prune_weights(run_dir, keep_ids)`` with the ids of the strategy's population
-(plus the Pareto front, if the final models' weights are wanted); every other trial's file is
-deleted. Prune between batches, not while children of the pruned trials are being evaluated: a
-child whose parent file is gone simply trains from scratch.
+Cleanup policy: a trial's weights are needed only while it can still be chosen as a parent, and
+the Pareto front's are kept as the run's result. The runner calls ``prune_run_weights`` after each
+batch is told and at the end of the run: it keeps the strategy's ``possible_parents`` (population,
+results told but not yet merged, parents of children bred but not yet asked) and the Pareto front
+of the trials so far, and deletes every other trial's file. Pruning happens between batches, never
+while children are being evaluated; a child whose parent file is gone simply trains from scratch.
+Only trials the run has seen are pruned, so a resumed run replaying its store does not delete the
+weights of later trials that its population will hold again. ``prune_weights(run_dir, keep_ids)``
+is the low-level form.
 """
 from __future__ import annotations
 
@@ -93,3 +97,28 @@ def prune_weights(run_dir: str | Path, keep_ids: Iterable[int]) -> list[int]:
     for trial_id in removed:
         weights_path(run_dir, trial_id).unlink(missing_ok=True)
     return removed
+
+
+def possible_parents(strategy) -> set[int]:
+    """Trial ids ``strategy`` may still breed children from (duck-typed; none for a strategy
+    without a population, such as random search): its ``population``, results told but not merged
+    into it yet (a generational evolution's ``_offspring``) and the parents of children bred but
+    not handed out yet (``_queue``)."""
+    ids = {int(getattr(member, "trial", member).id) for member in getattr(strategy, "population", None) or ()}
+    for members in (getattr(strategy, "_offspring", None) or {}).values():
+        ids.update(int(member.trial.id) for member in members)
+    for candidate in getattr(strategy, "_queue", None) or ():
+        ids.update(int(parent) for parent in candidate.parents)
+    return ids
+
+
+def prune_run_weights(run_dir: str | Path, strategy, trials, objectives) -> list[int]:
+    """The cleanup policy (module docstring): among ``trials``, delete the weights of those that are
+    neither ``possible_parents(strategy)`` nor on the Pareto front of ``trials`` under ``objectives``;
+    files of other trial ids are left alone. Returns the ids deleted."""
+    from tinyevo.search.pareto import pareto_front
+
+    trials = list(trials)
+    keep = possible_parents(strategy) | {int(t.id) for t in pareto_front(trials, list(objectives))}
+    seen = {int(t.id) for t in trials}
+    return prune_weights(run_dir, keep | (set(stored_trial_ids(run_dir)) - seen))

@@ -16,7 +16,13 @@ For every candidate of a batch, in the order the strategy asked for them:
 Trial ids are given in ask order to every candidate that is not a duplicate, so a replay gives the
 same ids. The strategy is told the whole batch in ask order, which keeps a run deterministic for
 its seed whatever the executor: a run killed at any moment and started again with the same command
-replays its store and ends where the uninterrupted run ends. When the budget runs out inside a
+replays its store and ends where the uninterrupted run ends.
+
+An estimator with ``wants_competitors`` (learning-curve early stopping) gets in
+``context.extra["competitors"]`` the objective values of the trials finished before the batch,
+the objectives' directions and the candidate's computed costs. An estimator that keeps weights
+(``keep_weights``) has them pruned after every batch to what can still be inherited
+(``weights_store.prune_run_weights``). When the budget runs out inside a
 batch, the rest of the batch is neither evaluated nor told. A strategy that proposes
 ``max_consecutive_skips`` duplicates or infeasible candidates in a row stops the run.
 """
@@ -40,7 +46,7 @@ from tinyevo.run.executors import Executor, SerialExecutor
 from tinyevo.run.jobs import Job, clean_metrics, evaluate_job
 from tinyevo.run.progress import Progress
 from tinyevo.run.resume import check_config, run_config
-from tinyevo.search.base import FAILED, INFEASIBLE, Candidate, Strategy, Trial
+from tinyevo.search.base import FAILED, INFEASIBLE, OK, Candidate, Strategy, Trial
 from tinyevo.spaces.base import SearchSpace
 from tinyevo.store import Store, TrialRecord, json_text
 
@@ -98,6 +104,7 @@ class Runner:
                 told = self._run_batch(candidates)
                 if told:
                     self.strategy.tell(told)
+                self._prune_weights()
                 self.store.set("elapsed_seconds", self.elapsed_seconds())
         self._end()
         return [self._trials[i] for i in sorted(self._trials)]
@@ -122,6 +129,7 @@ class Runner:
         return bool(self.stop_reason)
 
     def _end(self) -> None:
+        self._prune_weights()
         if self.stop_reason == "budget":
             return
         if self.evaluated == 0:
@@ -142,6 +150,7 @@ class Runner:
     def _run_batch(self, candidates: list[Candidate]) -> list[Trial]:
         slots: list[_Slot] = []
         pending: list[_Slot] = []
+        self._competitors = self._finished_objectives()  # as of the batch start: a resume sees the same
         for candidate in candidates:
             if self.budget.evaluations_left(self.evaluated + len(pending)) == 0:
                 break
@@ -205,6 +214,11 @@ class Runner:
         context = EvalContext(genome=slot.genome, space=self.space, trial_id=trial_id,
                               seed=_trial_seed(self.strategy.seed, trial_id),
                               parents=tuple(slot.candidate.parents), run_dir=self.run_dir)
+        if getattr(self.estimator, "wants_competitors", False):
+            directions = {o.metric: o.direction for o in self.strategy.objectives}
+            context.extra["competitors"] = {
+                "directions": directions, "trials": self._competitors,
+                "costs": {m: slot.cost[m] for m in directions if m in slot.cost}}
         slot.job = Job(trial_id, self.estimator, architecture, context)
         pending.append(slot)
 
@@ -277,6 +291,21 @@ class Runner:
             return self.space.describe(genome)
         except _DECODE_ERRORS:
             return ""
+
+    def _finished_objectives(self) -> list[dict]:
+        """The objective values of the successful trials so far: what a new candidate competes with
+        (given to estimators with ``wants_competitors``, e.g. learning-curve early stopping)."""
+        metrics = [o.metric for o in self.strategy.objectives]
+        return [{m: trial.metrics[m] for m in metrics} for trial in self._trials.values()
+                if trial.status == OK and all(m in trial.metrics for m in metrics)]
+
+    def _prune_weights(self) -> None:
+        """Delete kept trial weights no candidate can inherit any more (``weights_store`` policy)."""
+        if self.run_dir is None or not getattr(self.estimator, "keep_weights", False):
+            return
+        from tinyevo.estimate.weights_store import prune_run_weights
+
+        prune_run_weights(self.run_dir, self.strategy, self._trials.values(), self.strategy.objectives)
 
     def _check_needs(self) -> None:
         if "run_dir" in self.estimator.needs and self.run_dir is None:

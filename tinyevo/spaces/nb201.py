@@ -75,6 +75,14 @@ class NasBench201Space(SearchSpace):
             self._keys[genome] = key
         return self._keys[genome]
 
+    def is_valid(self, genome: Genome) -> bool:
+        """Decodes, remembered per cell string with its key (mutation checks every child)."""
+        try:
+            self.key(genome)
+            return True
+        except (InvalidArchitecture, ValueError, KeyError, TypeError, IndexError):
+            return False
+
     def options(self) -> dict:
         return {**super().options(), "channels": self.channels,
                 "cells_per_stage": self.cells_per_stage}

@@ -55,8 +55,9 @@ def render_c(qmodel: QuantizedModel, in_place_kernels: bool = True, plan: Memory
     """The library's files in memory (what ``generate_c`` writes)."""
     plan = plan or plan_memory(qmodel, in_place_kernels=in_place_kernels)
     kernels = build_kernels(qmodel, plan)
+    functions = share_functions(kernels)
     metadata = build_metadata(qmodel, plan, kernels)
-    fields = _model_fields(qmodel, plan, kernels)
+    fields = _model_fields(qmodel, plan, kernels, functions)
     files = {SOURCE: template("model.c").substitute(fields),
              HEADER: template("model.h").substitute(fields),
              RUNTIME: resources.files("tinyevo.deploy.codegen").joinpath("runtime_c", RUNTIME).read_text(),
@@ -76,7 +77,7 @@ def build_kernels(qmodel: QuantizedModel, plan: MemoryPlan) -> list[Kernel]:
     for index, name in enumerate(plan.order):
         op = ops[name]
         cls = kernel_class(op)
-        symbol = f"layer{index}_{op.kind}"
+        symbol = f"layer{index}"
         inputs = tuple(view(plan.source(s)) for s in op.inputs)
         scratch = plan.scratch.get(name, (None, 0))[0]
         extra = {}
@@ -86,8 +87,27 @@ def build_kernels(qmodel: QuantizedModel, plan: MemoryPlan) -> list[Kernel]:
     return kernels
 
 
+def share_functions(kernels: list[Kernel]) -> list[str]:
+    """The C functions the kernels call, one per distinct ``function_key`` (layers of the same
+    shape share code; their constants are passed in); sets each kernel's ``function``."""
+    names: dict[tuple, str] = {}
+    counts: dict[str, int] = {}
+    sources = []
+    for k in kernels:
+        key = k.function_key()
+        if key is None:
+            continue
+        if key not in names:
+            variant = k.variant()
+            names[key] = f"{variant}_{counts.get(variant, 0)}"
+            counts[variant] = counts.get(variant, 0) + 1
+            sources.append(k.function_source(names[key]))
+        k.function = names[key]
+    return sources
+
+
 def build_metadata(qmodel: QuantizedModel, plan: MemoryPlan, kernels: list[Kernel]) -> ModelMetadata:
-    ops = [OpInfo(k.op.name, k.op.kind, k.symbol, [t.name for t in k.inputs], k.output.name,
+    ops = [OpInfo(k.op.name, k.op.kind, k.function, [t.name for t in k.inputs], k.output.name,
                   k.output.offset, k.output.size, k.in_place,
                   list(plan.scratch[k.op.name]) if k.op.name in plan.scratch else None,
                   k.macs(), k.flash_bytes()) for k in kernels]
@@ -99,15 +119,16 @@ def build_metadata(qmodel: QuantizedModel, plan: MemoryPlan, kernels: list[Kerne
         plan.in_place_kernels, plan.schedule.search if plan.schedule else "", notes=notes)
 
 
-def _model_fields(qmodel: QuantizedModel, plan: MemoryPlan, kernels: list[Kernel]) -> dict:
+def _model_fields(qmodel: QuantizedModel, plan: MemoryPlan, kernels: list[Kernel],
+                  functions: list[str]) -> dict:
     source, output = qmodel.input_spec, qmodel.output_spec
     calls = "\n".join(f"    {k.call()}" for k in kernels)
-    bodies = "\n".join(text for text in (k.source() for k in kernels) if text)
+    data = "".join(k.data() for k in kernels)
     return dict(
         MODEL_NAME=_c_text(qmodel.name or "model"), FORMAT_VERSION=FORMAT_VERSION,
         OP_COUNT=len(kernels), MACS=sum(k.macs() for k in kernels),
         FLASH_BYTES=sum(k.flash_bytes() for k in kernels), ARENA_BYTES=plan.arena_bytes,
-        KERNELS=bodies, CALLS=calls,
+        KERNELS="\n".join(functions), LAYERS=data, CALLS=calls,
         INPUT_OFFSET=plan.offsets[qmodel.input], INPUT_BYTES=plan.tensor_bytes[qmodel.input],
         OUTPUT_OFFSET=plan.offsets[qmodel.output], OUTPUT_BYTES=plan.tensor_bytes[qmodel.output],
         INPUT_HEIGHT=source.shape[1], INPUT_WIDTH=source.shape[2], INPUT_CHANNELS=source.shape[3],

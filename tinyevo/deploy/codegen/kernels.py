@@ -58,16 +58,20 @@ def c_array(ctype: str, name: str, values) -> str:
 
 @dataclass
 class Kernel:
-    """One call of the generated model: a function specialized to one op."""
+    """One call of the generated model: a function specialized to the op's shapes, and the
+    per-layer constants it is called with. Layers whose function text is the same (same shapes,
+    same constants in the code) share one function (``function_key``)."""
 
-    symbol: str
+    symbol: str  # prefix of the layer's constants, e.g. "layer3"
     op: QuantizedOp
     inputs: tuple[TensorView, ...]
     output: TensorView
     scratch_offset: int | None = None
+    function: str = ""  # the shared C function this layer calls, set by the emitter
 
     template_name: ClassVar[str] = ""
     in_place_safe: ClassVar[bool] = False
+    params_type: ClassVar[str] = ""  # the C struct of the layer's constants, if any
 
     @property
     def in_place(self) -> bool:
@@ -80,26 +84,46 @@ class Kernel:
                                f"its input; please report this model")
 
     def template_fields(self) -> dict:
+        """The constants compiled into the function (shapes, and values no layer passes in)."""
         return {}
 
-    def data(self) -> str:
-        return ""
+    def params(self) -> list:
+        """The values of the layer's ``params_type`` struct, in field order."""
+        return []
 
-    def source(self) -> str:
-        self.check()
-        fields = {"SYMBOL": self.symbol, "COMMENT": self.comment(), **self.template_fields()}
-        return self.data() + template(self.variant()).substitute(fields)
+    def data(self) -> str:
+        """The layer's constants: arrays and its params struct."""
+        if not self.params_type:
+            return ""
+        values = ", ".join(str(v) for v in self.params())
+        return f"static const {self.params_type} {self.symbol}_params = {{{values}}};\n"
 
     def variant(self) -> str:
         return self.template_name
 
-    def call(self) -> str:
-        return f"{self.symbol}({self.inputs[0].pointer()}, {self.output.pointer()});"
+    def function_key(self) -> tuple:
+        """Layers with equal keys share one C function."""
+        self.check()
+        return (self.variant(), tuple(sorted(self.template_fields().items())))
 
-    def comment(self) -> str:
+    def function_source(self, name: str) -> str:
+        fields = {"FUNCTION": name, "SYMBOL": self.symbol, "COMMENT": self.function_comment(),
+                  **self.template_fields()}
+        return template(self.variant()).substitute(fields)
+
+    def arguments(self) -> list[str]:
+        args = [t.pointer() for t in self.inputs] + [self.output.pointer()]
+        return args + ([f"&{self.symbol}_params"] if self.params_type else [])
+
+    def call(self) -> str:
+        return f"{self.function}({', '.join(self.arguments())}); /* {self.layer_comment()} */"
+
+    def function_comment(self) -> str:
         shapes = " + ".join("x".join(map(str, t.shape)) for t in self.inputs)
-        text = f"{self.op.kind} {self.op.name}: {shapes} -> {'x'.join(map(str, self.output.shape))}"
-        return text.replace("*/", "* /")
+        return f"{self.variant()}: {shapes} -> {'x'.join(map(str, self.output.shape))}"
+
+    def layer_comment(self) -> str:
+        return f"{self.op.kind} {self.op.name}".replace("*/", "* /")
 
     def macs(self) -> int:
         return 0
@@ -129,16 +153,22 @@ class _Window(Kernel):
 
 @dataclass
 class _Weighted(_Window):
-    def quantization_fields(self) -> dict:
-        return dict(INPUT_OFFSET=-self.inputs[0].zero_point, OUTPUT_OFFSET=self.output.zero_point,
-                    **self.clamp_fields())
+    params_type: ClassVar[str] = "tinyevo_conv_params"
+
+    def params(self) -> list:
+        p = self.op.params
+        return [f"{self.symbol}_weights", f"{self.symbol}_bias", f"{self.symbol}_multiplier",
+                f"{self.symbol}_shift", -self.inputs[0].zero_point, self.output.zero_point,
+                p["activation_min"], p["activation_max"]]
 
     def data(self) -> str:
         p = self.op.params
-        return (c_array("int8_t", f"{self.symbol}_weights", self.op.weights)
+        return (f"/* {self.layer_comment()} */\n"
+                + c_array("int8_t", f"{self.symbol}_weights", self.op.weights)
                 + c_array("int32_t", f"{self.symbol}_bias", self.op.bias)
-                + c_array("int32_t", f"{self.symbol}_multiplier", p["multiplier"])
-                + c_array("int32_t", f"{self.symbol}_shift", p["shift"]) + "\n")
+                + c_array("int32_t", f"{self.symbol}_multiplier", np.ravel(p["multiplier"]))
+                + c_array("int32_t", f"{self.symbol}_shift", np.ravel(p["shift"]))
+                + super().data() + "\n")
 
     def flash_bytes(self) -> int:
         channels = len(self.op.bias)
@@ -169,14 +199,12 @@ class Conv2D(_Weighted):
         group_out = self.output.shape[2] // self.groups()
         block = next(b for b in (4, 2, 1) if group_out % b == 0)
         pixels = self.output.shape[0] * self.output.shape[1]
-        return dict(**self.window_fields(), **self.quantization_fields(), GROUP_IN=group_in,
+        return dict(**self.window_fields(), GROUP_IN=group_in,
                     GROUP_OUT=group_out, BLOCK=block, PIXELS=pixels)
 
-    def call(self) -> str:
-        if self.in_place:
-            return (f"{self.symbol}({self.inputs[0].pointer()}, {self.output.pointer()}, "
-                    f"arena + {self.scratch_offset});")
-        return super().call()
+    def arguments(self) -> list[str]:
+        args = super().arguments()
+        return args[:2] + [f"arena + {self.scratch_offset}"] + args[2:] if self.in_place else args
 
     def macs(self) -> int:
         return self.output.size * self.op.weights[0].size
@@ -204,14 +232,13 @@ class DepthwiseConv2D(_Weighted):
 
     def template_fields(self) -> dict:
         multiplier = self.op.attrs.get("depth_multiplier", 1)
-        return dict(**self.window_fields(), **self.quantization_fields(), MULTIPLIER=multiplier,
+        return dict(**self.window_fields(), MULTIPLIER=multiplier,
                     BLOCK=min(self.channel_block, self.output.shape[2]))
 
-    def call(self) -> str:
-        if self.variant() == "depthwise_conv_2d_in_place":
-            return (f"{self.symbol}({self.inputs[0].pointer()}, {self.output.pointer()}, "
-                    f"arena + {self.scratch_offset});")
-        return super().call()
+    def arguments(self) -> list[str]:
+        args = super().arguments()
+        in_place = self.variant() == "depthwise_conv_2d_in_place"
+        return args[:2] + [f"arena + {self.scratch_offset}"] + args[2:] if in_place else args
 
     def macs(self) -> int:
         kh, kw = self.op.attrs["kernel"]
@@ -234,8 +261,8 @@ class Fill(Kernel):
     def template_fields(self) -> dict:
         return dict(VALUE=self.value(), SIZE=self.output.size)
 
-    def call(self) -> str:
-        return f"{self.symbol}({self.output.pointer()});"
+    def arguments(self) -> list[str]:
+        return [self.output.pointer()]
 
 
 @dataclass
@@ -245,16 +272,10 @@ class FullyConnected(_Weighted):
     template_name: ClassVar[str] = "fully_connected"
 
     def template_fields(self) -> dict:
-        p = self.op.params
-        return dict(**self.quantization_fields(), FEATURES=self.inputs[0].size, UNITS=self.output.size,
-                    MULTIPLIER=p["multiplier"][0], SHIFT=p["shift"][0])
-
-    def data(self) -> str:
-        return (c_array("int8_t", f"{self.symbol}_weights", self.op.weights)
-                + c_array("int32_t", f"{self.symbol}_bias", self.op.bias) + "\n")
+        return dict(FEATURES=self.inputs[0].size, UNITS=self.output.size)
 
     def flash_bytes(self) -> int:
-        return self.op.weights.size + 4 * len(self.op.bias)
+        return self.op.weights.size + 4 * len(self.op.bias) + 8
 
     def macs(self) -> int:
         return self.op.weights.size
@@ -280,20 +301,20 @@ class Add(Kernel):
 
     template_name: ClassVar[str] = "add"
     in_place_safe: ClassVar[bool] = True
+    params_type: ClassVar[str] = "tinyevo_add_params"
 
     def template_fields(self) -> dict:
-        p = self.op.params
-        return dict(SIZE=self.output.size, LEFT_SHIFT=p["left_shift"],
-                    INPUT1_OFFSET=-self.inputs[0].zero_point, INPUT2_OFFSET=-self.inputs[1].zero_point,
-                    INPUT1_MULTIPLIER=p["input1_multiplier"], INPUT1_SHIFT=p["input1_shift"],
-                    INPUT2_MULTIPLIER=p["input2_multiplier"], INPUT2_SHIFT=p["input2_shift"],
-                    OUTPUT_MULTIPLIER=p["output_multiplier"], OUTPUT_SHIFT=p["output_shift"],
-                    OUTPUT_OFFSET=self.output.zero_point, ACT_MIN=p["activation_min"],
-                    ACT_MAX=p["activation_max"])
+        return dict(SIZE=self.output.size)
 
-    def call(self) -> str:
-        first, second = (t.pointer() for t in self.inputs)
-        return f"{self.symbol}({first}, {second}, {self.output.pointer()});"
+    def params(self) -> list:
+        p = self.op.params
+        return [p["left_shift"], -self.inputs[0].zero_point, p["input1_multiplier"], p["input1_shift"],
+                -self.inputs[1].zero_point, p["input2_multiplier"], p["input2_shift"],
+                p["output_multiplier"], p["output_shift"], self.output.zero_point,
+                p["activation_min"], p["activation_max"]]
+
+    def flash_bytes(self) -> int:
+        return 48
 
 
 @dataclass
@@ -302,12 +323,18 @@ class Relu(Kernel):
 
     template_name: ClassVar[str] = "relu"
     in_place_safe: ClassVar[bool] = True
+    params_type: ClassVar[str] = "tinyevo_requantize_params"
 
     def template_fields(self) -> dict:
+        return dict(SIZE=self.output.size)
+
+    def params(self) -> list:
         p = self.op.params
-        return dict(SIZE=self.output.size, INPUT_OFFSET=-self.inputs[0].zero_point,
-                    MULTIPLIER=p["multiplier"], SHIFT=p["shift"], OUTPUT_OFFSET=self.output.zero_point,
-                    ACT_MIN=p["activation_min"], ACT_MAX=p["activation_max"])
+        return [-self.inputs[0].zero_point, p["multiplier"], p["shift"], self.output.zero_point,
+                p["activation_min"], p["activation_max"]]
+
+    def flash_bytes(self) -> int:
+        return 24
 
 
 @dataclass
@@ -320,16 +347,14 @@ class Relu6(Kernel):
 
 
 @dataclass
-class Quantize(Kernel):
+class Quantize(Relu):
     """QUANTIZE int8 -> int8 (a change of scale) that is not folded into a concat."""
 
     template_name: ClassVar[str] = "quantize"
-    in_place_safe: ClassVar[bool] = True
 
-    def template_fields(self) -> dict:
+    def params(self) -> list:
         p = self.op.params
-        return dict(SIZE=self.output.size, INPUT_OFFSET=-self.inputs[0].zero_point,
-                    MULTIPLIER=p["multiplier"], SHIFT=p["shift"], OUTPUT_OFFSET=self.output.zero_point)
+        return [-self.inputs[0].zero_point, p["multiplier"], p["shift"], self.output.zero_point, -128, 127]
 
 
 @dataclass
@@ -339,11 +364,11 @@ class Reshape(Kernel):
     template_name: ClassVar[str] = "reshape"
     in_place_safe: ClassVar[bool] = True
 
-    def source(self) -> str:
-        return "" if self.in_place else super().source()
+    def function_key(self) -> tuple | None:
+        return None if self.in_place else super().function_key()
 
     def call(self) -> str:
-        return f"/* {self.op.name}: reshaped in place */" if self.in_place else super().call()
+        return f"/* {self.layer_comment()}: in place, nothing to do */" if self.in_place else super().call()
 
     def template_fields(self) -> dict:
         return dict(SIZE=self.output.size)
@@ -368,9 +393,12 @@ class Concatenation(Kernel):
                     MULTIPLIERS=joined(p["multiplier"] for p in params),
                     SHIFTS=joined(p["shift"] for p in params))
 
-    def call(self) -> str:
+    def function_key(self) -> tuple:
+        return (self.symbol, *super().function_key())  # its constants are in its code: one per layer
+
+    def arguments(self) -> list[str]:
         pointers = ", ".join(t.pointer() for t in self.inputs)
-        return f"{self.symbol}((const int8_t *const[]){{{pointers}}}, {self.output.pointer()});"
+        return [f"(const int8_t *const[]){{{pointers}}}", self.output.pointer()]
 
     def flash_bytes(self) -> int:
         return 13 * len(self.inputs)

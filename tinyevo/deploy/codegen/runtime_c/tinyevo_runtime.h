@@ -17,6 +17,37 @@
 #define TINYEVO_DSP 0
 #endif
 
+/* The per-layer constants of a kernel (flash); kernels are shared by layers of the same shape. */
+typedef struct {
+    const int8_t *weights;
+    const int32_t *bias;
+    const int32_t *multiplier; /* per output channel (one value for a fully connected layer) */
+    const int32_t *shift;
+    int32_t input_offset, output_offset, act_min, act_max;
+} tinyevo_conv_params;
+
+/* RELU and QUANTIZE: (x + input_offset) requantized, plus output_offset, clamped. */
+typedef struct {
+    int32_t input_offset, multiplier, shift, output_offset, act_min, act_max;
+} tinyevo_requantize_params;
+
+/* ADD: TFLM's int8 ADD parameters. */
+typedef struct {
+    int32_t left_shift, input1_offset, input1_multiplier, input1_shift;
+    int32_t input2_offset, input2_multiplier, input2_shift;
+    int32_t output_multiplier, output_shift, output_offset, act_min, act_max;
+} tinyevo_add_params;
+
+/* The parameters as locals: int8 stores may alias anything, so reading them once up front lets
+ * the compiler keep them in registers. */
+#define TINYEVO_CONV_LOCALS(p) \
+    const int8_t *const weights = (p)->weights; \
+    const int32_t *const bias = (p)->bias; \
+    const int32_t *const multiplier = (p)->multiplier; \
+    const int32_t *const shift = (p)->shift; \
+    const int32_t input_offset = (p)->input_offset, output_offset = (p)->output_offset; \
+    const int32_t act_min = (p)->act_min, act_max = (p)->act_max
+
 /* gemmlowp's SaturatingRoundingDoublingHighMul: the high 32 bits of 2*a*b, rounded. */
 static inline int32_t tinyevo_high_mul(int32_t a, int32_t b)
 {

@@ -1,5 +1,5 @@
 /* ${COMMENT} */
-static void ${SYMBOL}(const int8_t *input, int8_t *output)
+static void ${FUNCTION}(const int8_t *input, int8_t *output)
 {
     enum { IN_H = ${IN_H}, IN_W = ${IN_W}, CHANNELS = ${OUT_C}, OUT_H = ${OUT_H}, OUT_W = ${OUT_W} };
     enum { K_H = ${K_H}, K_W = ${K_W}, STRIDE_H = ${STRIDE_H}, STRIDE_W = ${STRIDE_W}, PAD_TOP = ${PAD_TOP}, PAD_LEFT = ${PAD_LEFT} };

@@ -6,7 +6,7 @@ static const int32_t ${SYMBOL}_input_offset[${COUNT}] = {${INPUT_OFFSETS}};
 static const int32_t ${SYMBOL}_multiplier[${COUNT}] = {${MULTIPLIERS}};
 static const int32_t ${SYMBOL}_shift[${COUNT}] = {${SHIFTS}};
 
-static void ${SYMBOL}(const int8_t *const inputs[${COUNT}], int8_t *output)
+static void ${FUNCTION}(const int8_t *const inputs[${COUNT}], int8_t *output)
 {
     enum { PIXELS = ${PIXELS}, OUT_C = ${OUT_C}, COUNT = ${COUNT} };
     for (int32_t p = 0; p < PIXELS; ++p) {

@@ -1,19 +1,20 @@
 /* ${COMMENT} */
-static void ${SYMBOL}(const int8_t *input, int8_t *output)
+static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_params *p)
 {
     enum { IN_H = ${IN_H}, IN_W = ${IN_W}, IN_C = ${IN_C}, OUT_H = ${OUT_H}, OUT_W = ${OUT_W}, OUT_C = ${OUT_C} };
     enum { K_H = ${K_H}, K_W = ${K_W}, STRIDE_H = ${STRIDE_H}, STRIDE_W = ${STRIDE_W} };
     enum { DILATION_H = ${DILATION_H}, DILATION_W = ${DILATION_W}, PAD_TOP = ${PAD_TOP}, PAD_LEFT = ${PAD_LEFT} };
     enum { GROUP_IN = ${GROUP_IN}, GROUP_OUT = ${GROUP_OUT}, BLOCK = ${BLOCK}, FILTER = K_H * K_W * GROUP_IN };
+    TINYEVO_CONV_LOCALS(p);
     for (int32_t oy = 0; oy < OUT_H; ++oy) {
         for (int32_t ox = 0; ox < OUT_W; ++ox) {
             int8_t *out = output + (oy * OUT_W + ox) * OUT_C;
             for (int32_t oc = 0; oc < OUT_C; oc += BLOCK) {
                 const int8_t *x = input + (oc / GROUP_OUT) * GROUP_IN;
-                const int8_t *w = ${SYMBOL}_weights + oc * FILTER;
+                const int8_t *w = weights + oc * FILTER;
                 int32_t acc[BLOCK];
                 for (int32_t j = 0; j < BLOCK; ++j) {
-                    acc[j] = ${SYMBOL}_bias[oc + j];
+                    acc[j] = bias[oc + j];
                 }
                 for (int32_t ky = 0; ky < K_H; ++ky) {
                     const int32_t iy = oy * STRIDE_H - PAD_TOP + ky * DILATION_H;
@@ -26,12 +27,12 @@ static void ${SYMBOL}(const int8_t *input, int8_t *output)
                             continue;
                         }
                         tinyevo_dot${BLOCK}(x + (iy * IN_W + ix) * IN_C, w + (ky * K_W + kx) * GROUP_IN,
-                                     FILTER, GROUP_IN, ${INPUT_OFFSET}, acc);
+                                     FILTER, GROUP_IN, input_offset, acc);
                     }
                 }
                 for (int32_t j = 0; j < BLOCK; ++j) {
-                    out[oc + j] = tinyevo_output(acc[j], ${SYMBOL}_multiplier[oc + j], ${SYMBOL}_shift[oc + j],
-                                                 ${OUTPUT_OFFSET}, ${ACT_MIN}, ${ACT_MAX});
+                    out[oc + j] = tinyevo_output(acc[j], multiplier[oc + j], shift[oc + j], output_offset,
+                                                 act_min, act_max);
                 }
             }
         }

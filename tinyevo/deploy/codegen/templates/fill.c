@@ -1,6 +1,6 @@
 /* ${COMMENT}
  * Every weight and bias is zero: the output is the constant ${VALUE}. */
-static void ${SYMBOL}(int8_t *output)
+static void ${FUNCTION}(int8_t *output)
 {
     memset(output, ${VALUE}, ${SIZE});
 }

@@ -1,10 +1,12 @@
 /* ${COMMENT} */
-static void ${SYMBOL}(const int8_t *input, int8_t *output)
+static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_params *p)
 {
     enum { FEATURES = ${FEATURES}, UNITS = ${UNITS} };
+    TINYEVO_CONV_LOCALS(p);
     for (int32_t u = 0; u < UNITS; ++u) {
-        int32_t acc[1] = {${SYMBOL}_bias[u]};
-        tinyevo_dot1(input, ${SYMBOL}_weights + u * FEATURES, FEATURES, FEATURES, ${INPUT_OFFSET}, acc);
-        output[u] = tinyevo_output(acc[0], ${MULTIPLIER}, ${SHIFT}, ${OUTPUT_OFFSET}, ${ACT_MIN}, ${ACT_MAX});
+        int32_t acc[1];
+        acc[0] = bias[u];
+        tinyevo_dot1(input, weights + u * FEATURES, FEATURES, FEATURES, input_offset, acc);
+        output[u] = tinyevo_output(acc[0], multiplier[0], shift[0], output_offset, act_min, act_max);
     }
 }

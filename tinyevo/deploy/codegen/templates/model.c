@@ -12,7 +12,10 @@ static union {
     int8_t bytes[${ARENA_BYTES}];
 } tinyevo_arena;
 
+/* ---- kernels: one function per distinct layer shape ---- */
 ${KERNELS}
+/* ---- layers: weights and quantization, in flash ---- */
+${LAYERS}
 int tinyevo_model_run(const int8_t *input, int8_t *output)
 {
     int8_t *arena = tinyevo_arena.bytes;

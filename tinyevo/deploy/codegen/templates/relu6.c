@@ -1,5 +1,5 @@
 /* ${COMMENT} */
-static void ${SYMBOL}(const int8_t *input, int8_t *output)
+static void ${FUNCTION}(const int8_t *input, int8_t *output)
 {
     enum { SIZE = ${SIZE} };
     for (int32_t i = 0; i < SIZE; ++i) {

@@ -1,5 +1,5 @@
 /* ${COMMENT} */
-static void ${SYMBOL}(const int8_t *input, int8_t *output)
+static void ${FUNCTION}(const int8_t *input, int8_t *output)
 {
     memmove(output, input, ${SIZE});
 }

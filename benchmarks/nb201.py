@@ -1,0 +1,329 @@
+"""Benchmark: NAS-Bench-201 (CIFAR-10, 12 epochs), tinyevo's strategies against Optuna and random search.
+
+    python benchmarks/nb201.py [--quick] [--seeds 50] [--budgets 100 300] [--table PATH]
+                               [--plot benchmarks/results/nb201.png] [--jobs 1] > result.json
+
+Every method searches the same space, tinyevo's ``nb201`` (6 edges x 5 ops = 15,625 cells), and
+is answered by the same table (``tinyevo.estimate.tabular``, default
+``../shared/datasets/nb201_12epoch.csv.gz``; any file of that format with ``--table``):
+
+- The search sees ``cifar10-val`` only. After each query a method is scored by the
+  ``cifar10-test`` of the architecture with the best ``cifar10-val`` it has seen so far;
+  regret = oracle (the best ``cifar10-test`` in the table, 89.16 for the default table) - that
+  test accuracy. A search that found the best-validation cell ends at ``floor_regret`` (0.13).
+- Budgets count DISTINCT architectures (two genomes are the same architecture when the space
+  gives them the same key, as in ``tinyevo.run.Runner``). A repeated suggestion from any method
+  costs nothing and counts for nothing: it is told its earlier result again. A run stops after
+  ``SUGGESTION_CAP`` x budget suggestions (``capped_runs`` counts the runs that did).
+- One run per method and seed, as long as the largest budget; a smaller budget is read off the
+  same run (no method knows the budget).
+
+Methods: tinyevo's registered strategies by name, through ``ask``/``tell`` one candidate at a
+time -- ``regularized`` (the default strategy), ``unas``, ``mcunet``, ``random``, ``nsga2`` with
+the validation accuracy as its only objective (a (mu + lambda) GA ranked by fitness and crowding)
+and ``evolution`` assembled as a steady-state GA (tournament, uniform crossover at rate 0.5,
+discard worst; see ``TINYEVO``) -- against ``optuna_tpe`` (Optuna's ``TPESampler``),
+``optuna_nsga2`` (``NSGAIISampler``) and ``optuna_random`` (``RandomSampler``), each with
+default settings and the run's seed, one categorical parameter per edge.
+
+Output: one JSON document on stdout, progress on stderr, and a PNG of mean regret against
+distinct queries (``--plot``).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import log, print_json, pyplot, repo_path  # noqa: E402
+from tinyevo.errors import TinyevoError  # noqa: E402
+from tinyevo.estimate.tabular import DEFAULT_PATH, TabularEstimator  # noqa: E402
+from tinyevo.search import DEFAULT_STRATEGY, OK, Objective, Trial, create_strategy  # noqa: E402
+from tinyevo.spaces import create_space  # noqa: E402
+
+DATASET = "cifar10"
+#: tinyevo methods: strategy name -> options. ``evolution`` shows another assembly of the parts.
+TINYEVO = {
+    "regularized": {},
+    "unas": {},
+    "mcunet": {},
+    "evolution": dict(parent_selection="tournament", crossover="uniform", crossover_rate=0.5,
+                      population_update="discard_worst"),
+    "nsga2": dict(objectives=(Objective("accuracy", "max"),)),
+    "random": {},
+}
+OPTUNA = ("optuna_tpe", "optuna_nsga2", "optuna_random")
+METHODS = (*TINYEVO, *OPTUNA)
+#: A run ends after this many suggestions per budgeted architecture, even short of the budget.
+SUGGESTION_CAP = 50
+DEFAULT_PLOT = "benchmarks/results/nb201.png"
+
+
+@dataclass
+class Settings:
+    seeds: int = 50
+    budgets: tuple = (100, 300)
+    methods: tuple = METHODS
+
+
+QUICK = Settings(seeds=3, budgets=(20, 60))
+
+
+# --- the oracle ------------------------------------------------------------------------------
+class Table:
+    """The benchmark's answers: validation accuracy to search on, test accuracy to score with."""
+
+    def __init__(self, path: str, space):
+        rows = TabularEstimator(path=path, dataset=DATASET).table()
+        columns = (f"{DATASET}-val", f"{DATASET}-test")
+        first = next(iter(rows.values()))
+        missing = [c for c in columns if c not in first]
+        if missing:
+            raise TinyevoError(f"table {path} has no column {missing[0]!r}")
+        cells = [space.from_vector(list(v)) for v in np.ndindex(*(len(c) for _, c in space.dimensions()))]
+        absent = [c for c in cells if c not in rows]
+        if absent:
+            raise TinyevoError(f"table {path} lacks {len(absent)} of the {len(cells)} cells of the "
+                               f"nb201 space, e.g. {absent[0]}; it must list every cell")
+        self.val = {c: rows[c][columns[0]] for c in cells}
+        self.test = {c: rows[c][columns[1]] for c in cells}
+        self.oracle = max(self.test.values())
+        best_val = max(cells, key=lambda c: self.val[c])  # the first of equals, in vector order
+        self.floor_regret = self.oracle - self.test[best_val]
+
+
+# --- one run ---------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """One method and seed: the regret after each distinct query."""
+
+    method: str
+    seed: int
+    regret: list = field(default_factory=list)
+    suggestions: int = 0
+    capped: bool = False
+    seconds: float = 0.0
+
+
+class Scorer:
+    """Counts distinct architectures and tracks the test accuracy of the best validation seen."""
+
+    def __init__(self, table: Table, space, budget: int):
+        self.table, self.space, self.budget = table, space, budget
+        self.known: dict[str, Trial] = {}
+        self.best_val = -math.inf
+        self.best_test = math.nan
+        self.regret: list[float] = []
+
+    def done(self) -> bool:
+        return len(self.known) >= self.budget
+
+    def query(self, genome, parents=(), origin="sample") -> Trial:
+        """The trial for ``genome``: a new lookup, or the earlier trial of its architecture."""
+        key = self.space.key(genome)
+        known = self.known.get(key)
+        if known is not None:  # a repeat: told again, not counted
+            return Trial(known.id, genome, known.status, dict(known.metrics), tuple(parents), origin, key)
+        val, test = self.table.val[genome], self.table.test[genome]
+        trial = Trial(len(self.known), genome, OK, {"accuracy": val / 100.0}, tuple(parents), origin, key)
+        self.known[key] = trial
+        if val > self.best_val:
+            self.best_val, self.best_test = val, test
+        self.regret.append(self.table.oracle - self.best_test)
+        return trial
+
+
+def run_tinyevo(method: str, seed: int, table: Table, space, budget: int) -> Run:
+    options = dict(TINYEVO[method])
+    strategy = create_strategy(method, space, seed=seed, **options)
+    scorer, run = Scorer(table, space, budget), Run(method, seed)
+    while not scorer.done() and run.suggestions < SUGGESTION_CAP * budget:
+        candidates = strategy.ask(1)
+        run.suggestions += len(candidates)
+        strategy.tell([scorer.query(c.genome, c.parents, c.origin) for c in candidates])
+    run.regret, run.capped = scorer.regret, not scorer.done()
+    return run
+
+
+def run_optuna(method: str, seed: int, table: Table, space, budget: int) -> Run:
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    sampler = {"optuna_tpe": optuna.samplers.TPESampler,
+               "optuna_nsga2": optuna.samplers.NSGAIISampler,
+               "optuna_random": optuna.samplers.RandomSampler}[method](seed=seed)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    dimensions = space.dimensions()
+    scorer, run = Scorer(table, space, budget), Run(method, seed)
+    while not scorer.done() and run.suggestions < SUGGESTION_CAP * budget:
+        asked = study.ask()
+        vector = [choices.index(asked.suggest_categorical(name, choices)) for name, choices in dimensions]
+        run.suggestions += 1
+        trial = scorer.query(space.from_vector(vector), origin="optuna")
+        study.tell(asked, 100.0 * trial.metrics["accuracy"])
+    run.regret, run.capped = scorer.regret, not scorer.done()
+    return run
+
+
+def run_one(job) -> Run:
+    method, seed, budget = job
+    table, space = _WORLD["table"], _WORLD["space"]
+    start = time.perf_counter()
+    run = (run_optuna if method in OPTUNA else run_tinyevo)(method, seed, table, space, budget)
+    run.seconds = time.perf_counter() - start
+    return run
+
+
+_WORLD: dict = {}  # the table and space of this process (inherited by forked workers)
+
+
+def run_all(settings: Settings, jobs: int) -> list[Run]:
+    budget = max(settings.budgets)
+    work = [(m, s, budget) for m in settings.methods for s in range(settings.seeds)]
+    runs: list[Run] = []
+    if jobs <= 1:
+        results = map(run_one, work)
+        return _collect(results, len(work), runs)
+    with get_context("fork").Pool(jobs) as pool:
+        return _collect(pool.imap(run_one, work, chunksize=max(1, settings.seeds // 4)),
+                        len(work), runs)
+
+
+def _collect(results, total: int, runs: list[Run]) -> list[Run]:
+    for run in results:
+        runs.append(run)
+        if run.seed == 0 or len(runs) == total:
+            log(f"{len(runs)}/{total} runs; {run.method} seed {run.seed}: regret "
+                f"{run.regret[-1]:.2f} after {len(run.regret)} architectures, {run.suggestions} "
+                f"suggestions, {run.seconds:.1f} s")
+    return runs
+
+
+# --- report ----------------------------------------------------------------------------------
+def regret_at(run: Run, budget: int) -> float:
+    """Regret after ``budget`` distinct queries (after the last one, for a capped run)."""
+    return run.regret[min(budget, len(run.regret)) - 1]
+
+
+def summary(runs: list[Run], settings: Settings) -> dict:
+    methods = {}
+    for method in settings.methods:
+        mine = [r for r in runs if r.method == method]
+        entry = {"library": "optuna" if method in OPTUNA else "tinyevo"}
+        if method in TINYEVO:
+            entry["options"] = {k: v for k, v in TINYEVO[method].items() if k != "objectives"}
+            if method == "nsga2":
+                entry["options"]["objectives"] = ["accuracy (max)"]
+        for budget in settings.budgets:
+            values = np.array([regret_at(r, budget) for r in mine])
+            entry[str(budget)] = {
+                "mean_regret": round(float(values.mean()), 4),
+                "std": round(float(values.std(ddof=1)) if len(values) > 1 else 0.0, 4),
+                "median_regret": round(float(np.median(values)), 4),
+                "found_best_validation": int(sum(abs(v - _WORLD["table"].floor_regret) < 1e-9
+                                                 for v in values))}
+        distinct = sum(len(r.regret) for r in mine)
+        entry["suggestions_per_architecture"] = round(sum(r.suggestions for r in mine) / distinct, 3)
+        entry["capped_runs"] = sum(r.capped for r in mine)
+        entry["seconds"] = round(sum(r.seconds for r in mine), 1)
+        methods[method] = entry
+    return methods
+
+
+def verdict(methods: dict, settings: Settings, default: str, target: float) -> dict:
+    """Whether the default strategy has the lowest mean regret at every budget."""
+    if default not in methods:
+        return {}
+    best = {str(b): min(methods, key=lambda m: methods[m][str(b)]["mean_regret"])
+            for b in settings.budgets}
+    largest = str(max(settings.budgets))
+    return {"best_method": best,
+            "default_lowest_at_every_budget": all(
+                methods[default][b]["mean_regret"] <= min(methods[m][b]["mean_regret"] for m in methods)
+                for b in best),
+            f"default_below_{target}_at_{largest}": methods[default][largest]["mean_regret"] < target}
+
+
+def plot(runs: list[Run], settings: Settings, path: Path, floor: float) -> None:
+    plt = pyplot()
+    budget = max(settings.budgets)
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for method in settings.methods:
+        curves = np.array([[regret_at(r, q) for q in range(1, budget + 1)]
+                           for r in runs if r.method == method])
+        style = "-" if method in TINYEVO else "--"
+        width = 2.5 if method == DEFAULT_STRATEGY else 1.2
+        axes.plot(np.arange(1, budget + 1), curves.mean(axis=0), style, lw=width, label=method)
+    axes.axhline(floor, color="grey", lw=0.8, ls=":", label="best-validation cell")
+    axes.set(xlabel="distinct architectures queried", ylabel="mean regret (test accuracy, %)",
+             yscale="log", title=f"NAS-Bench-201 {DATASET}, {settings.seeds} seeds")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+# --- command line ----------------------------------------------------------------------------
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Regret = oracle test accuracy - test accuracy of the best-validation architecture "
+               "seen; budgets count distinct architectures.")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"reduced run: {QUICK.seeds} seeds, budgets {list(QUICK.budgets)} (< 1 min)")
+    parser.add_argument("--seeds", type=int, help="seeds per method (0, 1, ..., N-1); default 50")
+    parser.add_argument("--budgets", type=int, nargs="+", help="distinct architectures; default 100 300")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, help="default: all")
+    parser.add_argument("--table", default=DEFAULT_PATH,
+                        help="NAS-Bench-201 table (.csv.gz with arch, cifar10-val, cifar10-test, ...)")
+    parser.add_argument("--plot", default=DEFAULT_PLOT, help="PNG of mean regret against queries")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    args = parser.parse_args(argv)
+    for name in ("seeds", "jobs"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    if args.budgets and min(args.budgets) < 1:
+        parser.error("--budgets must be at least 1")
+    return args
+
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    base = QUICK if args.quick else Settings()
+    return Settings(seeds=args.seeds or base.seeds,
+                    budgets=tuple(sorted(set(args.budgets))) if args.budgets else base.budgets,
+                    methods=tuple(args.methods) if args.methods else base.methods)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    settings, start = settings_of(args), time.perf_counter()
+    space = create_space("nb201")
+    table = Table(args.table, space)
+    _WORLD.update(table=table, space=space)
+    log(f"table {args.table}: oracle {table.oracle:.2f}, floor regret {table.floor_regret:.2f}; "
+        f"{settings}")
+    runs = run_all(settings, args.jobs)
+    plot_path = repo_path(args.plot)
+    plot(runs, settings, plot_path, table.floor_regret)
+    methods = summary(runs, settings)
+    print_json({"benchmark": "nb201", "dataset": DATASET, "table": str(args.table),
+                "budgets": list(settings.budgets), "default_strategy": DEFAULT_STRATEGY,
+                "oracle": round(table.oracle, 4), "floor_regret": round(table.floor_regret, 4),
+                "seeds": settings.seeds, "quick": args.quick, "suggestion_cap": SUGGESTION_CAP,
+                "methods": methods, "targets": verdict(methods, settings, DEFAULT_STRATEGY, 0.25),
+                "plot": str(plot_path), "seconds": round(time.perf_counter() - start, 1)})
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except TinyevoError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

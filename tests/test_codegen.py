@@ -1,0 +1,249 @@
+"""The C code generator against the int8 reference executor, on the host.
+
+Oracle: ``tinyevo.deploy.run_int8`` (bit-exact with TFLite Micro, tests/test_tflite_export.py).
+Every generated library is compiled as strict C99 with gcc under AddressSanitizer and
+UndefinedBehaviorSanitizer (``-fno-sanitize-recover=all``: any finding fails the run), run on
+several inputs in one process, and its outputs must equal the reference's bit for bit. The
+portable C loops are what run here; the SMLAD path is for Cortex-M (tests/test_codegen_mcu.py).
+
+Golden files: the generated C of two fixed small models is checked in under tests/golden/codegen/
+so that a change to the generator shows in review. After an intended change, regenerate with
+
+    TINYEVO_REGEN_GOLDEN=1 .venv/bin/python -m pytest tests/test_codegen.py -k golden
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deploy_helpers import HAND_BUILT, int8_inputs, quantized_model
+from tinyevo.arch import GraphBuilder
+from tinyevo.cli import main
+from tinyevo.deploy import run_int8
+from tinyevo.deploy.codegen.emit import generate_c, render_c
+from tinyevo.deploy.codegen.host import build_host, run_host
+from tinyevo.deploy.codegen.metadata import FORMAT_VERSION, read_metadata
+from tinyevo.deploy.quantized_model import QuantizedModel
+from tinyevo.model_file import load_architecture
+from tinyevo.spaces.base import SPACES, create_space
+from tinyevo.zoo import MODELS
+
+torch.set_num_threads(1)
+pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CC", "gcc")) is None,
+                                reason="no host C compiler (gcc) found")
+INPUTS_PER_MODEL = 6
+SAMPLES_PER_SPACE = 20
+COMPILE_WORKERS = 2
+GOLDEN = Path(__file__).parent / "golden" / "codegen"
+#: Small settings of each space (small inputs and widths), so that 20 sanitized builds stay quick.
+SMALL_SPACES = {
+    "chain": dict(input_shape=(12, 12, 1), filters=(4, 8, 16), kernels=(1, 3, 5), units=(8, 16)),
+    "mbv2": dict(input_shape=(32, 32, 3), resolutions=(32,), widths=(0.2,), depths=(1, 2),
+                 feature_mix_layer=False),
+    "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=1),
+}
+
+
+def model_inputs(qmodel, arch, rng) -> np.ndarray:
+    """Random inputs plus the two extreme ones (every value -128, every value 127)."""
+    x = int8_inputs(qmodel, arch, INPUTS_PER_MODEL - 2, rng)
+    extremes = np.stack([np.full(x.shape[1:], -128, np.int8), np.full(x.shape[1:], 127, np.int8)])
+    return np.concatenate([x, extremes])
+
+
+def build_and_compare(qmodel: QuantizedModel, x: np.ndarray, folder: Path) -> dict:
+    """Generate, compile with the sanitizers, run all of ``x`` in one process, compare; the metadata."""
+    generate_c(qmodel, folder)
+    got = run_host(build_host(folder, sanitize=True), x)
+    expected = run_int8(qmodel, x)
+    np.testing.assert_array_equal(got.reshape(expected.shape), expected, err_msg=qmodel.name)
+    return read_metadata(folder / "metadata.json")
+
+
+def check_many(cases: list[tuple[QuantizedModel, np.ndarray]], tmp_path: Path) -> list[dict]:
+    """``build_and_compare`` for every case, ``COMPILE_WORKERS`` compilers at a time."""
+    with ThreadPoolExecutor(COMPILE_WORKERS) as pool:
+        jobs = [pool.submit(build_and_compare, q, x, tmp_path / f"model{i}") for i, (q, x) in enumerate(cases)]
+        return [job.result() for job in jobs]
+
+
+def test_registered_spaces_have_small_settings_here():
+    assert set(SPACES.names()) <= set(SMALL_SPACES), "add the new space to SMALL_SPACES"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("space_name", sorted(SMALL_SPACES))
+def test_space_samples_are_bit_exact_under_sanitizers(space_name, tmp_path):
+    space = create_space(space_name, **SMALL_SPACES[space_name])
+    cases = []
+    for seed in range(SAMPLES_PER_SPACE):
+        arch = space.decode(space.sample(np.random.default_rng(seed)))
+        _, qmodel, rng = quantized_model(arch, seed)
+        cases.append((qmodel, model_inputs(qmodel, arch, rng)))
+    metadata = check_many(cases, tmp_path)
+    in_place = {op["kind"] for meta in metadata for op in meta["op_order"] if op["in_place"]}
+    print(f"{space_name}: in-place kinds {sorted(in_place)}, arenas "
+          f"{[meta['arena_bytes'] for meta in metadata]}")
+    if space_name == "mbv2":  # the inverted residual blocks exercise the in-place kernels
+        assert {"depthwise_conv_2d", "add"} <= in_place
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_mlperf_tiny_models_are_bit_exact_under_sanitizers(name, tmp_path):
+    arch = MODELS[name]()
+    _, qmodel, rng = quantized_model(arch, 0)
+    meta = build_and_compare(qmodel, model_inputs(qmodel, arch, rng), tmp_path)
+    assert meta["arena_bytes"] == meta["peak_bytes"]
+
+
+def test_hand_built_graphs_are_bit_exact_under_sanitizers(tmp_path):
+    """Every op kind the quantizer emits, in the awkward places (ops on the input, a concat that
+    requantizes, a tensor of zeros, an identity network)."""
+    cases = []
+    for name in sorted(HAND_BUILT):
+        arch = HAND_BUILT[name]()
+        _, qmodel, rng = quantized_model(arch, 7)
+        cases.append((qmodel, model_inputs(qmodel, arch, rng)))
+    _, dense, rng = quantized_model(HAND_BUILT["input_ops"](), 2, dense_as="fully_connected")
+    cases.append((dense, model_inputs(dense, HAND_BUILT["input_ops"](), rng)))
+    kinds = {op["kind"] for meta in check_many(cases, tmp_path) for op in meta["op_order"]}
+    assert kinds >= {"conv_2d", "depthwise_conv_2d", "fully_connected", "max_pool_2d",
+                     "average_pool_2d", "add", "concatenation", "reshape", "relu", "relu6"}
+
+
+def test_library_is_self_contained_c99_with_static_memory(tmp_path):
+    arch = HAND_BUILT["every_op"]()
+    _, qmodel, _ = quantized_model(arch, 1)
+    generated = generate_c(qmodel, tmp_path)
+    source, header = (tmp_path / "tinyevo_model.c").read_text(), (tmp_path / "tinyevo_model.h").read_text()
+    runtime = (tmp_path / "tinyevo_runtime.h").read_text()
+    assert "int tinyevo_model_run(const int8_t *input, int8_t *output);" in header
+    for text in (source, header, runtime):
+        assert "malloc" not in text and "#include <stdlib.h>" not in text and "float" not in text
+    weighted = sum(op.weights is not None for op in qmodel.ops)
+    assert len(re.findall(r"^static const int8_t layer\d+_weights\[", source, re.M)) == weighted
+    assert source.count("int8_t bytes[") == 1  # the one arena
+    meta = read_metadata(tmp_path / "metadata.json")
+    assert meta["version"] == FORMAT_VERSION and meta["arena_bytes"] == generated.plan.arena_bytes
+    assert f"int8_t bytes[{meta['arena_bytes']}]" in source
+    for key, spec in (("input", qmodel.input_spec), ("output", qmodel.output_spec)):
+        assert meta[key]["shape"] == spec.shape and meta[key]["zero_point"] == spec.zero_point
+        assert meta[key]["scale"] == pytest.approx(spec.scale, rel=1e-7)
+    weights = sum(op.weights.size + 4 * op.bias.size for op in qmodel.ops if op.weights is not None)
+    assert weights <= meta["flash_bytes"] <= weights + 16 * sum(op.bias.size for op in qmodel.ops
+                                                                if op.bias is not None) + 1024
+    assert [op["name"] for op in meta["op_order"]] == generated.plan.order
+    for op in meta["op_order"]:  # every output lies inside the arena
+        assert 0 <= op["output_offset"] and op["output_offset"] + op["output_bytes"] <= meta["arena_bytes"]
+
+
+def test_layers_of_one_shape_share_a_kernel(tmp_path):
+    """A stack of identical 3x3 convolutions compiles to one conv function called four times."""
+    g = GraphBuilder((6, 6, 4), name="stack")
+    x = g.input
+    for _ in range(4):
+        x = g.relu(g.batch_norm(g.conv2d(x, 4, kernel=3)))
+    arch = g.build(x)
+    _, qmodel, rng = quantized_model(arch, 3)
+    build_and_compare(qmodel, model_inputs(qmodel, arch, rng), tmp_path)
+    source = (tmp_path / "tinyevo_model.c").read_text()
+    assert source.count("static void conv_2d_") == 1 and source.count("    conv_2d_0(") == 4
+
+
+# --- golden files ----------------------------------------------------------------------------------
+def golden_tiny_chain():
+    """conv + relu, an in-place 3x3 depthwise conv (scratch channel), an in-place 1x1 conv (scratch
+    pixel), global average pool, dense."""
+    g = GraphBuilder((6, 6, 2), name="golden_chain")
+    x = g.relu(g.batch_norm(g.conv2d(g.input, 4, kernel=3)))
+    x = g.relu6(g.batch_norm(g.conv2d(x, 4, kernel=3, groups=4)))
+    x = g.batch_norm(g.conv2d(x, 4, kernel=1))
+    return g.build(g.dense(g.flatten(g.global_avg_pool(x)), 3))
+
+
+def golden_tiny_residual():
+    """A residual add written over its dead input, a concat that requantizes, pools."""
+    g = GraphBuilder((5, 5, 3), name="golden_residual")
+    a = g.conv2d(g.input, 4, kernel=3)
+    b = g.relu(g.batch_norm(g.conv2d(a, 4, kernel=1)))
+    s = g.add(a, b)
+    c = g.concat(s, g.max_pool(a, kernel=3, stride=1, padding="same"))
+    return g.build(g.dense(g.flatten(g.avg_pool(c, kernel=2, stride=2)), 3))
+
+
+GOLDEN_MODELS = {"tiny_chain": golden_tiny_chain, "tiny_residual": golden_tiny_residual}
+REGENERATE = os.environ.get("TINYEVO_REGEN_GOLDEN") == "1"
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_MODELS))
+def test_golden_generated_c_is_unchanged(name, tmp_path):
+    """The int8 model is stored (.npz) so that the check does not depend on torch's random streams."""
+    folder = GOLDEN / name
+    if REGENERATE:
+        _, qmodel, _ = quantized_model(GOLDEN_MODELS[name](), 0)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        qmodel.save(folder / "model.npz")
+        generate_c(qmodel, folder)
+    qmodel = QuantizedModel.load(folder / "model.npz")
+    generated = render_c(qmodel)
+    for file, text in generated.files.items():
+        assert (folder / file).read_text() == text, (
+            f"{file} of {name} changed; if intended, regenerate: TINYEVO_REGEN_GOLDEN=1 "
+            f".venv/bin/python -m pytest tests/test_codegen.py -k golden")
+    x = np.random.default_rng(5).integers(-128, 128, size=(4, *qmodel.input_spec.shape[1:]), dtype=np.int8)
+    build_and_compare(qmodel, x, tmp_path)
+
+
+# --- tinyevo export --format c ---------------------------------------------------------------------
+def test_export_format_c_writes_a_library_that_matches_the_tflite_export(tmp_path, capfd):
+    capfd.readouterr()
+    assert main(["sample", "--space", "chain", "--seed", "4", "--json"]) == 0
+    genome = tmp_path / "genome.json"
+    genome.write_text(capfd.readouterr()[0])
+    out = tmp_path / "lib"
+    assert main(["export", str(genome), "--format", "c", "--out", str(out), "--json"]) == 0
+    result = json.loads(capfd.readouterr()[0])
+    assert result["format"] == "c" and result["random_weights"] and result["arena_bytes"] > 0
+    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "tinyevo_model.c",
+                                                     "tinyevo_model.h", "tinyevo_runtime.h"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
+    # the same command's .tflite (same seed: same weights and calibration) runs in TFLM
+    from tinyevo.deploy.runtimes import run_tflm
+    assert main(["export", str(genome), "--out", str(tmp_path / "g.tflite")]) == 0
+    arch = load_architecture(genome)
+    x = np.random.default_rng(0).integers(-128, 128, size=(5, *arch.input_shape), dtype=np.int8)
+    expected = run_tflm((tmp_path / "g.tflite").read_bytes(), x)
+    got = run_host(build_host(out, sanitize=True), x)
+    np.testing.assert_array_equal(got.reshape(expected.shape), expected)
+    # exporting again replaces the library in place
+    assert main(["export", str(genome), "--format", "c", "--out", str(out), "--seed", "1"]) == 0
+    assert (out / "metadata.json").is_file() and "static arena" in capfd.readouterr()[0]
+
+
+@pytest.mark.parametrize("case", ["file", "foreign_folder", "missing_parent", "bad_genome"])
+def test_export_format_c_bad_output_gives_one_line_and_no_folder(tmp_path, capfd, case):
+    capfd.readouterr()
+    assert main(["sample", "--space", "chain", "--seed", "4", "--json"]) == 0
+    genome = tmp_path / "genome.json"
+    genome.write_text(capfd.readouterr()[0])
+    out = {"file": tmp_path / "a_file", "foreign_folder": tmp_path / "photos",
+           "missing_parent": tmp_path / "no" / "lib", "bad_genome": tmp_path / "lib"}[case]
+    (tmp_path / "a_file").write_text("keep me")
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "cat.jpg").write_text("keep me")
+    if case == "bad_genome":
+        genome.write_text('{"space": "chain", "genome": "not a genome"}')
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    code = main(["export", str(genome), "--format", "c", "--out", str(out)])
+    _, err = capfd.readouterr()
+    assert code != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before

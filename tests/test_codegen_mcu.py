@@ -1,0 +1,200 @@
+"""The generated C on an emulated Cortex-M4 (arm-none-eabi-gcc, QEMU mps2-an386, semihosting).
+
+Oracle: the int8 reference executor (``run_int8``, itself bit-exact with TFLM): the emulated
+outputs must be bit-identical, for seeded samples of every space and a graph with every op.
+Instruction counts are checked against figures outside the runner: the board's SysTick clock
+(25 MHz, so 40 instructions per tick at one instruction per virtual nanosecond), the same count
+with the 24-bit counter wrapping every few thousand instructions, and the DSP path (SMLAD in the
+object code) doing the same work in fewer instructions than the portable C loops.
+
+Without the toolchain the tests are skipped, naming what is missing, except in CI (CI=true),
+where ``.ci/run`` installs it and its absence is a failure.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from deploy_helpers import HAND_BUILT, int8_inputs, quantized_model
+from tinyevo.deploy import run_int8
+from tinyevo.deploy.codegen import mcu
+from tinyevo.deploy.codegen.emit import generate_c
+from tinyevo.errors import TinyevoError
+from tinyevo.spaces.base import create_space
+
+torch.set_num_threads(1)
+INPUTS_PER_MODEL = 4
+#: Small settings of each space (as in test_tflite_export), one seeded sample each.
+SPACES = {
+    "chain": dict(input_shape=(16, 16, 1), filters=(4, 8, 16), kernels=(1, 3, 5), units=(8, 16)),
+    "mbv2": dict(input_shape=(32, 32, 3), resolutions=(32,), widths=(0.2,), feature_mix_layer=False),
+    "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=1),
+}
+
+
+def _require_toolchain() -> None:
+    missing = mcu.mcu_missing()
+    if not missing:
+        return
+    message = f"Cortex-M toolchain missing ({', '.join(missing)}); install: {mcu.INSTALL_HINT}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (.ci/run installs it under CI=true)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def toolchain():
+    _require_toolchain()
+
+
+def _generated(arch, seed, tmp_path, count=INPUTS_PER_MODEL):
+    _, qmodel, rng = quantized_model(arch, seed)
+    x = int8_inputs(qmodel, arch, count, rng)
+    generate_c(qmodel, tmp_path)
+    return qmodel, x
+
+
+@pytest.mark.parametrize("space_name", sorted(SPACES))
+def test_space_sample_is_bit_exact_on_cortex_m4(space_name, tmp_path, toolchain):
+    space = create_space(space_name, **SPACES[space_name])
+    arch = space.decode(space.sample(np.random.default_rng(3)))
+    qmodel, x = _generated(arch, 3, tmp_path)
+    image, result = mcu.run_on_mcu(tmp_path, x)
+    np.testing.assert_array_equal(result.outputs, run_int8(qmodel, x))
+    assert result.instructions_per_tick == 40.0  # 1 ns per instruction, 25 MHz SysTick clock
+    assert image.model_sizes.bss >= int(np.prod(qmodel.input_spec.shape))  # the arena is static
+    assert image.model_sizes.text > sum(op.weights.size for op in qmodel.ops if op.weights is not None)
+
+
+def test_every_op_graph_is_bit_exact_on_cortex_m4_with_and_without_dsp(tmp_path, toolchain):
+    """All kernels on the core; the SMLAD path and the portable loops give the same integers,
+    and SMLAD needs fewer instructions."""
+    arch = HAND_BUILT["every_op"]()
+    qmodel, x = _generated(arch, 7, tmp_path)
+    expected = run_int8(qmodel, x)
+    dsp = mcu.build_mcu(tmp_path, x, build_dir=tmp_path / "dsp")
+    plain = mcu.build_mcu(tmp_path, x, build_dir=tmp_path / "plain", extra_cflags=["-DTINYEVO_NO_DSP"])
+    runs = {name: mcu.run_mcu(image) for name, image in (("dsp", dsp), ("plain", plain))}
+    for name, run in runs.items():
+        np.testing.assert_array_equal(run.outputs, expected, err_msg=name)
+    assert runs["dsp"].instructions[0] < runs["plain"].instructions[0]
+    disassembly = subprocess.run(["arm-none-eabi-objdump", "-d", str(dsp.elf.parent / "tinyevo_model.o")],
+                                 capture_output=True, text=True, check=True).stdout
+    assert "smlad" in disassembly
+
+
+def test_instruction_count_survives_systick_wraps(tmp_path, toolchain):
+    """The 24-bit counter reloaded every 256 ticks (10240 instructions) counts what the full
+    counter counts, up to the interrupt handler's few instructions per wrap."""
+    space = create_space("chain", **SPACES["chain"])
+    arch = space.decode(space.sample(np.random.default_rng(1)))
+    qmodel, x = _generated(arch, 1, tmp_path, count=1)
+    full = mcu.run_mcu(mcu.build_mcu(tmp_path, x, build_dir=tmp_path / "full"))
+    wrapping = mcu.run_mcu(mcu.build_mcu(tmp_path, x, build_dir=tmp_path / "wrap",
+                                         extra_cflags=["-DTINYEVO_MCU_RELOAD=0xFF"]))
+    assert full.instructions[0] > 10 * 256 * 40  # at least ten wraps
+    assert wrapping.instructions[0] == pytest.approx(full.instructions[0], rel=0.01)
+    np.testing.assert_array_equal(wrapping.outputs, run_int8(qmodel, x))
+
+
+def test_profiled_build_counts_each_op(tmp_path, toolchain):
+    space = create_space("chain", **SPACES["chain"])
+    arch = space.decode(space.sample(np.random.default_rng(5)))
+    qmodel, x = _generated(arch, 5, tmp_path, count=2)
+    image, result = mcu.run_on_mcu(tmp_path, x, profile=True)
+    np.testing.assert_array_equal(result.outputs, run_int8(qmodel, x))
+    assert [layer["function"] for layer in result.layers] == image.functions
+    spent = sum(layer["instructions"] for layer in result.layers)
+    assert 0.8 * result.instructions[0] <= spent <= result.instructions[0]
+    convs = [layer for layer in result.layers if layer["macs"] > 0]
+    assert convs and all(layer["instructions"] > 0 for layer in convs)
+
+
+def test_missing_toolchain_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(mcu.shutil, "which", lambda name: None)
+    assert not mcu.mcu_available()
+    with pytest.raises(TinyevoError, match="apt-get install"):
+        mcu.build_mcu(tmp_path, np.zeros((1, 2, 2, 1), np.int8))
+
+
+def test_profiled_source_marks_every_op():
+    source = "\n".join(["static void layer0_conv_2d(const int8_t *a, int8_t *b) {}",
+                        "int tinyevo_model_run(const int8_t *input, int8_t *output)", "{",
+                        "    int8_t *arena = tinyevo_arena.bytes;", "    memcpy(arena + 0, input, 4);",
+                        "    layer0_conv_2d(arena + 0, arena + 4);", "    /* r: reshaped in place */",
+                        "    layer2_add(arena + 4, arena + 0, arena + 8);",
+                        "    layer0_conv_2d(arena + 8, arena + 0);",
+                        "    memcpy(output, arena + 8, 4);", "    return 0;", "}"])
+    text = mcu.profiled_source(source, ["layer0_conv_2d", "layer1_reshape", "layer2_add", "layer0_conv_2d"])
+    body = text.split("{\n", 2)[-1].splitlines()
+    assert body[2:11] == ["    tinyevo_mcu_mark(0);", "    layer0_conv_2d(arena + 0, arena + 4);",
+                          "    /* r: reshaped in place */", "    tinyevo_mcu_mark(1);",
+                          "    tinyevo_mcu_mark(2);", "    layer2_add(arena + 4, arena + 0, arena + 8);",
+                          "    tinyevo_mcu_mark(3);", "    layer0_conv_2d(arena + 8, arena + 0);",
+                          "    tinyevo_mcu_mark(4);"]
+    with pytest.raises(TinyevoError):
+        mcu.profiled_source("int main(void)\n{\n}\n", ["layer0_conv_2d"])
+
+
+# --- the benchmark's live-set lower bound (benchmarks/deploy.py) ----------------------------------
+def _bench():
+    import sys
+    from pathlib import Path
+    folder = str(Path(__file__).resolve().parent.parent / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    import deploy
+    return deploy
+
+
+def _enumerated_bound(qmodel) -> int:
+    """Every topological order tried, the live set of each step recomputed from scratch."""
+    kinds = {op.name: op.kind for op in qmodel.ops}
+    readers = {}
+    for op in qmodel.ops:
+        for source in op.inputs:
+            readers.setdefault(source, []).append(op.name)
+    view = {op.name: op.inputs[0] for op in qmodel.ops
+            if op.kind == "reshape" or (op.kind == "quantize" and op.name != qmodel.output and readers.get(op.name)
+                                        and all(kinds[r] == "concatenation" for r in readers[op.name]))}
+
+    def root(t):
+        return root(view[t]) if t in view else t
+    ops = {op.name: [root(s) for s in op.inputs] for op in qmodel.ops if op.name not in view}
+    size = {t: int(np.prod(qmodel.tensors[t].shape[1:])) for t in qmodel.tensors}
+    best = [None]
+
+    def visit(done, order_peak):
+        if best[0] is not None and order_peak >= best[0]:
+            return
+        if len(done) == len(ops):
+            best[0] = order_peak
+            return
+        for name, sources in ops.items():
+            if name in done or any(s in ops and s not in done for s in sources):
+                continue
+            after = done | {name}
+            written = {root(qmodel.input)} | after
+            live = {t for t in written if t in sources or t == name or t == root(qmodel.output)
+                    or any(r not in after for r in ops if t in ops[r])}
+            visit(after, max(order_peak, sum(size[t] for t in live)))
+    visit(frozenset(), 0)
+    return best[0]
+
+
+@pytest.mark.parametrize("name", ["multi_reader", "every_op", "input_concat"])
+def test_live_set_lower_bound_agrees_with_enumerating_orders(name):
+    _, qmodel, _ = quantized_model(HAND_BUILT[name](), 0)
+    assert _bench().live_set_lower_bound(qmodel) == _enumerated_bound(qmodel)
+
+
+def test_live_set_lower_bound_of_resnet8_is_three_feature_maps():
+    """In the first stack the block input (kept for the shortcut), the first conv's output and the
+    second conv's output coexist: 3 x 32 x 32 x 16 bytes, whatever the order."""
+    from tinyevo.zoo import MODELS
+    _, qmodel, _ = quantized_model(MODELS["resnet8"](), 0, calibration_count=2)
+    assert _bench().live_set_lower_bound(qmodel) == 3 * 32 * 32 * 16
