@@ -32,6 +32,8 @@ Estimators (all through tinyevo's own estimator classes, same data subset):
   a candidate is deterministic for its seed and its schedule is that of the full run, so the first
   epochs are those of the ground-truth run: they are read from it (not trained twice), and the cost
   charged is the measured time to the end of epoch ``--lc-epochs`` plus the time of the prediction.
+- ``truncated``: the baseline of ``learning_curve``: the accuracy measured at epoch ``--lc-epochs``
+  of the same run, not extrapolated; same cost without the prediction.
 - ``inheritance``: weight inheritance (``InheritanceEstimator``): a root trains from scratch for 2
   epochs, every later candidate starts from its parent's weights (kept on disk by trial id) and
   trains 1 epoch. Candidates are estimated parents first.
@@ -45,8 +47,8 @@ Cost: ``time.process_time()`` of the process doing the work (torch threads = 1, 
 other processes on the machine do not inflate it), or wall time on CUDA (``"clock"`` says which).
 ``seconds_per_candidate`` = ``total_seconds`` / candidates; ``total_seconds`` includes one-off costs.
 
-Results are cached per setting under ``--cache`` (``benchmarks/results/estimators_cache/<hash>``)
-one candidate at a time: an interrupted run started again resumes. ``--quick``: 6 candidates,
+Results are cached per setting under ``--cache`` (``runs/estimators_cache/<hash>``, git-ignored)
+one candidate at a time: an interrupted run started again resumes. ``--quick``: 5 candidates,
 tiny subsets, for a smoke run under a minute.
 """
 from __future__ import annotations
@@ -78,6 +80,8 @@ LOW_FIDELITY = {  # name -> TrainingEstimator knobs over the full-training setti
     "combined": {"epochs": 2, "data_fraction": 0.5, "resolution": 0.5},
 }
 ESTIMATOR_NAMES = (*LOW_FIDELITY, "learning_curve", "inheritance", "supernet")
+#: Reported beside ``learning_curve``: the same first epochs, the last measured accuracy as the estimate.
+TRUNCATED = "truncated"
 TARGET_TAU, TARGET_COST_SHARE = 0.7, 0.1
 
 
@@ -106,8 +110,8 @@ class Settings:
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
 
 
-QUICK = dict(candidates=6, roots=3, train_rows=200, val_rows=300, epochs=7, batch_size=32, lc_epochs=6,
-             supernet_epochs=2, calibration_batches=2)
+QUICK = dict(candidates=5, roots=2, train_rows=128, val_rows=256, epochs=7, batch_size=32, lc_epochs=6,
+             supernet_epochs=1, calibration_batches=2)
 
 
 # --- what every worker builds once -------------------------------------------------------------------
@@ -210,6 +214,13 @@ def learning_curve(settings: Settings, truth: dict) -> dict:
     return {"estimate": estimate, "seconds": seconds}
 
 
+def truncated(settings: Settings, truth: dict) -> dict:
+    """The baseline of ``learning_curve``: the accuracy measured at epoch ``lc_epochs`` of the full
+    run, not extrapolated (what early stopping without a curve model would report)."""
+    return {"estimate": truth["curve"][settings.lc_epochs - 1],
+            "seconds": truth["epoch_marks"][settings.lc_epochs - 1]}
+
+
 def inheritance(settings: Settings, index: int, genome: dict, parent: int | None, run_dir: str) -> dict:
     from tinyevo.estimate import EvalContext
     from tinyevo.estimate.inheritance import InheritanceEstimator
@@ -306,14 +317,15 @@ def correlations(truth: list[float], estimates: list[float]) -> dict:
     return {"kendall_tau": None if np.isnan(tau) else float(tau), "spearman": None if np.isnan(rho) else float(rho)}
 
 
-def report(settings: Settings, cache: Cache, genomes: list[dict], parents: list) -> dict:
+def report(settings: Settings, cache: Cache, genomes: list[dict], parents: list, names) -> dict:
     space, _ = bench(settings)
     n = len(genomes)
     truth = [cache.get("ground_truth", i)["accuracy"] for i in range(n)]
     full_total = sum(cache.get("ground_truth", i)["seconds"] for i in range(n))
     full = full_total / n
     rows = {}
-    for name in ESTIMATOR_NAMES:
+    cache.data[TRUNCATED] = {str(i): truncated(settings, cache.get("ground_truth", i)) for i in range(n)}
+    for name in names:
         records = [cache.get(name, i) for i in range(n)]
         total = sum(r["seconds"] for r in records)
         row = {**correlations(truth, [r["estimate"] for r in records])}
@@ -366,14 +378,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Settings and the estimators are described in the module docstring.")
-    parser.add_argument("--quick", action="store_true", help="6 candidates on tiny subsets (under a minute)")
+    parser.add_argument("--quick", action="store_true", help="5 candidates on tiny subsets (under a minute on an idle core)")
     parser.add_argument("--data", default=DEFAULT_DATA, help="an .npz with arrays x (N, 28, 28) and y")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--workers", type=int, default=1, help="processes training candidates in parallel")
     for field in ("candidates", "roots", "train_rows", "val_rows", "epochs", "lc_epochs", "supernet_epochs",
                   "batch_size"):
         parser.add_argument("--" + field.replace("_", "-"), type=int, help=f"default {getattr(Settings, field)}")
-    parser.add_argument("--cache", default="benchmarks/results/estimators_cache",
+    parser.add_argument("--estimators", nargs="+", choices=(*ESTIMATOR_NAMES, TRUNCATED),
+                        default=[*ESTIMATOR_NAMES, TRUNCATED], help="which estimators to run and report (default all)")
+    parser.add_argument("--cache", default="runs/estimators_cache",
                         help="folder of the per-setting caches (resume)")
     parser.add_argument("--png", default="benchmarks/results/estimators.png", help="the plot")
     return parser.parse_args(argv)
@@ -411,25 +425,29 @@ def main(argv=None) -> None:
     try:
         indices = range(len(genomes))
         run_phase(cache, "ground_truth", {i: (ground_truth, (settings, i, genomes[i])) for i in indices}, pool)
-        for name in LOW_FIDELITY:
+        chosen = set(args.estimators)
+        for name in (n for n in LOW_FIDELITY if n in chosen):
             run_phase(cache, name, {i: (low_fidelity, (settings, name, i, genomes[i])) for i in indices}, pool)
-        for i in indices:
+        for i in indices if "learning_curve" in chosen else ():
             if cache.get("learning_curve", i) is None:
                 cache.put("learning_curve", i, learning_curve(settings, cache.get("ground_truth", i)))
         run_dir = str(cache.folder / "inheritance_run")
-        for level in depth_levels(parents):
+        for level in depth_levels(parents) if "inheritance" in chosen else ():
             run_phase(cache, "inheritance", {i: (inheritance, (settings, i, genomes[i], parents[i], run_dir))
                                              for i in level}, pool)
         path = str(cache.folder / "supernet.npz")
-        if cache.get("supernet_training", 0) is None or not Path(path).is_file():
+        estimated = all(cache.get("supernet", i) is not None for i in indices)
+        if "supernet" in chosen and (cache.get("supernet_training", 0) is None
+                                     or not (estimated or Path(path).is_file())):
             log("supernet: training")
             cache.put("supernet_training", 0, train_supernet_once(settings, path))
             cache.data.pop("supernet", None)  # estimates of an older supernet file
-        run_phase(cache, "supernet", {i: (supernet, (settings, i, genomes[i], path)) for i in indices}, pool)
+        if "supernet" in chosen:
+            run_phase(cache, "supernet", {i: (supernet, (settings, i, genomes[i], path)) for i in indices}, pool)
     finally:
         if pool is not None:
             pool.shutdown()
-    document = report(settings, cache, genomes, parents)
+    document = report(settings, cache, genomes, parents, args.estimators)
     plot(document, repo_path(args.png))
     print_json(document)
 

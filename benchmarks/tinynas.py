@@ -42,7 +42,7 @@ import torch
 
 from common import log, print_json, repo_path
 from tinyevo.arch import GraphBuilder
-from tinyevo.data import load_dataset
+from tinyevo.errors import TinyevoError
 from tinyevo.deploy.export_run import int8_record
 from tinyevo.estimate import EvalContext
 from tinyevo.estimate.training import TrainingEstimator
@@ -64,15 +64,15 @@ def settings_of(args) -> dict:
     quick = args.quick
     pick = (lambda q, full: q if quick else full)
     return {
-        "train_rows": args.train_rows or pick(600, 8000), "test_rows": args.test_rows or pick(300, 2000),
-        "widths": args.widths or pick([0.2, 0.5], [0.2, 0.3, 0.4, 0.5, 0.7, 1.0]),
-        "resolutions": args.resolutions or pick([16, 28], [16, 20, 28, 36, 40]),
+        "train_rows": args.train_rows or pick(300, 6000), "test_rows": args.test_rows or pick(200, 2000),
+        "widths": args.widths or pick([0.2, 0.3], [0.2, 0.3, 0.4, 0.5]),
+        "resolutions": args.resolutions or pick([12, 16], [16, 20, 28, 36]),
         "space_options": pick(dict(depths=[1, 2], kernels=[3, 5], expands=[3, 6], feature_mix_layer=False),
                               dict(depths=[1, 2], kernels=[3, 5], expands=[3, 6]))
         if not args.full_space else {},
-        "samples": args.samples or pick(5, 100), "supernet_epochs": args.supernet_epochs or pick(1, 2),
-        "population": args.population or pick(4, 20), "generations": args.generations or pick(1, 5),
-        "val_rows": pick(100, 500), "final_epochs": args.final_epochs or pick(1, 3),
+        "samples": args.samples or pick(3, 50), "supernet_epochs": args.supernet_epochs or pick(1, 3),
+        "population": args.population or pick(4, 20), "generations": args.generations or pick(1, 4),
+        "val_rows": args.val_rows or pick(100, 300), "calibration_batches": 2, "final_epochs": args.final_epochs or pick(1, 2),
         "search_epochs": 1, "search_fraction": pick(1.0, 0.5), "batch_size": 64, "seed": args.seed,
         "device": args.device, "board": BOARD, "torch_threads": torch.get_num_threads(),
     }
@@ -118,7 +118,8 @@ def run_tinynas(npz: Path, limit: int, s: dict, work: Path, plot: Path) -> tuple
                                space_options=s["space_options"], samples=s["samples"],
                                supernet_epochs=s["supernet_epochs"], batch_size=s["batch_size"],
                                population=s["population"], generations=s["generations"],
-                               val_rows=s["val_rows"], finetune_epochs=s["final_epochs"],
+                               val_rows=s["val_rows"], calibration_batches=s["calibration_batches"],
+                               finetune_epochs=s["final_epochs"],
                                device=s["device"])
     summary = TinyNASJob(settings, work, progress=True).run()
     shutil.copyfile(summary["cdf_plot"], plot)
@@ -208,10 +209,19 @@ def run_ds_cnn(npz: Path, limit: int, s: dict) -> dict:
 
 # --- the whole benchmark -------------------------------------------------------------------------
 def main(argv=None) -> int:
+    try:
+        return run(argv)
+    except TinyevoError as error:
+        print(f"tinynas benchmark: error: {error}", file=sys.stderr)
+        return 2
+
+
+def run(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a reduced run in under a minute")
     parser.add_argument("--data", default=DEFAULT_DATA, help="an .npz with arrays x and y (MNIST)")
-    parser.add_argument("--budgets", default="16KB,64KB", help="peak SRAM limits, comma-separated")
+    parser.add_argument("--budgets", help="peak SRAM limits, comma-separated (default 16KB,64KB; "
+                                           "16KB with --quick)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-rows", type=int)
@@ -224,6 +234,7 @@ def main(argv=None) -> int:
     parser.add_argument("--population", type=int)
     parser.add_argument("--generations", type=int)
     parser.add_argument("--final-epochs", type=int)
+    parser.add_argument("--val-rows", type=int, help="validation rows each subnet is scored on")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--results-dir", default="benchmarks/results", help="where the CDF plots go")
     args = parser.parse_args(argv)
@@ -233,6 +244,7 @@ def main(argv=None) -> int:
         print(f"tinynas benchmark: error: {data_path}: no such data file; pass --data", file=sys.stderr)
         return 2
     s = settings_of(args)
+    budgets = args.budgets or ("16KB" if args.quick else "16KB,64KB")
     results_dir = repo_path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     document = {"benchmark": "tinynas", "data": str(args.data), "split_seed": SPLIT_SEED,
@@ -240,7 +252,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tinynas-bench-") as folder:
         npz = subset_npz(data_path, s["train_rows"], s["test_rows"], Path(folder))
-        for label in args.budgets.split(","):
+        for label in budgets.split(","):
             limit = parse_bytes(label)
             suffix = "_quick" if args.quick else ("_" + args.device if args.device != "cpu" else "")
             plot = results_dir / f"tinynas_cdf_{label}{suffix}.png"

@@ -210,7 +210,32 @@ def test_evolution_children_inherit_through_a_process_pool(tmp_path):
     children = [t for t in trials if t.parents and t.status == "ok"]
     assert children and all(t.metrics["inherited_from"] in t.parents for t in children)
     assert all(0 < t.metrics["inherited_fraction"] <= 1 for t in children)
-    assert stored_trial_ids(tmp_path) == sorted(t.id for t in trials if t.status == "ok")
-    keep = [member.id for member in strategy.population]
-    prune_weights(tmp_path, keep)
-    assert stored_trial_ids(tmp_path) == sorted(set(keep))
+    # The runner pruned the weights no child can inherit any more: what is left is the population
+    # (the possible parents of a longer run) and the most accurate trial (the one-objective front).
+    ok = [t for t in trials if t.status == "ok"]
+    best = max(t.metrics["accuracy"] for t in ok)
+    keep = {member.trial.id for member in strategy.population} | {t.id for t in ok if t.metrics["accuracy"] == best}
+    assert len(ok) > len(keep) and stored_trial_ids(tmp_path) == sorted(keep)
+
+
+def test_pruning_keeps_possible_parents_the_front_and_trials_not_seen_yet(tmp_path):
+    from types import SimpleNamespace
+
+    from tinyevo.estimate.weights_store import possible_parents, prune_run_weights
+    from tinyevo.search import Candidate, Objective, Trial
+
+    arch = arch_of("c8k3s1-gap")
+    for trial_id in range(8):
+        save_weights(tmp_path, trial_id, randomized(arch, seed=trial_id).state_dict(), arch)
+    seen = [Trial(id=i, genome=None, metrics={"accuracy": a}, key=str(i))
+            for i, a in enumerate([0.5, 0.9, 0.6, 0.4, 0.7, 0.3])]
+    failed = Trial(id=6, genome=None, status="failed", key="6")  # seen, never a parent, nothing on the front
+    strategy = SimpleNamespace(
+        population=[SimpleNamespace(trial=seen[2])],            # in the population
+        _offspring={3: [SimpleNamespace(trial=seen[4])]},       # told, not merged into it yet
+        _queue=[Candidate(genome=None, parents=(3,))])          # parent of a child not asked yet
+    assert possible_parents(strategy) == {2, 3, 4}
+    removed = prune_run_weights(tmp_path, strategy, seen + [failed], [Objective("accuracy", "max")])
+    assert removed == [0, 5, 6]  # 1 is the front; 7 is a later trial a resumed run has not replayed
+    assert stored_trial_ids(tmp_path) == [1, 2, 3, 4, 7]
+    assert possible_parents(SimpleNamespace()) == set()  # random search: no parents

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from tinyevo.errors import TinyevoError
@@ -248,3 +249,120 @@ def test_pareto_inputs_are_checked():
         needed_accuracy({"peak_sram_bytes": 1}, FRONT, DIRECTIONS)
     with pytest.raises(TinyevoError, match="lacks"):
         needed_accuracy(costs, [{"accuracy": 0.9, "peak_sram_bytes": 1}], DIRECTIONS)
+
+
+# --- the learning_curve estimator: what it competes with, and stopping inside a search --------------
+from tinyevo.estimate import ESTIMATORS, EvalContext  # noqa: E402
+from tinyevo.estimate.learning_curve import LearningCurveEstimator, competition_target  # noqa: E402
+
+SRAM = {"accuracy": "max", "peak_sram_bytes": "min"}
+FINISHED = [{"accuracy": 0.90, "peak_sram_bytes": 2000}, {"accuracy": 0.60, "peak_sram_bytes": 800},
+            {"accuracy": 0.95, "peak_sram_bytes": 5000}, {"accuracy": 0.45, "peak_sram_bytes": 3000}]
+RISING_TO_0_7 = lambda x: 0.72 - 0.5 * np.exp(-0.3 * x)  # noqa: E731
+
+
+def competitors(sram=None, directions=SRAM, trials=FINISHED):
+    costs = {} if sram is None else {"peak_sram_bytes": sram}
+    return {"directions": directions, "costs": costs, "trials": trials}
+
+
+def test_competition_target_by_hand():
+    single = {"accuracy": "max"}
+    assert competition_target(competitors(directions=single)) == 0.95  # the incumbent
+    assert competition_target(competitors(directions=single), top_k=3) == 0.60
+    assert competition_target(competitors(directions=single), top_k=5) is None  # fewer than 5 known
+    assert competition_target(competitors(sram=1000)) == 0.60  # only (0.60, 800 B) is as small
+    assert competition_target(competitors(sram=2500)) == 0.90  # (0.90, 2000 B) and (0.60, 800 B)
+    assert competition_target(competitors(sram=500)) == -math.inf  # smaller than every trial
+    assert competition_target(competitors()) is None  # its SRAM is not known: cannot decide
+    assert competition_target(competitors(directions={"peak_sram_bytes": "min"}, sram=1)) is None
+    assert competition_target(None) is None
+
+
+def epochs_run(rule, curve) -> int:
+    """Feed ``curve`` epoch by epoch as TrainingEstimator does (no call after the last epoch)."""
+    for epoch in range(1, len(curve)):
+        if rule(list(curve[:epoch])):
+            return epoch
+    return len(curve)
+
+
+@pytest.mark.parametrize("sram,formula,stopped", [
+    (1000, BAD, True),            # needs 0.60 to reach the front, heads to 0.50: stopped
+    (2500, BAD, True),            # needs 0.90
+    (500, BAD, False),            # cheaper than every finished trial: on the front whatever it scores
+    (1000, RISING_TO_0_7, False),  # needs 0.60, heads to 0.70: trained to the end
+])
+def test_multi_objective_stopping_only_when_the_front_is_out_of_reach(sram, formula, stopped):
+    total = 16
+    estimator = LearningCurveEstimator(epochs=total)
+    rule, decisions = estimator.stop_rule(EvalContext(extra={"competitors": competitors(sram)}), seed=1)
+    epochs = epochs_run(rule, noisy_curve(formula, total, seed=1))
+    assert (epochs < total) == stopped
+    if stopped:
+        assert epochs <= 10 and decisions[-1].stop and decisions[-1].probability < 0.05
+
+
+@pytest.mark.parametrize("top_k,stopped", [(1, True), (4, False)])
+def test_single_objective_stopping_against_the_top_k(top_k, stopped):
+    total = 16
+    single = competitors(directions={"accuracy": "max"})
+    estimator = LearningCurveEstimator(epochs=total, top_k=top_k)  # top 1: 0.95; top 4: 0.45
+    rule, _ = estimator.stop_rule(EvalContext(extra={"competitors": single}), seed=2)
+    assert (epochs_run(rule, noisy_curve(BAD, total, seed=2)) < total) == stopped
+
+
+def test_observe_epochs_always_stops_there_and_extrapolates():
+    estimator = LearningCurveEstimator(epochs=30, observe_epochs=12)
+    rule, _ = estimator.stop_rule(EvalContext(), seed=0)
+    curve = noisy_curve(GENERATORS["exp_to_0.8"], 30, seed=3)
+    assert epochs_run(rule, curve) == 12
+    estimate, prediction = estimator.final_accuracy(curve[:12], seed=0)
+    assert prediction is not None and estimate == prediction.mean
+    assert abs(estimate - GENERATORS["exp_to_0.8"](30)) < abs(curve[11] - GENERATORS["exp_to_0.8"](30))
+
+
+@pytest.mark.parametrize("objectives", [("accuracy",), ("accuracy", "peak_sram_bytes")])
+def test_learning_curve_search_on_digits_competes_with_the_trials_before(objectives):
+    """A real search: a candidate competes with the trials finished before it; with peak SRAM as a
+    second objective, only with those at most as large (the rule worked out by hand)."""
+    from tinyevo.run import Budget, Runner
+    from tinyevo.search import Objective, create_strategy
+    from tinyevo.spaces.chain import ChainSpace
+
+    torch.set_num_threads(1)
+    space = ChainSpace(input_shape=(8, 8, 1), filters=(2, 8), kernels=(1, 3), units=(16,), max_initial_layers=2)
+    estimator = ESTIMATORS.create("learning_curve", dataset="digits", epochs=8, lr=1e-2, batch_size=64,
+                                  data_fraction=0.3, prediction_samples=500)
+    strategy = create_strategy("random", space, seed=4,
+                               objectives=[Objective(m, "max" if m == "accuracy" else "min") for m in objectives])
+    trials = Runner(space, strategy, estimator, budget=Budget(evaluations=4), progress=False, batch_size=1).run()
+    assert len({t.id for t in trials}) == 4
+    for number, trial in enumerate(trials):
+        metrics, before = trial.metrics, [t.metrics for t in trials[:number]]
+        rivals = [m["accuracy"] for m in before
+                  if len(objectives) == 1 or m["peak_sram_bytes"] <= metrics["peak_sram_bytes"]]
+        assert metrics["stop_target"] == (max(rivals) if rivals else -1.0)  # -1: nothing to beat
+        if metrics["stopped_early"]:
+            assert metrics["epochs"] < 8 and metrics["stop_probability"] < 0.05
+            assert metrics["accuracy"] == metrics["predicted_accuracy"]
+        else:
+            assert metrics["epochs"] == 8 and metrics["accuracy"] == metrics["observed_accuracy"]
+            assert metrics["accuracy"] == metrics["learning_curve"][-1]
+    print([(t.metrics["epochs"], round(t.metrics["stop_target"], 3)) for t in trials])
+
+
+def test_selectable_from_the_cli_and_the_config():
+    from tinyevo.cli import build_parser
+    from tinyevo.commands.search import config_from_args
+    from tinyevo.pipeline import SearchJob
+
+    args = build_parser().parse_args(["search", "--out", "unused", "--estimator", "learning_curve",
+                                      "--epochs", "10", "--dataset", "digits", "--space", "chain"])
+    config = config_from_args(args)
+    config.estimator_options = {"top_k": 2, "threshold_probability": 0.1}
+    estimator = SearchJob.create(config, "unused").estimator()
+    assert isinstance(estimator, LearningCurveEstimator)
+    assert (estimator.epochs, estimator.top_k, estimator.threshold_probability) == (10, 2, 0.1)
+    with pytest.raises(TinyevoError, match="top_k"):
+        LearningCurveEstimator(top_k=0)

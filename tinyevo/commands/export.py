@@ -17,9 +17,9 @@ examples:
                                                               # tinyevo_runtime.h, metadata.json
 
 A run keeps the trained weights of its final Pareto-front models, so export never retrains.
+The int8 model is calibrated on a seeded sample of the run's training data.
 --format c writes a folder: call tinyevo_model_run(const int8_t *in, int8_t *out); the activations
 live in one static arena (its size, the flash bytes and the I/O quantization are in metadata.json).
-The int8 model is calibrated on a seeded sample of the run's training data.
 """
 
 

@@ -40,6 +40,8 @@ class Estimator(ABC):
     provides: tuple[str, ...] = ("accuracy",)
     #: Fields of ``EvalContext`` it cannot work without, e.g. ("genome",) or ("run_dir",).
     needs: tuple[str, ...] = ()
+    #: Metrics among ``provides`` that are measured times: the only ones a seed does not fix.
+    timings: tuple[str, ...] = ()
 
     @abstractmethod
     def evaluate(self, architecture: Architecture, context: EvalContext) -> dict[str, float]:

@@ -14,6 +14,12 @@ because only accuracy is uncertain: peak SRAM, flash and latency come from the c
         if pruner.should_stop(curve, incumbent=best_final_accuracy):
             break
 
+In a search this is the ``learning_curve`` estimator (``tinyevo search --estimator learning_curve
+--epochs 12``): ``TrainingEstimator`` with the pruner in its per-epoch hook. The runner gives it,
+in ``context.extra["competitors"]``, the objectives of the trials finished before the candidate's
+batch and the candidate's computed costs; ``competition_target`` turns them into the accuracy to
+beat (the ``top_k``-th best, or what the Pareto front needs at those costs).
+
 What replaces Domhan's MCMC, and why. Domhan et al. sample the joint posterior of all family
 parameters, ensemble weights and noise with MCMC, which takes far longer than a fit. Here each
 family is fitted alone by bounded least squares from a few starts, and its posterior is the Laplace
@@ -457,26 +463,33 @@ class LearningCurveEstimator(TrainingEstimator):
         prediction = self.pruner(seed, total).predict(curve)
         return (float(curve[-1]) if prediction is None else prediction.mean), prediction
 
-    def fit(self, architecture, context: EvalContext | None = None) -> TrainedModel:
-        context = context or EvalContext()
-        settings = self.with_fidelity(context)
-        extra = dict(context.extra or {})
-        target = competition_target(extra.get(COMPETITORS_KEY), settings.top_k)
-        seed = trial_seed(settings.seed, context.seed)
-        pruner, decisions = settings.pruner(seed), []
-        outer = extra.get("on_epoch")
+    def stop_rule(self, context: EvalContext, seed: int) -> tuple:
+        """``(on_epoch, decisions)``: the callable a training loop calls with the validation curve
+        after each epoch (True: stop), and the list of ``StopDecision`` it appends to. The target
+        is fixed when the rule is made, from ``context.extra["competitors"]``."""
+        extra = context.extra or {}
+        target = competition_target(extra.get(COMPETITORS_KEY), self.top_k)
+        pruner, decisions, outer = self.pruner(seed), [], extra.get("on_epoch")
 
         def on_epoch(curve) -> bool:
             if outer is not None and outer(curve):
                 return True
-            if settings.observe_epochs and len(curve) >= settings.observe_epochs:
+            if self.observe_epochs and len(curve) >= self.observe_epochs:
                 return True
             if target is None:
                 return False
             decisions.append(pruner.assess(curve, target))
             return decisions[-1].stop
 
-        inner = dataclasses.replace(context, extra={**extra, "on_epoch": on_epoch})
+        on_epoch.target = target
+        return on_epoch, decisions
+
+    def fit(self, architecture, context: EvalContext | None = None) -> TrainedModel:
+        context = context or EvalContext()
+        settings = self.with_fidelity(context)
+        seed = trial_seed(settings.seed, context.seed)
+        on_epoch, decisions = settings.stop_rule(context, seed)
+        inner = dataclasses.replace(context, extra={**(context.extra or {}), "on_epoch": on_epoch})
         trained = TrainingEstimator.fit(settings, architecture, inner)
         curve = trained.metrics["learning_curve"]
         observed = float(curve[-1])
@@ -484,6 +497,7 @@ class LearningCurveEstimator(TrainingEstimator):
         if trained.metrics["stopped_early"]:
             stopped_here = decision is not None and decision.stop and decision.prediction is not None
             predicted = decision.prediction.mean if stopped_here else settings.final_accuracy(curve, seed)[0]
+        target = on_epoch.target
         trained.metrics.update(
             accuracy=predicted, observed_accuracy=observed, predicted_accuracy=predicted,
             stop_target=-1.0 if target is None or not math.isfinite(target) else float(target),

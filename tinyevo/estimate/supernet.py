@@ -369,6 +369,7 @@ class SupernetEstimator(Estimator):
     name = "supernet"
     provides = ("accuracy", "seconds")
     needs = ("genome",)
+    timings = ("seconds",)
 
     def evaluate(self, architecture: Architecture, context: EvalContext | None = None) -> dict:
         start = time.perf_counter()

@@ -97,6 +97,7 @@ class TrainingEstimator(Estimator):
     name = "training"
     provides = ("accuracy", "learning_curve", "train_seconds", "epochs", "train_rows", "train_loss",
                 "stopped_early")
+    timings = ("train_seconds",)
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS or self.schedule not in SCHEDULES:

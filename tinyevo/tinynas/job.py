@@ -179,13 +179,15 @@ class TinyNASJob:
         from tinyevo.tinynas.stage2 import supernet_for
 
         s, path = self.settings, self.out_dir / SUPERNET_FILE
-        if not path.is_file():
+        trains = not path.is_file()
+        if trains:
             self.log(f"stage 2: training the supernet of the chosen sub-space ({s.supernet_epochs} epochs)")
         start = time.perf_counter()
         training = SupernetTraining(epochs=s.supernet_epochs, batch_size=s.batch_size, lr=s.supernet_lr,
                                     data_fraction=s.data_fraction, seed=s.seed, device=self.device())
         net = supernet_for(space, path, self.data, training, self.progress)
-        self.seconds["supernet"] = time.perf_counter() - start
+        if trains:
+            self.seconds["supernet"] = time.perf_counter() - start
         return net
 
     def estimator(self):
@@ -224,7 +226,7 @@ class TinyNASJob:
         self.seconds["evolution"] = time.perf_counter() - start
         return trials
 
-    def finetune(self, trials, store) -> dict:
+    def finetune(self, space, trials, store) -> dict:
         """Fine-tune the best trials from inherited weights; float and int8 test accuracy, weights kept."""
         from tinyevo.deploy.export_run import int8_record
         from tinyevo.estimate import EstimationFailed, EvalContext
@@ -244,7 +246,7 @@ class TinyNASJob:
                      f"for {s.finetune_epochs} epochs from inherited weights")
             context = EvalContext(genome=trial.genome, space=None, trial_id=trial.id, seed=s.seed)
             try:
-                trained = trainer.fit(self.space_of(trial).decode(trial.genome), context)
+                trained = trainer.fit(space.decode(trial.genome), context)
             except EstimationFailed as error:
                 final[str(trial.id)] = {"status": "failed", "error": str(error)}
             else:
@@ -258,9 +260,6 @@ class TinyNASJob:
         self.seconds["finetune"] = time.perf_counter() - start
         return final
 
-    def space_of(self, trial):
-        return self._sub_space
-
     # --- the whole run -------------------------------------------------------------------------
     def run(self) -> dict:
         """Both stages; returns the summary also written to ``results.json`` (see ``summary``)."""
@@ -270,12 +269,13 @@ class TinyNASJob:
         self.prepare()
         self.check_folder()
         stage1 = self.stage1()
-        self._sub_space = space = self.sub_space(stage1)
+        space = self.sub_space(stage1)
         self.supernet(space)
         with Store(self.out_dir / STORE_FILE) as store:
             store.set("search_config", self.search_config(space).to_dict())
             trials = self.evolve(space, store)
-            final = self.finetune(trials, store)
+            final = self.finetune(space, trials, store)
+            self.seconds = merged_seconds((store.get("tinynas") or {}).get("seconds", {}), self.seconds)
             store.set("tinynas", {"stage1": stage1.chosen, "seconds": self.seconds})
         results = write_results(self.out_dir)
         return self.summary(stage1, trials, final, results)
@@ -291,6 +291,15 @@ class TinyNASJob:
                 "test_accuracy": record.get("test_accuracy"),
                 "int8_test_accuracy": record.get("int8_test_accuracy"),
                 "limits": self.constraints.to_dict(), "seconds": self.seconds}
+
+
+def merged_seconds(before: dict, now: dict) -> dict:
+    """Wall time per stage over the sessions of a run: a stage done again (stage 1, the supernet)
+    replaces its time, the evolution and fine-tuning add theirs."""
+    merged = dict(before)
+    for stage, seconds in now.items():
+        merged[stage] = merged.get(stage, 0.0) + seconds if stage in ("evolution", "finetune") else seconds
+    return merged
 
 
 def _check_settings(s: TinyNASSettings) -> None:

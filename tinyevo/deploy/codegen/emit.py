@@ -3,10 +3,11 @@
     generate_c(qmodel, "out/")   # out/tinyevo_model.c, tinyevo_model.h, tinyevo_runtime.h, metadata.json
 
 The library has one entry point, ``int tinyevo_model_run(const int8_t *input, int8_t *output)``;
-one function per op, specialized to its shapes and quantization (``kernels``); weights as
-``const`` arrays (flash); every activation in one static arena at the offsets of the memory plan
-(``planner``); no ``malloc``, no interpreter. It compiles with any C99 compiler; on Cortex-M with
-the DSP extension the dot products use SMLAD.
+one function per distinct layer shape, with the shapes as compile-time constants (``kernels``),
+called once per op with that layer's constants; weights and quantization as ``const`` data
+(flash); every activation in one static arena at the offsets of the memory plan (``planner``); no
+``malloc``, no interpreter. It compiles with any C99 compiler; on Cortex-M with the DSP extension
+the dot products use SMLAD. Build and run it on the host with ``tinyevo.deploy.codegen.host``.
 """
 from __future__ import annotations
 

@@ -1,10 +1,14 @@
 """One small object per int8 op kind: it knows its C (a template in ``templates/``, specialized to
-the layer's shapes, zero points and fixed-point parameters), its constant data and its cost.
+the layer's shapes), its per-layer constants (weights, biases, fixed-point parameters, zero points:
+``const`` arrays and a ``const`` params struct, so in flash) and its cost.
 
-Every kernel follows TFLM's int8 reference kernel step by step (and so ``run_int8``): int32
-accumulation of ``(x - input_zero_point) * w``, per-channel ``MultiplyByQuantizedMultiplier``,
-output zero point, clamp. Kernels that may run in place (output over input) say so in
-``in_place_safe``; the in-place convolutions have templates of their own that use a scratch buffer.
+Layers whose specialized function is the same text (same shapes and variant) share one function
+(``function_key``; ``emit.share_functions``): code size grows with the number of distinct layer
+shapes, not with depth, and the constants are passed by pointer. Every kernel follows TFLM's int8
+reference kernel step by step (and so ``run_int8``): int32 accumulation of
+``(x - input_zero_point) * w``, per-channel ``MultiplyByQuantizedMultiplier``, output zero point,
+clamp. Kernels that may run in place (output over input) say so in ``in_place_safe``; the in-place
+convolutions have templates of their own that use a scratch buffer.
 """
 from __future__ import annotations
 

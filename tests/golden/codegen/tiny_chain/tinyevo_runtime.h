@@ -1,0 +1,196 @@
+/* tinyevo runtime: the integer arithmetic of TFLite Micro's int8 reference kernels, and the
+ * multiply-accumulate loops the generated kernels share. Static inline, C99, no allocation.
+ *
+ * On Cortex-M cores with the DSP extension (__ARM_FEATURE_DSP, e.g. -mcpu=cortex-m4) the dot
+ * products use dual 16-bit multiply-accumulates (SMLAD), four int8 products per two instructions;
+ * define TINYEVO_NO_DSP to force the portable C loops. Both give the same integers. */
+#ifndef TINYEVO_RUNTIME_H
+#define TINYEVO_RUNTIME_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(TINYEVO_NO_DSP)
+#define TINYEVO_DSP 1
+#include <arm_acle.h>
+#else
+#define TINYEVO_DSP 0
+#endif
+
+/* The per-layer constants of a kernel (flash); kernels are shared by layers of the same shape. */
+typedef struct {
+    const int8_t *weights;
+    const int32_t *bias;
+    const int32_t *multiplier; /* per output channel (one value for a fully connected layer) */
+    const int32_t *shift;
+    int32_t input_offset, output_offset, act_min, act_max;
+} tinyevo_conv_params;
+
+/* RELU and QUANTIZE: (x + input_offset) requantized, plus output_offset, clamped. */
+typedef struct {
+    int32_t input_offset, multiplier, shift, output_offset, act_min, act_max;
+} tinyevo_requantize_params;
+
+/* ADD: TFLM's int8 ADD parameters. */
+typedef struct {
+    int32_t left_shift, input1_offset, input1_multiplier, input1_shift;
+    int32_t input2_offset, input2_multiplier, input2_shift;
+    int32_t output_multiplier, output_shift, output_offset, act_min, act_max;
+} tinyevo_add_params;
+
+/* The parameters as locals: int8 stores may alias anything, so reading them once up front lets
+ * the compiler keep them in registers. */
+#define TINYEVO_CONV_LOCALS(p) \
+    const int8_t *const weights = (p)->weights; \
+    const int32_t *const bias = (p)->bias; \
+    const int32_t *const multiplier = (p)->multiplier; \
+    const int32_t *const shift = (p)->shift; \
+    const int32_t input_offset = (p)->input_offset, output_offset = (p)->output_offset; \
+    const int32_t act_min = (p)->act_min, act_max = (p)->act_max
+
+/* gemmlowp's SaturatingRoundingDoublingHighMul: the high 32 bits of 2*a*b, rounded. */
+static inline int32_t tinyevo_high_mul(int32_t a, int32_t b)
+{
+    if (a == INT32_MIN && b == INT32_MIN) {
+        return INT32_MAX;
+    }
+    const int64_t product = (int64_t)a * (int64_t)b;
+    const int64_t nudge = product >= 0 ? (1 << 30) : (1 - (1 << 30));
+    return (int32_t)((product + nudge) / ((int64_t)1 << 31));
+}
+
+/* gemmlowp's RoundingDivideByPOT: x / 2^exponent, rounded half away from zero. */
+static inline int32_t tinyevo_divide_by_pot(int32_t x, int32_t exponent)
+{
+    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* TFLite's MultiplyByQuantizedMultiplier: x * multiplier * 2^(shift - 31), double rounding.
+ * The left shift wraps like the int32 arithmetic of the reference kernels. */
+static inline int32_t tinyevo_requantize(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    const int32_t shifted = (int32_t)((uint32_t)x << left);
+    return tinyevo_divide_by_pot(tinyevo_high_mul(shifted, multiplier), right);
+}
+
+static inline int8_t tinyevo_clamp(int32_t value, int32_t low, int32_t high)
+{
+    return (int8_t)(value < low ? low : (value > high ? high : value));
+}
+
+/* An accumulator to an int8 output: requantize, add the output zero point, clamp. */
+static inline int8_t tinyevo_output(int32_t acc, int32_t multiplier, int32_t shift, int32_t offset,
+                                    int32_t low, int32_t high)
+{
+    return tinyevo_clamp(tinyevo_requantize(acc, multiplier, shift) + offset, low, high);
+}
+
+#if TINYEVO_DSP
+static inline int32_t tinyevo_load4(const int8_t *p)
+{
+    int32_t value;
+    memcpy(&value, p, 4);
+    return value;
+}
+
+/* Bytes 1 and 3 of v sign-extended to two halfwords, plus a (SXTAB16 with ROR #8). */
+static inline int32_t tinyevo_sxtab16_ror8(int32_t a, int32_t v)
+{
+    int32_t result;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(result) : "r"(a), "r"(v));
+    return result;
+}
+
+static inline int32_t tinyevo_sxtb16_ror8(int32_t v)
+{
+    int32_t result;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(result) : "r"(v));
+    return result;
+}
+
+/* acc += the dot product of the four int8 weights at w with the halfword pairs (even, odd). */
+static inline int32_t tinyevo_mac4(int32_t acc, int32_t even, int32_t odd, const int8_t *w)
+{
+    const int32_t weights = tinyevo_load4(w);
+    acc = __smlad(even, __sxtb16(weights), acc);
+    return __smlad(odd, tinyevo_sxtb16_ror8(weights), acc);
+}
+#endif
+
+/* acc[j] += sum over i < n of (x[i] + offset) * w[j * stride + i], for j < 1, 2 or 4: the
+ * output channels of a block share each load of x. */
+static inline void tinyevo_dot1(const int8_t *x, const int8_t *w, int32_t stride, int32_t n,
+                                int32_t offset, int32_t *acc)
+{
+    int32_t i = 0, a0 = acc[0];
+    (void)stride;
+#if TINYEVO_DSP
+    const int32_t offsets = (int32_t)(((uint32_t)offset & 0xFFFFu) * 0x10001u);
+    for (; i + 4 <= n; i += 4) {
+        const int32_t v = tinyevo_load4(x + i);
+        const int32_t even = __sxtab16(offsets, v), odd = tinyevo_sxtab16_ror8(offsets, v);
+        a0 = tinyevo_mac4(a0, even, odd, w + i);
+    }
+#endif
+    for (; i < n; ++i) {
+        a0 += (x[i] + offset) * w[i];
+    }
+    acc[0] = a0;
+}
+
+static inline void tinyevo_dot2(const int8_t *x, const int8_t *w, int32_t stride, int32_t n,
+                                int32_t offset, int32_t *acc)
+{
+    int32_t i = 0, a0 = acc[0], a1 = acc[1];
+#if TINYEVO_DSP
+    const int32_t offsets = (int32_t)(((uint32_t)offset & 0xFFFFu) * 0x10001u);
+    for (; i + 4 <= n; i += 4) {
+        const int32_t v = tinyevo_load4(x + i);
+        const int32_t even = __sxtab16(offsets, v), odd = tinyevo_sxtab16_ror8(offsets, v);
+        a0 = tinyevo_mac4(a0, even, odd, w + i);
+        a1 = tinyevo_mac4(a1, even, odd, w + stride + i);
+    }
+#endif
+    for (; i < n; ++i) {
+        const int32_t xi = x[i] + offset;
+        a0 += xi * w[i];
+        a1 += xi * w[stride + i];
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+}
+
+static inline void tinyevo_dot4(const int8_t *x, const int8_t *w, int32_t stride, int32_t n,
+                                int32_t offset, int32_t *acc)
+{
+    int32_t i = 0, a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+#if TINYEVO_DSP
+    const int32_t offsets = (int32_t)(((uint32_t)offset & 0xFFFFu) * 0x10001u);
+    for (; i + 4 <= n; i += 4) {
+        const int32_t v = tinyevo_load4(x + i);
+        const int32_t even = __sxtab16(offsets, v), odd = tinyevo_sxtab16_ror8(offsets, v);
+        a0 = tinyevo_mac4(a0, even, odd, w + i);
+        a1 = tinyevo_mac4(a1, even, odd, w + stride + i);
+        a2 = tinyevo_mac4(a2, even, odd, w + 2 * stride + i);
+        a3 = tinyevo_mac4(a3, even, odd, w + 3 * stride + i);
+    }
+#endif
+    for (; i < n; ++i) {
+        const int32_t xi = x[i] + offset;
+        a0 += xi * w[i];
+        a1 += xi * w[stride + i];
+        a2 += xi * w[2 * stride + i];
+        a3 += xi * w[3 * stride + i];
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+#endif /* TINYEVO_RUNTIME_H */
