@@ -123,6 +123,7 @@ def run_tinynas(npz: Path, limit: int, s: dict, work: Path, plot: Path) -> tuple
                                device=s["device"])
     summary = TinyNASJob(settings, work, progress=True).run()
     shutil.copyfile(summary["cdf_plot"], plot)
+    shutil.copyfile(work / "stage1.json", plot.with_suffix(".json"))  # the data behind the plot
     seconds = summary["seconds"]
     search_seconds = seconds["stage1"] + seconds["supernet"] + seconds["evolution"]
     best = summary["best"]

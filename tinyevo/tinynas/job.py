@@ -159,7 +159,7 @@ class TinyNASJob:
                                        s.seed, self.progress)
         self.start_folder()  # only now: a run whose limits nothing fits leaves no folder behind
         plot_cdfs(result, self.out_dir / CDF_FILE, title=f"TinyNAS stage 1 on {self.data.name}, "
-                  f"{self.board.name}, {_limits_text(self.constraints)}")
+                  f"{self.board.name}\n{_limits_text(self.constraints)}")
         result.save(path)
         self.seconds["stage1"] = time.perf_counter() - start
         chosen = result.chosen_stats()

@@ -181,14 +181,16 @@ def plot_cdfs(result: SpaceOptimization, path: str | Path, title: str = "", top:
     import matplotlib.pyplot as plt
 
     ranked = sorted((s for s in result.stats if s.satisfying), key=lambda s: -s.mean_macs)
-    figure, axis = plt.subplots(figsize=(6.4, 4.2))
+    figure, axis = plt.subplots(figsize=(6.4, 4.4))
+    colours = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]  # 7 is grey
     for rank, stats in reversed(list(enumerate(ranked))):
         macs = np.asarray(stats.macs) / 1e6
         share = np.arange(1, len(macs) + 1) / len(macs)
         chosen = stats.label == result.chosen
         named = rank < top or chosen
         axis.step(macs, share, where="post", linewidth=2.8 if chosen else 1.2,
-                  color=None if named else "0.8", zorder=3 if chosen else 2,
+                  color="black" if chosen else (colours[rank % len(colours)] if named else "0.85"),
+                  zorder=3 if chosen else 2,
                   label=(f"{stats.label} (mean {stats.mean_macs / 1e6:.2f}M, "
                          f"{stats.satisfying}/{stats.sampled} fit)" + (" chosen" if chosen else ""))
                   if named else None)
@@ -196,8 +198,8 @@ def plot_cdfs(result: SpaceOptimization, path: str | Path, title: str = "", top:
     axis.set_ylabel("cumulative probability")
     axis.set_ylim(0, 1.02)
     axis.grid(alpha=0.3)
-    axis.set_title(title or "TinyNAS stage 1: MACs CDF per sub-space")
-    axis.legend(fontsize=7, loc="lower right")
+    axis.set_title(title or "TinyNAS stage 1: MACs CDF per sub-space", fontsize=9)
+    axis.legend(fontsize=7, loc="best")
     figure.tight_layout()
     path = Path(path)
     figure.savefig(path, dpi=120)

@@ -203,8 +203,10 @@ class Conv2D(_Weighted):
         group_out = self.output.shape[2] // self.groups()
         block = next(b for b in (4, 2, 1) if group_out % b == 0)
         pixels = self.output.shape[0] * self.output.shape[1]
+        row_dot = int(self.groups() == 1 and self.window_fields()["DILATION_W"] == 1
+                      and self.window_fields()["K_W"] > 1)
         return dict(**self.window_fields(), GROUP_IN=group_in,
-                    GROUP_OUT=group_out, BLOCK=block, PIXELS=pixels)
+                    GROUP_OUT=group_out, BLOCK=block, PIXELS=pixels, ROW_DOT=row_dot)
 
     def arguments(self) -> list[str]:
         args = super().arguments()

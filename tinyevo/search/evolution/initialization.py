@@ -26,13 +26,15 @@ class RandomInitialization:
 
 
 class TrivialInitialization:
-    """The smallest architectures of the space, repeated (Real et al. 2017 start from one layer).
+    """The smallest architectures of the space, then mutants of them (Real et al. 2017 start
+    from one-layer models).
 
     Evolution then grows them by mutation; the search carries no human bias, at the cost of
     more evaluations before it reaches good models.
     """
 
     def __init__(self, space: SearchSpace):
+        self.space = space
         try:
             self.genomes = list(space.smallest())
         except NotImplementedError:
@@ -42,7 +44,12 @@ class TrivialInitialization:
             raise TinyevoError(f"space {space.name!r} lists no smallest architectures")
 
     def candidate(self, index: int, rng: np.random.Generator) -> Candidate:
-        return Candidate(self.genomes[index % len(self.genomes)], origin="trivial")
+        genome = self.genomes[index % len(self.genomes)]
+        if index < len(self.genomes):
+            return Candidate(genome, origin="trivial")
+        # A copy would be a duplicate, which a run answers from its store and learns nothing from:
+        # the other places get mutants of the smallest, as Real et al. mutate their trivial start.
+        return Candidate(self.space.mutate(genome, rng), origin="trivial+mutation")
 
 
 class RichInitialization:
@@ -53,12 +60,24 @@ class RichInitialization:
             raise TinyevoError("initialization='rich' needs seeds=[genome, ...]: the architectures "
                                "to start from")
         self.space = space
-        self.genomes = [space.from_json(seed) for seed in seeds]
+        self.genomes = [seed_genome(space, seed) for seed in seeds]
 
     def candidate(self, index: int, rng: np.random.Generator) -> Candidate:
         if index < len(self.genomes):
             return Candidate(self.genomes[index], origin="seeded")
         return Candidate(self.space.sample(rng), origin="sample")
+
+
+def seed_genome(space: SearchSpace, seed) -> object:
+    """A seed given as a genome, or as the JSON text of one (a string genome, such as an nb201
+    cell string, is taken as it is when it is valid)."""
+    if space.is_valid(seed):
+        return seed
+    try:
+        return space.from_json(seed)
+    except ValueError:  # not JSON either
+        raise TinyevoError(f"seed {str(seed)[:80]!r} is neither a valid {space.name} genome nor "
+                           f"the JSON text of one") from None
 
 
 @INITIALIZATIONS.register("random")

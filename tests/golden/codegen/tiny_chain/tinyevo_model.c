@@ -20,6 +20,7 @@ static void conv_2d_0(const int8_t *input, int8_t *output, const tinyevo_conv_pa
     enum { K_H = 3, K_W = 3, STRIDE_H = 1, STRIDE_W = 1 };
     enum { DILATION_H = 1, DILATION_W = 1, PAD_TOP = 1, PAD_LEFT = 1 };
     enum { GROUP_IN = 2, GROUP_OUT = 4, BLOCK = 4, FILTER = K_H * K_W * GROUP_IN };
+    enum { ROW_DOT = 1 }; /* 1: a kernel row inside the image is one contiguous dot product */
     TINYEVO_CONV_LOCALS(p);
     for (int32_t oy = 0; oy < OUT_H; ++oy) {
         for (int32_t ox = 0; ox < OUT_W; ++ox) {
@@ -36,8 +37,16 @@ static void conv_2d_0(const int8_t *input, int8_t *output, const tinyevo_conv_pa
                     if (iy < 0 || iy >= IN_H) {
                         continue;
                     }
+                    const int32_t ix0 = ox * STRIDE_W - PAD_LEFT;
+                    if (ROW_DOT && ix0 >= 0 && ix0 + K_W <= IN_W) {
+                        /* the whole kernel row lies inside the image: one dot product over
+                         * K_W * IN_C contiguous bytes (the weights are [out][ky][kx][in]) */
+                        tinyevo_dot4(x + (iy * IN_W + ix0) * IN_C, w + ky * K_W * GROUP_IN,
+                                     FILTER, K_W * GROUP_IN, input_offset, acc);
+                        continue;
+                    }
                     for (int32_t kx = 0; kx < K_W; ++kx) {
-                        const int32_t ix = ox * STRIDE_W - PAD_LEFT + kx * DILATION_W;
+                        const int32_t ix = ix0 + kx * DILATION_W;
                         if (ix < 0 || ix >= IN_W) {
                             continue;
                         }
@@ -147,6 +156,7 @@ static void conv_2d_1(const int8_t *input, int8_t *output, const tinyevo_conv_pa
     enum { K_H = 1, K_W = 1, STRIDE_H = 1, STRIDE_W = 1 };
     enum { DILATION_H = 1, DILATION_W = 1, PAD_TOP = 0, PAD_LEFT = 0 };
     enum { GROUP_IN = 4, GROUP_OUT = 3, BLOCK = 1, FILTER = K_H * K_W * GROUP_IN };
+    enum { ROW_DOT = 0 }; /* 1: a kernel row inside the image is one contiguous dot product */
     TINYEVO_CONV_LOCALS(p);
     for (int32_t oy = 0; oy < OUT_H; ++oy) {
         for (int32_t ox = 0; ox < OUT_W; ++ox) {
@@ -163,8 +173,16 @@ static void conv_2d_1(const int8_t *input, int8_t *output, const tinyevo_conv_pa
                     if (iy < 0 || iy >= IN_H) {
                         continue;
                     }
+                    const int32_t ix0 = ox * STRIDE_W - PAD_LEFT;
+                    if (ROW_DOT && ix0 >= 0 && ix0 + K_W <= IN_W) {
+                        /* the whole kernel row lies inside the image: one dot product over
+                         * K_W * IN_C contiguous bytes (the weights are [out][ky][kx][in]) */
+                        tinyevo_dot1(x + (iy * IN_W + ix0) * IN_C, w + ky * K_W * GROUP_IN,
+                                     FILTER, K_W * GROUP_IN, input_offset, acc);
+                        continue;
+                    }
                     for (int32_t kx = 0; kx < K_W; ++kx) {
-                        const int32_t ix = ox * STRIDE_W - PAD_LEFT + kx * DILATION_W;
+                        const int32_t ix = ix0 + kx * DILATION_W;
                         if (ix < 0 || ix >= IN_W) {
                             continue;
                         }

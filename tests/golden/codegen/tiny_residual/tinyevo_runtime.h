@@ -48,15 +48,18 @@ typedef struct {
     const int32_t input_offset = (p)->input_offset, output_offset = (p)->output_offset; \
     const int32_t act_min = (p)->act_min, act_max = (p)->act_max
 
-/* gemmlowp's SaturatingRoundingDoublingHighMul: the high 32 bits of 2*a*b, rounded. */
+/* gemmlowp's SaturatingRoundingDoublingHighMul: the high 32 bits of 2*a*b, rounded half away
+ * from zero. Written as (a*b + 2^30) >> 31 (one SMLAL on Cortex-M), which equals gemmlowp's
+ * sign-dependent nudge and truncating division for every product: for p < 0,
+ * trunc((p + 1 - 2^30) / 2^31) = floor((p + 2^30) / 2^31). Arithmetic right shift of a negative
+ * value is implementation-defined in C99; every compiler for these targets shifts arithmetically
+ * (TFLM relies on it too). */
 static inline int32_t tinyevo_high_mul(int32_t a, int32_t b)
 {
     if (a == INT32_MIN && b == INT32_MIN) {
         return INT32_MAX;
     }
-    const int64_t product = (int64_t)a * (int64_t)b;
-    const int64_t nudge = product >= 0 ? (1 << 30) : (1 - (1 << 30));
-    return (int32_t)((product + nudge) / ((int64_t)1 << 31));
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
 }
 
 /* gemmlowp's RoundingDivideByPOT: x / 2^exponent, rounded half away from zero. */

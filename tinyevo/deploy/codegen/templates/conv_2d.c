@@ -5,6 +5,7 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_
     enum { K_H = ${K_H}, K_W = ${K_W}, STRIDE_H = ${STRIDE_H}, STRIDE_W = ${STRIDE_W} };
     enum { DILATION_H = ${DILATION_H}, DILATION_W = ${DILATION_W}, PAD_TOP = ${PAD_TOP}, PAD_LEFT = ${PAD_LEFT} };
     enum { GROUP_IN = ${GROUP_IN}, GROUP_OUT = ${GROUP_OUT}, BLOCK = ${BLOCK}, FILTER = K_H * K_W * GROUP_IN };
+    enum { ROW_DOT = ${ROW_DOT} }; /* 1: a kernel row inside the image is one contiguous dot product */
     TINYEVO_CONV_LOCALS(p);
     for (int32_t oy = 0; oy < OUT_H; ++oy) {
         for (int32_t ox = 0; ox < OUT_W; ++ox) {
@@ -21,8 +22,16 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_
                     if (iy < 0 || iy >= IN_H) {
                         continue;
                     }
+                    const int32_t ix0 = ox * STRIDE_W - PAD_LEFT;
+                    if (ROW_DOT && ix0 >= 0 && ix0 + K_W <= IN_W) {
+                        /* the whole kernel row lies inside the image: one dot product over
+                         * K_W * IN_C contiguous bytes (the weights are [out][ky][kx][in]) */
+                        tinyevo_dot${BLOCK}(x + (iy * IN_W + ix0) * IN_C, w + ky * K_W * GROUP_IN,
+                                     FILTER, K_W * GROUP_IN, input_offset, acc);
+                        continue;
+                    }
                     for (int32_t kx = 0; kx < K_W; ++kx) {
-                        const int32_t ix = ox * STRIDE_W - PAD_LEFT + kx * DILATION_W;
+                        const int32_t ix = ix0 + kx * DILATION_W;
                         if (ix < 0 || ix >= IN_W) {
                             continue;
                         }

@@ -1,0 +1,292 @@
+"""Each evolutionary part shows the behaviour that defines it (survey section II-B).
+
+Selection and population update are checked on hand-made populations, crossover and mutation on a
+small fixed-length space defined here (every vector valid, decoding free), initialization on the
+real spaces with the cost model as the judge of "smallest". Statistical checks use fixed seeds
+and scipy's tests against the proportions the method promises.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from tinyevo.errors import InvalidArchitecture, TinyevoError
+from tinyevo.hardware import estimate_cost
+from tinyevo.search import Trial, create_strategy
+from tinyevo.search.evolution import (CROSSOVERS, INITIALIZATIONS, MUTATIONS, PARENT_SELECTIONS,
+                                      POPULATION_UPDATES, EvolutionConfig, Individual)
+from tinyevo.search.evolution.crossover import one_point, uniform
+from tinyevo.spaces import create_space
+from tinyevo.spaces.base import SearchSpace
+
+
+def member(fitness: float, born: int) -> Individual:
+    return Individual(Trial(born, f"genome-{born}", metrics={"accuracy": fitness}), fitness, born)
+
+
+def population(fitnesses) -> list[Individual]:
+    """Members born 1, 2, ... in order: the first is the oldest."""
+    return [member(f, born) for born, f in enumerate(fitnesses, start=1)]
+
+
+def part(registry, name: str, **options):
+    """A part built by name from a configuration, as ``Evolution`` builds it."""
+    return registry.get(name)(EvolutionConfig(**options), None)
+
+
+def fitnesses(members) -> list[float]:
+    return [m.fitness for m in members]
+
+
+# --- population update -------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["discard_oldest", "aging"])
+def test_aging_removes_the_oldest_even_when_it_is_the_best(name):
+    members = population([0.99, 0.1, 0.5, 0.2])  # the oldest is by far the best
+    kept = part(POPULATION_UPDATES, name).survivors(members, 3)
+    assert [m.born for m in kept] == [2, 3, 4]
+
+
+def test_aging_over_a_run_keeps_exactly_the_youngest():
+    update, rng = part(POPULATION_UPDATES, "discard_oldest"), np.random.default_rng(0)
+    members: list[Individual] = []
+    for born in range(1, 101):
+        members = update.survivors(members + [member(float(rng.random()), born)], 10)
+    assert [m.born for m in members] == list(range(91, 101))
+
+
+def test_elitism_never_loses_the_best():
+    update, rng = part(POPULATION_UPDATES, "elitism", population_size=10, elite_size=2), \
+        np.random.default_rng(1)
+    members, best = [], -1.0
+    for born in range(1, 301):
+        newcomer = member(float(rng.random()), born)
+        best = max(best, newcomer.fitness)
+        members = update.survivors(members + [newcomer], 10)
+        assert len(members) <= 10 and best in fitnesses(members)
+
+
+def test_elitism_keeps_the_elite_and_otherwise_the_youngest():
+    members = population([0.9, 0.8, 0.1, 0.2, 0.3, 0.4])  # the two best are the two oldest
+    kept = part(POPULATION_UPDATES, "elitism", population_size=4, elite_size=2).survivors(members, 4)
+    assert [m.born for m in kept] == [1, 2, 5, 6]
+
+
+def test_discard_worst_removes_the_worst():
+    members = population([0.5, 0.9, 0.1, 0.7, 0.3])
+    kept = part(POPULATION_UPDATES, "discard_worst").survivors(members, 3)
+    assert fitnesses(kept) == [0.5, 0.9, 0.7]  # 0.1 and 0.3 go; the order of the rest is kept
+
+
+def test_discard_worst_breaks_ties_by_age():
+    members = population([0.2, 0.5, 0.2])
+    kept = part(POPULATION_UPDATES, "discard_worst").survivors(members, 2)
+    assert [m.born for m in kept] == [2, 3]  # the older of the two worst goes
+
+
+def test_worst_and_oldest_discards_each_in_turn():
+    update = part(POPULATION_UPDATES, "worst_and_oldest")
+    members = population([0.9, 0.5, 0.1, 0.7])
+    members = update.survivors(members, 3)  # first the oldest (the best, born 1)
+    assert [m.born for m in members] == [2, 3, 4]
+    members = update.survivors(members + [member(0.6, 5)], 4)  # full: nothing goes
+    members = update.survivors(members + [member(0.8, 6)], 4)  # then the worst (0.1, born 3)
+    assert [m.born for m in members] == [2, 4, 5, 6]
+    members = update.survivors(members + [member(0.05, 7)], 4)  # then the oldest again (born 2)
+    assert [m.born for m in members] == [4, 5, 6, 7]
+
+
+# --- parent selection --------------------------------------------------------------------------
+def test_tournament_as_large_as_the_population_picks_the_best():
+    members = population([0.3, 0.8, 0.1, 0.5, 0.6])
+    tournament = part(PARENT_SELECTIONS, "tournament", tournament_size=5)
+    for seed in range(50):
+        assert tournament.select(members, np.random.default_rng(seed)).fitness == 0.8
+
+
+def test_tournament_never_picks_the_worst_and_size_one_is_uniform():
+    members = population([0.3, 0.8, 0.1, 0.5, 0.6])
+    rng = np.random.default_rng(2)
+    pair = part(PARENT_SELECTIONS, "tournament", tournament_size=2)
+    picks = [pair.select(members, rng).fitness for _ in range(2000)]
+    assert 0.1 not in picks
+    # size 2 of 5, distinct draws: the k-th worst wins with probability (k-1)/10
+    counts = [picks.count(f) for f in (0.3, 0.5, 0.6, 0.8)]
+    assert stats.chisquare(counts, np.array([1, 2, 3, 4]) / 10 * 2000).pvalue > 0.001
+    single = part(PARENT_SELECTIONS, "tournament", tournament_size=1)
+    counts = np.bincount([single.select(members, rng).born for _ in range(2500)], minlength=6)[1:]
+    assert stats.chisquare(counts).pvalue > 0.001
+
+
+def test_roulette_picks_in_proportion_to_fitness():
+    values = [0.1, 0.2, 0.3, 0.4]
+    members, rng = population(values), np.random.default_rng(3)
+    roulette = part(PARENT_SELECTIONS, "roulette")
+    draws = 20_000
+    counts = np.bincount([roulette.select(members, rng).born for _ in range(draws)], minlength=5)[1:]
+    expected = np.array(values) / sum(values) * draws
+    assert stats.chisquare(counts, expected).pvalue > 0.001
+    # the test has power: the same counts are far from a uniform pick
+    assert stats.chisquare(counts, np.full(4, draws / 4)).pvalue < 1e-12
+
+
+def test_roulette_gives_failed_members_nothing():
+    members = population([0.5, float("-inf"), 0.5])
+    roulette, rng = part(PARENT_SELECTIONS, "roulette"), np.random.default_rng(4)
+    assert {roulette.select(members, rng).born for _ in range(500)} == {1, 3}
+
+
+def test_truncation_picks_only_from_the_top_k():
+    values = [0.15, 0.9, 0.3, 0.8, 0.1, 0.7, 0.2, 0.6, 0.4, 0.5]
+    members, rng = population(values), np.random.default_rng(5)
+    truncation = part(PARENT_SELECTIONS, "truncation", truncation_size=3)
+    picks = [truncation.select(members, rng).fitness for _ in range(3000)]
+    assert set(picks) == {0.9, 0.8, 0.7}
+    assert stats.chisquare([picks.count(f) for f in (0.9, 0.8, 0.7)]).pvalue > 0.001
+
+
+# --- crossover and mutation on a fixed-length space ---------------------------------------------
+class VectorSpace(SearchSpace):
+    """``genes`` genes of ``choices`` values each; every vector is a valid genome."""
+
+    name = "vector"
+
+    def __init__(self, genes: int = 40, choices: int = 4):
+        super().__init__()
+        self.genes, self.choices = genes, choices
+
+    def dimensions(self):
+        return [(f"g{i}", list(range(self.choices))) for i in range(self.genes)]
+
+    def to_vector(self, genome):
+        return list(genome)
+
+    def from_vector(self, vector):
+        return [int(v) for v in vector]
+
+    def decode(self, genome):
+        if len(genome) != self.genes or not all(0 <= v < self.choices for v in genome):
+            raise InvalidArchitecture("out of range")
+
+    def sample(self, rng):
+        return rng.integers(0, self.choices, self.genes).tolist()
+
+    def _mutate(self, genome, rng):
+        raise AssertionError("vector operators must not fall back to the space's own")
+
+    _crossover = _mutate
+
+    def describe(self, genome):
+        return str(genome)
+
+
+def test_one_point_crossover_is_a_prefix_of_one_parent_and_a_suffix_of_the_other():
+    space, rng = VectorSpace(genes=8), np.random.default_rng(6)
+    a, b = [0] * 8, [1] * 8
+    crossover, cuts = CROSSOVERS.get("one_point")(EvolutionConfig(), space), set()
+    for _ in range(400):
+        child = crossover.cross(a, b, rng)
+        cut = child.index(1)
+        assert child == a[:cut] + b[cut:]
+        cuts.add(cut)
+    assert cuts == set(range(1, 8))  # every cut point; both parents always give a gene
+
+
+def test_uniform_crossover_takes_each_gene_from_either_parent_with_probability_half():
+    space, rng = VectorSpace(genes=40), np.random.default_rng(7)
+    crossover = CROSSOVERS.get("uniform")(EvolutionConfig(), space)
+    a, b = [0] * 40, [1] * 40
+    children = np.array([crossover.cross(a, b, rng) for _ in range(500)])
+    assert stats.binomtest(int(children.sum()), children.size, 0.5).pvalue > 0.001
+    # not a one-point splice: many children switch parents more than once
+    switches = np.abs(np.diff(children, axis=1)).sum(axis=1)
+    assert (switches > 1).mean() > 0.9
+    # genes are drawn independently: neighbours agree half the time
+    same = (children[:, 1:] == children[:, :-1]).mean()
+    assert abs(same - 0.5) < 0.02
+
+
+def test_crossover_functions_keep_every_gene_from_a_parent():
+    rng = np.random.default_rng(8)
+    va, vb = rng.integers(0, 5, 12).tolist(), rng.integers(0, 5, 12).tolist()
+    for child in [one_point(va, vb, rng) for _ in range(50)] + [uniform(va, vb, rng) for _ in range(50)]:
+        assert all(c in (x, y) for c, x, y in zip(child, va, vb))
+
+
+def test_per_gene_mutation_changes_about_a_tenth_of_the_genes():
+    space, rng = VectorSpace(genes=50, choices=4), np.random.default_rng(9)
+    mutation = MUTATIONS.get("per_gene")(EvolutionConfig(gene_mutation_rate=0.1), space)
+    parent, changed, children = [0] * 50, 0, 400
+    for _ in range(children):
+        child = mutation.mutate(parent, rng)
+        changed += sum(c != p for c, p in zip(child, parent))
+    assert stats.binomtest(changed, children * 50, 0.1).pvalue > 0.001
+    assert abs(changed / (children * 50) - 0.1) < 0.01
+
+
+def test_one_gene_mutation_changes_exactly_one_gene_to_any_other_value():
+    space, rng = VectorSpace(genes=6, choices=5), np.random.default_rng(10)
+    mutation = MUTATIONS.get("one_gene")(EvolutionConfig(), space)
+    parent, genes, values = [2] * 6, [], []
+    for _ in range(1500):
+        child = mutation.mutate(parent, rng)
+        diff = [i for i, (c, p) in enumerate(zip(child, parent)) if c != p]
+        assert len(diff) == 1
+        genes.append(diff[0])
+        values.append(child[diff[0]])
+    assert stats.chisquare(np.bincount(genes, minlength=6)).pvalue > 0.001
+    assert set(values) == {0, 1, 3, 4}
+
+
+def test_vector_operators_refuse_variable_length_spaces():
+    chain = create_space("chain")
+    for registry, name in ((CROSSOVERS, "one_point"), (CROSSOVERS, "uniform"),
+                           (MUTATIONS, "per_gene"), (MUTATIONS, "one_gene")):
+        with pytest.raises(TinyevoError, match="fixed-length"):
+            registry.get(name)(EvolutionConfig(), chain)
+
+
+# --- initialization ----------------------------------------------------------------------------
+SPACES = {"nb201": {}, "chain": {}, "mbv2": {}}
+
+
+@pytest.mark.parametrize("space_name", sorted(SPACES))
+def test_trivial_initialization_gives_the_smallest_architectures(space_name):
+    space, rng = create_space(space_name, **SPACES[space_name]), np.random.default_rng(11)
+    init = INITIALIZATIONS.get("trivial")(EvolutionConfig(initialization="trivial"), space)
+    trivial = [init.candidate(i, rng) for i in range(3)]
+    assert trivial[0].origin == "trivial" and all(space.is_valid(c.genome) for c in trivial)
+    smallest = estimate_cost(space.decode(trivial[0].genome))
+    for _ in range(15):
+        other = estimate_cost(space.decode(space.sample(rng)))
+        assert smallest.macs <= other.macs and smallest.params <= other.params
+    if space_name == "nb201":  # the cell adds nothing: the same cost as the skeleton with no ops
+        assert smallest.params == min(estimate_cost(space.decode(space.from_vector(v))).params
+                                      for v in ([0] * 6, [1] * 6, [0, 0, 0, 1, 0, 0]))
+    # the other initial places: mutants of the smallest (copies would be duplicates)
+    assert all(c.origin == "trivial+mutation" for c in trivial[1:])
+    strategy = create_strategy("evolution", space, seed=0, initialization="trivial", population_size=3)
+    asked = strategy.ask(3)
+    assert asked[0].genome == trivial[0].genome
+    assert [c.origin for c in asked] == ["trivial"] + ["trivial+mutation"] * 2
+
+
+def test_rich_initialization_starts_from_the_given_genomes():
+    space = create_space("nb201")
+    seeds = [space.from_vector([3, 3, 3, 1, 2, 3]), space.from_vector([2, 2, 0, 1, 0, 3])]
+    strategy = create_strategy("regularized", space, seed=0, initialization="rich", seeds=seeds,
+                               population_size=5)
+    asked = strategy.ask(5)
+    assert [c.genome for c in asked[:2]] == seeds
+    assert [c.origin for c in asked] == ["seeded", "seeded", "sample", "sample", "sample"]
+    assert all(space.is_valid(c.genome) for c in asked[2:])
+    with pytest.raises(TinyevoError, match="seeds"):
+        create_strategy("regularized", space, initialization="rich")
+
+
+def test_random_initialization_samples_the_space():
+    space = create_space("nb201")
+    strategy = create_strategy("regularized", space, seed=0, population_size=20)
+    asked = strategy.ask(20)
+    assert all(c.origin == "sample" and space.is_valid(c.genome) for c in asked)
+    assert len({c.genome for c in asked}) == 20
