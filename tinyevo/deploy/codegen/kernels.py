@@ -195,8 +195,25 @@ class Conv2D(_Weighted):
         if self.in_place and not pixelwise:
             raise TinyevoError(f"internal error: conv {self.op.name!r} cannot run in place")
 
+    #: the most stack the int16 im2col patches of two pixels may take (2 x 2 bytes per filter value)
+    patch_stack_limit: ClassVar[int] = 4096
+
+    def filter_size(self) -> int:
+        return int(self.op.weights[0].size)
+
+    def im2col(self) -> bool:
+        """Two pixels x two channels over int16 patches (``conv_2d_im2col``): an ungrouped conv with
+        an even number of output channels, filters in whole groups of four values, patches that fit
+        the stack, and multipliers the lean requantization takes (never INT32_MIN)."""
+        multipliers = np.ravel(self.op.params["multiplier"])
+        return (self.groups() == 1 and self.output.shape[2] % 2 == 0 and self.filter_size() % 4 == 0
+                and 4 * self.filter_size() <= self.patch_stack_limit
+                and not (multipliers == np.iinfo(np.int32).min).any()
+                and (not self.in_place or self.output.shape[2] <= self.inputs[0].shape[2]))
+
     def variant(self) -> str:
-        return "conv_2d_in_place" if self.in_place else "conv_2d"
+        name = "conv_2d_in_place" if self.in_place else "conv_2d"
+        return f"{name}_im2col" if self.im2col() else name
 
     def template_fields(self) -> dict:
         group_in = self.inputs[0].shape[2] // self.groups()
@@ -206,7 +223,8 @@ class Conv2D(_Weighted):
         row_dot = int(self.groups() == 1 and self.window_fields()["DILATION_W"] == 1
                       and self.window_fields()["K_W"] > 1)
         return dict(**self.window_fields(), GROUP_IN=group_in,
-                    GROUP_OUT=group_out, BLOCK=block, PIXELS=pixels, ROW_DOT=row_dot)
+                    GROUP_OUT=group_out, BLOCK=block, PIXELS=pixels, ROW_DOT=row_dot,
+                    COL_BYTES=4 * self.filter_size() if self.im2col() else 0)
 
     def arguments(self) -> list[str]:
         args = super().arguments()

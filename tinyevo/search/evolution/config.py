@@ -9,7 +9,10 @@ from tinyevo.errors import TinyevoError
 
 @dataclass
 class EvolutionConfig:
-    """The parts of an evolutionary search and their settings (the defaults are ``regularized``).
+    """The parts of an evolutionary search and their settings.
+
+    The defaults are the parts of regularized evolution (Real et al. 2019) with a tournament of 5;
+    the ``regularized`` preset sets its own sizes (see ``presets``).
 
     Each part is named; the names are those of the registries in ``initialization``,
     ``selection``, ``population_update``, ``crossover`` and ``mutation``.

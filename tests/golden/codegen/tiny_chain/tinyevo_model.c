@@ -98,27 +98,33 @@ static void depthwise_conv_2d_in_place_0(const int8_t *input, int8_t *output, in
     }
 }
 
-/* conv_2d_in_place: 6x6x4 -> 6x6x4
- * In place: each output pixel depends on its own input pixel only, so it is computed into the
- * scratch buffer (one pixel) and then written over that input pixel. */
-static void conv_2d_in_place_0(const int8_t *input, int8_t *output, int8_t *scratch, const tinyevo_conv_params *p)
+/* conv_2d_in_place_im2col: 6x6x4 -> 6x6x4
+ * In place, two pixels x two output channels per inner loop: two input pixels are expanded into
+ * int16 patches (input offset applied, on the stack: 16 bytes) before their outputs are
+ * written, and with no more output than input channels those outputs end before the next unread
+ * input pixel starts, so the scratch buffer is not needed. */
+static void conv_2d_in_place_im2col_0(const int8_t *input, int8_t *output, int8_t *scratch, const tinyevo_conv_params *p)
 {
-    enum { PIXELS = 36, IN_C = 4, OUT_C = 4, BLOCK = 4 };
+    enum { PIXELS = 36, IN_C = 4, OUT_C = 4 };
     TINYEVO_CONV_LOCALS(p);
-    for (int32_t i = 0; i < PIXELS; ++i) {
-        const int8_t *x = input + i * IN_C;
-        for (int32_t oc = 0; oc < OUT_C; oc += BLOCK) {
-            int32_t acc[BLOCK];
-            for (int32_t j = 0; j < BLOCK; ++j) {
-                acc[j] = bias[oc + j];
-            }
-            tinyevo_dot4(x, weights + oc * IN_C, IN_C, IN_C, input_offset, acc);
-            for (int32_t j = 0; j < BLOCK; ++j) {
-                scratch[oc + j] = tinyevo_output(acc[j], multiplier[oc + j], shift[oc + j], output_offset,
-                                                 act_min, act_max);
-            }
+    union {
+        int32_t align;
+        int16_t values[2][IN_C];
+    } col;
+    (void)scratch;
+    for (int32_t i = 0; i < PIXELS; i += 2) {
+        const int32_t pair = i + 1 < PIXELS; /* 0: the last pixel, alone */
+        tinyevo_widen(input + i * IN_C, IN_C, input_offset, col.values[0]);
+        tinyevo_widen(input + (pair ? i + 1 : i) * IN_C, IN_C, input_offset, col.values[1]);
+        int8_t *out = output + i * OUT_C;
+        for (int32_t oc = 0; oc < OUT_C; oc += 2) {
+            int32_t acc[4] = {bias[oc], bias[oc], bias[oc + 1], bias[oc + 1]};
+            tinyevo_dot2x2(col.values[0], col.values[1], weights + oc * IN_C, IN_C, IN_C, acc);
+            tinyevo_output_pair(out + oc, OUT_C, pair, acc[0], acc[1], multiplier[oc], shift[oc],
+                                output_offset, act_min, act_max);
+            tinyevo_output_pair(out + oc + 1, OUT_C, pair, acc[2], acc[3], multiplier[oc + 1], shift[oc + 1],
+                                output_offset, act_min, act_max);
         }
-        memcpy(output + i * OUT_C, scratch, OUT_C);
     }
 }
 
@@ -270,7 +276,7 @@ int tinyevo_model_run(const int8_t *input, int8_t *output)
     memcpy(arena + 144, input, 72);
     conv_2d_0(arena + 144, arena + 0, &layer0_params); /* conv_2d relu_1 */
     depthwise_conv_2d_in_place_0(arena + 0, arena + 0, arena + 144, &layer1_params); /* depthwise_conv_2d relu6_1 */
-    conv_2d_in_place_0(arena + 0, arena + 0, arena + 144, &layer2_params); /* conv_2d batch_norm_3 */
+    conv_2d_in_place_im2col_0(arena + 0, arena + 0, arena + 144, &layer2_params); /* conv_2d batch_norm_3 */
     average_pool_2d_0(arena + 0, arena + 144); /* average_pool_2d global_avg_pool_1 */
     conv_2d_1(arena + 144, arena + 0, &layer4_params); /* conv_2d dense_1 */
     memcpy(output, arena + 0, 3);

@@ -63,52 +63,69 @@ static void conv_2d_0(const int8_t *input, int8_t *output, const tinyevo_conv_pa
     }
 }
 
-/* conv_2d: 5x5x4 -> 5x5x4 */
-static void conv_2d_1(const int8_t *input, int8_t *output, const tinyevo_conv_params *p)
+/* conv_2d_im2col: 5x5x4 -> 5x5x4
+ * Two output pixels x two output channels per inner loop (as CMSIS-NN and TinyEngine do): the
+ * receptive fields of two pixels are expanded once into int16 im2col patches, the input offset
+ * applied and the padding as zeros, so that each weight load feeds two pixels and each patch load
+ * two channels. The patches live on the stack: 16 bytes. */
+static void conv_2d_im2col_0_patch(const int8_t *input, int32_t pixel, int32_t input_offset, int16_t *col)
 {
-    enum { IN_H = 5, IN_W = 5, IN_C = 4, OUT_H = 5, OUT_W = 5, OUT_C = 4 };
+    enum { IN_H = 5, IN_W = 5, IN_C = 4, OUT_W = 5 };
     enum { K_H = 1, K_W = 1, STRIDE_H = 1, STRIDE_W = 1 };
     enum { DILATION_H = 1, DILATION_W = 1, PAD_TOP = 0, PAD_LEFT = 0 };
-    enum { GROUP_IN = 4, GROUP_OUT = 4, BLOCK = 4, FILTER = K_H * K_W * GROUP_IN };
-    enum { ROW_DOT = 0 }; /* 1: a kernel row inside the image is one contiguous dot product */
-    TINYEVO_CONV_LOCALS(p);
-    for (int32_t oy = 0; oy < OUT_H; ++oy) {
-        for (int32_t ox = 0; ox < OUT_W; ++ox) {
-            int8_t *out = output + (oy * OUT_W + ox) * OUT_C;
-            for (int32_t oc = 0; oc < OUT_C; oc += BLOCK) {
-                const int8_t *x = input + (oc / GROUP_OUT) * GROUP_IN;
-                const int8_t *w = weights + oc * FILTER;
-                int32_t acc[BLOCK];
-                for (int32_t j = 0; j < BLOCK; ++j) {
-                    acc[j] = bias[oc + j];
-                }
-                for (int32_t ky = 0; ky < K_H; ++ky) {
-                    const int32_t iy = oy * STRIDE_H - PAD_TOP + ky * DILATION_H;
-                    if (iy < 0 || iy >= IN_H) {
-                        continue;
-                    }
-                    const int32_t ix0 = ox * STRIDE_W - PAD_LEFT;
-                    if (ROW_DOT && ix0 >= 0 && ix0 + K_W <= IN_W) {
-                        /* the whole kernel row lies inside the image: one dot product over
-                         * K_W * IN_C contiguous bytes (the weights are [out][ky][kx][in]) */
-                        tinyevo_dot4(x + (iy * IN_W + ix0) * IN_C, w + ky * K_W * GROUP_IN,
-                                     FILTER, K_W * GROUP_IN, input_offset, acc);
-                        continue;
-                    }
-                    for (int32_t kx = 0; kx < K_W; ++kx) {
-                        const int32_t ix = ix0 + kx * DILATION_W;
-                        if (ix < 0 || ix >= IN_W) {
-                            continue;
-                        }
-                        tinyevo_dot4(x + (iy * IN_W + ix) * IN_C, w + (ky * K_W + kx) * GROUP_IN,
-                                     FILTER, GROUP_IN, input_offset, acc);
-                    }
-                }
-                for (int32_t j = 0; j < BLOCK; ++j) {
-                    out[oc + j] = tinyevo_output(acc[j], multiplier[oc + j], shift[oc + j], output_offset,
-                                                 act_min, act_max);
+    enum { ROW = K_W * IN_C, WIDE = IN_C % 4 == 0, ROW_WIDE = ROW % 4 == 0 };
+    const int32_t oy = pixel / OUT_W, ox = pixel % OUT_W;
+    const int32_t ix0 = ox * STRIDE_W - PAD_LEFT;
+    for (int32_t ky = 0; ky < K_H; ++ky) {
+        const int32_t iy = oy * STRIDE_H - PAD_TOP + ky * DILATION_H;
+        const int32_t inside = iy >= 0 && iy < IN_H;
+        if (ROW_WIDE && !inside) {
+            memset(col + ky * ROW, 0, ROW * sizeof(int16_t));
+            continue;
+        }
+        if (ROW_WIDE && DILATION_W == 1 && ix0 >= 0 && ix0 + K_W <= IN_W) {
+            /* the kernel row lies inside the image: ROW contiguous bytes */
+            tinyevo_widen(input + (iy * IN_W + ix0) * IN_C, ROW, input_offset, col + ky * ROW);
+            continue;
+        }
+        for (int32_t kx = 0; kx < K_W; ++kx) {
+            const int32_t ix = ix0 + kx * DILATION_W, f = ky * ROW + kx * IN_C;
+            const int32_t valid = inside && ix >= 0 && ix < IN_W;
+            const int8_t *x = input + (valid ? (iy * IN_W + ix) * IN_C : 0);
+            if (WIDE && !valid) {
+                memset(col + f, 0, IN_C * sizeof(int16_t));
+            } else if (WIDE) {
+                tinyevo_widen(x, IN_C, input_offset, col + f);
+            } else {
+                /* fewer than four channels: value by value */
+                for (int32_t c = 0; c < IN_C; ++c) {
+                    col[tinyevo_patch_index(f + c)] = (int16_t)(valid ? x[c] + input_offset : 0);
                 }
             }
+        }
+    }
+}
+
+static void conv_2d_im2col_0(const int8_t *input, int8_t *output, const tinyevo_conv_params *p)
+{
+    enum { PIXELS = 5 * 5, OUT_C = 4, FILTER = 1 * 1 * 4 };
+    TINYEVO_CONV_LOCALS(p);
+    union {
+        int32_t align;
+        int16_t values[2][FILTER];
+    } col;
+    for (int32_t i = 0; i < PIXELS; i += 2) {
+        const int32_t pair = i + 1 < PIXELS; /* 0: the last pixel, alone */
+        conv_2d_im2col_0_patch(input, i, input_offset, col.values[0]);
+        conv_2d_im2col_0_patch(input, pair ? i + 1 : i, input_offset, col.values[1]);
+        int8_t *out = output + i * OUT_C;
+        for (int32_t oc = 0; oc < OUT_C; oc += 2) {
+            int32_t acc[4] = {bias[oc], bias[oc], bias[oc + 1], bias[oc + 1]};
+            tinyevo_dot2x2(col.values[0], col.values[1], weights + oc * FILTER, FILTER, FILTER, acc);
+            tinyevo_output_pair(out + oc, OUT_C, pair, acc[0], acc[1], multiplier[oc], shift[oc],
+                                output_offset, act_min, act_max);
+            tinyevo_output_pair(out + oc + 1, OUT_C, pair, acc[2], acc[3], multiplier[oc + 1], shift[oc + 1],
+                                output_offset, act_min, act_max);
         }
     }
 }
@@ -208,7 +225,7 @@ static void average_pool_2d_0(const int8_t *input, int8_t *output)
 }
 
 /* conv_2d: 1x1x32 -> 1x1x3 */
-static void conv_2d_2(const int8_t *input, int8_t *output, const tinyevo_conv_params *p)
+static void conv_2d_1(const int8_t *input, int8_t *output, const tinyevo_conv_params *p)
 {
     enum { IN_H = 1, IN_W = 1, IN_C = 32, OUT_H = 1, OUT_W = 1, OUT_C = 3 };
     enum { K_H = 1, K_W = 1, STRIDE_H = 1, STRIDE_W = 1 };
@@ -317,13 +334,13 @@ int tinyevo_model_run(const int8_t *input, int8_t *output)
     int8_t *arena = tinyevo_arena.bytes;
     memcpy(arena + 100, input, 75);
     conv_2d_0(arena + 100, arena + 0, &layer0_params); /* conv_2d conv2d_1 */
-    conv_2d_1(arena + 0, arena + 200, &layer1_params); /* conv_2d relu_1 */
+    conv_2d_im2col_0(arena + 0, arena + 200, &layer1_params); /* conv_2d relu_1 */
     add_0(arena + 0, arena + 200, arena + 200, &layer2_params); /* add add_1 */
     max_pool_2d_0(arena + 0, arena + 300); /* max_pool_2d max_pool_1 */
     concatenation_0((const int8_t *const[]){arena + 200, arena + 300}, arena + 0); /* concatenation concat_1 */
     average_pool_2d_0(arena + 0, arena + 200); /* average_pool_2d avg_pool_1 */
     /* reshape flatten_1: in place, nothing to do */
-    conv_2d_2(arena + 200, arena + 0, &layer7_params); /* conv_2d dense_1 */
+    conv_2d_1(arena + 200, arena + 0, &layer7_params); /* conv_2d dense_1 */
     memcpy(output, arena + 0, 3);
     return 0;
 }

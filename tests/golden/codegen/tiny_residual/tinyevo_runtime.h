@@ -93,6 +93,31 @@ static inline int8_t tinyevo_output(int32_t acc, int32_t multiplier, int32_t shi
     return tinyevo_clamp(tinyevo_requantize(acc, multiplier, shift) + offset, low, high);
 }
 
+/* tinyevo_output for a multiplier that is not INT32_MIN (TFLite's lie in [2^30, 2^31), or 0), so
+ * the product never saturates; the left and right shifts are split once per output channel. */
+static inline int8_t tinyevo_output_lean(int32_t acc, int32_t multiplier, int32_t left, int32_t right,
+                                         int32_t offset, int32_t low, int32_t high)
+{
+    const int32_t x = (int32_t)((uint32_t)acc << left);
+    const int32_t h = (int32_t)(((int64_t)x * multiplier + ((int64_t)1 << 30)) >> 31);
+    const int32_t mask = (int32_t)((1u << right) - 1u);
+    const int32_t threshold = (mask >> 1) + (int32_t)((uint32_t)h >> 31);
+    const int32_t value = (h >> right) + ((h & mask) > threshold ? 1 : 0) + offset;
+    return (int8_t)(value < low ? low : (value > high ? high : value));
+}
+
+/* One output channel at two pixels a and b (b only when pair), stride bytes apart. */
+static inline void tinyevo_output_pair(int8_t *out, int32_t stride, int32_t pair, int32_t a, int32_t b,
+                                       int32_t multiplier, int32_t shift, int32_t offset, int32_t low,
+                                       int32_t high)
+{
+    const int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    out[0] = tinyevo_output_lean(a, multiplier, left, right, offset, low, high);
+    if (pair) {
+        out[stride] = tinyevo_output_lean(b, multiplier, left, right, offset, low, high);
+    }
+}
+
 #if TINYEVO_DSP
 static inline int32_t tinyevo_load4(const int8_t *p)
 {
@@ -194,6 +219,77 @@ static inline void tinyevo_dot4(const int8_t *x, const int8_t *w, int32_t stride
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
+}
+
+/* An im2col patch: n int8 values plus offset as int16 (n % 4 == 0). With the DSP extension each
+ * group of four is stored as the halfword pairs (0, 2), (1, 3) that SXTB16 makes of a weight word. */
+static inline void tinyevo_widen(const int8_t *x, int32_t n, int32_t offset, int16_t *col)
+{
+#if TINYEVO_DSP
+    const int32_t offsets = (int32_t)(((uint32_t)offset & 0xFFFFu) * 0x10001u);
+    for (int32_t i = 0; i < n; i += 4) {
+        const int32_t v = tinyevo_load4(x + i);
+        const int32_t even = __sxtab16(offsets, v), odd = tinyevo_sxtab16_ror8(offsets, v);
+        memcpy(col + i, &even, 4);
+        memcpy(col + i + 2, &odd, 4);
+    }
+#else
+    for (int32_t i = 0; i < n; ++i) {
+        col[i] = (int16_t)(x[i] + offset);
+    }
+#endif
+}
+
+/* Where tinyevo_widen puts value f of a patch (for patches built value by value). */
+static inline int32_t tinyevo_patch_index(int32_t f)
+{
+#if TINYEVO_DSP
+    return (f & ~3) | ((f & 1) << 1) | ((f >> 1) & 1);
+#else
+    return f;
+#endif
+}
+
+/* Two pixels x two output channels: acc[2c + p] += patch p . weights of channel c, for patches
+ * ca, cb (tinyevo_widen) of n values (n % 4 == 0) and weights w, w + stride. */
+static inline void tinyevo_dot2x2(const int16_t *ca, const int16_t *cb, const int8_t *w, int32_t stride,
+                                  int32_t n, int32_t *acc)
+{
+    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+#if TINYEVO_DSP
+    const int8_t *v = w + stride;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 4
+#endif
+    for (int32_t i = 0; i < n; i += 4) {
+        int32_t xa[2], xb[2];
+        const int32_t w0 = tinyevo_load4(w + i), w1 = tinyevo_load4(v + i);
+        const int32_t w0e = __sxtb16(w0), w0o = tinyevo_sxtb16_ror8(w0);
+        const int32_t w1e = __sxtb16(w1), w1o = tinyevo_sxtb16_ror8(w1);
+        memcpy(xa, ca + i, 8);
+        memcpy(xb, cb + i, 8);
+        a00 = __smlad(xa[0], w0e, a00);
+        a00 = __smlad(xa[1], w0o, a00);
+        a01 = __smlad(xb[0], w0e, a01);
+        a01 = __smlad(xb[1], w0o, a01);
+        a10 = __smlad(xa[0], w1e, a10);
+        a10 = __smlad(xa[1], w1o, a10);
+        a11 = __smlad(xb[0], w1e, a11);
+        a11 = __smlad(xb[1], w1o, a11);
+    }
+#else
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t w0 = w[i], w1 = w[stride + i];
+        a00 += ca[i] * w0;
+        a01 += cb[i] * w0;
+        a10 += ca[i] * w1;
+        a11 += cb[i] * w1;
+    }
+#endif
+    acc[0] = a00;
+    acc[1] = a01;
+    acc[2] = a10;
+    acc[3] = a11;
 }
 
 #endif /* TINYEVO_RUNTIME_H */
