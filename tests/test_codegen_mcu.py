@@ -13,6 +13,7 @@ where ``.ci/run`` installs it and its absence is a failure.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 
 import numpy as np
@@ -20,6 +21,7 @@ import pytest
 import torch
 
 from deploy_helpers import HAND_BUILT, int8_inputs, quantized_model
+from tinyevo.arch import GraphBuilder
 from tinyevo.deploy import run_int8
 from tinyevo.deploy.codegen import mcu
 from tinyevo.deploy.codegen.emit import generate_c
@@ -85,6 +87,35 @@ def test_every_op_graph_is_bit_exact_on_cortex_m4_with_and_without_dsp(tmp_path,
     disassembly = subprocess.run(["arm-none-eabi-objdump", "-d", str(dsp.elf.parent / "tinyevo_model.o")],
                                  capture_output=True, text=True, check=True).stdout
     assert "smlad" in disassembly
+
+
+def im2col_edges_graph():
+    """Convolutions that take the two-pixel im2col kernels with each way of building a patch: one
+    input channel (kernel rows gathered around the padding), rows of six values (value by value),
+    dilation, VALID padding with stride, a 1x1 conv in place over an odd number of pixels."""
+    g = GraphBuilder((9, 7, 1), name="im2col_edges")
+    x = g.relu(g.conv2d(g.input, 6, kernel=(3, 4), stride=2))
+    x = g.relu(g.conv2d(x, 4, kernel=(2, 3)))
+    y = g.conv2d(g.input, 2, kernel=(2, 2))
+    y = g.relu(g.conv2d(y, 8, kernel=(2, 3)))
+    y = g.relu(g.conv2d(y, 8, kernel=3, dilation=2))
+    y = g.batch_norm(g.conv2d(y, 8, kernel=1))
+    y = g.relu(g.conv2d(y, 8, kernel=3, stride=2, padding="valid"))
+    return g.build(g.add(g.global_avg_pool(x), g.global_avg_pool(g.conv2d(y, 4, kernel=1))))
+
+
+def test_im2col_convolutions_are_bit_exact_with_and_without_dsp(tmp_path, toolchain):
+    """The int16 patches in the order SXTB16 pairs weights (DSP) and in plain order (portable)."""
+    arch = im2col_edges_graph()
+    qmodel, x = _generated(arch, 5, tmp_path, count=3)
+    source = (tmp_path / "tinyevo_model.c").read_text()
+    convs = re.findall(r"^    (conv_2d\w*)\(arena", source, re.M)
+    assert len(convs) == 8 and all("_im2col_" in name for name in convs)
+    assert "conv_2d_in_place_im2col_0" in convs
+    expected = run_int8(qmodel, x)
+    for name, flags in (("dsp", []), ("plain", ["-DTINYEVO_NO_DSP"])):
+        run = mcu.run_mcu(mcu.build_mcu(tmp_path, x, build_dir=tmp_path / name, extra_cflags=flags))
+        np.testing.assert_array_equal(run.outputs, expected, err_msg=name)
 
 
 def test_instruction_count_survives_systick_wraps(tmp_path, toolchain):

@@ -181,10 +181,14 @@ class _Weighted(_Window):
 
 @dataclass
 class Conv2D(_Weighted):
-    """CONV_2D, grouped or not; output channels in blocks of 4, 2 or 1 that share input loads."""
+    """CONV_2D, grouped or not. Most convolutions take ``conv_2d_im2col`` (two pixels x two output
+    channels over int16 im2col patches on the stack, ``COL_BYTES``); the rest ``conv_2d``, output
+    channels in blocks of 4, 2 or 1 that share input loads."""
 
     template_name: ClassVar[str] = "conv_2d"
     in_place_safe: ClassVar[bool] = True  # only the 1x1 stride-1 form, checked below
+    #: the most stack the int16 im2col patches of two pixels may take (2 x 2 bytes per filter value)
+    patch_stack_limit: ClassVar[int] = 4096
 
     def groups(self) -> int:
         return self.op.attrs.get("groups", 1)
@@ -195,18 +199,18 @@ class Conv2D(_Weighted):
         if self.in_place and not pixelwise:
             raise TinyevoError(f"internal error: conv {self.op.name!r} cannot run in place")
 
-    #: the most stack the int16 im2col patches of two pixels may take (2 x 2 bytes per filter value)
-    patch_stack_limit: ClassVar[int] = 4096
-
     def filter_size(self) -> int:
         return int(self.op.weights[0].size)
 
     def im2col(self) -> bool:
         """Two pixels x two channels over int16 patches (``conv_2d_im2col``): an ungrouped conv with
-        an even number of output channels, filters in whole groups of four values, patches that fit
-        the stack, and multipliers the lean requantization takes (never INT32_MIN)."""
+        more than one output pixel, an even number of output channels, filters in whole groups of
+        four values, patches that fit the stack, and multipliers the lean requantization takes
+        (never INT32_MIN). In place (1x1, stride 1) it needs no more output than input channels."""
         multipliers = np.ravel(self.op.params["multiplier"])
-        return (self.groups() == 1 and self.output.shape[2] % 2 == 0 and self.filter_size() % 4 == 0
+        pixels = self.output.shape[0] * self.output.shape[1]
+        return (self.groups() == 1 and pixels > 1 and self.output.shape[2] % 2 == 0
+                and self.filter_size() % 4 == 0
                 and 4 * self.filter_size() <= self.patch_stack_limit
                 and not (multipliers == np.iinfo(np.int32).min).any()
                 and (not self.in_place or self.output.shape[2] <= self.inputs[0].shape[2]))

@@ -111,7 +111,7 @@ static inline void tinyevo_output_pair(int8_t *out, int32_t stride, int32_t pair
                                        int32_t multiplier, int32_t shift, int32_t offset, int32_t low,
                                        int32_t high)
 {
-    const int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    const int32_t left = shift & ~(shift >> 31), right = left - shift; /* max(shift, 0), max(-shift, 0) */
     out[0] = tinyevo_output_lean(a, multiplier, left, right, offset, low, high);
     if (pair) {
         out[stride] = tinyevo_output_lean(b, multiplier, left, right, offset, low, high);
@@ -250,31 +250,79 @@ static inline int32_t tinyevo_patch_index(int32_t f)
 #endif
 }
 
+#if TINYEVO_DSP
+/* One step of tinyevo_dot2x2 in assembly: acc += four values of patches ca, cb times the weight
+ * words at w and v; the pointers advance. */
+#define TINYEVO_DOT2X2_STEP \
+    "ldrd %[xa0], %[xa1], [%[ca]], #8\n\t" \
+    "ldrd %[xb0], %[xb1], [%[cb]], #8\n\t" \
+    "ldr %[t0], [%[w]], #4\n\t" \
+    "sxtb16 %[t1], %[t0]\n\t" \
+    "sxtb16 %[t0], %[t0], ror #8\n\t" \
+    "smlad %[a00], %[xa0], %[t1], %[a00]\n\t" \
+    "smlad %[a01], %[xb0], %[t1], %[a01]\n\t" \
+    "smlad %[a00], %[xa1], %[t0], %[a00]\n\t" \
+    "smlad %[a01], %[xb1], %[t0], %[a01]\n\t" \
+    "ldr %[t0], [%[v]], #4\n\t" \
+    "sxtb16 %[t1], %[t0]\n\t" \
+    "sxtb16 %[t0], %[t0], ror #8\n\t" \
+    "smlad %[a10], %[xa0], %[t1], %[a10]\n\t" \
+    "smlad %[a11], %[xb0], %[t1], %[a11]\n\t" \
+    "smlad %[a10], %[xa1], %[t0], %[a10]\n\t" \
+    "smlad %[a11], %[xb1], %[t0], %[a11]\n\t"
+
+#define TINYEVO_DOT2X2_ASM(steps) \
+    __asm__(steps \
+            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [ca] "+r"(ca), \
+              [cb] "+r"(cb), [w] "+r"(w), [v] "+r"(v), [xa0] "=&r"(xa0), [xa1] "=&r"(xa1), \
+              [xb0] "=&r"(xb0), [xb1] "=&r"(xb1), [t0] "=&r"(t0), [t1] "=&r"(t1) \
+            : \
+            : "memory")
+#endif
+
 /* Two pixels x two output channels: acc[2c + p] += patch p . weights of channel c, for patches
  * ca, cb (tinyevo_widen) of n values (n % 4 == 0) and weights w, w + stride. */
 static inline void tinyevo_dot2x2(const int16_t *ca, const int16_t *cb, const int8_t *w, int32_t stride,
                                   int32_t n, int32_t *acc)
 {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
-#if TINYEVO_DSP
+#if TINYEVO_DSP && defined(__OPTIMIZE__)
+    /* Written out: compiled from the intrinsics, the loop runs out of registers and spills
+     * accumulators. Each step: four values of both patches (LDRD: the patches are word aligned),
+     * one weight word per channel, 16 MACs in 16 instructions; 14 registers. */
+    const int8_t *v = w + stride;
+    int32_t xa0, xa1, xb0, xb1, t0, t1;
+    for (int32_t i = 0; i + 16 <= n; i += 16) {
+        TINYEVO_DOT2X2_ASM(TINYEVO_DOT2X2_STEP TINYEVO_DOT2X2_STEP TINYEVO_DOT2X2_STEP TINYEVO_DOT2X2_STEP);
+    }
+    if (n & 8) {
+        TINYEVO_DOT2X2_ASM(TINYEVO_DOT2X2_STEP TINYEVO_DOT2X2_STEP);
+    }
+    if (n & 4) {
+        TINYEVO_DOT2X2_ASM(TINYEVO_DOT2X2_STEP);
+    }
+#elif TINYEVO_DSP
     const int8_t *v = w + stride;
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC unroll 4
 #endif
     for (int32_t i = 0; i < n; i += 4) {
         int32_t xa[2], xb[2];
-        const int32_t w0 = tinyevo_load4(w + i), w1 = tinyevo_load4(v + i);
-        const int32_t w0e = __sxtb16(w0), w0o = tinyevo_sxtb16_ror8(w0);
-        const int32_t w1e = __sxtb16(w1), w1o = tinyevo_sxtb16_ror8(w1);
         memcpy(xa, ca + i, 8);
         memcpy(xb, cb + i, 8);
+        const int32_t w0 = tinyevo_load4(w + i);
+        const int32_t w0e = __sxtb16(w0);
         a00 = __smlad(xa[0], w0e, a00);
-        a00 = __smlad(xa[1], w0o, a00);
         a01 = __smlad(xb[0], w0e, a01);
+        const int32_t w0o = tinyevo_sxtb16_ror8(w0);
+        a00 = __smlad(xa[1], w0o, a00);
         a01 = __smlad(xb[1], w0o, a01);
+        const int32_t w1 = tinyevo_load4(v + i);
+        const int32_t w1e = __sxtb16(w1);
         a10 = __smlad(xa[0], w1e, a10);
-        a10 = __smlad(xa[1], w1o, a10);
         a11 = __smlad(xb[0], w1e, a11);
+        const int32_t w1o = tinyevo_sxtb16_ror8(w1);
+        a10 = __smlad(xa[1], w1o, a10);
         a11 = __smlad(xb[1], w1o, a11);
     }
 #else

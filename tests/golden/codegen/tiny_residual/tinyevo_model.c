@@ -88,6 +88,21 @@ static void conv_2d_im2col_0_patch(const int8_t *input, int32_t pixel, int32_t i
             tinyevo_widen(input + (iy * IN_W + ix0) * IN_C, ROW, input_offset, col + ky * ROW);
             continue;
         }
+        if (ROW_WIDE && !WIDE) {
+            /* a row partly in the padding, fewer than four channels: gathered into whole words first,
+             * the padding as the input zero point (so zero once the offset is added) */
+            int8_t row[ROW];
+            for (int32_t kx = 0; kx < K_W; ++kx) {
+                const int32_t ix = ix0 + kx * DILATION_W;
+                if (ix < 0 || ix >= IN_W) {
+                    memset(row + kx * IN_C, -input_offset, IN_C);
+                } else {
+                    memcpy(row + kx * IN_C, input + (iy * IN_W + ix) * IN_C, IN_C);
+                }
+            }
+            tinyevo_widen(row, ROW, input_offset, col + ky * ROW);
+            continue;
+        }
         for (int32_t kx = 0; kx < K_W; ++kx) {
             const int32_t ix = ix0 + kx * DILATION_W, f = ky * ROW + kx * IN_C;
             const int32_t valid = inside && ix >= 0 && ix < IN_W;

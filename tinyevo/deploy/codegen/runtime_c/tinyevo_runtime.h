@@ -250,6 +250,36 @@ static inline int32_t tinyevo_patch_index(int32_t f)
 #endif
 }
 
+#if TINYEVO_DSP
+/* One step of tinyevo_dot2x2 in assembly: acc += four values of patches ca, cb times the weight
+ * words at w and v; the pointers advance. */
+#define TINYEVO_DOT2X2_STEP \
+    "ldrd %[xa0], %[xa1], [%[ca]], #8\n\t" \
+    "ldrd %[xb0], %[xb1], [%[cb]], #8\n\t" \
+    "ldr %[t0], [%[w]], #4\n\t" \
+    "sxtb16 %[t1], %[t0]\n\t" \
+    "sxtb16 %[t0], %[t0], ror #8\n\t" \
+    "smlad %[a00], %[xa0], %[t1], %[a00]\n\t" \
+    "smlad %[a01], %[xb0], %[t1], %[a01]\n\t" \
+    "smlad %[a00], %[xa1], %[t0], %[a00]\n\t" \
+    "smlad %[a01], %[xb1], %[t0], %[a01]\n\t" \
+    "ldr %[t0], [%[v]], #4\n\t" \
+    "sxtb16 %[t1], %[t0]\n\t" \
+    "sxtb16 %[t0], %[t0], ror #8\n\t" \
+    "smlad %[a10], %[xa0], %[t1], %[a10]\n\t" \
+    "smlad %[a11], %[xb0], %[t1], %[a11]\n\t" \
+    "smlad %[a10], %[xa1], %[t0], %[a10]\n\t" \
+    "smlad %[a11], %[xb1], %[t0], %[a11]\n\t"
+
+#define TINYEVO_DOT2X2_ASM(steps) \
+    __asm__(steps \
+            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [ca] "+r"(ca), \
+              [cb] "+r"(cb), [w] "+r"(w), [v] "+r"(v), [xa0] "=&r"(xa0), [xa1] "=&r"(xa1), \
+              [xb0] "=&r"(xb0), [xb1] "=&r"(xb1), [t0] "=&r"(t0), [t1] "=&r"(t1) \
+            : \
+            : "memory")
+#endif
+
 /* Two pixels x two output channels: acc[2c + p] += patch p . weights of channel c, for patches
  * ca, cb (tinyevo_widen) of n values (n % 4 == 0) and weights w, w + stride. */
 static inline void tinyevo_dot2x2(const int16_t *ca, const int16_t *cb, const int8_t *w, int32_t stride,
@@ -257,148 +287,19 @@ static inline void tinyevo_dot2x2(const int16_t *ca, const int16_t *cb, const in
 {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
 #if TINYEVO_DSP && defined(__OPTIMIZE__)
-    /* written out: the compiler's schedule runs out of registers and spills accumulators. Four
-     * values of both patches and one weight word at a time: 16 MACs in 16 instructions. */
+    /* Written out: compiled from the intrinsics, the loop runs out of registers and spills
+     * accumulators. Each step: four values of both patches (LDRD: the patches are word aligned),
+     * one weight word per channel, 16 MACs in 16 instructions; 14 registers. */
     const int8_t *v = w + stride;
     int32_t xa0, xa1, xb0, xb1, t0, t1;
     for (int32_t i = 0; i + 16 <= n; i += 16) {
-        __asm__(
-                "ldrd %[xa0], %[xa1], [%[ca]], #8\n\t"
-                "ldrd %[xb0], %[xb1], [%[cb]], #8\n\t"
-                "ldr %[t0], [%[w]], #4\n\t"
-                "sxtb16 %[t1], %[t0]\n\t"
-                "sxtb16 %[t0], %[t0], ror #8\n\t"
-                "smlad %[a00], %[xa0], %[t1], %[a00]\n\t"
-                "smlad %[a01], %[xb0], %[t1], %[a01]\n\t"
-                "smlad %[a00], %[xa1], %[t0], %[a00]\n\t"
-                "smlad %[a01], %[xb1], %[t0], %[a01]\n\t"
-                "ldr %[t0], [%[v]], #4\n\t"
-                "sxtb16 %[t1], %[t0]\n\t"
-                "sxtb16 %[t0], %[t0], ror #8\n\t"
-                "smlad %[a10], %[xa0], %[t1], %[a10]\n\t"
-                "smlad %[a11], %[xb0], %[t1], %[a11]\n\t"
-                "smlad %[a10], %[xa1], %[t0], %[a10]\n\t"
-                "smlad %[a11], %[xb1], %[t0], %[a11]\n\t"
-                "ldrd %[xa0], %[xa1], [%[ca]], #8\n\t"
-                "ldrd %[xb0], %[xb1], [%[cb]], #8\n\t"
-                "ldr %[t0], [%[w]], #4\n\t"
-                "sxtb16 %[t1], %[t0]\n\t"
-                "sxtb16 %[t0], %[t0], ror #8\n\t"
-                "smlad %[a00], %[xa0], %[t1], %[a00]\n\t"
-                "smlad %[a01], %[xb0], %[t1], %[a01]\n\t"
-                "smlad %[a00], %[xa1], %[t0], %[a00]\n\t"
-                "smlad %[a01], %[xb1], %[t0], %[a01]\n\t"
-                "ldr %[t0], [%[v]], #4\n\t"
-                "sxtb16 %[t1], %[t0]\n\t"
-                "sxtb16 %[t0], %[t0], ror #8\n\t"
-                "smlad %[a10], %[xa0], %[t1], %[a10]\n\t"
-                "smlad %[a11], %[xb0], %[t1], %[a11]\n\t"
-                "smlad %[a10], %[xa1], %[t0], %[a10]\n\t"
-                "smlad %[a11], %[xb1], %[t0], %[a11]\n\t"
-                "ldrd %[xa0], %[xa1], [%[ca]], #8\n\t"
-                "ldrd %[xb0], %[xb1], [%[cb]], #8\n\t"
-                "ldr %[t0], [%[w]], #4\n\t"
-                "sxtb16 %[t1], %[t0]\n\t"
-                "sxtb16 %[t0], %[t0], ror #8\n\t"
-                "smlad %[a00], %[xa0], %[t1], %[a00]\n\t"
-                "smlad %[a01], %[xb0], %[t1], %[a01]\n\t"
-                "smlad %[a00], %[xa1], %[t0], %[a00]\n\t"
-                "smlad %[a01], %[xb1], %[t0], %[a01]\n\t"
-                "ldr %[t0], [%[v]], #4\n\t"
-                "sxtb16 %[t1], %[t0]\n\t"
-                "sxtb16 %[t0], %[t0], ror #8\n\t"
-                "smlad %[a10], %[xa0], %[t1], %[a10]\n\t"
-                "smlad %[a11], %[xb0], %[t1], %[a11]\n\t"
-                "smlad %[a10], %[xa1], %[t0], %[a10]\n\t"
-                "smlad %[a11], %[xb1], %[t0], %[a11]\n\t"
-                "ldrd %[xa0], %[xa1], [%[ca]], #8\n\t"
-                "ldrd %[xb0], %[xb1], [%[cb]], #8\n\t"
-                "ldr %[t0], [%[w]], #4\n\t"
-                "sxtb16 %[t1], %[t0]\n\t"
-                "sxtb16 %[t0], %[t0], ror #8\n\t"
-                "smlad %[a00], %[xa0], %[t1], %[a00]\n\t"
-                "smlad %[a01], %[xb0], %[t1], %[a01]\n\t"
-                "smlad %[a00], %[xa1], %[t0], %[a00]\n\t"
-                "smlad %[a01], %[xb1], %[t0], %[a01]\n\t"
-                "ldr %[t0], [%[v]], #4\n\t"
-                "sxtb16 %[t1], %[t0]\n\t"
-                "sxtb16 %[t0], %[t0], ror #8\n\t"
-                "smlad %[a10], %[xa0], %[t1], %[a10]\n\t"
-                "smlad %[a11], %[xb0], %[t1], %[a11]\n\t"
-                "smlad %[a10], %[xa1], %[t0], %[a10]\n\t"
-                "smlad %[a11], %[xb1], %[t0], %[a11]\n\t"
-                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
-                  [ca] "+r"(ca), [cb] "+r"(cb), [w] "+r"(w), [v] "+r"(v),
-                  [xa0] "=&r"(xa0), [xa1] "=&r"(xa1), [xb0] "=&r"(xb0), [xb1] "=&r"(xb1),
-                  [t0] "=&r"(t0), [t1] "=&r"(t1)
-                :
-                : "memory");
+        TINYEVO_DOT2X2_ASM(TINYEVO_DOT2X2_STEP TINYEVO_DOT2X2_STEP TINYEVO_DOT2X2_STEP TINYEVO_DOT2X2_STEP);
     }
     if (n & 8) {
-        __asm__(
-                "ldrd %[xa0], %[xa1], [%[ca]], #8\n\t"
-                "ldrd %[xb0], %[xb1], [%[cb]], #8\n\t"
-                "ldr %[t0], [%[w]], #4\n\t"
-                "sxtb16 %[t1], %[t0]\n\t"
-                "sxtb16 %[t0], %[t0], ror #8\n\t"
-                "smlad %[a00], %[xa0], %[t1], %[a00]\n\t"
-                "smlad %[a01], %[xb0], %[t1], %[a01]\n\t"
-                "smlad %[a00], %[xa1], %[t0], %[a00]\n\t"
-                "smlad %[a01], %[xb1], %[t0], %[a01]\n\t"
-                "ldr %[t0], [%[v]], #4\n\t"
-                "sxtb16 %[t1], %[t0]\n\t"
-                "sxtb16 %[t0], %[t0], ror #8\n\t"
-                "smlad %[a10], %[xa0], %[t1], %[a10]\n\t"
-                "smlad %[a11], %[xb0], %[t1], %[a11]\n\t"
-                "smlad %[a10], %[xa1], %[t0], %[a10]\n\t"
-                "smlad %[a11], %[xb1], %[t0], %[a11]\n\t"
-                "ldrd %[xa0], %[xa1], [%[ca]], #8\n\t"
-                "ldrd %[xb0], %[xb1], [%[cb]], #8\n\t"
-                "ldr %[t0], [%[w]], #4\n\t"
-                "sxtb16 %[t1], %[t0]\n\t"
-                "sxtb16 %[t0], %[t0], ror #8\n\t"
-                "smlad %[a00], %[xa0], %[t1], %[a00]\n\t"
-                "smlad %[a01], %[xb0], %[t1], %[a01]\n\t"
-                "smlad %[a00], %[xa1], %[t0], %[a00]\n\t"
-                "smlad %[a01], %[xb1], %[t0], %[a01]\n\t"
-                "ldr %[t0], [%[v]], #4\n\t"
-                "sxtb16 %[t1], %[t0]\n\t"
-                "sxtb16 %[t0], %[t0], ror #8\n\t"
-                "smlad %[a10], %[xa0], %[t1], %[a10]\n\t"
-                "smlad %[a11], %[xb0], %[t1], %[a11]\n\t"
-                "smlad %[a10], %[xa1], %[t0], %[a10]\n\t"
-                "smlad %[a11], %[xb1], %[t0], %[a11]\n\t"
-                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
-                  [ca] "+r"(ca), [cb] "+r"(cb), [w] "+r"(w), [v] "+r"(v),
-                  [xa0] "=&r"(xa0), [xa1] "=&r"(xa1), [xb0] "=&r"(xb0), [xb1] "=&r"(xb1),
-                  [t0] "=&r"(t0), [t1] "=&r"(t1)
-                :
-                : "memory");
+        TINYEVO_DOT2X2_ASM(TINYEVO_DOT2X2_STEP TINYEVO_DOT2X2_STEP);
     }
     if (n & 4) {
-        __asm__(
-                "ldrd %[xa0], %[xa1], [%[ca]], #8\n\t"
-                "ldrd %[xb0], %[xb1], [%[cb]], #8\n\t"
-                "ldr %[t0], [%[w]], #4\n\t"
-                "sxtb16 %[t1], %[t0]\n\t"
-                "sxtb16 %[t0], %[t0], ror #8\n\t"
-                "smlad %[a00], %[xa0], %[t1], %[a00]\n\t"
-                "smlad %[a01], %[xb0], %[t1], %[a01]\n\t"
-                "smlad %[a00], %[xa1], %[t0], %[a00]\n\t"
-                "smlad %[a01], %[xb1], %[t0], %[a01]\n\t"
-                "ldr %[t0], [%[v]], #4\n\t"
-                "sxtb16 %[t1], %[t0]\n\t"
-                "sxtb16 %[t0], %[t0], ror #8\n\t"
-                "smlad %[a10], %[xa0], %[t1], %[a10]\n\t"
-                "smlad %[a11], %[xb0], %[t1], %[a11]\n\t"
-                "smlad %[a10], %[xa1], %[t0], %[a10]\n\t"
-                "smlad %[a11], %[xb1], %[t0], %[a11]\n\t"
-                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
-                  [ca] "+r"(ca), [cb] "+r"(cb), [w] "+r"(w), [v] "+r"(v),
-                  [xa0] "=&r"(xa0), [xa1] "=&r"(xa1), [xb0] "=&r"(xb0), [xb1] "=&r"(xb1),
-                  [t0] "=&r"(t0), [t1] "=&r"(t1)
-                :
-                : "memory");
+        TINYEVO_DOT2X2_ASM(TINYEVO_DOT2X2_STEP);
     }
 #elif TINYEVO_DSP
     const int8_t *v = w + stride;
