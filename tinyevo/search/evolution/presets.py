@@ -5,14 +5,17 @@
   Search", AAAI 2019. Tournament selection of sample size S, one-gene mutation, the oldest member
   discarded. The paper ran 20,000 models with P=100, S=25. tinyevo targets budgets of a few
   hundred models, where a small, greedy population does better: P=25, S=25. With S = P the
-  tournament always picks the best living member (the paper's "greedy" end of S); the search
+  tournament always picks the best living member (the greedy end of S's range); the search
   stays regularized because every member, the best included, dies after P newer ones arrive.
   Chosen on NAS-Bench-201 (benchmarks/nb201.py) with seeds 100-499, kept apart from the
-  benchmark's seeds 0-49. Mean regret at 100 / 300 distinct architectures, 350 seeds:
-  P=25, S=25: 0.35 / 0.18; P=25, S=5 (the earlier setting): 0.51 / 0.25 (100 seeds);
-  P=50, S=50: 0.39 / 0.17 (300 seeds); P=50, S=40: 0.38 / 0.20; Optuna's TPE on seeds 100-349:
-  0.40 / 0.21. A steady-state GA of the same parts (crossover, discard worst) ends lower at 300
-  (0.16) but is far behind at 100 (0.45).
+  benchmark's seeds 0-49. Mean regret at 100 / 300 distinct architectures: P=25, S=25:
+  0.35 / 0.18 (350 seeds); P=25, S=5 (the earlier setting): 0.51 / 0.25 (100 seeds); P=50, S=50:
+  0.39 / 0.17 (300 seeds); P=50, S=40: 0.38 / 0.20 (350 seeds); fewer initial samples than P
+  (initial_size 10-25, P=25-100) did worse at 300; the ``unas`` preset (P=100, S=25):
+  0.84 / 0.17 against 0.34 / 0.17 for P=25, S=25 on seeds 100-299; Optuna's TPE on seeds
+  100-349: 0.40 / 0.21. A steady-state GA of the same parts (uniform crossover, discard worst)
+  ends lower at 300 (0.16, 300 seeds) but is far behind at 100 (0.45): no setting tried was
+  best at both budgets. The benchmark's own seeds: benchmarks/results/nb201.json.
 - ``mcunet``: the evolution of TinyNAS, J. Lin, W.-M. Chen, Y. Lin, J. Cohn, C. Gan, S. Han,
   "MCUNet: Tiny Deep Learning on IoT Devices", NeurIPS 2020, after Once-for-All (H. Cai et al.,
   ICLR 2020): generations of 100, the top-20 kept (elitism) and bred from, 50 children by
