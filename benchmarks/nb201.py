@@ -71,6 +71,7 @@ METHODS = (*TINYEVO, *OPTUNA)
 #: A run ends after this many suggestions per budgeted architecture, even short of the budget.
 SUGGESTION_CAP = 50
 DEFAULT_PLOT = "benchmarks/results/nb201.png"
+QUICK_PLOT = "benchmarks/results/nb201_quick.png"
 
 
 @dataclass
@@ -296,7 +297,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--methods", nargs="+", choices=METHODS, help="default: all")
     parser.add_argument("--table", default=DEFAULT_PATH,
                         help="NAS-Bench-201 table (.csv.gz with arch, cifar10-val, cifar10-test, ...)")
-    parser.add_argument("--plot", default=DEFAULT_PLOT, help="PNG of mean regret against queries")
+    parser.add_argument("--plot", help=f"PNG of mean regret against queries (default {DEFAULT_PLOT}, "
+                                       f"or {QUICK_PLOT} with --quick)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     args = parser.parse_args(argv)
     for name in ("seeds", "jobs"):
@@ -323,7 +325,7 @@ def main(argv=None) -> None:
     log(f"table {args.table}: oracle {table.oracle:.2f}, floor regret {table.floor_regret:.2f}; "
         f"{settings}")
     runs = run_all(settings, args.jobs)
-    plot_path = repo_path(args.plot)
+    plot_path = repo_path(args.plot or (QUICK_PLOT if args.quick else DEFAULT_PLOT))
     plot(runs, settings, plot_path, table.floor_regret)
     methods = summary(runs, settings)
     print_json({"benchmark": "nb201", "dataset": DATASET, "table": str(args.table),

@@ -10,7 +10,8 @@ from tinyevo.cli import main
 
 DEMO = ["search", "--space", "chain", "--dataset", "digits", "--board", "stm32f746",
         "--strategy", "nsga2", "--objectives", "accuracy,peak_sram_bytes", "--max-sram", "32KB",
-        "--budget", "24", "--epochs", "3", "--final-epochs", "10", "--final-models", "3",
+        "--max-flash", "64KB", "--budget", "20", "--epochs", "3", "--final-epochs", "10",
+        "--final-models", "3",
         "--seed", "0", "--out", "runs/demo"]
 
 if __name__ == "__main__":

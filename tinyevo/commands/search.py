@@ -110,12 +110,13 @@ def print_results(results: dict) -> None:
     if not results["front"]:
         print("no model fits the constraints yet")
         return
-    print(f"Pareto front ({', '.join(results['objectives'])}):")
-    header = f"  {'trial':>5}  {'val acc':>8}  {'test acc':>8}  {'int8 acc':>8}  {'params':>9}  " \
+    print(f"Pareto front ({', '.join(results['objectives'])}; by the search's accuracy, which is "
+          f"measured at the search fidelity; val/test/int8 are of the final training):")
+    header = f"  {'trial':>5}  {'search':>8}  {'val acc':>8}  {'test acc':>8}  {'int8 acc':>8}  {'params':>9}  " \
              f"{'MACs':>11}  {'flash':>9}  {'peak SRAM':>9}  {'latency':>9}  architecture"
     print(header)
     for row in results["front"]:
-        print(f"  {row['trial']:>5}  {_pct(row.get('final_val_accuracy', row['val_accuracy'])):>8}  "
+        print(f"  {row['trial']:>5}  {_pct(row['val_accuracy']):>8}  {_pct(row.get('final_val_accuracy')):>8}  "
               f"{_pct(row.get('test_accuracy')):>8}  {_pct(row.get('int8_test_accuracy')):>8}  "
               f"{row['params']:>9,}  {row['macs']:>11,}  "
               f"{format_bytes(row['flash_bytes']):>9}  {format_bytes(row['peak_sram_bytes']):>9}  "
