@@ -52,8 +52,12 @@ class Cost:
         return self.flash_bytes <= board.flash_bytes and self.peak_sram_bytes <= board.sram_bytes
 
 
-def estimate_cost(arch: Architecture, board: Board | str | Path | None = None) -> Cost:
-    """Every figure of the cost model for one architecture, on ``board`` (a Board, name or path)."""
+def estimate_cost(arch: Architecture, board: Board | str | Path | None = None,
+                  in_place_kernels: bool = False) -> Cost:
+    """Every figure of the cost model for one architecture, on ``board`` (a Board, name or path).
+
+    ``in_place_kernels=True`` counts peak SRAM as the C code generator deploys it (in-place
+    depthwise, 1x1 and add kernels; see ``memory``)."""
     if isinstance(board, (str, Path)):
         board = load_board(board)
     timing = {}
@@ -61,7 +65,7 @@ def estimate_cost(arch: Architecture, board: Board | str | Path | None = None) -
         latency = latency_ms(arch, board)
         timing = dict(latency_ms=latency, energy_mj=energy_mj(arch, board, latency), board=board.name)
     return Cost(params=folded_params(arch), macs=macs(arch), flash_bytes=flash_bytes(arch),
-                peak_sram_bytes=peak_sram_bytes(arch), **timing)
+                peak_sram_bytes=peak_sram_bytes(arch, in_place_kernels=in_place_kernels), **timing)
 
 
 def macs(arch: Architecture) -> int:

@@ -9,9 +9,7 @@ makes the figure the search promises the arena the generated C code declares.
 from __future__ import annotations
 
 from tinyevo.arch import Architecture
-from tinyevo.hardware.board import load_board
-from tinyevo.hardware.cost import Cost, flash_bytes, folded_params, macs
-from tinyevo.hardware.latency import energy_mj, latency_ms
+from tinyevo.hardware.cost import estimate_cost
 from tinyevo.hardware.memory import schedule
 
 
@@ -22,11 +20,4 @@ def deployed_peak_sram_bytes(arch: Architecture) -> int:
 
 def deployed_cost(arch: Architecture, board=None) -> dict:
     """``estimate_cost(arch, board)`` as a dict, ``peak_sram_bytes`` counted with in-place kernels."""
-    if isinstance(board, str):
-        board = load_board(board)
-    timing = {}
-    if board is not None:
-        latency = latency_ms(arch, board)
-        timing = dict(latency_ms=latency, energy_mj=energy_mj(arch, board, latency), board=board.name)
-    return Cost(params=folded_params(arch), macs=macs(arch), flash_bytes=flash_bytes(arch),
-                peak_sram_bytes=deployed_peak_sram_bytes(arch), **timing).to_dict()
+    return estimate_cost(arch, board, in_place_kernels=True).to_dict()
