@@ -105,7 +105,7 @@ def _pct(value) -> str:
 
 def print_results(results: dict) -> None:
     print(f"run {results['run']}: {results['space']} on {results['dataset']} for {results['board']}, "
-          f"{results['strategy']}; {results['evaluated']} trained, {results['infeasible']} rejected "
+          f"{results['strategy']}; {results['evaluated']} evaluated, {results['infeasible']} rejected "
           f"by constraints, {results['failed']} failed")
     if not results["front"]:
         print("no model fits the constraints yet")
