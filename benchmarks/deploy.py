@@ -63,7 +63,7 @@ from tinyevo.deploy.runtimes import run_tflm, tflm_arena_bytes
 from tinyevo.deploy.tflite_writer import to_tflite
 from tinyevo.errors import TinyevoError
 from tinyevo.model_file import load_architecture
-from tinyevo.nn.build import build
+from tinyevo.nn.build import build, randomize_batch_norms
 from tinyevo.spaces import create_space
 
 EXAMPLES = ("examples/resnet8.json", "examples/ds_cnn.json")
@@ -106,13 +106,7 @@ def random_case(name: str, source: str, arch: Architecture, seed: int) -> Case:
     torch.manual_seed(seed)
     module = build(arch).eval()
     rng = np.random.default_rng(seed)
-    for layer in module.modules():
-        if isinstance(layer, torch.nn.BatchNorm2d):
-            c = layer.num_features
-            layer.running_mean.copy_(torch.as_tensor(rng.normal(0.0, 0.5, c)))
-            layer.running_var.copy_(torch.as_tensor(rng.uniform(0.3, 2.0, c)))
-            layer.weight.data.copy_(torch.as_tensor(rng.normal(1.0, 0.5, c)))
-            layer.bias.data.copy_(torch.as_tensor(rng.normal(0.0, 0.3, c)))
+    randomize_batch_norms(module, rng)
     h, w, c = arch.input_shape
     calibration = rng.normal(size=(CALIBRATION_ROWS, c, h, w)).astype(np.float32)
     return Case(name, source, arch, module, calibration)

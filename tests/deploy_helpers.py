@@ -7,19 +7,7 @@ import torch
 
 from tinyevo.arch import GraphBuilder
 from tinyevo.deploy.quantize import quantize
-from tinyevo.nn.build import build
-
-
-def randomize_batch_norms(module: torch.nn.Module, rng: np.random.Generator) -> None:
-    """Random running statistics and affine parameters (some negative gammas), so that folding
-    really changes the weights."""
-    for layer in module.modules():
-        if isinstance(layer, torch.nn.BatchNorm2d):
-            c = layer.num_features
-            layer.running_mean.copy_(torch.as_tensor(rng.normal(0.0, 0.5, c)))
-            layer.running_var.copy_(torch.as_tensor(rng.uniform(0.3, 2.0, c)))
-            layer.weight.data.copy_(torch.as_tensor(rng.normal(1.0, 0.5, c)))
-            layer.bias.data.copy_(torch.as_tensor(rng.normal(0.0, 0.3, c)))
+from tinyevo.nn.build import build, randomize_batch_norms
 
 
 def random_model(arch, seed: int):

@@ -160,7 +160,6 @@ def final_candidates(trials: list[Trial], objectives: list[Objective], count: in
 def finalize(job: SearchJob, trials: list[Trial], store, progress: bool = True) -> dict:
     """Train the front's models at full fidelity, score them (float and int8) on the test split, keep
     their weights."""
-    from tinyevo.deploy.export_run import int8_record
     from tinyevo.estimate import EstimationFailed, EvalContext
 
     final = dict(store.get("final", {}) or {})
@@ -179,13 +178,20 @@ def finalize(job: SearchJob, trials: list[Trial], store, progress: bool = True) 
         except EstimationFailed as error:
             final[str(trial.id)] = {"status": "failed", "error": str(error)}
         else:
-            final[str(trial.id)] = {"status": "ok", "val_accuracy": trained.metrics["accuracy"],
-                                    "test_accuracy": estimator.accuracy(trained, "test"),
-                                    "weights": save_model(job.out_dir, trial.id, trained),
-                                    **int8_record(trained.architecture, trained.module,
-                                                  estimator.data(), job.config.seed)}
+            final[str(trial.id)] = final_record(job.out_dir, trial.id, estimator, trained, job.config.seed)
         store.set("final", final)  # one model at a time: an interrupted finalization resumes here
     return final
+
+
+def final_record(out_dir: Path, trial_id: int, estimator, trained, seed: int) -> dict:
+    """The ``final`` record of a model trained for the report (what ``show`` and ``export`` read):
+    validation and test accuracy, float and int8, and the path of its kept weights."""
+    from tinyevo.deploy.export_run import int8_record
+
+    return {"status": "ok", "val_accuracy": trained.metrics["accuracy"],
+            "test_accuracy": estimator.accuracy(trained, "test"),
+            "weights": save_model(out_dir, trial_id, trained),
+            **int8_record(trained.architecture, trained.module, estimator.data(), seed)}
 
 
 def save_model(out_dir: Path, trial_id: int, trained) -> str:

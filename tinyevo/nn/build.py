@@ -121,3 +121,16 @@ class ArchitectureModule(nn.Module):
 
 def build(architecture: Architecture) -> ArchitectureModule:
     return ArchitectureModule(architecture)
+
+
+def randomize_batch_norms(module: nn.Module, rng) -> None:
+    """Random running statistics and affine parameters (some gammas negative) for every batch norm
+    of ``module``, drawn from the NumPy generator ``rng``: a freshly built network has identity batch
+    norms, so deployment checks need these for folding to really change the weights."""
+    for layer in module.modules():
+        if isinstance(layer, nn.BatchNorm2d):
+            c = layer.num_features
+            layer.running_mean.copy_(torch.as_tensor(rng.normal(0.0, 0.5, c)))
+            layer.running_var.copy_(torch.as_tensor(rng.uniform(0.3, 2.0, c)))
+            layer.weight.data.copy_(torch.as_tensor(rng.normal(1.0, 0.5, c)))
+            layer.bias.data.copy_(torch.as_tensor(rng.normal(0.0, 0.3, c)))

@@ -228,9 +228,8 @@ class TinyNASJob:
 
     def finetune(self, space, trials, store) -> dict:
         """Fine-tune the best trials from inherited weights; float and int8 test accuracy, weights kept."""
-        from tinyevo.deploy.export_run import int8_record
         from tinyevo.estimate import EstimationFailed, EvalContext
-        from tinyevo.pipeline import save_model
+        from tinyevo.pipeline import final_record
         from tinyevo.tinynas.stage2 import InheritedTraining, best_trials
 
         s, final, start = self.settings, dict(store.get("final", {}) or {}), time.perf_counter()
@@ -250,12 +249,8 @@ class TinyNASJob:
             except EstimationFailed as error:
                 final[str(trial.id)] = {"status": "failed", "error": str(error)}
             else:
-                final[str(trial.id)] = {
-                    "status": "ok", "val_accuracy": trained.metrics["accuracy"],
-                    "test_accuracy": trainer.accuracy(trained, "test"),
-                    "supernet_accuracy": trial.metrics["accuracy"],
-                    "weights": save_model(self.out_dir, trial.id, trained),
-                    **int8_record(trained.architecture, trained.module, self.data, s.seed)}
+                final[str(trial.id)] = {**final_record(self.out_dir, trial.id, trainer, trained, s.seed),
+                                        "supernet_accuracy": trial.metrics["accuracy"]}
             store.set("final", final)
         self.seconds["finetune"] = time.perf_counter() - start
         return final
