@@ -290,3 +290,65 @@ def test_random_initialization_samples_the_space():
     asked = strategy.ask(20)
     assert all(c.origin == "sample" and space.is_valid(c.genome) for c in asked)
     assert len({c.genome for c in asked}) == 20
+
+
+# --- restart -----------------------------------------------------------------------------------
+def one_gene_neighbours(vector, choices):
+    """Every vector that differs from ``vector`` in exactly one gene (listed here, not by tinyevo)."""
+    return {tuple(vector[:g]) + (v,) + tuple(vector[g + 1:])
+            for g in range(len(vector)) for v in range(choices) if v != vector[g]}
+
+
+class KeyedVectorSpace(VectorSpace):
+    """A vector space whose genomes are their own identity (no network to fingerprint)."""
+
+    def key(self, genome):
+        return str(list(genome))
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_local_optimum_restart_fires_exactly_when_the_best_has_no_unasked_neighbour(constrained):
+    space, choices = KeyedVectorSpace(genes=3, choices=3), 3
+    # under a hard constraint (no 1 in the first gene) such neighbours are never asked for
+    feasible = (lambda v: v[0] != 1) if constrained else (lambda v: True)
+    # two basins: [0, 0, 0] is a local optimum, [2, 2, 2] the global one
+    def accuracy(v):
+        return 1.0 if v == (2, 2, 2) else 0.9 - 0.1 * sum(x != 0 for x in v) + 0.01 * v.count(2)
+    strategy = create_strategy("evolution", space, seed=3, population_size=4, tournament_size=4,
+                               restart="local_optimum", restart_size=2)
+    if constrained:
+        strategy.set_feasibility(lambda genome: feasible(tuple(genome)))
+    asked, best, restarts, origins_after = set(), None, 0, []
+    for trial_id in range(16):
+        [candidate] = strategy.ask(1)
+        vector = tuple(candidate.genome)
+        if restarts == 1 and len(origins_after) < 3:
+            origins_after.append(candidate.origin)
+        asked.add(vector)
+        assert feasible(vector)
+        strategy.tell([Trial(trial_id, candidate.genome, metrics={"accuracy": accuracy(vector)},
+                             key=space.key(candidate.genome))])
+        if best is None or accuracy(vector) > accuracy(best):
+            best = vector
+        stuck = {n for n in one_gene_neighbours(best, choices) if feasible(n)} <= asked
+        assert strategy.restarts == restarts + stuck, f"trial {trial_id}: best {best}"
+        if stuck:
+            restarts, best = restarts + 1, None
+            assert strategy.population == []
+    assert restarts >= 1
+    # restart_size fresh samples, then breeding from them again
+    assert origins_after == ["restart", "restart", "mutation"]
+
+
+def test_restart_auto_is_local_optimum_on_fixed_length_spaces_and_none_on_variable_length():
+    from tinyevo.search.evolution.restart import LocalOptimumRestart, NoRestart
+    assert isinstance(create_strategy("regularized", create_space("nb201")).restart,
+                      LocalOptimumRestart)
+    assert isinstance(create_strategy("regularized", create_space("chain")).restart, NoRestart)
+    with pytest.raises(TinyevoError, match="fixed-length"):
+        create_strategy("evolution", create_space("chain"), restart="local_optimum")
+    with pytest.raises(TinyevoError, match="steady-state"):
+        create_strategy("evolution", create_space("nb201"), restart="local_optimum",
+                        generational=True)
+    with pytest.raises(TinyevoError, match="restart"):
+        create_strategy("evolution", create_space("nb201"), restart="sometimes")

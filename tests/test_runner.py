@@ -130,8 +130,9 @@ def test_constraints_are_checked_before_evaluation(space):
 
 def test_constraints_with_the_cost_model(space):
     limit = 20_000_000
-    runner = Runner(space, regularized(space, 2), Recording(), budget=Budget(evaluations=15),
-                    constraints=Constraints(max_macs=limit), progress=False)
+    runner = Runner(space, create_strategy("random", space, seed=2), Recording(),
+                    budget=Budget(evaluations=15), constraints=Constraints(max_macs=limit),
+                    progress=False)
     trials = runner.run()
     assert runner.evaluated == 15 and len(trials) > 15  # some broke the limit, and were free
     for trial in trials:
@@ -140,10 +141,30 @@ def test_constraints_with_the_cost_model(space):
             max(0.0, (trial.metrics["macs"] - limit) / limit))
 
 
+@pytest.mark.parametrize("name", ["regularized", "nsga2"])
+def test_evolution_asks_only_what_the_constraints_allow(space, name):
+    """Told the cost model's verdict, evolution redraws a candidate that breaks a bound before
+    asking for it (nothing infeasible is stored), and its initial population is full: P samples,
+    each within the bounds, before the first child. Checked by counting ops in the cell strings."""
+    estimator = Recording()
+    strategy = create_strategy(name, space, seed=3, population_size=6)
+    runner = Runner(space, strategy, estimator, budget=Budget(evaluations=14), progress=False,
+                    constraints=Constraints(max_macs=300, max_peak_sram_bytes=50),
+                    cost_model=op_count_cost)
+    trials = runner.run()
+    assert len(trials) == runner.evaluated == 14 and {t.status for t in trials} == {"ok"}
+    assert all(g.count("conv") <= 3 and g.count("pool") <= 1 for g in estimator.genomes)
+    assert [t.origin for t in trials[:6]] == ["sample"] * 6
+    assert all(t.origin != "sample" for t in trials[6:8])  # then children of the population
+    unconstrained = [c.genome for c in create_strategy(name, space, seed=3, population_size=6).ask(6)]
+    assert any(g.count("conv") > 3 or g.count("pool") > 1 for g in unconstrained)  # the check mattered
+
+
 def test_latency_limit_on_a_board(space, tmp_path):
     limit_ms = 400.0
     with Store(tmp_path / "run.sqlite") as store:
-        runner = Runner(space, regularized(space, 2), Recording(), store, Budget(evaluations=8),
+        runner = Runner(space, create_strategy("random", space, seed=2), Recording(), store,
+                        Budget(evaluations=8),
                         constraints=Constraints(max_latency_ms=limit_ms), board="STM32F746",
                         progress=False)
         trials = runner.run()

@@ -9,6 +9,8 @@ For every candidate of a batch, in the order the strategy asked for them:
    replayed, nothing is evaluated.
 3. **Infeasible** (the cost model says it breaks a hard constraint): stored with status
    ``infeasible`` and metrics = cost + ``constraint_violation``; never evaluated, not counted.
+   Before the first ask, a run with constraints gives the strategy the same check
+   (``Strategy.set_feasibility``), so that it can redraw such candidates before asking.
 4. Otherwise it is **evaluated** by the estimator through the executor; metrics = cost + the
    estimator's metrics (+ ``constraint_violation`` = 0). Exceptions, ``EstimationFailed`` and NaN
    make it ``failed``; it counts as an evaluation and the search goes on.
@@ -111,6 +113,7 @@ class Runner:
 
     def _begin(self) -> None:
         self._check_needs()
+        self.strategy.set_feasibility(self.meets_constraints if self.constraints.limits() else None)
         check_config(self.store, self.config())
         self.store.set("budget", self.budget.to_dict())
         records = self.store.records()
@@ -221,6 +224,13 @@ class Runner:
                 "costs": {m: slot.cost[m] for m in directions if m in slot.cost}}
         slot.job = Job(trial_id, self.estimator, architecture, context)
         pending.append(slot)
+
+    def meets_constraints(self, genome) -> bool:
+        """The cost model's verdict on one genome: valid and within every hard constraint."""
+        try:
+            return self.constraints.violation(self._cost(self.space.decode(genome))) == 0
+        except (EstimationFailed, ArithmeticError, *_DECODE_ERRORS):
+            return False
 
     def _cost(self, architecture) -> dict:
         if self.cost_model is None:

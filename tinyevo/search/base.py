@@ -1,7 +1,9 @@
 """The ``Strategy`` interface (ask/tell, as in pymoo and Optuna) and the records it sees.
 
 A strategy never trains, never touches files and never sleeps: it proposes ``Candidate`` genomes and
-learns from finished ``Trial`` records. The runner does evaluation, storage and parallelism. Given
+learns from finished ``Trial`` records. A run with hard constraints hands the strategy the cost
+model's verdict (``set_feasibility``): a strategy may use it to redraw, at no training cost, a
+candidate that would break a bound (constraint-aware sampling; the evolutionary strategies do). The runner does evaluation, storage and parallelism. Given
 the same seed and the same told results, a strategy asks the same candidates: that is what lets a
 run be resumed by replaying its store.
 """
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -80,6 +82,18 @@ class Strategy(ABC):
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.objectives = tuple(o if isinstance(o, Objective) else Objective(*o) for o in objectives)
+
+    #: ``feasible(genome) -> bool``: the cost model's verdict on the run's hard constraints, set by
+    #: the runner (``set_feasibility``); None when the run has no constraints.
+    feasible: Callable[[Genome], bool] | None = None
+
+    def set_feasibility(self, check: Callable[[Genome], bool] | None) -> None:
+        """Told by the runner before the first ask: which genomes meet the hard constraints."""
+        self.feasible = check
+
+    def meets_constraints(self, genome: Genome) -> bool:
+        """True unless the runner's cost model says ``genome`` breaks a hard constraint."""
+        return self.feasible is None or bool(self.feasible(genome))
 
     @property
     def objective(self) -> Objective:

@@ -4,7 +4,12 @@ Accuracy against peak SRAM, flash, latency or MACs: the population is ranked int
 fronts and, inside a front, by crowding distance (both from pymoo). Constraints follow Deb's
 constraint domination: every feasible member ranks before every infeasible one, and infeasible
 members rank by ``metrics["constraint_violation"]`` (smaller first) when the trial reports it.
+In a run with hard constraints the runner's cost-model check (``Strategy.set_feasibility``) makes
+infeasible members rare: a candidate that breaks a bound is redrawn before it is asked for.
 Breeding reuses the evolution parts: binary crowded tournament, crossover and mutation.
+Generational by default (Deb et al.); ``generational=False`` merges each child as soon as it is
+scored (steady-state NSGA-II, Durillo et al. 2009), which selects far more often on a budget of a
+few populations.
 """
 from __future__ import annotations
 

@@ -8,6 +8,10 @@ updates it at once, so any batch size works (regularized evolution, Real et al. 
 into the population when all its results are in (MCUNet, NSGA-II). If asked for more while the
 last results of a generation are still out, the next generation is bred from the population as it
 stands.
+
+Under hard constraints a candidate (initial or child) that the runner's cost model rejects is
+redrawn before it is asked for (``Strategy.meets_constraints``), like a duplicate: the whole initial
+population is trained and no child is lost to a bound.
 """
 from __future__ import annotations
 
@@ -20,10 +24,12 @@ from tinyevo.search.evolution.individual import Individual
 from tinyevo.search.evolution.initialization import INITIALIZATIONS
 from tinyevo.search.evolution.mutation import MUTATIONS
 from tinyevo.search.evolution.population_update import POPULATION_UPDATES
+from tinyevo.search.evolution.restart import RESTARTS, NoRestart
 from tinyevo.search.evolution.selection import PARENT_SELECTIONS
 from tinyevo.spaces.base import SearchSpace
 
-#: How often a child whose architecture was already asked for is drawn again.
+#: How often a child whose architecture was already asked for (or that breaks a hard constraint)
+#: is drawn again.
 DUPLICATE_TRIES = 50
 #: Generation tag of results the strategy never asked for (told to warm-start it).
 UNASKED = -1
@@ -43,6 +49,10 @@ class Evolution(Strategy):
         self.population_update = POPULATION_UPDATES.get(config.population_update)(config, space)
         self.crossover = CROSSOVERS.get(config.crossover)(config, space)
         self.mutation = MUTATIONS.get(config.mutation)(config, space)
+        self.restart = (NoRestart() if config.generational
+                        else RESTARTS.get(config.restart)(config, space))
+        self.restarts = 0  # times the population was discarded (``restart``)
+        self._restart_left = 0  # fresh samples still to hand out after the last restart
         self.population: list[Individual] = []
         self._initialized = 0  # initial candidates handed out
         self._born = 0  # individuals admitted so far
@@ -63,7 +73,12 @@ class Evolution(Strategy):
 
     def _hand_out(self) -> Candidate:
         if not self._queue and self._wants_initial():
-            candidate = self._fresh(self._initial)
+            if self._restart_left and self._initialized >= self.config.initial_size:
+                candidate = self._fresh(self._restart_sample)
+                self._restart_left -= 1
+            else:
+                candidate = self._fresh(self._initial)
+                self._initialized += 1
         elif self.config.generational:
             if not self._queue:
                 self._generation += 1
@@ -77,11 +92,15 @@ class Evolution(Strategy):
         return candidate
 
     def _wants_initial(self) -> bool:
-        return self._initialized < self.config.initial_size or not self.population
+        return (self._initialized < self.config.initial_size or self._restart_left > 0
+                or not self.population)
+
+    def _restart_sample(self) -> Candidate:
+        return Candidate(self.space.sample(self.rng), origin="restart")
 
     def _initial(self) -> Candidate:
-        self._initialized += 1
-        return self.initialization.candidate(self._initialized - 1, self.rng)
+        """The next member of the initial population (a redraw keeps its place)."""
+        return self.initialization.candidate(self._initialized, self.rng)
 
     def _crossover_draw(self) -> bool:
         return len(self.population) >= 2 and self.rng.random() < self.config.crossover_rate
@@ -106,24 +125,27 @@ class Evolution(Strategy):
         return Candidate(genome, (first.id, second.id), "crossover")
 
     def _fresh(self, make) -> Candidate:
-        """A candidate from ``make``, drawn again while its architecture was asked for before.
+        """A candidate from ``make``, drawn again while its architecture was asked for before
+        (``avoid_duplicates``) or breaks a hard constraint of the run (``meets_constraints``:
+        the cost model's verdict, no training spent).
 
         When the neighbourhood of the population is used up, a random genome restarts the search
         there (a population that breeds only duplicates would stall).
         """
-        if not self.config.avoid_duplicates:
-            return make()
-        candidate = (self._unseen(make) or
-                     self._unseen(lambda: Candidate(self.space.sample(self.rng), origin="sample")))
-        if candidate is None:  # the space seems exhausted: a duplicate it is
+        candidate = (self._acceptable(make) or
+                     self._acceptable(lambda: Candidate(self.space.sample(self.rng), origin="sample")))
+        if candidate is None:  # the space seems exhausted: a duplicate (or an infeasible one) it is
             candidate = make()
-        self._seen.add(self.space.key(candidate.genome))
+        if self.config.avoid_duplicates:
+            self._seen.add(self.space.key(candidate.genome))
         return candidate
 
-    def _unseen(self, make) -> Candidate | None:
+    def _acceptable(self, make) -> Candidate | None:
         for _ in range(DUPLICATE_TRIES):
             candidate = make()
-            if self.space.key(candidate.genome) not in self._seen:
+            if self.config.avoid_duplicates and self.space.key(candidate.genome) in self._seen:
+                continue
+            if self.meets_constraints(candidate.genome):
                 return candidate
         return None
 
@@ -165,3 +187,8 @@ class Evolution(Strategy):
     def _merge(self, newcomers: list[Individual]) -> None:
         pool = self.population + newcomers
         self.population = self.population_update.survivors(pool, self.config.population_size)
+        self.restart.observe(newcomers, self.meets_constraints if self.feasible else None)
+        if self.restart.stuck(self._seen):  # a confirmed local optimum: begin again
+            self.population, self._restart_left = [], self.config.restart_size
+            self.restart.reset()
+            self.restarts += 1

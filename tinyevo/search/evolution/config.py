@@ -47,8 +47,14 @@ class EvolutionConfig:
     mutation_rate: float = 1.0
     #: Per-gene change probability of ``per_gene`` mutation.
     gene_mutation_rate: float = 0.1
-    #: Re-draw a child whose architecture was already asked for (up to 50 times).
+    #: Re-draw a child whose architecture was already asked for (up to 50 times). A candidate
+    #: that breaks the run's hard constraints is redrawn whatever this says.
     avoid_duplicates: bool = True
+    #: Begin again when stuck (steady state only): none | local_optimum | auto (local_optimum on
+    #: fixed-length spaces, none on variable-length ones); see ``restart``.
+    restart: str = "none"
+    #: Fresh random samples handed out after a restart; default: population_size // 4.
+    restart_size: int | None = None
 
     def __post_init__(self):
         share = max(1, self.population_size // 5)
@@ -56,16 +62,21 @@ class EvolutionConfig:
         self.initial_size = self.population_size if self.initial_size is None else self.initial_size
         self.truncation_size = share if self.truncation_size is None else self.truncation_size
         self.elite_size = share if self.elite_size is None else self.elite_size
+        self.restart_size = (max(1, self.population_size // 4) if self.restart_size is None
+                             else self.restart_size)
         self._check()
 
     def _check(self):
         for name in ("population_size", "offspring_size", "initial_size", "tournament_size",
-                     "truncation_size"):
+                     "truncation_size", "restart_size"):
             if int(getattr(self, name)) < 1:
                 raise TinyevoError(f"evolution option {name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.elite_size <= self.population_size:
             raise TinyevoError(f"evolution option elite_size must be in [0, population_size], "
                                f"got {self.elite_size}")
+        if self.generational and self.restart == "local_optimum":
+            raise TinyevoError("evolution option restart='local_optimum' needs a steady-state "
+                               "search (generational=False)")
         for name in ("crossover_rate", "mutation_rate", "gene_mutation_rate"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise TinyevoError(f"evolution option {name} must be in [0, 1], got {getattr(self, name)}")
