@@ -176,6 +176,49 @@ def test_on_epoch_callback_stops_training_early():
     assert metrics["learning_curve"] == curves[-1]
 
 
+def test_schedule_epochs_trains_exactly_the_start_of_the_longer_run():
+    """epochs=2 of a 4-epoch schedule is the 4-epoch run stopped after 2 epochs, weights and all;
+    a 2-epoch run with its own schedule is not."""
+    start = TrainingEstimator(epochs=2, schedule_epochs=4, seed=2).fit(small_net())
+    stopped = TrainingEstimator(epochs=4, seed=2).fit(
+        small_net(), EvalContext(extra={"on_epoch": lambda curve: len(curve) == 2}))
+    own = TrainingEstimator(epochs=2, seed=2).fit(small_net())
+    assert start.metrics["learning_curve"] == stopped.metrics["learning_curve"]
+    for key, value in start.module.state_dict().items():
+        assert torch.equal(value, stopped.module.state_dict()[key]), key
+    assert own.metrics["train_loss"] != start.metrics["train_loss"]
+
+
+def test_bn_recalibration_sets_the_statistics_of_the_calibration_rows():
+    """After recalibration on 3 batches of 32 rows (the first of a permutation seeded with the
+    estimator's seed) each batch norm's running mean and variance are the mean over those batches of
+    each batch's mean and unbiased variance of its input, computed here with plain torch."""
+    data = load_dataset("digits")
+    trained = TrainingEstimator(epochs=1, batch_size=32, seed=4, bn_recalibration=3).fit(small_net())
+    norms = [m for m in trained.module.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    stored = [(n.running_mean.clone(), n.running_var.clone()) for n in norms]
+    inputs = {n: [] for n in norms}
+    hooks = [n.register_forward_pre_hook(lambda m, args: inputs[m].append(args[0].detach())) for n in norms]
+    rows = np.random.default_rng(4).permutation(len(data.y_train))[:96]
+    x = torch.from_numpy(data.as_float(data.x_train[rows])).permute(0, 3, 1, 2)
+    trained.module.train()
+    with torch.no_grad():
+        for batch in x.split(32):  # train mode: batch statistics, whatever the running ones
+            trained.module(batch)
+    for hook in hooks:
+        hook.remove()
+    for norm, (mean, var) in zip(norms, stored):
+        features = inputs[norm]
+        assert len(features) == 3
+        expected_mean = torch.stack([f.mean(dim=(0, 2, 3)) for f in features]).mean(0)
+        expected_var = torch.stack([f.transpose(0, 1).flatten(1).var(1) for f in features]).mean(0)
+        torch.testing.assert_close(mean, expected_mean, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(var, expected_var, rtol=1e-4, atol=1e-5)
+    plain = TrainingEstimator(epochs=1, batch_size=32, seed=4).fit(small_net())
+    first = next(m for m in plain.module.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert not torch.allclose(first.running_mean, stored[0][0])  # the running averages of training
+
+
 def test_evaluate_test_reports_held_out_accuracy():
     metrics = TrainingEstimator(**FAST).evaluate_test(small_net())
     assert metrics["test_accuracy"] > 0.8 and "accuracy" in metrics
@@ -187,7 +230,8 @@ def test_architecture_that_does_not_match_the_data_is_a_user_error():
 
 
 @pytest.mark.parametrize("options", [dict(data_fraction=0), dict(optimizer="lion"), dict(epochs=0),
-                                     dict(width_scale=-1), dict(resolution="high")])
+                                     dict(width_scale=-1), dict(resolution="high"),
+                                     dict(epochs=3, schedule_epochs=2), dict(bn_recalibration=-1)])
 def test_bad_settings_are_one_line_errors(options):
     with pytest.raises(TinyevoError):
         TrainingEstimator(**options)

@@ -46,8 +46,8 @@ from tinyevo.errors import InvalidArchitecture, TinyevoError
 from tinyevo.estimate.base import ESTIMATORS, EvalContext, Estimator
 from tinyevo.estimate.supernet_layers import (ConvBnAct, ElasticInvertedResidual, ElasticLinear,
                                               Exported)
-from tinyevo.estimate.training import (TrainingEstimator, cached_dataset, check_fits,
-                                       evaluate_accuracy, to_input)
+from tinyevo.estimate.training import (TrainingEstimator, cached_dataset, check_fits,  # noqa: F401
+                                       evaluate_accuracy, recalibrate_bn, to_input)
 from tinyevo.nn import build
 from tinyevo.spaces.mbv2 import (BLOCK_SLOTS, FIRST_BLOCK_CHANNELS, MAX_DEPTHS, MIX_CHANNELS,
                                  SEARCHED_STAGES, STAGE_CHANNELS, STAGE_STRIDES, STEM_CHANNELS,
@@ -309,27 +309,6 @@ def sandwich_step(supernet: Supernet, x: torch.Tensor, y: torch.Tensor, scale: f
         teacher = logits.detach().softmax(1) if teacher is None else teacher
         losses.append(loss.item())
     return losses[0], losses[1]
-
-
-@torch.no_grad()
-def recalibrate_bn(module: nn.Module, batches) -> None:
-    """Recompute every batch norm's running statistics as the average over ``batches`` (NCHW inputs).
-
-    Works on a supernet (its active subnet) and on any module with ``nn.BatchNorm2d`` layers."""
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in norms]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative average over the batches
-    was_training = module.training
-    module.train()
-    try:
-        for batch in batches:
-            module(batch)
-    finally:
-        for norm, momentum in zip(norms, momenta):
-            norm.momentum = momentum
-        module.train(was_training)
 
 
 # --- the estimator ---------------------------------------------------------------------------------
