@@ -156,7 +156,9 @@ def test_evolution_never_returns_a_model_over_the_limits(supernet_file):
                                   calibration_batches=1, batch_size=32)
     with Store() as store:
         trials = evolve(space, estimator, limits, "stm32f746", store, population=8, generations=2)
-    assert any(t.status != OK for t in trials), "the limits should reject some candidates"
+    # the limits bind: most of the space breaks them (the strategy redraws such candidates before
+    # asking, so none needs to reach the store)
+    assert sum(c["peak_sram_bytes"] > sram or c["flash_bytes"] > flash for c in sampled) >= 20
     for trial in trials:
         cost = deployed_cost(space.decode(trial.genome))  # recomputed, not read from the trial
         fits = cost["peak_sram_bytes"] <= sram and cost["flash_bytes"] <= flash

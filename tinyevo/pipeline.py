@@ -253,10 +253,14 @@ def _row(trial: Trial, final: dict | None, records) -> dict:
 
 
 def best_row(rows: list[dict]) -> dict | None:
-    """The best model under the constraints: highest validation accuracy (final if trained)."""
-    if not rows:
+    """The best model under the constraints: among the finally trained models (if any), the one of
+    highest final validation accuracy; else the highest search accuracy. A search accuracy (lower
+    fidelity, or a supernet's) is not compared with a final one."""
+    trained = [r for r in rows if "final_val_accuracy" in r]
+    if not (trained or rows):
         return None
-    return max(rows, key=lambda r: (r.get("final_val_accuracy", r["val_accuracy"]) or 0, -r["trial"]))
+    return max(trained or rows,
+               key=lambda r: (r.get("final_val_accuracy", r["val_accuracy"]) or 0, -r["trial"]))
 
 
 def write_results(out_dir: Path) -> dict:

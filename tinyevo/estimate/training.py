@@ -205,7 +205,7 @@ class TrainingEstimator(Estimator):
         optimizer, scheduler = self.make_optimizer(module, schedule_epochs * math.ceil(len(y) / self.batch_size))
         generator, curve, loss = torch.Generator().manual_seed(seed), [], float("nan")
         on_epoch = (context.extra or {}).get("on_epoch")
-        calibration = self.calibration_batches(x, data.scale, size)
+        calibration = self.bn_calibration_inputs(x, data.scale, size)
         start = time.perf_counter()
         for epoch in range(self.epochs):
             order = torch.randperm(len(y), generator=generator).to(device)
@@ -221,7 +221,7 @@ class TrainingEstimator(Estimator):
         metrics.update(start_metrics)
         return TrainedModel(module, arch, metrics)
 
-    def calibration_batches(self, x: torch.Tensor, scale: float, size: tuple[int, int]) -> list[torch.Tensor]:
+    def bn_calibration_inputs(self, x: torch.Tensor, scale: float, size: tuple[int, int]) -> list[torch.Tensor]:
         """The first ``bn_recalibration`` batches of a seeded permutation of the training rows, as inputs."""
         if not self.bn_recalibration:
             return []
