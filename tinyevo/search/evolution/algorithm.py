@@ -74,7 +74,7 @@ class Evolution(Strategy):
     def _hand_out(self) -> Candidate:
         if not self._queue and self._wants_initial():
             if self._restart_left and self._initialized >= self.config.initial_size:
-                candidate = self._fresh(self._restart_sample)
+                candidate = self._fresh(lambda: self._sample("restart"))
                 self._restart_left -= 1
             else:
                 candidate = self._fresh(self._initial)
@@ -95,8 +95,9 @@ class Evolution(Strategy):
         return (self._initialized < self.config.initial_size or self._restart_left > 0
                 or not self.population)
 
-    def _restart_sample(self) -> Candidate:
-        return Candidate(self.space.sample(self.rng), origin="restart")
+    def _sample(self, origin: str = "sample") -> Candidate:
+        """A genome drawn uniformly from the space."""
+        return Candidate(self.space.sample(self.rng), origin=origin)
 
     def _initial(self) -> Candidate:
         """The next member of the initial population (a redraw keeps its place)."""
@@ -133,7 +134,7 @@ class Evolution(Strategy):
         there (a population that breeds only duplicates would stall).
         """
         candidate = (self._acceptable(make) or
-                     self._acceptable(lambda: Candidate(self.space.sample(self.rng), origin="sample")))
+                     self._acceptable(self._sample))
         if candidate is None:  # the space seems exhausted: a duplicate (or an infeasible one) it is
             candidate = make()
         if self.config.avoid_duplicates:
@@ -187,7 +188,7 @@ class Evolution(Strategy):
     def _merge(self, newcomers: list[Individual]) -> None:
         pool = self.population + newcomers
         self.population = self.population_update.survivors(pool, self.config.population_size)
-        self.restart.observe(newcomers, self.meets_constraints if self.feasible else None)
+        self.restart.observe(newcomers, self.meets_constraints)
         if self.restart.stuck(self._seen):  # a confirmed local optimum: begin again
             self.population, self._restart_left = [], self.config.restart_size
             self.restart.reset()

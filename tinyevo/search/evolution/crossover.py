@@ -10,7 +10,7 @@ import numpy as np
 
 from tinyevo.registry import Registry
 from tinyevo.spaces.base import Genome, SearchSpace
-from tinyevo.search.evolution.genes import first_valid, require_fixed
+from tinyevo.search.evolution.genes import first_valid, is_fixed_length, require_fixed
 
 CROSSOVERS: Registry = Registry("crossover")
 
@@ -79,5 +79,5 @@ def _space(config, space) -> SpaceCrossover:
 @CROSSOVERS.register("auto")
 def _auto(config, space):
     """Uniform crossover for fixed-length spaces, the space's own for variable-length ones."""
-    fixed = space.encoding == "fixed" and bool(space.dimensions())
+    fixed = is_fixed_length(space)
     return UniformCrossover(space) if fixed else SpaceCrossover(space)

@@ -8,9 +8,14 @@ from tinyevo.errors import TinyevoError
 from tinyevo.spaces.base import Genome, SearchSpace
 
 
+def is_fixed_length(space: SearchSpace) -> bool:
+    """True when genomes are vectors of choice indices (``dimensions``/``to_vector``/``from_vector``)."""
+    return space.encoding == "fixed" and bool(space.dimensions())
+
+
 def require_fixed(space: SearchSpace, operator: str) -> None:
     """Vector operators need ``dimensions``/``to_vector``/``from_vector``."""
-    if space.encoding != "fixed" or not space.dimensions():
+    if not is_fixed_length(space):
         raise TinyevoError(f"{operator} needs a fixed-length space, and {space.name!r} is "
                            f"variable-length; use the space's own operator ('space')")
 

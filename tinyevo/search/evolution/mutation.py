@@ -9,7 +9,7 @@ import numpy as np
 
 from tinyevo.registry import Registry
 from tinyevo.spaces.base import Genome, SearchSpace
-from tinyevo.search.evolution.genes import choice_counts, first_valid, require_fixed
+from tinyevo.search.evolution.genes import choice_counts, first_valid, is_fixed_length, require_fixed
 
 MUTATIONS: Registry = Registry("mutation")
 
@@ -95,5 +95,5 @@ def _space(config, space) -> SpaceMutation:
 @MUTATIONS.register("auto")
 def _auto(config, space):
     """One-gene mutation for fixed-length spaces, the space's own for variable-length ones."""
-    fixed = space.encoding == "fixed" and bool(space.dimensions())
+    fixed = is_fixed_length(space)
     return OneGeneMutation(space) if fixed else SpaceMutation(space)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from tinyevo.search.base import DEFAULT_OBJECTIVES, STRATEGIES
 from tinyevo.search.evolution.algorithm import Evolution
+from tinyevo.search.evolution.genes import is_fixed_length
 from tinyevo.spaces.base import SearchSpace
 
 MCUNET_GENERATIONS = 30
@@ -47,10 +48,6 @@ MCUNET = dict(population_size=100, offspring_size=100, generational=True,
               gene_mutation_rate=0.1, avoid_duplicates=False)
 UNAS = dict(population_size=100, tournament_size=25, population_update="discard_oldest",
             parent_selection="tournament", crossover_rate=0.0, mutation="auto")
-
-
-def _fixed_length(space: SearchSpace) -> bool:
-    return space.encoding == "fixed" and bool(space.dimensions())
 
 
 def _preset(name: str, settings: dict, space, seed, objectives, overrides) -> Evolution:
@@ -70,7 +67,7 @@ def regularized(space: SearchSpace, seed: int = 0, objectives=DEFAULT_OBJECTIVES
 def mcunet(space: SearchSpace, seed: int = 0, objectives=DEFAULT_OBJECTIVES,
            **overrides) -> Evolution:
     """TinyNAS evolution, Lin et al. 2020 (per-gene mutation needs a fixed-length space)."""
-    mutation = "per_gene" if _fixed_length(space) else "space"
+    mutation = "per_gene" if is_fixed_length(space) else "space"
     return _preset("mcunet", {**MCUNET, "mutation": mutation}, space, seed, objectives, overrides)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 from tinyevo.registry import Registry
-from tinyevo.search.evolution.genes import choice_counts, require_fixed
+from tinyevo.search.evolution.genes import choice_counts, is_fixed_length, require_fixed
 from tinyevo.search.evolution.individual import Individual
 from tinyevo.spaces.base import SearchSpace
 
@@ -26,7 +26,7 @@ RESTARTS: Registry = Registry("restart")
 class NoRestart:
     """The population is never discarded."""
 
-    def observe(self, newcomers: list[Individual], feasible=None) -> None:
+    def observe(self, newcomers: list[Individual], feasible) -> None:
         pass
 
     def stuck(self, seen: set[str]) -> bool:
@@ -55,7 +55,7 @@ class LocalOptimumRestart:
         self.best_fitness = -math.inf
         self.neighbours: list[str] = []
 
-    def observe(self, newcomers: list[Individual], feasible=None) -> None:
+    def observe(self, newcomers: list[Individual], feasible) -> None:
         """Newly admitted members; ``feasible(genome)``: the run's hard constraints (a neighbour
         that breaks them is never asked for, so it does not count as unexplored)."""
         for individual in newcomers:
@@ -66,13 +66,13 @@ class LocalOptimumRestart:
     def stuck(self, seen: set[str]) -> bool:
         return self.best_fitness > -math.inf and all(key in seen for key in self.neighbours)
 
-    def _neighbour_keys(self, genome, feasible=None) -> list[str]:
+    def _neighbour_keys(self, genome, feasible) -> list[str]:
         vector, keys = self.space.to_vector(genome), set()
         for gene, count in enumerate(self.counts):
             for value in range(count):
                 if value != vector[gene]:
                     neighbour = self.space.from_vector(vector[:gene] + [value] + vector[gene + 1:])
-                    if self.space.is_valid(neighbour) and (feasible is None or feasible(neighbour)):
+                    if self.space.is_valid(neighbour) and feasible(neighbour):
                         keys.add(self.space.key(neighbour))
         return sorted(keys)
 
@@ -89,5 +89,5 @@ def _local_optimum(config, space) -> LocalOptimumRestart:
 
 @RESTARTS.register("auto")
 def _auto(config, space):
-    fixed = space.encoding == "fixed" and bool(space.dimensions())
+    fixed = is_fixed_length(space)
     return LocalOptimumRestart(space) if fixed else NoRestart()
