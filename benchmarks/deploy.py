@@ -11,14 +11,18 @@ TFLM and its C library (``generate_c``, in-place kernels on) to gcc and arm-none
 
 Per model:
 
-- ``arena_bytes`` (the generated library's static arena) vs ``tflm_arena_bytes`` (TFLM's own
-  arena total for the same .tflite, ``print_allocations``), and ``arena_no_in_place_bytes``
-  (the planner without in-place kernels);
+- ``arena_bytes`` (the generated library's static arena, ``execution="streamed"``: the first ops
+  run row by row through line buffers when that lowers the peak, MCUNetV2-style; ``execution``
+  says which ops and where it cuts) vs ``tflm_arena_bytes`` (TFLM's own arena total for the same
+  .tflite, ``print_allocations``), ``layer_by_layer_arena_bytes`` (whole tensors, the plan the
+  search's default cost model counts) and ``arena_no_in_place_bytes`` (layer by layer without
+  in-place kernels);
 - ``lower_bound_bytes``: the largest set of simultaneously live tensors in the best execution
   order, computed here from the int8 graph alone (``live_set_lower_bound``: exhaustive search over
   orders; at each op its inputs, its output and every tensor still to be read are live; a reshape
   is a view, a QUANTIZE read only by concats is done inside them). In-place kernels can go below
-  it, since an op that writes over its input does not hold both;
+  it, since an op that writes over its input does not hold both, and streaming far below it,
+  since no tensor of the streamed prefix is ever whole;
 - ``host_us`` vs ``tflm_host_us``: median over ``--rounds`` of the mean time per inference of a
   block of repeats, the generated C (gcc -O2 -march=native, its own process) and the TFLM Python
   interpreter's ``invoke`` (its C++ reference kernels) alternating, same input;
@@ -26,7 +30,7 @@ Per model:
   (``arm-none-eabi-size``: code and the weights as const arrays); ``weights_bytes``; ``tflite_bytes``;
 - ``instructions_per_mac``: executed instructions of ``tinyevo_model_run`` on QEMU's Cortex-M4
   (``-icount``, SysTick; ``tinyevo.deploy.codegen.mcu``) per MAC; ``layers`` has every op's count
-  from a profiled build, and ``large_conv_instructions_per_mac`` pools the conv_2d layers with at
+  from a profiled layer-by-layer build (streamed ops run interleaved; the kernels are the same), and ``large_conv_instructions_per_mac`` pools the conv_2d layers with at
   least ``LARGE_CONV_SHARE`` of the model's MACs (``depthwise_instructions_per_mac`` the depthwise
   ones with a window larger than 1x1);
 - ``bit_exact``: host C, Cortex-M4 and TFLM outputs equal to the int8 reference executor's.
@@ -263,14 +267,17 @@ def measure(case: Case, work: Path, rounds: int, block_seconds: float) -> dict:
     row = {"name": case.name, "source": case.source, "macs": macs, "ops": len(meta.op_order),
            "arena_bytes": int(generated.plan.arena_bytes),
            "tflm_arena_bytes": tflm_arena_bytes(tflite),
-           "arena_no_in_place_bytes": int(plan_memory(qmodel, in_place_kernels=False).arena_bytes),
+           "execution": generated.metadata.execution,
+           "layer_by_layer_arena_bytes": int(plan_memory(qmodel, execution="layer_by_layer").arena_bytes),
+           "arena_no_in_place_bytes": int(plan_memory(qmodel, in_place_kernels=False,
+                                                      execution="layer_by_layer").arena_bytes),
            "planner_peak_bytes": int(generated.plan.peak_bytes),
            "lower_bound_bytes": live_set_lower_bound(qmodel)}
     binary = build_host(out, opt=["-O2", "-march=native"])
     host_ok = np.array_equal(run_host(binary, x).reshape(expected.shape), expected)
     tflm_ok = np.array_equal(run_tflm(tflite, x).reshape(expected.shape), expected)
     row["host_us"], row["tflm_host_us"] = compare_times(binary, tflite, x[0], rounds, block_seconds)
-    row.update(mcu_figures(out, x[:2], expected[:2], meta, macs))
+    row.update(mcu_figures(out, x[:2], expected[:2], qmodel, macs))
     row["weights_bytes"] = int(meta.flash_bytes)
     row["tflite_bytes"] = len(tflite)
     row["bit_exact"] = {"host": bool(host_ok), "tflm": bool(tflm_ok), "cortex_m4": row.pop("mcu_ok")}
@@ -279,15 +286,19 @@ def measure(case: Case, work: Path, rounds: int, block_seconds: float) -> dict:
     return row
 
 
-def mcu_figures(out: Path, x: np.ndarray, expected: np.ndarray, meta, macs: int) -> dict:
-    """Flash, instruction counts (whole run and per op) on the emulated Cortex-M4."""
+def mcu_figures(out: Path, x: np.ndarray, expected: np.ndarray, qmodel: QuantizedModel, macs: int) -> dict:
+    """Flash and instructions of the whole run (the library in ``out``) on the emulated Cortex-M4;
+    instructions per op from a layer-by-layer build of the same model."""
     empty = {"flash_bytes": None, "mcu_sizes": None, "mcu_instructions": None, "instructions_per_mac": None,
              "large_conv_instructions_per_mac": None, "depthwise_instructions_per_mac": None,
              "layers": None, "mcu_ok": None}
     if not mcu.mcu_available():
         return empty
     image, run = mcu.run_on_mcu(out, x)
-    profiled, profile = mcu.run_on_mcu(out, x[:1], profile=True)
+    # per-op counts need the ops one after the other: the same kernels, layer by layer
+    layers_out = out.parent / f"{out.name}_layer_by_layer"
+    meta = generate_c(qmodel, layers_out, execution="layer_by_layer").metadata
+    profiled, profile = mcu.run_on_mcu(layers_out, x[:1], profile=True)
     ops = {op.function: op for op in meta.op_order}
     layers = [{**layer, "kind": ops[layer["function"]].kind,
                "macs_per_output": layer["macs"] // max(ops[layer["function"]].output_bytes, 1)}

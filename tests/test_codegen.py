@@ -59,19 +59,21 @@ def model_inputs(qmodel, arch, rng) -> np.ndarray:
     return np.concatenate([x, extremes])
 
 
-def build_and_compare(qmodel: QuantizedModel, x: np.ndarray, folder: Path) -> dict:
+def build_and_compare(qmodel: QuantizedModel, x: np.ndarray, folder: Path, execution: str = "streamed") -> dict:
     """Generate, compile with the sanitizers, run all of ``x`` in one process, compare; the metadata."""
-    generate_c(qmodel, folder)
+    generate_c(qmodel, folder, execution=execution)
     got = run_host(build_host(folder, sanitize=True), x)
     expected = run_int8(qmodel, x)
     np.testing.assert_array_equal(got.reshape(expected.shape), expected, err_msg=qmodel.name)
     return read_metadata(folder / "metadata.json")
 
 
-def check_many(cases: list[tuple[QuantizedModel, np.ndarray]], tmp_path: Path) -> list[dict]:
-    """``build_and_compare`` for every case, ``COMPILE_WORKERS`` compilers at a time."""
+def check_many(cases: list[tuple], tmp_path: Path) -> list[dict]:
+    """``build_and_compare`` for every case (qmodel, inputs[, execution]), ``COMPILE_WORKERS``
+    compilers at a time."""
     with ThreadPoolExecutor(COMPILE_WORKERS) as pool:
-        jobs = [pool.submit(build_and_compare, q, x, tmp_path / f"model{i}") for i, (q, x) in enumerate(cases)]
+        jobs = [pool.submit(build_and_compare, case[0], case[1], tmp_path / f"model{i}", *case[2:])
+                for i, case in enumerate(cases)]
         return [job.result() for job in jobs]
 
 
@@ -87,11 +89,16 @@ def test_space_samples_are_bit_exact_under_sanitizers(space_name, tmp_path):
     for seed in range(SAMPLES_PER_SPACE):
         arch = space.decode(space.sample(np.random.default_rng(seed)))
         _, qmodel, rng = quantized_model(arch, seed)
-        cases.append((qmodel, model_inputs(qmodel, arch, rng)))
+        x = model_inputs(qmodel, arch, rng)
+        cases.append((qmodel, x, "streamed"))
+        if seed % 4 == 0:  # the layer-by-layer plan as well, on a quarter of them
+            cases.append((qmodel, x, "layer_by_layer"))
     metadata = check_many(cases, tmp_path)
     in_place = {op["kind"] for meta in metadata for op in meta["op_order"] if op["in_place"]}
-    print(f"{space_name}: in-place kinds {sorted(in_place)}, arenas "
+    streamed = sum(meta["execution"]["mode"] == "streamed" for meta in metadata)
+    print(f"{space_name}: in-place kinds {sorted(in_place)}, {streamed} streamed, arenas "
           f"{[meta['arena_bytes'] for meta in metadata]}")
+    assert streamed >= SAMPLES_PER_SPACE // 4, "streaming lowers the peak of many samples"
     if space_name == "mbv2":  # the inverted residual blocks exercise the in-place kernels
         assert {"depthwise_conv_2d", "add"} <= in_place
 
@@ -100,8 +107,11 @@ def test_space_samples_are_bit_exact_under_sanitizers(space_name, tmp_path):
 def test_mlperf_tiny_models_are_bit_exact_under_sanitizers(name, tmp_path):
     arch = MODELS[name]()
     _, qmodel, rng = quantized_model(arch, 0)
-    meta = build_and_compare(qmodel, model_inputs(qmodel, arch, rng), tmp_path)
-    assert meta["arena_bytes"] == meta["peak_bytes"]
+    x = model_inputs(qmodel, arch, rng)
+    for execution in ("streamed", "layer_by_layer"):
+        meta = build_and_compare(qmodel, x, tmp_path / execution, execution)
+        assert meta["arena_bytes"] == meta["peak_bytes"]
+        assert meta["execution"]["mode"] == execution or not meta["execution"]["streamed_ops"]
 
 
 def test_hand_built_graphs_are_bit_exact_under_sanitizers(tmp_path):

@@ -25,6 +25,7 @@ from tinyevo.arch import GraphBuilder
 from tinyevo.deploy import run_int8
 from tinyevo.deploy.codegen import mcu
 from tinyevo.deploy.codegen.emit import generate_c
+from tinyevo.deploy.codegen.metadata import read_metadata
 from tinyevo.errors import TinyevoError
 from tinyevo.spaces.base import create_space
 
@@ -53,10 +54,10 @@ def toolchain():
     _require_toolchain()
 
 
-def _generated(arch, seed, tmp_path, count=INPUTS_PER_MODEL):
+def _generated(arch, seed, tmp_path, count=INPUTS_PER_MODEL, execution="streamed"):
     _, qmodel, rng = quantized_model(arch, seed)
     x = int8_inputs(qmodel, arch, count, rng)
-    generate_c(qmodel, tmp_path)
+    generate_c(qmodel, tmp_path, execution=execution)
     return qmodel, x
 
 
@@ -135,7 +136,11 @@ def test_instruction_count_survives_systick_wraps(tmp_path, toolchain):
 def test_profiled_build_counts_each_op(tmp_path, toolchain):
     space = create_space("chain", **SPACES["chain"])
     arch = space.decode(space.sample(np.random.default_rng(5)))
-    qmodel, x = _generated(arch, 5, tmp_path, count=2)
+    qmodel, x = _generated(arch, 5, tmp_path / "streamed", count=2)
+    if read_metadata(tmp_path / "streamed" / "metadata.json")["execution"]["streamed_ops"]:
+        with pytest.raises(TinyevoError, match="layer-by-layer"):
+            mcu.build_mcu(tmp_path / "streamed", x, profile=True)
+    qmodel, x = _generated(arch, 5, tmp_path, count=2, execution="layer_by_layer")
     image, result = mcu.run_on_mcu(tmp_path, x, profile=True)
     np.testing.assert_array_equal(result.outputs, run_int8(qmodel, x))
     assert [layer["function"] for layer in result.layers] == image.functions

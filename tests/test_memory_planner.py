@@ -30,6 +30,7 @@ SPACE_SETTINGS = {
     "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=2),
 }
 ELEMENT_WISE = {"add", "relu", "relu6", "quantize", "reshape"}
+LAYERS = "layer_by_layer"  # this file checks the layer-by-layer planner; streaming: test_streaming.py
 
 
 def may_write_over_its_input(op, qmodel, plan: MemoryPlan) -> bool:
@@ -125,13 +126,13 @@ def test_space_plans_are_sound_and_equal_the_cost_model(space_name):
     for seed in range(SAMPLES_PER_SPACE):
         arch = space.decode(space.sample(np.random.default_rng(seed)))
         _, qmodel, _ = quantized_model(arch, seed, calibration_count=2)
-        plan = plan_memory(qmodel)
+        plan = plan_memory(qmodel, execution=LAYERS)
         bound = check_plan(qmodel, plan)
         assert plan.arena_bytes == bound == plan.peak_bytes, (space_name, seed)
         searched = peak_sram_bytes(arch, in_place_kernels=True)
         assert plan.arena_bytes <= searched, (space_name, seed)
         equal += plan.arena_bytes == searched
-        plain = plan_memory(qmodel, in_place_kernels=False)
+        plain = plan_memory(qmodel, in_place_kernels=False, execution=LAYERS)
         check_plan(qmodel, plain)
         # without in-place kernels the int8 graph can be leaner than the searched one (a 1x1
         # depthwise conv is an element-wise scale there), never larger
@@ -156,7 +157,7 @@ def test_hand_built_and_mlperf_plans_are_sound(name):
     arch = (HAND_BUILT.get(name) or MODELS[name])()
     _, qmodel, _ = quantized_model(arch, 7, calibration_count=2)
     for in_place_kernels in (True, False):
-        plan = plan_memory(qmodel, in_place_kernels=in_place_kernels)
+        plan = plan_memory(qmodel, in_place_kernels=in_place_kernels, execution=LAYERS)
         assert plan.arena_bytes == check_plan(qmodel, plan) == plan.peak_bytes
         # graphs with aliases the int8 graph drops (identity, add of zeros): never above the search's figure
         assert plan.arena_bytes <= peak_sram_bytes(arch, in_place_kernels=in_place_kernels)
@@ -173,11 +174,11 @@ def test_chain_arena_by_hand():
     x = g.conv2d(x, 4, kernel=1)
     arch = g.build(g.dense(g.flatten(g.global_avg_pool(x)), 10))
     _, qmodel, _ = quantized_model(arch, 0, calibration_count=2)
-    plan = plan_memory(qmodel)
+    plan = plan_memory(qmodel, execution=LAYERS)
     assert plan.arena_bytes == 768 and check_plan(qmodel, plan) == 768
     depthwise = plan.order[1]
     assert plan.offsets[depthwise] == plan.offsets[plan.order[0]] and plan.scratch[depthwise][1] == 64
-    assert plan_memory(qmodel, in_place_kernels=False).arena_bytes == 1024
+    assert plan_memory(qmodel, in_place_kernels=False, execution=LAYERS).arena_bytes == 1024
 
 
 def test_residual_arena_by_hand():
@@ -187,11 +188,11 @@ def test_residual_arena_by_hand():
     g = GraphBuilder((4, 4, 8), name="hand_residual")
     arch = g.build(g.add(g.input, g.conv2d(g.input, 8, kernel=3)))
     _, qmodel, _ = quantized_model(arch, 0, calibration_count=2)
-    plan = plan_memory(qmodel)
+    plan = plan_memory(qmodel, execution=LAYERS)
     add, conv = plan.order[1], plan.order[0]
     assert plan.arena_bytes == 256 and check_plan(qmodel, plan) == 256
     assert plan.offsets[add] == plan.offsets[conv] != plan.offsets[qmodel.input]
-    assert plan_memory(qmodel, in_place_kernels=False).arena_bytes == 384
+    assert plan_memory(qmodel, in_place_kernels=False, execution=LAYERS).arena_bytes == 384
 
 
 def test_branch_order_is_chosen_to_lower_the_peak():
@@ -205,7 +206,7 @@ def test_branch_order_is_chosen_to_lower_the_peak():
     narrow = g.max_pool(g.conv2d(g.input, 1, kernel=1), kernel=4, stride=4)
     arch = g.build(g.concat(wide, narrow))
     _, qmodel, _ = quantized_model(arch, 0, calibration_count=2)
-    plan = plan_memory(qmodel)
+    plan = plan_memory(qmodel, execution=LAYERS)
     assert plan.arena_bytes == 5136 == check_plan(qmodel, plan)
     assert [qmodel.tensors[name].shape[-1] for name in plan.order[:2]] == [1, 1]  # narrow first
     wide_first = [plan.order[i] for i in (2, 3, 0, 1, 4)]

@@ -53,11 +53,12 @@ class Cost:
 
 
 def estimate_cost(arch: Architecture, board: Board | str | Path | None = None,
-                  in_place_kernels: bool = False) -> Cost:
+                  in_place_kernels: bool = False, execution: str = "layer_by_layer") -> Cost:
     """Every figure of the cost model for one architecture, on ``board`` (a Board, name or path).
 
     ``in_place_kernels=True`` counts peak SRAM as the C code generator deploys it (in-place
-    depthwise, 1x1 and add kernels; see ``memory``)."""
+    depthwise, 1x1 and add kernels; see ``memory``); ``execution="streamed"`` with the best
+    streamed prefix (``streaming``), the arena the C code generator plans by default."""
     if isinstance(board, (str, Path)):
         board = load_board(board)
     timing = {}
@@ -65,7 +66,8 @@ def estimate_cost(arch: Architecture, board: Board | str | Path | None = None,
         latency = latency_ms(arch, board)
         timing = dict(latency_ms=latency, energy_mj=energy_mj(arch, board, latency), board=board.name)
     return Cost(params=folded_params(arch), macs=macs(arch), flash_bytes=flash_bytes(arch),
-                peak_sram_bytes=peak_sram_bytes(arch, in_place_kernels=in_place_kernels), **timing)
+                peak_sram_bytes=peak_sram_bytes(arch, in_place_kernels=in_place_kernels, execution=execution),
+                **timing)
 
 
 def macs(arch: Architecture) -> int:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from tinyevo.deploy.codegen.kernels import Concatenation, Kernel, TensorView, kernel_class, template
+from tinyevo.deploy.codegen.kernels import Concatenation, Fill, Kernel, TensorView, kernel_class, template
 from tinyevo.deploy.codegen.metadata import FORMAT_VERSION, ModelMetadata, OpInfo, TensorInfo
 from tinyevo.deploy.codegen.planner import MemoryPlan, plan_memory
 from tinyevo.deploy.quantized_model import QuantizedModel
@@ -45,16 +45,17 @@ class GeneratedC:
 
 
 def generate_c(qmodel: QuantizedModel, out_dir: str | Path, in_place_kernels: bool = True,
-               plan: MemoryPlan | None = None) -> GeneratedC:
+               plan: MemoryPlan | None = None, execution: str = "streamed") -> GeneratedC:
     """Write the C library of ``qmodel`` into ``out_dir`` and return what was written."""
-    generated = render_c(qmodel, in_place_kernels, plan)
+    generated = render_c(qmodel, in_place_kernels, plan, execution)
     generated.write(out_dir)
     return generated
 
 
-def render_c(qmodel: QuantizedModel, in_place_kernels: bool = True, plan: MemoryPlan | None = None) -> GeneratedC:
+def render_c(qmodel: QuantizedModel, in_place_kernels: bool = True, plan: MemoryPlan | None = None,
+             execution: str = "streamed") -> GeneratedC:
     """The library's files in memory (what ``generate_c`` writes)."""
-    plan = plan or plan_memory(qmodel, in_place_kernels=in_place_kernels)
+    plan = plan or plan_memory(qmodel, in_place_kernels=in_place_kernels, execution=execution)
     kernels = build_kernels(qmodel, plan)
     functions = share_functions(kernels)
     metadata = build_metadata(qmodel, plan, kernels)
@@ -66,26 +67,79 @@ def render_c(qmodel: QuantizedModel, in_place_kernels: bool = True, plan: Memory
     return GeneratedC(files, plan, metadata)
 
 
-def build_kernels(qmodel: QuantizedModel, plan: MemoryPlan) -> list[Kernel]:
-    """One kernel per op of the plan's order, wired to the arena offsets."""
-    ops = {op.name: op for op in qmodel.ops}
+WINDOW_KINDS = ("conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d")
 
-    def view(tensor: str) -> TensorView:
+
+def build_kernels(qmodel: QuantizedModel, plan: MemoryPlan) -> list[Kernel]:
+    """One kernel per op of the plan's order, wired to the arena offsets. A streamed op computes
+    one output row per call (its row variable ``row{index}``): a window op reads its input rings
+    and gets the row; a row-local op gets the row of each tensor (shapes of one row)."""
+    ops = {op.name: op for op in qmodel.ops}
+    streamed = set(plan.streamed_ops)
+
+    def view(tensor: str, row: str | None = None, whole_rows: bool = True) -> TensorView:
         spec = qmodel.tensors[tensor]
-        return TensorView(tensor, plan.offsets[tensor], tuple(spec.shape[1:]), spec.zero_point)
+        shape = tuple(spec.shape[1:])
+        ring = plan.rows.get(tensor, 0) if row is not None or tensor in plan.rows else 0
+        if ring and not whole_rows:
+            shape = (1, *shape[1:])
+        return TensorView(tensor, plan.offsets[tensor], shape, spec.zero_point, ring, row)
 
     kernels = []
     for index, name in enumerate(plan.order):
         op = ops[name]
         cls = kernel_class(op)
         symbol = f"layer{index}"
-        inputs = tuple(view(plan.source(s)) for s in op.inputs)
         scratch = plan.scratch.get(name, (None, 0))[0]
         extra = {}
         if cls is Concatenation:
             extra["requantize"] = tuple(ops[s].params if s in plan.fused else None for s in op.inputs)
-        kernels.append(cls(symbol, op, inputs, view(name), scratch, **extra))
+        if name not in streamed:
+            inputs = tuple(view(plan.source(s)) for s in op.inputs)
+            kernels.append(cls(symbol, op, inputs, view(name), scratch, **extra))
+        elif op.kind in WINDOW_KINDS and cls is not Fill:
+            row = f"row{index}"
+            inputs = tuple(view(plan.source(s)) for s in op.inputs)
+            kernels.append(cls(symbol, op, inputs, view(name, row), None, row=row, **extra))
+        else:
+            row = f"row{index}"
+            inputs = tuple(view(plan.source(s), row, whole_rows=False) for s in op.inputs)
+            kernels.append(cls(symbol, op, inputs, view(name, row, whole_rows=False), None, **extra))
     return kernels
+
+
+def streaming_code(plan: MemoryPlan, kernels: list[Kernel]) -> str:
+    """The C of the streamed prefix: for each row of the cut, every streamed op is asked for the
+    last row its readers need (reverse order), then computes its rows up to it (the schedule of
+    ``tinyevo.hardware.streaming.row_schedule``, which sized the rings)."""
+    stream = plan.stream
+    index = {k.op.name: i for i, k in enumerate(kernels)}
+    lines = ["    /* streamed: the first ops run row by row through line buffers (rings) */", "    {"]
+    lines.append("        " + " ".join(f"int32_t row{index[n]} = 0;" for n in stream.nodes))
+    lines.append(f"        for (int32_t step = 0; step < {stream.heights[stream.cut]}; ++step) {{")
+    for name in reversed(stream.nodes):
+        i = index[name]
+        if name == stream.cut:
+            lines.append(f"            const int32_t last{i} = step;")
+            continue
+        needs = [_last_row(stream.windows[r], f"last{index[r]}") for r in stream.readers[name]]
+        expr = needs[0]
+        for other in needs[1:]:
+            expr = f"tinyevo_max({expr}, {other})"
+        lines.append(f"            const int32_t last{i} = tinyevo_min({stream.heights[name] - 1}, {expr});")
+    for name in stream.nodes:
+        i = index[name]
+        lines.append(f"            for (; row{i} <= last{i}; ++row{i}) {{")
+        lines.append(f"                {kernels[i].call()}")
+        lines.append("            }")
+    lines += ["        }", "    }"]
+    return "\n".join(lines)
+
+
+def _last_row(window, wanted: str) -> str:
+    offset = (window.kernel - 1) * window.dilation - window.pad_top
+    scaled = wanted if window.stride == 1 else f"{wanted} * {window.stride}"
+    return scaled if offset == 0 else f"{scaled} {'+' if offset > 0 else '-'} {abs(offset)}"
 
 
 def share_functions(kernels: list[Kernel]) -> list[str]:
@@ -108,8 +162,13 @@ def share_functions(kernels: list[Kernel]) -> list[str]:
 
 
 def build_metadata(qmodel: QuantizedModel, plan: MemoryPlan, kernels: list[Kernel]) -> ModelMetadata:
+    def output_bytes(view: TensorView) -> int:  # a streamed tensor: its ring
+        rows = plan.rows.get(view.name)
+        height, width, channels = qmodel.tensors[view.name].shape[1:]
+        return (rows or height) * width * channels
+
     ops = [OpInfo(k.op.name, k.op.kind, k.function, [t.name for t in k.inputs], k.output.name,
-                  k.output.offset, k.output.size, k.in_place,
+                  k.output.offset, output_bytes(k.output), k.in_place,
                   list(plan.scratch[k.op.name]) if k.op.name in plan.scratch else None,
                   k.macs(), k.flash_bytes()) for k in kernels]
     notes = [plan.schedule.note] if plan.schedule and plan.schedule.note else []
@@ -117,13 +176,25 @@ def build_metadata(qmodel: QuantizedModel, plan: MemoryPlan, kernels: list[Kerne
         qmodel.name, plan.arena_bytes, plan.peak_bytes, sum(k.flash_bytes() for k in kernels),
         sum(k.macs() for k in kernels), TensorInfo.of(qmodel.input, qmodel.input_spec),
         TensorInfo.of(qmodel.output, qmodel.output_spec), ops, [SOURCE, HEADER, RUNTIME, METADATA],
-        plan.in_place_kernels, plan.schedule.search if plan.schedule else "", notes=notes)
+        plan.in_place_kernels, plan.schedule.search if plan.schedule else "", notes=notes,
+        execution=_execution(plan))
+
+
+def _execution(plan: MemoryPlan) -> dict:
+    if not plan.stream:
+        return {"mode": "layer_by_layer", "streamed_ops": []}
+    stream = plan.stream
+    return {"mode": "streamed", "streamed_ops": list(stream.nodes), "cut": stream.cut,
+            "ring_rows": {t: plan.rows[t] for t in stream.nodes if t in plan.rows},
+            "stream_bytes": stream.stream_bytes}
 
 
 def _model_fields(qmodel: QuantizedModel, plan: MemoryPlan, kernels: list[Kernel],
                   functions: list[str]) -> dict:
     source, output = qmodel.input_spec, qmodel.output_spec
-    calls = "\n".join(f"    {k.call()}" for k in kernels)
+    streamed = set(plan.streamed_ops)
+    calls = "\n".join(([streaming_code(plan, kernels)] if streamed else [])
+                      + [f"    {k.call()}" for k in kernels if k.op.name not in streamed])
     data = "".join(k.data() for k in kernels)
     return dict(
         MODEL_NAME=_c_text(qmodel.name or "model"), FORMAT_VERSION=FORMAT_VERSION,

@@ -35,13 +35,21 @@ class TensorView:
     offset: int  # bytes from the start of the arena
     shape: tuple[int, int, int]  # height, width, channels
     zero_point: int
+    ring: int = 0  # streamed: rows the buffer keeps (row r in slot r % ring); 0: whole
+    row: str | None = None  # streamed: the C expression of the row this view is (None: the buffer)
 
     @property
     def size(self) -> int:
         return self.shape[0] * self.shape[1] * self.shape[2]
 
     def pointer(self) -> str:
-        return f"arena + {self.offset}"
+        if self.row is None or self.ring == 1:
+            return f"arena + {self.offset}"
+        return f"arena + {self.offset} + ({self.row} % {self.ring}) * {self.shape[1] * self.shape[2]}"
+
+    def row_index(self, name: str) -> str:
+        """The slot of absolute row ``name`` in this buffer (C)."""
+        return name if not self.ring or self.ring >= self.shape[0] else f"({name} % {self.ring})"
 
 
 @lru_cache(maxsize=None)
@@ -72,6 +80,7 @@ class Kernel:
     output: TensorView
     scratch_offset: int | None = None
     function: str = ""  # the shared C function this layer calls, set by the emitter
+    row: str | None = None  # streamed window kernels: the C variable of the output row computed
 
     template_name: ClassVar[str] = ""
     in_place_safe: ClassVar[bool] = False
@@ -117,7 +126,8 @@ class Kernel:
 
     def arguments(self) -> list[str]:
         args = [t.pointer() for t in self.inputs] + [self.output.pointer()]
-        return args + ([f"&{self.symbol}_params"] if self.params_type else [])
+        args += [f"&{self.symbol}_params"] if self.params_type else []
+        return args + ([self.row] if self.row else [])
 
     def call(self) -> str:
         return f"{self.function}({', '.join(self.arguments())}); /* {self.layer_comment()} */"
@@ -149,7 +159,19 @@ class _Window(Kernel):
         top = same_padding(ih, kh, sh, dh)[0] if same else 0
         left = same_padding(iw, kw, sw, dw)[0] if same else 0
         return dict(IN_H=ih, IN_W=iw, IN_C=ic, OUT_H=oh, OUT_W=ow, OUT_C=oc, K_H=kh, K_W=kw,
-                    STRIDE_H=sh, STRIDE_W=sw, DILATION_H=dh, DILATION_W=dw, PAD_TOP=top, PAD_LEFT=left)
+                    STRIDE_H=sh, STRIDE_W=sw, DILATION_H=dh, DILATION_W=dw, PAD_TOP=top, PAD_LEFT=left,
+                    **self.row_fields())
+
+    def row_fields(self) -> dict:
+        """Layer by layer: every output row, tensors whole. Streamed: the one output row ``row``
+        (passed in), written where the output pointer points; input rows in their ring."""
+        ow = self.output.shape[1]
+        if not self.row:
+            return dict(ROW_PARAM="", OY_FIRST="0", OY_END="OUT_H", IN_Y="iy", OUT_Y="oy",
+                        PIXEL_FIRST="0", PIXEL_END="PIXELS", OUT_PIXEL="i")
+        return dict(ROW_PARAM=", int32_t row", OY_FIRST="row", OY_END="row + 1",
+                    IN_Y=self.inputs[0].row_index("iy"), OUT_Y="0", PIXEL_FIRST=f"row * {ow}",
+                    PIXEL_END=f"(row + 1) * {ow}", OUT_PIXEL=f"(i - row * {ow})")
 
     def clamp_fields(self) -> dict:
         return dict(ACT_MIN=self.op.params["activation_min"], ACT_MAX=self.op.params["activation_max"])

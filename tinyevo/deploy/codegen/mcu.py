@@ -16,7 +16,8 @@ board's 25 MHz) is measured in every run by a loop of known length (``instructio
 counts are exact to one tick.
 
 ``profile=True`` also counts each op: a copy of the model's source calls ``tinyevo_mcu_mark(i)``
-before op ``i`` and after the last one (``McuRun.layers``).
+before op ``i`` and after the last one (``McuRun.layers``). Ops run one after the other only in a
+layer-by-layer library (``execution="layer_by_layer"``); a streamed one is refused.
 
 ``mcu_available()`` says whether the toolchain (``arm-none-eabi-gcc``, ``arm-none-eabi-size``,
 ``qemu-system-arm``) is installed; ``mcu_missing()`` names what is missing. Failures (a compile
@@ -210,6 +211,10 @@ def build_mcu(out_dir: str | Path, inputs: np.ndarray, profile: bool = False,
     build = Path(build_dir) if build_dir else out / ("mcu_profiled" if profile else "mcu")
     build.mkdir(parents=True, exist_ok=True)
     source = out / SOURCE
+    if profile and meta.get("execution", {}).get("streamed_ops"):
+        raise TinyevoError(f"{out}: a streamed library runs its first ops interleaved, row by row, so "
+                           f"they cannot be counted one by one; profile a layer-by-layer build "
+                           f"(generate_c(..., execution='layer_by_layer'))")
     if profile:
         source = build / "tinyevo_model_profiled.c"
         source.write_text(profiled_source((out / SOURCE).read_text(), functions))

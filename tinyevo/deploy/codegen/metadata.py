@@ -4,7 +4,8 @@ model library format), so that firmware and tools can check what they link.
     {"format": "tinyevo.c_model", "version": 1, "model": ..., "arena_bytes": ..., "peak_bytes": ...,
      "flash_bytes": ..., "macs": ..., "input": {shape, dtype, scale, zero_point, bytes}, "output": {...},
      "op_order": [{name, kind, function, inputs, output, output_offset, output_bytes, scratch, macs}],
-     "files": [...], "in_place_kernels": ..., "schedule_search": ...}
+     "files": [...], "in_place_kernels": ..., "schedule_search": ...,
+     "execution": {"mode", "streamed_ops", "cut", "ring_rows", "stream_bytes"}}
 """
 from __future__ import annotations
 
@@ -67,6 +68,8 @@ class ModelMetadata:
     format: str = FORMAT
     version: int = FORMAT_VERSION
     notes: list[str] = field(default_factory=list)
+    #: how the ops run: {"mode": "streamed" | "layer_by_layer", "streamed_ops", "cut", "ring_rows"}
+    execution: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return asdict(self)

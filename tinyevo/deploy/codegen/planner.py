@@ -15,6 +15,12 @@ and n-ary adds split into two-input adds, so its peak never exceeds the searched
 ``tests/test_memory_planner.py`` checks this over sampled networks of every space. The arena
 equals that peak whenever the offsets reach the lower bound (``MemoryPlan.arena_bytes`` vs
 ``peak_bytes``; equal on every network the tests plan).
+
+``execution="streamed"`` (the default) runs a prefix of the graph row by row through line buffers
+when that lowers the peak (``tinyevo.hardware.streaming.stream_plan``, the cost model's
+``peak_sram_bytes(arch, execution="streamed")``): its buffers are live during one step, the
+streaming phase, before the layer-by-layer rest, and the cut tensor from that step to its last
+reader. ``execution="layer_by_layer"`` never streams.
 """
 from __future__ import annotations
 
@@ -25,6 +31,9 @@ from tinyevo.deploy.codegen.offsets import arena_bytes, assign_offsets
 from tinyevo.deploy.quantized_model import QuantizedModel, QuantizedOp
 from tinyevo.errors import TinyevoError
 from tinyevo.hardware.memory import Schedule, schedule
+from tinyevo.hardware.streaming import StreamPlan, stream_plan
+
+EXECUTIONS = ("streamed", "layer_by_layer")
 
 REQUANTIZED = ":requantized_for:"
 
@@ -41,7 +50,13 @@ class MemoryPlan:
     scratch: dict[str, tuple[int, int]] = field(default_factory=dict)  # op -> (offset, bytes)
     fused: dict[str, str] = field(default_factory=dict)  # requantized tensor -> its source
     in_place_kernels: bool = False
-    schedule: Schedule | None = None
+    schedule: Schedule | None = None  # of the layer-by-layer ops (all of them unless streamed)
+    stream: StreamPlan | None = None  # the streamed prefix, if any
+    rows: dict[str, int] = field(default_factory=dict)  # streamed tensor -> rows its ring keeps
+
+    @property
+    def streamed_ops(self) -> list[str]:
+        return self.stream.nodes if self.stream else []
 
     def source(self, tensor: str) -> str:
         """The tensor a kernel reads for ``tensor`` (a fused QUANTIZE reads its source)."""
@@ -56,14 +71,23 @@ class MemoryPlan:
                 "offsets": self.offsets, "tensor_bytes": self.tensor_bytes,
                 "scratch": {op: list(span) for op, span in self.scratch.items()},
                 "in_place_kernels": self.in_place_kernels,
-                "schedule_search": self.schedule.search if self.schedule else None}
+                "schedule_search": self.schedule.search if self.schedule else None,
+                "streamed": self.stream.to_json() if self.stream else None}
 
 
-def plan_memory(qmodel: QuantizedModel, in_place_kernels: bool = True, order: list[str] | None = None) -> MemoryPlan:
+def plan_memory(qmodel: QuantizedModel, in_place_kernels: bool = True, order: list[str] | None = None,
+                execution: str = "streamed") -> MemoryPlan:
     """The static memory plan of ``qmodel``: the best order of ``tinyevo.hardware.memory.schedule``
-    (or ``order``, a list of its op names) with buffers placed in one arena."""
+    (or ``order``, a list of its op names) with buffers placed in one arena; with
+    ``execution="streamed"`` and no ``order``, a streamed prefix when it lowers the peak."""
+    if execution not in EXECUTIONS:
+        raise TinyevoError(f"execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
     fused = fused_requantizations(qmodel)
     deployed = deployed_architecture(qmodel)
+    if execution == "streamed" and order is None:
+        stream = stream_plan(deployed, in_place_kernels=in_place_kernels)
+        if stream.streamed:
+            return _streamed_plan(qmodel, stream, fused, in_place_kernels)
     sched = schedule(deployed, in_place_kernels=in_place_kernels, order=order)
     spans = sched.lifetimes()
     offsets_of_buffer = assign_offsets(sched.buffer_bytes, spans)
@@ -72,6 +96,39 @@ def plan_memory(qmodel: QuantizedModel, in_place_kernels: bool = True, order: li
     scratch = {op: (offsets_of_buffer[b], sched.buffer_bytes[b]) for op, b in sched.scratch_of.items()}
     return MemoryPlan(arena_bytes(offsets_of_buffer, sched.buffer_bytes), sched.peak_bytes,
                       list(sched.order), offsets, sizes, scratch, fused, in_place_kernels, sched)
+
+
+def _streamed_plan(qmodel: QuantizedModel, stream: StreamPlan, fused: dict[str, str],
+                   in_place_kernels: bool) -> MemoryPlan:
+    """Step 0 is the streaming phase (every ring, the input and the cut live); the layer-by-layer
+    rest follows from step 1, its input buffer being the cut's."""
+    cut_buffer = stream.buffer_of[stream.cut]
+    sizes = {f"stream:{b}": n for b, n in stream.buffer_bytes.items()}
+    spans = {name: (0, 0) for name in sizes}
+    buffer_of = {t: f"stream:{b}" for t, b in stream.buffer_of.items()}
+    rest, order, scratch_of = stream.rest, list(stream.nodes), {}
+    if rest is not None:
+        rest_spans = rest.lifetimes()
+        for buffer, size in rest.buffer_bytes.items():
+            if buffer == INPUT:  # the cut, whole
+                first, last = rest_spans.get(buffer, (0, 0))
+                spans[f"stream:{cut_buffer}"] = (0, last + 1)
+                continue
+            sizes[f"rest:{buffer}"] = size
+            first, last = rest_spans.get(buffer, (0, 0))
+            spans[f"rest:{buffer}"] = (first + 1, last + 1)
+        for tensor, buffer in rest.buffer_of.items():
+            if tensor != INPUT:
+                buffer_of[tensor] = buffer_of[stream.cut] if buffer == INPUT else f"rest:{buffer}"
+        order += rest.order
+        scratch_of = {op: f"rest:{b}" for op, b in rest.scratch_of.items()}
+    offsets_of_buffer = assign_offsets(sizes, spans)
+    offsets = {t: offsets_of_buffer[b] for t, b in buffer_of.items()}
+    tensor_sizes = {t: _bytes(qmodel.tensors[t].shape) for t in buffer_of}
+    scratch = {op: (offsets_of_buffer[b], sizes[b]) for op, b in scratch_of.items()}
+    rows = {t: stream.rows[b] for t, b in stream.buffer_of.items()}
+    return MemoryPlan(arena_bytes(offsets_of_buffer, sizes), stream.peak_bytes, order, offsets, tensor_sizes,
+                      scratch, fused, in_place_kernels, rest, stream, rows)
 
 
 def fused_requantizations(qmodel: QuantizedModel) -> dict[str, str]:

@@ -81,6 +81,16 @@ static inline int32_t tinyevo_requantize(int32_t x, int32_t multiplier, int32_t 
     return tinyevo_divide_by_pot(tinyevo_high_mul(shifted, multiplier), right);
 }
 
+static inline int32_t tinyevo_min(int32_t a, int32_t b)
+{
+    return a < b ? a : b;
+}
+
+static inline int32_t tinyevo_max(int32_t a, int32_t b)
+{
+    return a > b ? a : b;
+}
+
 static inline int8_t tinyevo_clamp(int32_t value, int32_t low, int32_t high)
 {
     return (int8_t)(value < low ? low : (value > high ? high : value));

@@ -20,7 +20,7 @@ static void ${FUNCTION}_patch(const int8_t *input, int32_t pixel, int32_t input_
         }
         if (ROW_WIDE && DILATION_W == 1 && ix0 >= 0 && ix0 + K_W <= IN_W) {
             /* the kernel row lies inside the image: ROW contiguous bytes */
-            tinyevo_widen(input + (iy * IN_W + ix0) * IN_C, ROW, input_offset, col + ky * ROW);
+            tinyevo_widen(input + (${IN_Y} * IN_W + ix0) * IN_C, ROW, input_offset, col + ky * ROW);
             continue;
         }
         if (ROW_WIDE && !WIDE) {
@@ -32,7 +32,7 @@ static void ${FUNCTION}_patch(const int8_t *input, int32_t pixel, int32_t input_
                 if (ix < 0 || ix >= IN_W) {
                     memset(row + kx * IN_C, -input_offset, IN_C);
                 } else {
-                    memcpy(row + kx * IN_C, input + (iy * IN_W + ix) * IN_C, IN_C);
+                    memcpy(row + kx * IN_C, input + (${IN_Y} * IN_W + ix) * IN_C, IN_C);
                 }
             }
             tinyevo_widen(row, ROW, input_offset, col + ky * ROW);
@@ -41,7 +41,7 @@ static void ${FUNCTION}_patch(const int8_t *input, int32_t pixel, int32_t input_
         for (int32_t kx = 0; kx < K_W; ++kx) {
             const int32_t ix = ix0 + kx * DILATION_W, f = ky * ROW + kx * IN_C;
             const int32_t valid = inside && ix >= 0 && ix < IN_W;
-            const int8_t *x = input + (valid ? (iy * IN_W + ix) * IN_C : 0);
+            const int8_t *x = input + (valid ? (${IN_Y} * IN_W + ix) * IN_C : 0);
             if (WIDE && !valid) {
                 memset(col + f, 0, IN_C * sizeof(int16_t));
             } else if (WIDE) {
@@ -56,7 +56,7 @@ static void ${FUNCTION}_patch(const int8_t *input, int32_t pixel, int32_t input_
     }
 }
 
-static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_params *p)
+static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_params *p${ROW_PARAM})
 {
     enum { PIXELS = ${OUT_H} * ${OUT_W}, OUT_C = ${OUT_C}, FILTER = ${K_H} * ${K_W} * ${IN_C} };
     TINYEVO_CONV_LOCALS(p);
@@ -64,11 +64,11 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_
         int32_t align;
         int16_t values[2][FILTER];
     } col;
-    for (int32_t i = 0; i < PIXELS; i += 2) {
-        const int32_t pair = i + 1 < PIXELS; /* 0: the last pixel, alone */
+    for (int32_t i = ${PIXEL_FIRST}; i < ${PIXEL_END}; i += 2) {
+        const int32_t pair = i + 1 < ${PIXEL_END}; /* 0: the last pixel, alone */
         ${FUNCTION}_patch(input, i, input_offset, col.values[0]);
         ${FUNCTION}_patch(input, pair ? i + 1 : i, input_offset, col.values[1]);
-        int8_t *out = output + i * OUT_C;
+        int8_t *out = output + ${OUT_PIXEL} * OUT_C;
         for (int32_t oc = 0; oc < OUT_C; oc += 2) {
             int32_t acc[4] = {bias[oc], bias[oc], bias[oc + 1], bias[oc + 1]};
             tinyevo_dot2x2(col.values[0], col.values[1], weights + oc * FILTER, FILTER, FILTER, acc);

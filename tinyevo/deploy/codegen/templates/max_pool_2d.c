@@ -1,9 +1,9 @@
 /* ${COMMENT} */
-static void ${FUNCTION}(const int8_t *input, int8_t *output)
+static void ${FUNCTION}(const int8_t *input, int8_t *output${ROW_PARAM})
 {
     enum { IN_H = ${IN_H}, IN_W = ${IN_W}, CHANNELS = ${OUT_C}, OUT_H = ${OUT_H}, OUT_W = ${OUT_W} };
     enum { K_H = ${K_H}, K_W = ${K_W}, STRIDE_H = ${STRIDE_H}, STRIDE_W = ${STRIDE_W}, PAD_TOP = ${PAD_TOP}, PAD_LEFT = ${PAD_LEFT} };
-    for (int32_t oy = 0; oy < OUT_H; ++oy) {
+    for (int32_t oy = ${OY_FIRST}; oy < ${OY_END}; ++oy) {
         for (int32_t ox = 0; ox < OUT_W; ++ox) {
             for (int32_t c = 0; c < CHANNELS; ++c) {
                 int32_t best = -128;
@@ -11,12 +11,12 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output)
                     const int32_t iy = oy * STRIDE_H - PAD_TOP + ky;
                     for (int32_t kx = 0; kx < K_W; ++kx) {
                         const int32_t ix = ox * STRIDE_W - PAD_LEFT + kx;
-                        if (iy >= 0 && iy < IN_H && ix >= 0 && ix < IN_W && input[(iy * IN_W + ix) * CHANNELS + c] > best) {
-                            best = input[(iy * IN_W + ix) * CHANNELS + c];
+                        if (iy >= 0 && iy < IN_H && ix >= 0 && ix < IN_W && input[(${IN_Y} * IN_W + ix) * CHANNELS + c] > best) {
+                            best = input[(${IN_Y} * IN_W + ix) * CHANNELS + c];
                         }
                     }
                 }
-                output[(oy * OUT_W + ox) * CHANNELS + c] = tinyevo_clamp(best, ${ACT_MIN}, ${ACT_MAX});
+                output[(${OUT_Y} * OUT_W + ox) * CHANNELS + c] = tinyevo_clamp(best, ${ACT_MIN}, ${ACT_MAX});
             }
         }
     }

@@ -1,0 +1,228 @@
+"""Streamed execution: the first ops of a network run row by row through small line buffers.
+
+Layer by layer, an op needs its whole input and its whole output in SRAM at once, so the first,
+high-resolution layers set the peak (MCUNetV2, Lin et al. 2021). Streamed, the ops of a *prefix* of
+the graph (convolutions, depthwise convolutions, poolings, adds, concatenations and the element-wise
+ops) run interleaved, one output row at a time: a tensor inside the prefix keeps only the rows its
+readers still need (a ring of ``rows`` rows; row ``r`` lives in slot ``r % rows``), no row is
+computed twice. The prefix ends at a *cut*, a tensor that separates the graph: it is kept whole, and
+the rest of the network runs layer by layer from it (``tinyevo.hardware.memory.schedule``). The
+graph input is kept whole too (it is what the caller hands over).
+
+The row schedule is demand driven, the same in this model and in the generated C
+(``tinyevo.deploy.codegen``): for each row ``s`` of the cut, in reverse topological order every
+streamed tensor is asked for the last row its readers need (``last_row_needed``), and then, in
+topological order, every streamed op computes its rows up to that one. Each ring's size is the
+largest distance between a row still to be read and the newest row written, found by running that
+schedule (``ring_rows``). The SRAM of the streaming phase is the sum of the rings, the input and the
+cut; the peak is the larger of that and the peak of the layer-by-layer rest. ``stream_plan`` tries
+every cut (none included: then it is the layer-by-layer schedule) and keeps the smallest peak.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tinyevo.arch import INPUT, OPS, Architecture, Node, same_padding
+from tinyevo.hardware.memory import Schedule, live_readers, schedule, tensor_bytes
+
+WINDOW_OPS = {"conv2d", "max_pool", "avg_pool"}
+ROW_OPS = {"add", "concat", "relu", "relu6", "batch_norm", "identity", "zero"}
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which input rows an op's output row reads: ``oy * stride - pad_top + ky * dilation``."""
+
+    kernel: int = 1
+    stride: int = 1
+    dilation: int = 1
+    pad_top: int = 0
+
+    def first(self, row: int) -> int:
+        return row * self.stride - self.pad_top
+
+    def last(self, row: int) -> int:
+        return row * self.stride - self.pad_top + (self.kernel - 1) * self.dilation
+
+
+def window_of(node: Node, input_height: int) -> Window:
+    """The rows of its input an op reads per output row (row-local ops read the same row)."""
+    if node.op not in WINDOW_OPS:
+        return Window()
+    kh, sh = node.attrs["kernel"][0], node.attrs["stride"][0]
+    dh = node.attrs.get("dilation", (1, 1))[0]
+    top = same_padding(input_height, kh, sh, dh)[0] if node.attrs["padding"] == "same" else 0
+    return Window(kh, sh, dh, top)
+
+
+def streamable(node: Node) -> bool:
+    return node.op in WINDOW_OPS or node.op in ROW_OPS
+
+
+@dataclass
+class StreamPlan:
+    """Where streaming stops, the ring of every streamed buffer, and the layer-by-layer rest."""
+
+    cut: str  # the tensor the streamed ops produce whole; INPUT when nothing is streamed
+    nodes: list[str]  # the streamed ops, in topological order
+    buffer_of: dict[str, str]  # streamed tensor (and the input) -> its buffer (in-place ops share)
+    rows: dict[str, int]  # buffer -> rows it keeps (its height when whole)
+    buffer_bytes: dict[str, int]
+    windows: dict[str, Window] = field(default_factory=dict)  # streamed op -> its window
+    heights: dict[str, int] = field(default_factory=dict)  # streamed tensor -> height
+    readers: dict[str, list[str]] = field(default_factory=dict)  # streamed tensor -> streamed readers
+    rest: Schedule | None = None  # the ops after the cut, layer by layer (the cut is their input)
+    rest_arch: Architecture | None = None
+
+    @property
+    def stream_bytes(self) -> int:
+        return sum(self.buffer_bytes.values())
+
+    @property
+    def peak_bytes(self) -> int:
+        return max(self.stream_bytes, self.rest.peak_bytes if self.rest else 0)
+
+    @property
+    def streamed(self) -> bool:
+        return bool(self.nodes)
+
+    def to_json(self) -> dict:
+        return {"cut": self.cut, "streamed_ops": self.nodes, "rows": self.rows,
+                "buffer_bytes": self.buffer_bytes, "stream_bytes": self.stream_bytes,
+                "rest_peak_bytes": self.rest.peak_bytes if self.rest else 0, "peak_bytes": self.peak_bytes}
+
+
+def stream_plan(arch: Architecture, in_place_kernels: bool = False) -> StreamPlan:
+    """The cut with the lowest peak (ties: fewer streamed ops); the first live node ... every
+    separating tensor whose ancestors all stream is tried, and not streaming at all."""
+    best = _layer_by_layer(arch, in_place_kernels)
+    for cut in candidate_cuts(arch):
+        plan = _plan_for_cut(arch, cut, in_place_kernels)
+        if plan.peak_bytes < best.peak_bytes:
+            best = plan
+    return best
+
+
+def streamed_peak_bytes(arch: Architecture, in_place_kernels: bool = False) -> int:
+    """Peak activation SRAM with the best streamed prefix (the layer-by-layer peak if none helps)."""
+    return stream_plan(arch, in_place_kernels).peak_bytes
+
+
+def candidate_cuts(arch: Architecture) -> list[str]:
+    """Tensors that separate the graph: everything they depend on streams and is read only by
+    nodes they depend on (so once the cut is whole, nothing before it is needed)."""
+    nodes = arch.live_nodes()
+    readers = live_readers(arch)
+    ancestors: dict[str, set[str]] = {INPUT: set()}
+    cuts = []
+    for node in nodes:
+        ancestors[node.name] = {node.name}.union(*(ancestors[s] for s in node.inputs))
+        prefix = ancestors[node.name]
+        if not all(streamable(arch.by_name[n]) for n in prefix):
+            continue
+        if all(set(readers[t]) <= prefix for t in (prefix - {node.name}) | {INPUT}):
+            cuts.append(node.name)
+    return cuts
+
+
+def _layer_by_layer(arch: Architecture, in_place_kernels: bool) -> StreamPlan:
+    rest = schedule(arch, in_place_kernels=in_place_kernels)
+    return StreamPlan(INPUT, [], {}, {}, {}, rest=rest, rest_arch=arch)
+
+
+def _plan_for_cut(arch: Architecture, cut: str, in_place_kernels: bool) -> StreamPlan:
+    readers = live_readers(arch)
+    order = [n for n in arch.live_nodes()]
+    names = {n.name for n in order}
+    prefix_names = _ancestors(arch, cut)
+    prefix = [n for n in order if n.name in prefix_names]
+    buffer_of = {INPUT: INPUT}
+    for node in prefix:  # an in-place op that is its input's only reader writes over it (memory.py)
+        shared = (OPS[node.op].in_place and len(node.inputs) == 1 and node.name != cut
+                  and readers[node.inputs[0]] == [node.name] and node.inputs[0] != INPUT)
+        buffer_of[node.name] = buffer_of[node.inputs[0]] if shared else node.name
+    heights = {t: arch.shapes[t][0] for t in buffer_of}
+    windows = {n.name: window_of(n, arch.shapes[n.inputs[0]][0]) for n in prefix}
+    stream_readers = {t: [r for r in readers[t] if r in prefix_names] for t in buffer_of}
+    rows = ring_rows(prefix, cut, buffer_of, heights, windows, stream_readers)
+    rows[INPUT] = heights[INPUT]
+    rows[buffer_of[cut]] = heights[cut]
+    row_bytes = {b: tensor_bytes(arch.shapes[b]) // arch.shapes[b][0] for b in rows}
+    sizes = {b: rows[b] * row_bytes[b] for b in rows}
+    rest, rest_arch = None, None
+    if cut != arch.output:
+        rest_arch = rest_architecture(arch, cut, names - prefix_names)
+        rest = schedule(rest_arch, in_place_kernels=in_place_kernels)
+    return StreamPlan(cut, [n.name for n in prefix], buffer_of, rows, sizes, windows, heights,
+                      stream_readers, rest, rest_arch)
+
+
+def _ancestors(arch: Architecture, tensor: str) -> set[str]:
+    found, stack = set(), [tensor]
+    while stack:
+        name = stack.pop()
+        if name in found or name == INPUT:
+            continue
+        found.add(name)
+        stack.extend(arch.by_name[name].inputs)
+    return found
+
+
+def rest_architecture(arch: Architecture, cut: str, rest: set[str]) -> Architecture:
+    """The ops after the cut as an architecture of their own whose input is the cut."""
+    nodes = [Node(n.name, n.op, tuple(INPUT if s == cut else s for s in n.inputs), n.attrs)
+             for n in arch.live_nodes() if n.name in rest]
+    return Architecture(arch.shapes[cut], nodes, arch.output, name=arch.name)
+
+
+def last_row_needed(plan_windows: dict[str, Window], readers: list[str], wanted: dict[str, int],
+                    height: int) -> int:
+    """The last row of a tensor its streamed readers need once reader ``r`` is to reach row
+    ``wanted[r]``: the formula the generated C evaluates too."""
+    return min(height - 1, max(plan_windows[r].last(wanted[r]) for r in readers))
+
+
+def row_schedule(prefix: list[Node], cut: str, heights: dict[str, int], windows: dict[str, Window],
+                 readers: dict[str, list[str]]):
+    """The streamed ops' row computations in the order they run: (op, row) pairs."""
+    done = {n.name: -1 for n in prefix}
+    for step in range(heights[cut]):
+        wanted = {cut: step}
+        for node in reversed(prefix):
+            if node.name != cut:
+                wanted[node.name] = last_row_needed(windows, readers[node.name], wanted, heights[node.name])
+        for node in prefix:
+            while done[node.name] < wanted[node.name]:
+                done[node.name] += 1
+                yield node, done[node.name]
+
+
+def ring_rows(prefix: list[Node], cut: str, buffer_of: dict[str, str], heights: dict[str, int],
+              windows: dict[str, Window], readers: dict[str, list[str]]) -> dict[str, int]:
+    """Rows each streamed buffer must keep: 1 + the largest ``r2 - r1`` such that row ``r2`` is
+    written while row ``r1`` is still to be read. Every read is checked to find its row."""
+    written: dict[str, dict[int, int]] = {}
+    last_read: dict[str, dict[int, int]] = {}
+    for event, (node, row) in enumerate(row_schedule(prefix, cut, heights, windows, readers)):
+        window = windows[node.name]
+        for source in node.inputs:
+            buffer = buffer_of[source]
+            first = max(0, window.first(row))
+            last = min(heights[source] - 1, window.last(row))
+            for r in range(first, last + 1):
+                if source != INPUT and r not in written.get(buffer, {}):
+                    raise AssertionError(f"internal error: {node.name} row {row} reads row {r} of "
+                                         f"{source} before it is written")
+                last_read.setdefault(buffer, {})[r] = event
+        buffer = buffer_of[node.name]
+        written.setdefault(buffer, {}).setdefault(row, event)
+    rows = {}
+    for buffer, writes in written.items():
+        reads = last_read.get(buffer, {})
+        times = sorted(writes.items())
+        span = 1
+        for r1, _ in times:
+            end = reads.get(r1, writes[r1])
+            span = max([span] + [r2 - r1 + 1 for r2, w2 in times if r2 > r1 and w2 < end])
+        rows[buffer] = min(span, heights[buffer])
+    return rows
