@@ -80,3 +80,22 @@ def test_list_knows_every_registered_space():
     from tinyevo.spaces import SPACES
     code, out, _ = tinyevo("list", "spaces", "--json")
     assert code == 0 and {row["name"] for row in json.loads(out)} == set(SPACES.names())
+
+
+def test_cost_streamed_is_the_arena_of_the_generated_c():
+    """ResNet-8 streamed: its first, 32x32 layers run row by row, so the peak is below the published
+    layer-by-layer 49,152 bytes, and it is the arena the C code generator plans for the int8 model."""
+    from deploy_helpers import quantized_model
+    from tinyevo.deploy.codegen import plan_memory
+    from tinyevo.model_file import load_architecture
+
+    code, out, err = tinyevo("cost", "examples/resnet8.json", "--execution", "streamed", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    _, qmodel, _ = quantized_model(load_architecture(str(ROOT / "examples/resnet8.json")), 0,
+                                   calibration_count=2)
+    assert report["execution"] == "streamed"
+    assert report["peak_sram_bytes"] == plan_memory(qmodel).arena_bytes < 49_152
+    code, _, err = tinyevo("cost", "examples/resnet8.json", "--execution", "rowwise")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "execution must be one of layer_by_layer, streamed, got 'rowwise'" in err

@@ -139,7 +139,7 @@ def test_library_is_self_contained_c99_with_static_memory(tmp_path):
     for text in (source, header, runtime):
         assert "malloc" not in text and "#include <stdlib.h>" not in text and "float" not in text
     weighted = sum(op.weights is not None for op in qmodel.ops)
-    assert len(re.findall(r"^static const int8_t layer\d+_weights\[", source, re.M)) == weighted
+    assert len(re.findall(r"^static const int(8|16)_t layer\d+_weights\[", source, re.M)) == weighted
     assert source.count("int8_t bytes[") == 1  # the one arena
     meta = read_metadata(tmp_path / "metadata.json")
     assert meta["version"] == FORMAT_VERSION and meta["arena_bytes"] == generated.plan.arena_bytes
@@ -148,8 +148,9 @@ def test_library_is_self_contained_c99_with_static_memory(tmp_path):
         assert meta[key]["shape"] == spec.shape and meta[key]["zero_point"] == spec.zero_point
         assert meta[key]["scale"] == pytest.approx(spec.scale, rel=1e-7)
     weights = sum(op.weights.size + 4 * op.bias.size for op in qmodel.ops if op.weights is not None)
-    assert weights <= meta["flash_bytes"] <= weights + 16 * sum(op.bias.size for op in qmodel.ops
-                                                                if op.bias is not None) + 1024
+    # small filters keep int16 weights (Conv2D.wide_weights), each filter rounded up to four values
+    assert weights <= meta["flash_bytes"] <= 2 * weights + 16 * sum(op.bias.size for op in qmodel.ops
+                                                                    if op.bias is not None) + 1024
     assert [op["name"] for op in meta["op_order"]] == generated.plan.order
     for op in meta["op_order"]:  # every output lies inside the arena
         assert 0 <= op["output_offset"] and op["output_offset"] + op["output_bytes"] <= meta["arena_bytes"]
@@ -235,6 +236,15 @@ def test_export_format_c_writes_a_library_that_matches_the_tflite_export(tmp_pat
     x = np.random.default_rng(0).integers(-128, 128, size=(5, *arch.input_shape), dtype=np.int8)
     expected = run_tflm((tmp_path / "g.tflite").read_bytes(), x)
     got = run_host(build_host(out, sanitize=True), x)
+    np.testing.assert_array_equal(got.reshape(expected.shape), expected)
+    # --execution layer_by_layer: whole tensors, an arena at least as large, the same outputs
+    whole = tmp_path / "whole"
+    capfd.readouterr()
+    assert main(["export", str(genome), "--format", "c", "--out", str(whole), "--json",
+                 "--execution", "layer_by_layer"]) == 0
+    assert json.loads(capfd.readouterr()[0])["arena_bytes"] >= result["arena_bytes"]
+    assert read_metadata(whole / "metadata.json")["execution"]["mode"] == "layer_by_layer"
+    got = run_host(build_host(whole, sanitize=True), x)
     np.testing.assert_array_equal(got.reshape(expected.shape), expected)
     # exporting again replaces the library in place
     assert main(["export", str(genome), "--format", "c", "--out", str(out), "--seed", "1"]) == 0

@@ -108,7 +108,7 @@ def im2col_edges_graph():
 def test_im2col_convolutions_are_bit_exact_with_and_without_dsp(tmp_path, toolchain):
     """The int16 patches in the order SXTB16 pairs weights (DSP) and in plain order (portable)."""
     arch = im2col_edges_graph()
-    qmodel, x = _generated(arch, 5, tmp_path, count=3)
+    qmodel, x = _generated(arch, 5, tmp_path, count=3, execution="layer_by_layer")
     source = (tmp_path / "tinyevo_model.c").read_text()
     convs = re.findall(r"^    (conv_2d\w*)\(arena", source, re.M)
     assert len(convs) == 8 and all("_im2col_" in name for name in convs)

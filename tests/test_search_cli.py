@@ -146,3 +146,94 @@ def test_unreadable_config_is_named(tmp_path):
     result = run([sys.executable, "-m", "tinyevo.cli", "search", "--config", str(tmp_path / "bad.toml"),
                   "--out", str(tmp_path / "run")])
     assert result.returncode == 2 and "not valid TOML" in result.stderr
+
+
+# --- --execution streamed: peak SRAM as the C code generator runs the model ---------------------
+STREAMED_SPACE = dict(filters=[16, 32], kernels=[3], strides=[1], units=[16], max_initial_layers=3)
+STREAMED_CONFIG = """
+space = "chain"
+dataset = "digits"
+board = "stm32f746"
+strategy = "random"
+objectives = ["accuracy", "peak_sram_bytes"]
+budget = 6
+seed = 1
+final_epochs = 1
+final_models = 1
+execution = "streamed"
+
+[space_options]
+filters = [16, 32]
+kernels = [3]
+strides = [1]
+units = [16]
+max_initial_layers = 3
+
+[fidelity]
+epochs = 1
+data_fraction = 0.3
+"""
+
+
+@pytest.fixture(scope="module")
+def streamed_run(tmp_path_factory):
+    """Digits (8x8x1) with 16-32 filter 3x3 convs at stride 1: the first layers are the largest
+    tensors, so streaming them row by row lowers the peak of some models. Run in this process
+    (the imports are already paid for)."""
+    import contextlib
+    import io
+
+    from tinyevo.cli import main
+
+    out = tmp_path_factory.mktemp("streamed") / "run"
+    (out.parent / "c.toml").write_text(STREAMED_CONFIG)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(command(out)[3:]) == 0
+    return out
+
+
+def test_streamed_search_stores_the_arena_the_code_generator_plans(streamed_run, capsys):
+    from deploy_helpers import quantized_model
+    from tinyevo.cli import main
+    from tinyevo.deploy.codegen import plan_memory
+    from tinyevo.hardware.memory import peak_sram_bytes
+    from tinyevo.spaces import create_space
+
+    space = create_space("chain", input_shape=[8, 8, 1], num_classes=10, **STREAMED_SPACE)
+    trials = stored_trials(streamed_run)
+    assert len(trials) == 6
+    streaming_pays = 0
+    for trial_id, _, genome, status, metrics in trials:
+        arch = space.decode(json.loads(genome))  # recomputed from the genome, not read back
+        streamed = peak_sram_bytes(arch, in_place_kernels=True, execution="streamed")
+        layers = peak_sram_bytes(arch, in_place_kernels=True, execution="layer_by_layer")
+        assert metrics["peak_sram_bytes"] == streamed, trial_id
+        assert streamed <= layers <= peak_sram_bytes(arch), trial_id  # the search's default figure last
+        streaming_pays += streamed < layers
+        _, qmodel, _ = quantized_model(arch, trial_id, calibration_count=2)
+        assert plan_memory(qmodel).arena_bytes == streamed, trial_id  # the generated C's arena
+    assert streaming_pays >= 1
+
+    assert main(["show", str(streamed_run)]) == 0
+    assert "(peak SRAM streamed)" in capsys.readouterr().out
+    assert main(["show", str(streamed_run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["execution"] == "streamed"
+
+
+def test_a_run_cannot_change_its_execution(streamed_run, capsys):
+    from tinyevo.cli import main
+
+    before = stored_trials(streamed_run)
+    assert main(command(streamed_run, "--execution", "layer_by_layer")[3:]) == 2
+    error = capsys.readouterr().err
+    assert "config.execution='streamed'" in error and len(error.strip().splitlines()) == 1
+    assert stored_trials(streamed_run) == before
+
+
+def test_bad_execution_is_one_line_and_writes_nothing(tmp_path):
+    out = tmp_path / "run"
+    result = run([sys.executable, "-m", "tinyevo.cli", "search", "--out", str(out), "--execution", "rowwise"])
+    assert result.returncode == 2, result.stderr
+    assert "execution must be one of layer_by_layer, streamed, got 'rowwise'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not out.exists()

@@ -9,6 +9,7 @@ Example ``search.toml``::
     objectives = ["accuracy", "peak_sram_bytes"]
     budget = 40
     seed = 0
+    execution = "streamed"   # peak SRAM as `tinyevo export --format c` runs it (default layer_by_layer)
 
     [constraints]
     max_sram = "64KB"
@@ -26,12 +27,14 @@ Example ``search.toml``::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tinyevo.errors import TinyevoError
+from tinyevo.hardware.memory import EXECUTIONS
 from tinyevo.units import parse_bytes, parse_count, parse_ms
 
 
@@ -83,6 +86,7 @@ class SearchConfig:
     dataset: str = "digits"
     data_dir: str | None = None
     board: str = "stm32f746"
+    execution: str = "layer_by_layer"  # how peak SRAM is counted: layer_by_layer | streamed (EXECUTIONS)
     strategy: str = "nsga2"
     strategy_options: dict = field(default_factory=dict)
     estimator: str = "training"
@@ -106,6 +110,8 @@ class SearchConfig:
 
 
 SECTIONS = {"constraints": ConstraintSettings, "fidelity": Fidelity, "executor": Executor}
+#: Settings with a fixed set of values: how peak SRAM is counted (``tinyevo.hardware.memory``).
+CHOICES = {"execution": EXECUTIONS}
 
 
 def _build(cls, data: dict, source: str):
@@ -123,6 +129,8 @@ def _build(cls, data: dict, source: str):
             values[key] = _build(section, value, f"{source} [{key}]")
         else:
             values[key] = _checked(value, types[key], f"{source}: {key}")
+        if cls is SearchConfig and key in CHOICES and value not in CHOICES[key]:
+            raise TinyevoError(f"{source}: {key} must be one of {', '.join(CHOICES[key])}, got {value!r}")
     return cls(**values)
 
 
@@ -163,3 +171,17 @@ def merge(config: SearchConfig, overrides: dict) -> SearchConfig:
             target = target[section]
         target[key] = value
     return SearchConfig.from_dict(data)
+
+
+def search_cost_model(execution: str = "layer_by_layer") -> Callable:
+    """``cost_model(architecture, board)``: ``estimate_cost`` with peak SRAM counted as ``execution``
+    says. ``"layer_by_layer"``: whole tensors, op after op, no in-place kernels (uNAS / TFLM, the
+    figures of every run before streaming existed); ``"streamed"``: the first ops row by row through
+    line buffers, with the in-place kernels -- the arena ``tinyevo export --format c`` plans."""
+    from tinyevo.hardware import estimate_cost
+
+    if execution not in EXECUTIONS:
+        raise TinyevoError(f"execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
+    if execution == "layer_by_layer":
+        return estimate_cost
+    return functools.partial(estimate_cost, in_place_kernels=True, execution=execution)

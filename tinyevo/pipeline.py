@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyevo.config import SearchConfig
+from tinyevo.config import SearchConfig, search_cost_model
 from tinyevo.errors import TinyevoError
 from tinyevo.search.base import Objective, Trial
 
@@ -101,14 +101,13 @@ class SearchJob:
 
     def check_feasible(self) -> None:
         """Fail at once, with the numbers, when even the smallest architectures break a limit."""
-        from tinyevo.hardware import estimate_cost
-
         try:
             smallest = self.space.smallest()
         except NotImplementedError:
             return
         constraints = self.constraints()
-        costs = [estimate_cost(self.space.decode(g), self.board).to_dict() for g in smallest]
+        cost_model = search_cost_model(self.config.execution)  # the one the runner uses
+        costs = [cost_model(self.space.decode(g), self.board).to_dict() for g in smallest]
         if costs and all(constraints.violation(c) > 0 for c in costs):
             broken = constraints.excess(costs[0])
             name = next(iter(broken))
@@ -129,7 +128,7 @@ class SearchJob:
         with Store(self.out_dir / STORE_FILE) as store:
             runner = Runner(self.space, self.strategy(), self.estimator(), store, budget,
                             self.constraints(), self.board, self.executor(), progress=progress,
-                            run_dir=self.out_dir)
+                            run_dir=self.out_dir, execution=self.config.execution)
             check_config(store, runner.config())  # refuse a folder of another run before writing
             store.set("search_config", self.config.to_dict())
             trials = runner.run()
@@ -232,7 +231,7 @@ def load_results(out_dir: str | Path) -> dict:
     front = sorted(pareto_front(trials, objectives), key=lambda t: (-t.metrics.get("accuracy", 0), t.id))
     rows = [_row(t, final.get(str(t.id)), records) for t in front]
     return {"run": str(out_dir), "space": config.space, "dataset": config.dataset, "board": config.board,
-            "strategy": config.strategy, "objectives": config.objectives,
+            "execution": config.execution, "strategy": config.strategy, "objectives": config.objectives,
             "trials": len(trials), "evaluated": sum(1 for r in records if r.evaluated),
             "infeasible": sum(1 for t in trials if t.status == "infeasible"),
             "failed": sum(1 for t in trials if t.status == "failed"),

@@ -20,6 +20,10 @@ A run keeps the trained weights of its final Pareto-front models, so export neve
 The int8 model is calibrated on a seeded sample of the run's training data.
 --format c writes a folder: call tinyevo_model_run(const int8_t *in, int8_t *out); the activations
 live in one static arena (its size, the flash bytes and the I/O quantization are in metadata.json).
+By default (--execution streamed) the first ops run row by row through small line buffers when
+that shrinks the arena (MCUNetV2-style; metadata.json's "execution" says which ops); search with
+`tinyevo search --execution streamed` to optimize that figure. --execution layer_by_layer keeps
+whole tensors, as TFLM does.
 """
 
 
@@ -38,6 +42,9 @@ def add_parser(sub) -> None:
     p.add_argument("--weights", help="trained weights (.npz state dict) for a genome / architecture file")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the random weights and calibration of a genome file (default 0)")
+    p.add_argument("--execution", default="streamed", choices=("streamed", "layer_by_layer"),
+                   help="--format c: streamed (default: the first ops run row by row through line "
+                        "buffers when that lowers the arena) or layer_by_layer (whole tensors)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=run_export)
 
@@ -46,7 +53,8 @@ def run_export(args: argparse.Namespace) -> int:
     from tinyevo.deploy.export_run import export_model
 
     result = export_model(args.source, args.format, args.out, trial=args.trial, weights=args.weights,
-                          seed=args.seed, warn=lambda line: print(line, file=sys.stderr))
+                          seed=args.seed, warn=lambda line: print(line, file=sys.stderr),
+                          execution=args.execution)
     print(json.dumps(asdict(result), indent=1) if args.json else summary(result))
     return 0
 

@@ -32,6 +32,10 @@ def add_parser(sub) -> None:
                                    "architecture file or genome file on a board.")
     p.add_argument("file", help="JSON file: an architecture (examples/resnet8.json) or a genome file")
     p.add_argument("--board", default="stm32f746", help="board name or TOML file (default stm32f746)")
+    p.add_argument("--execution", default="layer_by_layer", metavar="{layer_by_layer,streamed}",
+                   help="how peak SRAM is counted, as `tinyevo search --execution`: layer_by_layer "
+                        "(default; whole tensors, as TFLite Micro) or streamed (the first layers row "
+                        "by row, in-place kernels: the arena of `tinyevo export --format c`)")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(handler=run_cost)
 
@@ -86,12 +90,14 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_cost(args: argparse.Namespace) -> int:
-    from tinyevo.hardware import estimate_cost, load_board
+    from tinyevo.config import search_cost_model
+    from tinyevo.hardware import load_board
 
+    cost_model = search_cost_model(args.execution)  # the search's figures, for the same setting
     board = load_board(args.board)  # a wrong board name fails before reading the file
     arch = load_architecture(args.file)
-    cost = estimate_cost(arch, board).to_dict()
-    report = {"model": arch.name or args.file, "board": board.name, **cost,
+    cost = cost_model(arch, board).to_dict()
+    report = {"model": arch.name or args.file, "board": board.name, "execution": args.execution, **cost,
               "fits_sram": cost["peak_sram_bytes"] <= board.sram_bytes,
               "fits_flash": cost["flash_bytes"] <= board.flash_bytes}
     if args.json:
@@ -102,7 +108,8 @@ def run_cost(args: argparse.Namespace) -> int:
     rows = [("params", f"{cost['params']:,}"), ("MACs", f"{cost['macs']:,}"),
             ("flash", f"{cost['flash_bytes']:,} bytes ({_share(cost['flash_bytes'], board.flash_bytes)})"),
             ("peak SRAM", f"{cost['peak_sram_bytes']:,} bytes "
-                          f"({_share(cost['peak_sram_bytes'], board.sram_bytes)})"),
+                          f"({_share(cost['peak_sram_bytes'], board.sram_bytes)}; "
+                          f"{args.execution.replace('_', ' ')})"),
             ("latency", f"{cost['latency_ms']:.2f} ms (estimate)"),
             ("energy", f"{cost['energy_mj']:.3f} mJ (estimate)")]
     for label, value in rows:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from tinyevo.config import SearchConfig, load_config, merge
+from tinyevo.config import CHOICES, SearchConfig, load_config, merge
 from tinyevo.units import format_bytes
 
 EPILOG = """\
@@ -13,9 +13,11 @@ examples:
   tinyevo search --space chain --dataset mnist --data-dir ~/data/mnist --max-sram 64KB \\
                  --max-flash 256KB --max-latency 50ms --strategy nsga2 --out runs/mnist
   tinyevo search --config search.toml --out runs/x     # flags override the file
+  tinyevo search --execution streamed --max-sram 16KB --out runs/streamed   # then export --format c
   tinyevo show runs/digits --json
 
-Rerunning the same command resumes the run in --out; a larger --budget extends a finished one.
+Rerunning the same command resumes the run in --out; a larger --budget extends a finished one
+(the space, strategy, board, constraints and --execution of a run cannot change).
 SRAM and flash limits default to the board's own. Sizes: 1 KB = 1024 bytes.
 """
 
@@ -25,6 +27,13 @@ FLAGS = {
     "--dataset": ("dataset", str, "digits (default, offline), mnist1d, mnist, fashion-mnist, cifar10, npz"),
     "--data-dir": ("data_dir", str, "folder (or .npz file for --dataset npz) with the data already on disk"),
     "--board": ("board", str, "target board (tinyevo list boards); default stm32f746"),
+    "--execution": ("execution", str, "how peak SRAM is counted. layer_by_layer (default): whole tensors, "
+                                      "op after op, as uNAS and TFLite Micro run them. streamed: the first, "
+                                      "high-resolution layers run row by row through small line buffers "
+                                      "(MCUNetV2), with in-place kernels, as `tinyevo export --format c` "
+                                      "deploys them: peak SRAM is the arena the generated C declares, "
+                                      "smaller wherever the first layers set the peak, so --max-sram "
+                                      "admits larger models"),
     "--strategy": ("strategy", str, "search strategy (tinyevo list strategies); default nsga2"),
     "--estimator": ("estimator", str, "performance estimator (tinyevo list estimators): training (default), "
                                       "learning_curve (training that stops candidates unlikely to beat the "
@@ -58,8 +67,9 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="folder of the run (created; reused to resume)")
     p.add_argument("--objectives", help="comma-separated, e.g. accuracy,peak_sram_bytes (default) "
                                         "or accuracy,latency_ms; accuracy is maximized, the rest minimized")
-    for flag, (_, kind, text) in FLAGS.items():
-        p.add_argument(flag, type=kind, help=text)
+    for flag, (field, kind, text) in FLAGS.items():
+        choices = CHOICES.get(field)  # checked with the config (one-line error), listed here
+        p.add_argument(flag, type=kind, help=text, metavar="{%s}" % ",".join(choices) if choices else None)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run_search)
 
@@ -104,7 +114,8 @@ def _pct(value) -> str:
 
 
 def print_results(results: dict) -> None:
-    print(f"run {results['run']}: {results['space']} on {results['dataset']} for {results['board']}, "
+    print(f"run {results['run']}: {results['space']} on {results['dataset']} for {results['board']} "
+          f"(peak SRAM {results.get('execution', 'layer_by_layer').replace('_', ' ')}), "
           f"{results['strategy']}; {results['evaluated']} evaluated, {results['infeasible']} rejected "
           f"by constraints, {results['failed']} failed")
     if not results["front"]:

@@ -17,7 +17,8 @@ what it does (Lin et al. 2020, MCUNet, section 3.1):
            (population 100, top 20, 50 crossover + 50 mutation at p=0.1, 30 generations) scoring
            subnets by inherited weights, fine-tune the best from its inherited weights, report
            float and int8 test accuracy
-  Peak SRAM is counted as the C code generator deploys the model (in-place kernels).
+  Peak SRAM is counted as the C code generator deploys the model (the first layers streamed row
+  by row through line buffers, in-place kernels): it is the arena of `export --format c`.
 
 examples:
   tinyevo tinynas --dataset digits --board stm32f746 --max-sram 16KB --out runs/tn

@@ -77,10 +77,14 @@ class ModelToExport:
 # --- the whole job ---------------------------------------------------------------------------------
 def export_model(source: str | Path, format: str, out: str | Path, trial: int | None = None,
                  weights: str | Path | None = None, seed: int = 0,
-                 warn: Callable[[str], None] = print) -> ExportResult:
-    """Export the model of ``source`` (a run folder or a genome/architecture file) to ``out``."""
+                 warn: Callable[[str], None] = print, execution: str = "streamed") -> ExportResult:
+    """Export the model of ``source`` (a run folder or a genome/architecture file) to ``out``;
+    ``execution`` is how the C library runs its ops (``streamed`` or ``layer_by_layer``)."""
     if format not in FORMATS:
         raise TinyevoError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
+    from tinyevo.deploy.codegen.planner import EXECUTIONS
+    if execution not in EXECUTIONS:
+        raise TinyevoError(f"unknown execution {execution!r}; choose one of {', '.join(EXECUTIONS)}")
     path = check_output_folder(out) if format == "c" else check_output_path(out)
     source = Path(source)
     if not source.exists():
@@ -93,10 +97,10 @@ def export_model(source: str | Path, format: str, out: str | Path, trial: int | 
         if trial is not None:
             raise TinyevoError(f"--trial picks a model of a run folder, and {source} is not a folder")
         model = load_file_model(source, weights, seed, warn)
-    return write_model(model, format, path)
+    return write_model(model, format, path, execution)
 
 
-def write_model(model: ModelToExport, format: str, path: Path) -> ExportResult:
+def write_model(model: ModelToExport, format: str, path: Path, execution: str = "streamed") -> ExportResult:
     """Quantize (for the int8 formats), encode and write ``model``; the summary of what was written."""
     qmodel = None
     if format != "onnx":
@@ -104,7 +108,7 @@ def write_model(model: ModelToExport, format: str, path: Path) -> ExportResult:
         if model.int8_test_accuracy is None and model.measure_int8 is not None:
             model.int8_test_accuracy = model.measure_int8(qmodel)
     if format == "c":
-        return write_c_library(model, qmodel, path)
+        return write_c_library(model, qmodel, path, execution)
     data = encode(format, model.architecture, model.module, qmodel)
     write_atomically(path, data)
     return ExportResult(str(path), format, len(data), model.source, model.trial, model.test_accuracy,
@@ -112,11 +116,12 @@ def write_model(model: ModelToExport, format: str, path: Path) -> ExportResult:
                         else None, model.random_weights)
 
 
-def write_c_library(model: ModelToExport, qmodel: QuantizedModel, path: Path) -> ExportResult:
+def write_c_library(model: ModelToExport, qmodel: QuantizedModel, path: Path,
+                    execution: str = "streamed") -> ExportResult:
     """Generate the C library of ``qmodel`` and write it as the folder ``path``, atomically."""
     from tinyevo.deploy.codegen.emit import render_c
 
-    generated = render_c(qmodel)
+    generated = render_c(qmodel, execution=execution)
     files = {name: text.encode() for name, text in generated.files.items()}
     write_folder_atomically(path, files)
     meta = generated.metadata

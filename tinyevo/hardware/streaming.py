@@ -2,8 +2,9 @@
 
 Layer by layer, an op needs its whole input and its whole output in SRAM at once, so the first,
 high-resolution layers set the peak (MCUNetV2, Lin et al. 2021). Streamed, the ops of a *prefix* of
-the graph (convolutions, depthwise convolutions, poolings, adds, concatenations and the element-wise
-ops) run interleaved, one output row at a time: a tensor inside the prefix keeps only the rows its
+the graph (convolutions, depthwise convolutions, poolings, adds, concatenations, the element-wise
+ops, and a dense layer on a flattened map, which sums each row's share of its dot products in
+int32 accumulators) run interleaved, one output row at a time: a tensor inside the prefix keeps only the rows its
 readers still need (a ring of ``rows`` rows; row ``r`` lives in slot ``r % rows``), no row is
 computed twice. The prefix ends at a *cut*, a tensor that separates the graph: it is kept whole, and
 the rest of the network runs layer by layer from it (``tinyevo.hardware.memory.schedule``). The
@@ -11,8 +12,9 @@ graph input is kept whole too (it is what the caller hands over).
 
 The row schedule is demand driven, the same in this model and in the generated C
 (``tinyevo.deploy.codegen``): for each row ``s`` of the cut, in reverse topological order every
-streamed tensor is asked for the last row its readers need (``last_row_needed``), and then, in
-topological order, every streamed op computes its rows up to that one. Each ring's size is the
+streamed tensor is asked for the last row its readers need (``last_row_needed``); then sweeps over
+the streamed ops in topological order let each compute one more row when one is due and its input
+rows are written, until none can (``row_schedule``). Each ring's size is the
 largest distance between a row still to be read and the newest row written, found by running that
 schedule (``ring_rows``). The SRAM of the streaming phase is the sum of the rings, the input and the
 cut; the peak is the larger of that and the peak of the layer-by-layer rest. ``stream_plan`` tries
@@ -55,8 +57,22 @@ def window_of(node: Node, input_height: int) -> Window:
     return Window(kh, sh, dh, top)
 
 
-def streamable(node: Node) -> bool:
-    return node.op in WINDOW_OPS or node.op in ROW_OPS
+def streamable(node: Node, arch: Architecture) -> bool:
+    """Window and row-local ops; a flatten read only by accumulating dense layers; those."""
+    if node.op == "flatten":  # a view of its source, which it must be the only one to read
+        readers = arch.consumers()
+        return (node.inputs[0] != INPUT and readers[node.inputs[0]] == [node.name] and bool(readers[node.name])
+                and all(accumulates(arch.by_name[r], arch) for r in readers[node.name]))
+    return node.op in WINDOW_OPS or node.op in ROW_OPS or accumulates(node, arch)
+
+
+def accumulates(node: Node, arch: Architecture) -> bool:
+    """A dense layer on a flattened feature map taller than one row: it can take the map row by
+    row, summing each row's share of its dot products in int32 accumulators (one per unit)."""
+    pointwise = (node.op == "conv2d" and node.attrs["kernel"] == (1, 1) and node.attrs["groups"] == 1
+                 and arch.shapes[node.inputs[0]][:2] == (1, 1))  # a dense layer as the int8 graph has it
+    source = arch.by_name.get(node.inputs[0]) if node.op == "dense" or pointwise else None
+    return source is not None and source.op == "flatten" and arch.shapes[source.inputs[0]][0] > 1
 
 
 @dataclass
@@ -69,7 +85,8 @@ class StreamPlan:
     rows: dict[str, int]  # buffer -> rows it keeps (its height when whole)
     buffer_bytes: dict[str, int]
     windows: dict[str, Window] = field(default_factory=dict)  # streamed op -> its window
-    heights: dict[str, int] = field(default_factory=dict)  # streamed tensor -> height
+    heights: dict[str, int] = field(default_factory=dict)  # streamed tensor -> rows it is made in
+    accumulators: dict[str, str] = field(default_factory=dict)  # accumulating dense -> its int32 buffer
     readers: dict[str, list[str]] = field(default_factory=dict)  # streamed tensor -> streamed readers
     rest: Schedule | None = None  # the ops after the cut, layer by layer (the cut is their input)
     rest_arch: Architecture | None = None
@@ -97,7 +114,7 @@ def stream_plan(arch: Architecture, in_place_kernels: bool = False) -> StreamPla
     separating tensor whose ancestors all stream is tried, and not streaming at all."""
     best = _layer_by_layer(arch, in_place_kernels)
     for cut in candidate_cuts(arch):
-        plan = _plan_for_cut(arch, cut, in_place_kernels)
+        plan = plan_for_cut(arch, cut, in_place_kernels)
         if plan.peak_bytes < best.peak_bytes:
             best = plan
     return best
@@ -118,8 +135,10 @@ def candidate_cuts(arch: Architecture) -> list[str]:
     for node in nodes:
         ancestors[node.name] = {node.name}.union(*(ancestors[s] for s in node.inputs))
         prefix = ancestors[node.name]
-        if not all(streamable(arch.by_name[n]) for n in prefix):
+        if not all(streamable(arch.by_name[n], arch) for n in prefix):
             continue
+        if any(accumulates(arch.by_name[n], arch) for n in prefix - {node.name}):
+            continue  # an accumulating dense layer ends the streamed prefix
         if all(set(readers[t]) <= prefix for t in (prefix - {node.name}) | {INPUT}):
             cuts.append(node.name)
     return cuts
@@ -130,31 +149,47 @@ def _layer_by_layer(arch: Architecture, in_place_kernels: bool) -> StreamPlan:
     return StreamPlan(INPUT, [], {}, {}, {}, rest=rest, rest_arch=arch)
 
 
-def _plan_for_cut(arch: Architecture, cut: str, in_place_kernels: bool) -> StreamPlan:
+def plan_for_cut(arch: Architecture, cut: str, in_place_kernels: bool = False) -> StreamPlan:
+    """The streamed plan that cuts at ``cut`` (one of ``candidate_cuts``)."""
     readers = live_readers(arch)
     order = [n for n in arch.live_nodes()]
     names = {n.name for n in order}
     prefix_names = _ancestors(arch, cut)
     prefix = [n for n in order if n.name in prefix_names]
     buffer_of = {INPUT: INPUT}
-    for node in prefix:  # an in-place op that is its input's only reader writes over it (memory.py)
-        shared = (OPS[node.op].in_place and len(node.inputs) == 1 and node.name != cut
-                  and readers[node.inputs[0]] == [node.name] and node.inputs[0] != INPUT)
+    for node in prefix:  # an element-wise op that is its input's only reader writes over it
+        shared = ((OPS[node.op].in_place or _channel_scale(node, arch)) and len(node.inputs) == 1
+                  and node.name != cut and readers[node.inputs[0]] == [node.name] and node.inputs[0] != INPUT)
         buffer_of[node.name] = buffer_of[node.inputs[0]] if shared else node.name
     heights = {t: arch.shapes[t][0] for t in buffer_of}
+    for node in prefix:  # a flatten and its dense layer are made in the rows of the flattened map
+        if node.op == "flatten" or accumulates(node, arch):
+            heights[node.name] = heights[node.inputs[0]]
     windows = {n.name: window_of(n, arch.shapes[n.inputs[0]][0]) for n in prefix}
     stream_readers = {t: [r for r in readers[t] if r in prefix_names] for t in buffer_of}
     rows = ring_rows(prefix, cut, buffer_of, heights, windows, stream_readers)
     rows[INPUT] = heights[INPUT]
     rows[buffer_of[cut]] = heights[cut]
+    rows = {b: min(n, arch.shapes[b][0]) for b, n in rows.items()}  # a dense output is one row
     row_bytes = {b: tensor_bytes(arch.shapes[b]) // arch.shapes[b][0] for b in rows}
     sizes = {b: rows[b] * row_bytes[b] for b in rows}
+    accumulators = {n.name: f"{n.name}:accumulator" for n in prefix if accumulates(n, arch)}
+    for name, buffer in accumulators.items():
+        sizes[buffer] = 4 * arch.shapes[name][2]
     rest, rest_arch = None, None
     if cut != arch.output:
         rest_arch = rest_architecture(arch, cut, names - prefix_names)
         rest = schedule(rest_arch, in_place_kernels=in_place_kernels)
     return StreamPlan(cut, [n.name for n in prefix], buffer_of, rows, sizes, windows, heights,
-                      stream_readers, rest, rest_arch)
+                      accumulators, stream_readers, rest, rest_arch)
+
+
+def _channel_scale(node: Node, arch: Architecture) -> bool:
+    """A 1x1, stride-1 depthwise conv with multiplier 1: each value depends on itself only (the
+    int8 graph has it as a batch norm that runs in place)."""
+    channels = arch.shapes[node.inputs[0]][2] if node.inputs else 0
+    return (node.op == "conv2d" and node.attrs["kernel"] == (1, 1) and node.attrs["stride"] == (1, 1)
+            and node.attrs["groups"] == channels == arch.shapes[node.name][2] > 1)
 
 
 def _ancestors(arch: Architecture, tensor: str) -> set[str]:
@@ -184,17 +219,33 @@ def last_row_needed(plan_windows: dict[str, Window], readers: list[str], wanted:
 
 def row_schedule(prefix: list[Node], cut: str, heights: dict[str, int], windows: dict[str, Window],
                  readers: dict[str, list[str]]):
-    """The streamed ops' row computations in the order they run: (op, row) pairs."""
+    """The streamed ops' row computations in the order they run: (op, row) pairs. For each row
+    ``step`` of the cut, every op is given the last row it must reach (``last_row_needed``, in
+    reverse order); then sweeps over the ops in topological order each compute one row where one
+    is due and its input rows are all written (``inputs_ready``), until no op can: a producer runs
+    only as far ahead of its readers as they need, which keeps the rings short."""
     done = {n.name: -1 for n in prefix}
     for step in range(heights[cut]):
         wanted = {cut: step}
         for node in reversed(prefix):
             if node.name != cut:
                 wanted[node.name] = last_row_needed(windows, readers[node.name], wanted, heights[node.name])
-        for node in prefix:
-            while done[node.name] < wanted[node.name]:
-                done[node.name] += 1
-                yield node, done[node.name]
+        progress = True
+        while progress:
+            progress = False
+            for node in prefix:
+                row = done[node.name] + 1
+                if row <= wanted[node.name] and inputs_ready(node, row, windows, heights, done):
+                    done[node.name] = row
+                    progress = True
+                    yield node, row
+
+
+def inputs_ready(node: Node, row: int, windows: dict[str, Window], heights: dict[str, int],
+                 done: dict[str, int]) -> bool:
+    """Whether every input row that ``row`` of ``node`` reads is written (the input is whole)."""
+    return all(source == INPUT or done[source] >= min(heights[source] - 1, windows[node.name].last(row))
+               for source in node.inputs)
 
 
 def ring_rows(prefix: list[Node], cut: str, buffer_of: dict[str, str], heights: dict[str, int],

@@ -40,6 +40,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tinyevo.config import search_cost_model
 from tinyevo.errors import TinyevoError
 from tinyevo.estimate.base import EstimationFailed, Estimator, EvalContext
 from tinyevo.run.budget import Budget
@@ -72,14 +73,19 @@ class Runner:
     """Runs one search: ``Runner(space, strategy, estimator, store, budget, constraints, board,
     executor).run()``. ``store`` (default: in memory) is where trials go and where a resume comes
     from; ``batch_size`` (default: the executor's parallelism) is how many candidates are asked at
-    once; ``cost_model(architecture, board)`` defaults to ``tinyevo.hardware.estimate_cost``."""
+    once; ``cost_model(architecture, board)`` defaults to ``tinyevo.config.search_cost_model(execution)``:
+    ``execution`` (``"layer_by_layer"`` or ``"streamed"``) is how peak SRAM is counted, and a run
+    that is not layer by layer records it in its settings, so that a resume cannot change it."""
 
     def __init__(self, space: SearchSpace, strategy: Strategy, estimator: Estimator,
                  store: Store | None = None, budget: Budget | None = None,
                  constraints: Constraints | None = None, board: Any = None,
                  executor: Executor | None = None, progress: bool = True,
                  batch_size: int | None = None, cost_model: Callable | None = None,
-                 max_consecutive_skips: int = 1000, run_dir: str | Path | None = None):
+                 max_consecutive_skips: int = 1000, run_dir: str | Path | None = None,
+                 execution: str = "layer_by_layer"):
+        if cost_model is not None and execution != "layer_by_layer":
+            raise TinyevoError("give the runner an execution or a cost_model of your own, not both")
         self.space, self.strategy, self.estimator = space, strategy, estimator
         self.store = store if store is not None else Store()
         self.budget = budget if budget is not None else Budget(evaluations=100)
@@ -87,7 +93,8 @@ class Runner:
         self.board = board
         self.executor = executor if executor is not None else SerialExecutor()
         self.batch_size = int(batch_size or self.executor.parallelism)
-        self.cost_model = cost_model
+        self.execution = execution
+        self.cost_model = cost_model if cost_model is not None else search_cost_model(execution)
         self.max_consecutive_skips = max_consecutive_skips
         self.show_progress = progress
         self.run_dir = Path(run_dir) if run_dir else _store_dir(self.store)
@@ -141,9 +148,13 @@ class Runner:
         warnings.warn(f"search stopped early: {self.stop_reason}", RuntimeWarning, stacklevel=3)
 
     def config(self) -> dict:
-        """What a resume of this run must match (see ``tinyevo.run.resume``)."""
-        return run_config(self.space, self.strategy, self.estimator, self.constraints, self.board,
-                          self.batch_size)
+        """What a resume of this run must match (see ``tinyevo.run.resume``). ``execution`` is
+        recorded only when it is not the default, so that runs stored before it existed resume."""
+        config = run_config(self.space, self.strategy, self.estimator, self.constraints, self.board,
+                            self.batch_size)
+        if self.execution != "layer_by_layer":
+            config["execution"] = self.execution
+        return config
 
     def elapsed_seconds(self) -> float:
         """Wall time of the run, earlier sessions of a resumed run included."""
@@ -233,9 +244,6 @@ class Runner:
             return False
 
     def _cost(self, architecture) -> dict:
-        if self.cost_model is None:
-            from tinyevo.hardware import estimate_cost
-            self.cost_model = estimate_cost
         cost = self.cost_model(architecture, self.board)
         figures = cost if isinstance(cost, dict) else cost.to_dict()
         return clean_metrics({name: value for name, value in figures.items()

@@ -10,7 +10,8 @@
 
 ``TinyNASJob`` (``job``) runs both into one folder, resumable, that ``tinyevo show`` and
 ``tinyevo export`` read like a ``tinyevo search`` run. Peak SRAM is counted as the C code
-generator deploys the model (``deployed_cost``: in-place depthwise, 1x1 and add kernels).
+generator deploys the model (``deployed_cost``: the first layers streamed row by row, in-place
+depthwise, 1x1 and add kernels).
 """
 from tinyevo.tinynas.cost import deployed_cost
 from tinyevo.tinynas.stage1 import (SpaceOptimization, SubSpaceStats, mbv2_sub_spaces,

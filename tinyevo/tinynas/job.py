@@ -203,11 +203,13 @@ class TinyNASJob:
     def search_config(self, space):
         """The run's settings as ``tinyevo show`` / ``tinyevo export`` read them."""
         from tinyevo.config import ConstraintSettings, SearchConfig
+        from tinyevo.tinynas.cost import DEPLOYED
         from tinyevo.tinynas.stage2 import evolution_budget
 
         s = self.settings
         return SearchConfig(space="mbv2", space_options=space.options(), dataset=s.dataset,
-                            data_dir=s.data_dir, board=self.board.name, strategy="mcunet",
+                            data_dir=s.data_dir, board=self.board.name, execution=DEPLOYED["execution"],
+                            strategy="mcunet",
                             strategy_options={"population": s.population, "generations": s.generations},
                             estimator="supernet",
                             estimator_options={"dataset_options": dict(s.dataset_options)},

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from tinyevo.deploy.codegen.kernels import Concatenation, Fill, Kernel, TensorView, kernel_class, template
+from tinyevo.deploy.codegen.kernels import (Concatenation, Fill, FullyConnectedRows, Kernel,
+                                            TensorView, kernel_class, template)
 from tinyevo.deploy.codegen.metadata import FORMAT_VERSION, ModelMetadata, OpInfo, TensorInfo
 from tinyevo.deploy.codegen.planner import MemoryPlan, plan_memory
 from tinyevo.deploy.quantized_model import QuantizedModel
@@ -97,6 +98,13 @@ def build_kernels(qmodel: QuantizedModel, plan: MemoryPlan) -> list[Kernel]:
         if name not in streamed:
             inputs = tuple(view(plan.source(s)) for s in op.inputs)
             kernels.append(cls(symbol, op, inputs, view(name), scratch, **extra))
+        elif plan.stream and name in plan.stream.accumulators:  # one row of the flattened map per call
+            row, source = f"row{index}", plan.source(op.inputs[0])
+            height, width, channels = qmodel.tensors[ops[source].inputs[0]].shape[1:]
+            spec = qmodel.tensors[source]
+            row_view = TensorView(source, plan.offsets[source], (1, width, channels), spec.zero_point,
+                                  plan.rows[source], row)
+            kernels.append(FullyConnectedRows(symbol, op, (row_view,), view(name), scratch, row=row, rows=height))
         elif op.kind in WINDOW_KINDS and cls is not Fill:
             row = f"row{index}"
             inputs = tuple(view(plan.source(s)) for s in op.inputs)
@@ -110,7 +118,8 @@ def build_kernels(qmodel: QuantizedModel, plan: MemoryPlan) -> list[Kernel]:
 
 def streaming_code(plan: MemoryPlan, kernels: list[Kernel]) -> str:
     """The C of the streamed prefix: for each row of the cut, every streamed op is asked for the
-    last row its readers need (reverse order), then computes its rows up to it (the schedule of
+    last row its readers need (reverse order), then sweeps let each op compute one more row when
+    one is due and its input rows are written, until none can (the schedule of
     ``tinyevo.hardware.streaming.row_schedule``, which sized the rings)."""
     stream = plan.stream
     index = {k.op.name: i for i, k in enumerate(kernels)}
@@ -127,11 +136,20 @@ def streaming_code(plan: MemoryPlan, kernels: list[Kernel]) -> str:
         for other in needs[1:]:
             expr = f"tinyevo_max({expr}, {other})"
         lines.append(f"            const int32_t last{i} = tinyevo_min({stream.heights[name] - 1}, {expr});")
+    lines.append("            for (int32_t progress = 1; progress;) {")
+    lines.append("                progress = 0;")
     for name in stream.nodes:
-        i = index[name]
-        lines.append(f"            for (; row{i} <= last{i}; ++row{i}) {{")
-        lines.append(f"                {kernels[i].call()}")
-        lines.append("            }")
+        i, op = index[name], kernels[index[name]].op
+        ready = [f"row{index[s]} > tinyevo_min({stream.heights[s] - 1}, "
+                 f"{_last_row(stream.windows[name], f'row{i}')})"
+                 for s in dict.fromkeys(plan.source(t) for t in op.inputs) if s in index]
+        condition = " && ".join([f"row{i} <= last{i}", *ready])
+        lines.append(f"                if ({condition}) {{")
+        lines.append(f"                    {kernels[i].call()}")
+        lines.append(f"                    ++row{i};")
+        lines.append("                    progress = 1;")
+        lines.append("                }")
+    lines.append("            }")
     lines += ["        }", "    }"]
     return "\n".join(lines)
 

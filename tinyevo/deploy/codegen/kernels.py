@@ -331,6 +331,29 @@ class FullyConnected(_Weighted):
         return self.op.weights.size
 
 
+@dataclass
+class FullyConnectedRows(FullyConnected):
+    """Streamed FULLY_CONNECTED (or its 1x1 CONV_2D form on a 1x1 map, per-channel scales) on a
+    flattened map: called once per row of the map, it adds the row's share of every dot product
+    to int32 accumulators (its scratch) and writes the outputs after the last row. The input view
+    is one row of the map."""
+
+    template_name: ClassVar[str] = "fully_connected_rows"
+    rows: int = 1  # rows of the flattened map
+
+    def template_fields(self) -> dict:
+        row_features = self.inputs[0].shape[1] * self.inputs[0].shape[2]
+        return dict(FEATURES=row_features * self.rows, UNITS=self.output.size, ROW_FEATURES=row_features,
+                    ROWS=self.rows, PER_CHANNEL=int(np.size(self.op.params["multiplier"]) > 1))
+
+    def flash_bytes(self) -> int:
+        return self.op.weights.size + 4 * len(self.op.bias) + 8 * int(np.size(self.op.params["multiplier"]))
+
+    def arguments(self) -> list[str]:
+        return [self.inputs[0].pointer(), self.output.pointer(), f"&{self.symbol}_params",
+                f"(int32_t *)(void *)(arena + {self.scratch_offset})", self.row]
+
+
 # --- kernels without weights --------------------------------------------------------------------
 @dataclass
 class MaxPool2D(_Window):

@@ -31,23 +31,27 @@ def arena_bytes(offsets: dict[str, int], sizes: dict[str, int]) -> int:
     return max((offsets[b] + sizes[b] for b in offsets), default=0)
 
 
-def first_fit(names: list[str], sizes: dict[str, int], spans: dict[str, Span]) -> dict[str, int]:
-    """Each buffer, in the order given, at the lowest offset free over its whole lifetime."""
+def first_fit(names: list[str], sizes: dict[str, int], spans: dict[str, Span],
+              align: dict[str, int] | None = None) -> dict[str, int]:
+    """Each buffer, in the order given, at the lowest offset free over its whole lifetime (a
+    multiple of ``align[name]`` where given, e.g. 4 for int32 data)."""
     offsets: dict[str, int] = {}
+    align = align or {}
     for name in names:
         taken = sorted((offsets[other], offsets[other] + sizes[other]) for other in offsets
                        if overlaps(spans[name], spans[other]) and sizes[other])
+        step = align.get(name, 1)
         offset = 0
         for start, end in taken:
             if offset + sizes[name] <= start:
                 break
-            offset = max(offset, end)
+            offset = -(-max(offset, end) // step) * step
         offsets[name] = offset
     return offsets
 
 
 def assign_offsets(sizes: dict[str, int], spans: dict[str, Span], seed: int = 0,
-                   random_tries: int = RANDOM_TRIES) -> dict[str, int]:
+                   random_tries: int = RANDOM_TRIES, align: dict[str, int] | None = None) -> dict[str, int]:
     """Offsets with the smallest arena found; stops early once the lower bound is reached."""
     names = sorted(spans)
     bound = live_lower_bound(sizes, spans)
@@ -59,7 +63,7 @@ def assign_offsets(sizes: dict[str, int], spans: dict[str, Span], seed: int = 0,
     best: dict[str, int] | None = None
     for attempt in range(len(orders) + random_tries):
         order = orders[attempt] if attempt < len(orders) else [names[i] for i in rng.permutation(len(names))]
-        offsets = first_fit(order, sizes, spans)
+        offsets = first_fit(order, sizes, spans, align)
         if best is None or arena_bytes(offsets, sizes) < arena_bytes(best, sizes):
             best = offsets
         if arena_bytes(best, sizes) <= bound:

@@ -122,10 +122,13 @@ def _streamed_plan(qmodel: QuantizedModel, stream: StreamPlan, fused: dict[str, 
                 buffer_of[tensor] = buffer_of[stream.cut] if buffer == INPUT else f"rest:{buffer}"
         order += rest.order
         scratch_of = {op: f"rest:{b}" for op, b in rest.scratch_of.items()}
-    offsets_of_buffer = assign_offsets(sizes, spans)
+    int32 = {f"stream:{b}": 4 for b in stream.accumulators.values()}  # accumulators: word aligned
+    offsets_of_buffer = assign_offsets(sizes, spans, align=int32)
     offsets = {t: offsets_of_buffer[b] for t, b in buffer_of.items()}
     tensor_sizes = {t: _bytes(qmodel.tensors[t].shape) for t in buffer_of}
     scratch = {op: (offsets_of_buffer[b], sizes[b]) for op, b in scratch_of.items()}
+    scratch.update({op: (offsets_of_buffer[f"stream:{b}"], sizes[f"stream:{b}"])
+                    for op, b in stream.accumulators.items()})
     rows = {t: stream.rows[b] for t, b in stream.buffer_of.items()}
     return MemoryPlan(arena_bytes(offsets_of_buffer, sizes), stream.peak_bytes, order, offsets, tensor_sizes,
                       scratch, fused, in_place_kernels, rest, stream, rows)
