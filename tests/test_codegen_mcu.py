@@ -92,8 +92,9 @@ def test_every_op_graph_is_bit_exact_on_cortex_m4_with_and_without_dsp(tmp_path,
 
 def im2col_edges_graph():
     """Convolutions that take the two-pixel im2col kernels with each way of building a patch: one
-    input channel (kernel rows gathered around the padding), rows of six values (value by value),
-    dilation, VALID padding with stride, a 1x1 conv in place over an odd number of pixels."""
+    input channel (kernel rows gathered around the padding), rows of six values (the patch
+    gathered whole), dilation, VALID padding with stride, a 1x1 conv in place over an odd number
+    of pixels."""
     g = GraphBuilder((9, 7, 1), name="im2col_edges")
     x = g.relu(g.conv2d(g.input, 6, kernel=(3, 4), stride=2))
     x = g.relu(g.conv2d(x, 4, kernel=(2, 3)))
@@ -117,6 +118,55 @@ def test_im2col_convolutions_are_bit_exact_with_and_without_dsp(tmp_path, toolch
     for name, flags in (("dsp", []), ("plain", ["-DTINYEVO_NO_DSP"])):
         run = mcu.run_mcu(mcu.build_mcu(tmp_path, x, build_dir=tmp_path / name, extra_cflags=flags))
         np.testing.assert_array_equal(run.outputs, expected, err_msg=name)
+
+
+def small_filter_graph():
+    """Convolutions with few MACs per output: a strided 3x3 conv on a 3-channel image (27 values,
+    rounded up to 28 with a zero weight; kernel rows gathered, padding at the bottom and right),
+    1x1 convs on 8 channels (the input pixel is the patch), on 6 channels (rounded up to 8) and
+    with stride 2, a dilated 1x3 conv, and a 3x3 conv of 36 values (int8 weights; the others int16)."""
+    g = GraphBuilder((11, 9, 3), name="small_filters")
+    x = g.relu6(g.batch_norm(g.conv2d(g.input, 8, kernel=3, stride=2)))
+    y = g.batch_norm(g.conv2d(x, 6, kernel=1))
+    y = g.relu(g.conv2d(y, 10, kernel=1))
+    y = g.relu(g.conv2d(y, 4, kernel=1, stride=2))
+    z = g.relu(g.conv2d(x, 4, kernel=(1, 3), dilation=2))
+    z = g.conv2d(z, 4, kernel=3, stride=2)
+    return g.build(g.concat(y, z))
+
+
+def test_small_filter_convolutions_are_bit_exact_on_host_and_cortex_m4(tmp_path, toolchain):
+    """int16 weights, filters rounded up to whole groups of four, the one-step requantization
+    (SMMLAR) and its fallbacks (a channel with a left shift, a clamp narrower than int8), streamed
+    and layer by layer, under the sanitizers on the host and with and without DSP on the core."""
+    from tinyevo.deploy.codegen.host import build_host, run_host
+    arch = small_filter_graph()
+    _, qmodel, rng = quantized_model(arch, 4)
+    convs = [op for op in qmodel.ops if op.kind == "conv_2d"]
+    shift = np.array(convs[1].params["shift"], dtype=np.int64)
+    shift[0] = 1  # a left shift: the lean requantization
+    convs[1].params["shift"] = shift
+    convs[2].params["activation_min"], convs[2].params["activation_max"] = -100, 90
+    # about the same scale as a right shift of 1: every other output a tie to round away from zero
+    right = -np.asarray(convs[5].params["shift"], dtype=np.int64)
+    convs[5].params["multiplier"] = np.asarray(convs[5].params["multiplier"], dtype=np.int64) >> (right - 1)
+    convs[5].params["shift"] = np.full_like(right, -1)
+    x = int8_inputs(qmodel, arch, 8, rng)
+    expected = run_int8(qmodel, x)
+    for execution in ("layer_by_layer", "streamed"):
+        out = tmp_path / execution
+        generate_c(qmodel, out, execution=execution)
+        source = (out / "tinyevo_model.c").read_text()
+        if execution == "layer_by_layer":
+            calls = re.findall(r"^    (conv_2d\w*)\(arena", source, re.M)
+            assert len(calls) == 6 and all("_im2col_" in name for name in calls)
+            fields = re.findall(r"SCALED = (\d), FULL_RANGE = (\d), WIDE = (\d)", source)
+            assert [set(column) for column in zip(*fields)] == [{"0", "1"}] * 3
+        got = run_host(build_host(out, sanitize=True), x)
+        np.testing.assert_array_equal(got.reshape(expected.shape), expected, err_msg=f"{execution} host")
+        for name, flags in (("dsp", []), ("plain", ["-DTINYEVO_NO_DSP"])):
+            run = mcu.run_mcu(mcu.build_mcu(out, x, build_dir=out / name, extra_cflags=flags))
+            np.testing.assert_array_equal(run.outputs, expected, err_msg=f"{execution} {name}")
 
 
 def test_instruction_count_survives_systick_wraps(tmp_path, toolchain):

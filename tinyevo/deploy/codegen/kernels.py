@@ -24,7 +24,7 @@ from tinyevo.arch import same_padding
 from tinyevo.deploy.quantized_model import QuantizedOp
 from tinyevo.errors import TinyevoError
 
-VALUES_PER_LINE = {"int8_t": 24, "int32_t": 8}
+VALUES_PER_LINE = {"int8_t": 24, "int16_t": 16, "int32_t": 8}
 
 
 @dataclass(frozen=True)
@@ -59,13 +59,13 @@ def template(name: str) -> Template:
     return Template(resources.files("tinyevo.deploy.codegen").joinpath("templates", filename).read_text())
 
 
-def c_array(ctype: str, name: str, values) -> str:
+def c_array(ctype: str, name: str, values, attributes: str = "") -> str:
     """``static const ctype name[n] = {...};`` with a fixed number of values per line."""
     values = [int(v) for v in np.asarray(values).ravel()]
     per_line = VALUES_PER_LINE[ctype]
     lines = [", ".join(str(v) for v in values[i:i + per_line]) for i in range(0, len(values), per_line)]
     body = ",\n    ".join(lines)
-    return f"static const {ctype} {name}[{len(values)}] = {{\n    {body}\n}};\n"
+    return f"static const {ctype} {name}[{len(values)}]{attributes} = {{\n    {body}\n}};\n"
 
 
 @dataclass
@@ -204,13 +204,22 @@ class _Weighted(_Window):
 @dataclass
 class Conv2D(_Weighted):
     """CONV_2D, grouped or not. Most convolutions take ``conv_2d_im2col`` (two pixels x two output
-    channels over int16 im2col patches on the stack, ``COL_BYTES``); the rest ``conv_2d``, output
-    channels in blocks of 4, 2 or 1 that share input loads."""
+    channels over int16 im2col patches on the stack, ``COL_BYTES``; filters rounded up to whole
+    groups of four values with zero weights; a 1x1 conv's patch is its input pixel widened); the
+    rest ``conv_2d``, output channels in blocks of 4, 2 or 1 that share input loads. The im2col
+    kernels requantize in one rounding step (``tinyevo_output_scaled``) where that is provably
+    exact for the layer (``scaled_requantization``)."""
 
     template_name: ClassVar[str] = "conv_2d"
     in_place_safe: ClassVar[bool] = True  # only the 1x1 stride-1 form, checked below
     #: the most stack the int16 im2col patches of two pixels may take (2 x 2 bytes per filter value)
     patch_stack_limit: ClassVar[int] = 4096
+    #: filters of at most this many values, layers of at most this many weight bytes keep int16
+    #: weights (``wide_weights``; the flash they add)
+    wide_filter_limit: ClassVar[int] = 32
+    wide_bytes_limit: ClassVar[int] = 1024
+    #: the channel loop is unrolled whole up to this many channel pairs, else by two
+    unrolled_pairs: ClassVar[int] = 4
 
     def groups(self) -> int:
         return self.op.attrs.get("groups", 1)
@@ -224,18 +233,93 @@ class Conv2D(_Weighted):
     def filter_size(self) -> int:
         return int(self.op.weights[0].size)
 
+    def padded_filter_size(self) -> int:
+        """The filter rounded up to whole groups of four values (an im2col patch's length)."""
+        return -(-self.filter_size() // 4) * 4
+
     def im2col(self) -> bool:
         """Two pixels x two channels over int16 patches (``conv_2d_im2col``): an ungrouped conv with
-        more than one output pixel, an even number of output channels, filters in whole groups of
-        four values, patches that fit the stack, and multipliers the lean requantization takes
-        (never INT32_MIN). In place (1x1, stride 1) it needs no more output than input channels."""
+        more than one output pixel, an even number of output channels, patches that fit the stack,
+        and multipliers the lean requantization takes (never INT32_MIN). In place (1x1, stride 1)
+        it needs whole groups of four input channels and no more output than input channels."""
         multipliers = np.ravel(self.op.params["multiplier"])
         pixels = self.output.shape[0] * self.output.shape[1]
         return (self.groups() == 1 and pixels > 1 and self.output.shape[2] % 2 == 0
-                and self.filter_size() % 4 == 0
-                and 4 * self.filter_size() <= self.patch_stack_limit
+                and 4 * self.padded_filter_size() <= self.patch_stack_limit
                 and not (multipliers == np.iinfo(np.int32).min).any()
-                and (not self.in_place or self.output.shape[2] <= self.inputs[0].shape[2]))
+                and (not self.in_place or (self.filter_size() % 4 == 0
+                                           and self.output.shape[2] <= self.inputs[0].shape[2])))
+
+    def wide_weights(self) -> bool:
+        """im2col with a filter of at most ``wide_filter_limit`` values and at most
+        ``wide_bytes_limit`` bytes of weights: they are stored as int16 (``tinyevo_dot2x2_wide``),
+        since with few MACs per output widening them at run time costs more than their flash."""
+        return (self.im2col() and self.padded_filter_size() <= self.wide_filter_limit
+                and self.padded_filter_size() * len(self.op.bias) <= self.wide_bytes_limit)
+
+    def scaled_requantization(self) -> bool:
+        """Whether ``tinyevo_output_scaled`` (one SMMLAR, a shift, the output zero point folded into
+        the rounding) equals TFLM's requantization for every input: each channel's multiplier >= 0
+        and a right shift of 1 to 22, and every accumulator within +-2^30 (|bias| + 255 * sum |w|
+        below 2^30, since |x - input zero point| <= 255)."""
+        p, channels = self.op.params, len(self.op.bias)
+        multipliers = np.broadcast_to(np.ravel(p["multiplier"]).astype(np.int64), (channels,))
+        shifts = np.broadcast_to(np.ravel(p["shift"]).astype(np.int64), (channels,))
+        weights = np.abs(self.op.weights.reshape(channels, -1).astype(np.int64)).sum(axis=1)
+        bound = np.abs(self.op.bias.astype(np.int64)) + 255 * weights
+        return bool((multipliers >= 0).all() and ((shifts <= -1) & (shifts >= -22)).all()
+                    and (bound < 2 ** 30).all())
+
+    def weight_values(self) -> np.ndarray:
+        """im2col's weights: each filter padded to whole groups of four values with zeros; wide
+        weights are int16, the channels of each pair interleaved four values at a time and each
+        group of four in the order (0, 2, 1, 3) (``tinyevo_dot2x2_wide``)."""
+        channels, size = len(self.op.weights), self.padded_filter_size()
+        weights = np.pad(self.op.weights.reshape(channels, -1), ((0, 0), (0, size - self.filter_size())))
+        if not self.wide_weights():
+            return weights.ravel().astype(np.int8)
+        groups = weights.reshape(channels // 2, 2, size // 4, 4)
+        return groups[..., [0, 2, 1, 3]].transpose(0, 2, 1, 3).ravel().astype(np.int16)
+
+    def channel_values(self) -> np.ndarray:
+        """im2col's per output channel constants: bias, multiplier, then shift and 0, or with
+        ``scaled_requantization`` the rounding 2^(right - 1) + output zero point * 2^right and the
+        right shift (``tinyevo_output_scaled``)."""
+        p, channels = self.op.params, len(self.op.bias)
+        multipliers = np.broadcast_to(np.ravel(p["multiplier"]).astype(np.int64), (channels,))
+        shifts = np.broadcast_to(np.ravel(p["shift"]).astype(np.int64), (channels,))
+        if self.scaled_requantization():
+            right = -shifts
+            third, fourth = (1 << (right - 1)) + self.output.zero_point * (1 << right), right
+        else:
+            third, fourth = shifts, np.zeros(channels, np.int64)
+        return np.stack([self.op.bias.astype(np.int64), multipliers, third, fourth], axis=1)
+
+    @property
+    def params_type(self) -> str:
+        return "tinyevo_conv_channels_params" if self.im2col() else "tinyevo_conv_params"
+
+    def params(self) -> list:
+        if not self.im2col():
+            return super().params()
+        p = self.op.params
+        return [f"{self.symbol}_weights", f"{self.symbol}_channels", -self.inputs[0].zero_point,
+                self.output.zero_point, p["activation_min"], p["activation_max"]]
+
+    def data(self) -> str:
+        if not self.im2col():
+            return super().data()
+        name = f"{self.symbol}_weights"
+        weights = (c_array("int16_t", name, self.weight_values(), " TINYEVO_ALIGN4") if self.wide_weights()
+                   else c_array("int8_t", name, self.weight_values()))
+        return (f"/* {self.layer_comment()} */\n" + weights
+                + c_array("int32_t", f"{self.symbol}_channels", self.channel_values())
+                + Kernel.data(self) + "\n")
+
+    def flash_bytes(self) -> int:
+        if not self.im2col():
+            return super().flash_bytes()
+        return self.weight_values().nbytes + 16 * len(self.op.bias)
 
     def variant(self) -> str:
         name = "conv_2d_in_place" if self.in_place else "conv_2d"
@@ -248,9 +332,15 @@ class Conv2D(_Weighted):
         pixels = self.output.shape[0] * self.output.shape[1]
         row_dot = int(self.groups() == 1 and self.window_fields()["DILATION_W"] == 1
                       and self.window_fields()["K_W"] > 1)
-        return dict(**self.window_fields(), GROUP_IN=group_in,
-                    GROUP_OUT=group_out, BLOCK=block, PIXELS=pixels, ROW_DOT=row_dot,
-                    COL_BYTES=4 * self.filter_size() if self.im2col() else 0)
+        fields = dict(**self.window_fields(), GROUP_IN=group_in,
+                      GROUP_OUT=group_out, BLOCK=block, PIXELS=pixels, ROW_DOT=row_dot)
+        if self.im2col():
+            full = (self.op.params["activation_min"], self.op.params["activation_max"]) == (-128, 127)
+            pairs = self.output.shape[2] // 2
+            fields.update(FILTER=self.padded_filter_size(), COL_BYTES=4 * self.padded_filter_size(),
+                          SCALED=int(self.scaled_requantization()), FULL_RANGE=int(full),
+                          WIDE=int(self.wide_weights()), UNROLL=pairs if pairs <= self.unrolled_pairs else 2)
+        return fields
 
     def arguments(self) -> list[str]:
         args = super().arguments()
