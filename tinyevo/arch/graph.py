@@ -68,14 +68,19 @@ class Architecture:
 
     def live_nodes(self) -> list[Node]:
         """Nodes the output depends on, in execution order (dead branches dropped)."""
-        needed, stack = set(), [self.output]
+        needed = self.ancestors(self.output)
+        return [n for n in self.nodes if n.name in needed]
+
+    def ancestors(self, tensor: str) -> set[str]:
+        """The nodes ``tensor`` depends on, itself included (the input is not a node)."""
+        found, stack = set(), [tensor]
         while stack:
             name = stack.pop()
-            if name in needed or name == INPUT:
+            if name in found or name == INPUT:
                 continue
-            needed.add(name)
+            found.add(name)
             stack.extend(self.by_name[name].inputs)
-        return [n for n in self.nodes if n.name in needed]
+        return found
 
     def trainable_params(self) -> int:
         """Parameters as a training framework counts them: batch norm unfolded (gamma and beta)."""

@@ -154,7 +154,7 @@ def plan_for_cut(arch: Architecture, cut: str, in_place_kernels: bool = False) -
     readers = live_readers(arch)
     order = [n for n in arch.live_nodes()]
     names = {n.name for n in order}
-    prefix_names = _ancestors(arch, cut)
+    prefix_names = arch.ancestors(cut)
     prefix = [n for n in order if n.name in prefix_names]
     buffer_of = {INPUT: INPUT}
     for node in prefix:  # an element-wise op that is its input's only reader writes over it
@@ -190,17 +190,6 @@ def _channel_scale(node: Node, arch: Architecture) -> bool:
     channels = arch.shapes[node.inputs[0]][2] if node.inputs else 0
     return (node.op == "conv2d" and node.attrs["kernel"] == (1, 1) and node.attrs["stride"] == (1, 1)
             and node.attrs["groups"] == channels == arch.shapes[node.name][2] > 1)
-
-
-def _ancestors(arch: Architecture, tensor: str) -> set[str]:
-    found, stack = set(), [tensor]
-    while stack:
-        name = stack.pop()
-        if name in found or name == INPUT:
-            continue
-        found.add(name)
-        stack.extend(arch.by_name[name].inputs)
-    return found
 
 
 def rest_architecture(arch: Architecture, cut: str, rest: set[str]) -> Architecture:
