@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tinyevo.errors import TinyevoError
-from tinyevo.hardware.memory import EXECUTIONS
+from tinyevo.hardware.memory import EXECUTIONS, check_execution
 from tinyevo.units import parse_bytes, parse_count, parse_ms
 
 
@@ -180,8 +180,7 @@ def search_cost_model(execution: str = "layer_by_layer") -> Callable:
     line buffers, with the in-place kernels -- the arena ``tinyevo export --format c`` plans."""
     from tinyevo.hardware import estimate_cost
 
-    if execution not in EXECUTIONS:
-        raise TinyevoError(f"execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
+    check_execution(execution)
     if execution == "layer_by_layer":
         return estimate_cost
     return functools.partial(estimate_cost, in_place_kernels=True, execution=execution)

@@ -35,6 +35,7 @@ from tinyevo.deploy.int8_reference import run_int8
 from tinyevo.deploy.quantize import quantize
 from tinyevo.deploy.quantized_model import QuantizedModel
 from tinyevo.errors import TinyevoError
+from tinyevo.hardware.memory import check_execution
 
 FORMATS = ("tflite", "onnx", "onnx-qdq", "c")
 CALIBRATION_ROWS = 256  # training rows the int8 ranges are calibrated on
@@ -82,9 +83,7 @@ def export_model(source: str | Path, format: str, out: str | Path, trial: int | 
     ``execution`` is how the C library runs its ops (``streamed`` or ``layer_by_layer``)."""
     if format not in FORMATS:
         raise TinyevoError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
-    from tinyevo.deploy.codegen.planner import EXECUTIONS
-    if execution not in EXECUTIONS:
-        raise TinyevoError(f"unknown execution {execution!r}; choose one of {', '.join(EXECUTIONS)}")
+    check_execution(execution)
     path = check_output_folder(out) if format == "c" else check_output_path(out)
     source = Path(source)
     if not source.exists():

@@ -91,15 +91,20 @@ def live_readers(arch: Architecture) -> dict[str, list[str]]:
 EXECUTIONS = ("layer_by_layer", "streamed")
 
 
+def check_execution(execution: str) -> None:
+    """Refuse an ``execution`` that is not one of ``EXECUTIONS``, in one line."""
+    if execution not in EXECUTIONS:
+        raise TinyevoError(f"execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
+
+
 def peak_sram_bytes(arch: Architecture, in_place_ops: bool = True, in_place_kernels: bool = False,
                     execution: str = "layer_by_layer") -> int:
     """Peak activation SRAM of the best execution order, in bytes; ``execution="streamed"``: with
     the best streamed prefix (``tinyevo.hardware.streaming``, as the C code generator runs it)."""
+    check_execution(execution)
     if execution == "streamed":
         from tinyevo.hardware.streaming import streamed_peak_bytes
         return streamed_peak_bytes(arch, in_place_kernels=in_place_kernels)
-    if execution != "layer_by_layer":
-        raise TinyevoError(f"execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
     return schedule(arch, in_place_ops=in_place_ops, in_place_kernels=in_place_kernels).peak_bytes
 
 

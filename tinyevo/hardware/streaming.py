@@ -89,7 +89,6 @@ class StreamPlan:
     accumulators: dict[str, str] = field(default_factory=dict)  # accumulating dense -> its int32 buffer
     readers: dict[str, list[str]] = field(default_factory=dict)  # streamed tensor -> streamed readers
     rest: Schedule | None = None  # the ops after the cut, layer by layer (the cut is their input)
-    rest_arch: Architecture | None = None
 
     @property
     def stream_bytes(self) -> int:
@@ -110,8 +109,8 @@ class StreamPlan:
 
 
 def stream_plan(arch: Architecture, in_place_kernels: bool = False) -> StreamPlan:
-    """The cut with the lowest peak (ties: fewer streamed ops); the first live node ... every
-    separating tensor whose ancestors all stream is tried, and not streaming at all."""
+    """The plan with the lowest peak: every cut of ``candidate_cuts`` is tried, and not streaming
+    at all (ties: fewer streamed ops)."""
     best = _layer_by_layer(arch, in_place_kernels)
     for cut in candidate_cuts(arch):
         plan = plan_for_cut(arch, cut, in_place_kernels)
@@ -130,15 +129,15 @@ def candidate_cuts(arch: Architecture) -> list[str]:
     nodes they depend on (so once the cut is whole, nothing before it is needed)."""
     nodes = arch.live_nodes()
     readers = live_readers(arch)
+    streams = {n.name for n in nodes if streamable(n, arch)}
+    accumulating = {n.name for n in nodes if accumulates(n, arch)}
     ancestors: dict[str, set[str]] = {INPUT: set()}
     cuts = []
     for node in nodes:
         ancestors[node.name] = {node.name}.union(*(ancestors[s] for s in node.inputs))
         prefix = ancestors[node.name]
-        if not all(streamable(arch.by_name[n], arch) for n in prefix):
-            continue
-        if any(accumulates(arch.by_name[n], arch) for n in prefix - {node.name}):
-            continue  # an accumulating dense layer ends the streamed prefix
+        if not prefix <= streams or (prefix - {node.name}) & accumulating:
+            continue  # an op that cannot stream, or past an accumulating dense layer (it ends a prefix)
         if all(set(readers[t]) <= prefix for t in (prefix - {node.name}) | {INPUT}):
             cuts.append(node.name)
     return cuts
@@ -146,13 +145,13 @@ def candidate_cuts(arch: Architecture) -> list[str]:
 
 def _layer_by_layer(arch: Architecture, in_place_kernels: bool) -> StreamPlan:
     rest = schedule(arch, in_place_kernels=in_place_kernels)
-    return StreamPlan(INPUT, [], {}, {}, {}, rest=rest, rest_arch=arch)
+    return StreamPlan(INPUT, [], {}, {}, {}, rest=rest)
 
 
 def plan_for_cut(arch: Architecture, cut: str, in_place_kernels: bool = False) -> StreamPlan:
     """The streamed plan that cuts at ``cut`` (one of ``candidate_cuts``)."""
     readers = live_readers(arch)
-    order = [n for n in arch.live_nodes()]
+    order = arch.live_nodes()
     names = {n.name for n in order}
     prefix_names = arch.ancestors(cut)
     prefix = [n for n in order if n.name in prefix_names]
@@ -176,12 +175,11 @@ def plan_for_cut(arch: Architecture, cut: str, in_place_kernels: bool = False) -
     accumulators = {n.name: f"{n.name}:accumulator" for n in prefix if accumulates(n, arch)}
     for name, buffer in accumulators.items():
         sizes[buffer] = 4 * arch.shapes[name][2]
-    rest, rest_arch = None, None
+    rest = None
     if cut != arch.output:
-        rest_arch = rest_architecture(arch, cut, names - prefix_names)
-        rest = schedule(rest_arch, in_place_kernels=in_place_kernels)
+        rest = schedule(rest_architecture(arch, cut, names - prefix_names), in_place_kernels=in_place_kernels)
     return StreamPlan(cut, [n.name for n in prefix], buffer_of, rows, sizes, windows, heights,
-                      accumulators, stream_readers, rest, rest_arch)
+                      accumulators, stream_readers, rest)
 
 
 def _channel_scale(node: Node, arch: Architecture) -> bool:

@@ -81,7 +81,7 @@ def build_kernels(qmodel: QuantizedModel, plan: MemoryPlan) -> list[Kernel]:
     def view(tensor: str, row: str | None = None, whole_rows: bool = True) -> TensorView:
         spec = qmodel.tensors[tensor]
         shape = tuple(spec.shape[1:])
-        ring = plan.rows.get(tensor, 0) if row is not None or tensor in plan.rows else 0
+        ring = plan.rows.get(tensor, 0)
         if ring and not whole_rows:
             shape = (1, *shape[1:])
         return TensorView(tensor, plan.offsets[tensor], shape, spec.zero_point, ring, row)
@@ -95,22 +95,21 @@ def build_kernels(qmodel: QuantizedModel, plan: MemoryPlan) -> list[Kernel]:
         extra = {}
         if cls is Concatenation:
             extra["requantize"] = tuple(ops[s].params if s in plan.fused else None for s in op.inputs)
+        row = f"row{index}"
         if name not in streamed:
             inputs = tuple(view(plan.source(s)) for s in op.inputs)
             kernels.append(cls(symbol, op, inputs, view(name), scratch, **extra))
-        elif plan.stream and name in plan.stream.accumulators:  # one row of the flattened map per call
-            row, source = f"row{index}", plan.source(op.inputs[0])
+        elif name in plan.stream.accumulators:  # one row of the flattened map per call
+            source = plan.source(op.inputs[0])
             height, width, channels = qmodel.tensors[ops[source].inputs[0]].shape[1:]
             spec = qmodel.tensors[source]
             row_view = TensorView(source, plan.offsets[source], (1, width, channels), spec.zero_point,
                                   plan.rows[source], row)
             kernels.append(FullyConnectedRows(symbol, op, (row_view,), view(name), scratch, row=row, rows=height))
         elif op.kind in WINDOW_KINDS and cls is not Fill:
-            row = f"row{index}"
             inputs = tuple(view(plan.source(s)) for s in op.inputs)
             kernels.append(cls(symbol, op, inputs, view(name, row), None, row=row, **extra))
         else:
-            row = f"row{index}"
             inputs = tuple(view(plan.source(s), row, whole_rows=False) for s in op.inputs)
             kernels.append(cls(symbol, op, inputs, view(name, row, whole_rows=False), None, **extra))
     return kernels

@@ -257,14 +257,19 @@ class Conv2D(_Weighted):
         return (self.im2col() and self.padded_filter_size() <= self.wide_filter_limit
                 and self.padded_filter_size() * len(self.op.bias) <= self.wide_bytes_limit)
 
+    def channel_scales(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each output channel's fixed-point multiplier and shift (int64)."""
+        p, channels = self.op.params, len(self.op.bias)
+        return tuple(np.broadcast_to(np.ravel(p[key]).astype(np.int64), (channels,))
+                     for key in ("multiplier", "shift"))
+
     def scaled_requantization(self) -> bool:
         """Whether ``tinyevo_output_scaled`` (one SMMLAR, a shift, the output zero point folded into
         the rounding) equals TFLM's requantization for every input: each channel's multiplier >= 0
         and a right shift of 1 to 22, and every accumulator within +-2^30 (|bias| + 255 * sum |w|
         below 2^30, since |x - input zero point| <= 255)."""
-        p, channels = self.op.params, len(self.op.bias)
-        multipliers = np.broadcast_to(np.ravel(p["multiplier"]).astype(np.int64), (channels,))
-        shifts = np.broadcast_to(np.ravel(p["shift"]).astype(np.int64), (channels,))
+        channels = len(self.op.bias)
+        multipliers, shifts = self.channel_scales()
         weights = np.abs(self.op.weights.reshape(channels, -1).astype(np.int64)).sum(axis=1)
         bound = np.abs(self.op.bias.astype(np.int64)) + 255 * weights
         return bool((multipliers >= 0).all() and ((shifts <= -1) & (shifts >= -22)).all()
@@ -285,9 +290,8 @@ class Conv2D(_Weighted):
         """im2col's per output channel constants: bias, multiplier, then shift and 0, or with
         ``scaled_requantization`` the rounding 2^(right - 1) + output zero point * 2^right and the
         right shift (``tinyevo_output_scaled``)."""
-        p, channels = self.op.params, len(self.op.bias)
-        multipliers = np.broadcast_to(np.ravel(p["multiplier"]).astype(np.int64), (channels,))
-        shifts = np.broadcast_to(np.ravel(p["shift"]).astype(np.int64), (channels,))
+        channels = len(self.op.bias)
+        multipliers, shifts = self.channel_scales()
         if self.scaled_requantization():
             right = -shifts
             third, fourth = (1 << (right - 1)) + self.output.zero_point * (1 << right), right

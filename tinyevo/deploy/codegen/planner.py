@@ -30,10 +30,8 @@ from tinyevo.arch import INPUT, Architecture, Node
 from tinyevo.deploy.codegen.offsets import arena_bytes, assign_offsets
 from tinyevo.deploy.quantized_model import QuantizedModel, QuantizedOp
 from tinyevo.errors import TinyevoError
-from tinyevo.hardware.memory import Schedule, schedule
+from tinyevo.hardware.memory import Schedule, check_execution, schedule
 from tinyevo.hardware.streaming import StreamPlan, stream_plan
-
-EXECUTIONS = ("streamed", "layer_by_layer")
 
 REQUANTIZED = ":requantized_for:"
 
@@ -80,8 +78,7 @@ def plan_memory(qmodel: QuantizedModel, in_place_kernels: bool = True, order: li
     """The static memory plan of ``qmodel``: the best order of ``tinyevo.hardware.memory.schedule``
     (or ``order``, a list of its op names) with buffers placed in one arena; with
     ``execution="streamed"`` and no ``order``, a streamed prefix when it lowers the peak."""
-    if execution not in EXECUTIONS:
-        raise TinyevoError(f"execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
+    check_execution(execution)
     fused = fused_requantizations(qmodel)
     deployed = deployed_architecture(qmodel)
     if execution == "streamed" and order is None:
@@ -110,13 +107,12 @@ def _streamed_plan(qmodel: QuantizedModel, stream: StreamPlan, fused: dict[str, 
     if rest is not None:
         rest_spans = rest.lifetimes()
         for buffer, size in rest.buffer_bytes.items():
-            if buffer == INPUT:  # the cut, whole
-                first, last = rest_spans.get(buffer, (0, 0))
-                spans[f"stream:{cut_buffer}"] = (0, last + 1)
-                continue
-            sizes[f"rest:{buffer}"] = size
             first, last = rest_spans.get(buffer, (0, 0))
-            spans[f"rest:{buffer}"] = (first + 1, last + 1)
+            if buffer == INPUT:  # the cut, whole
+                spans[f"stream:{cut_buffer}"] = (0, last + 1)
+            else:
+                sizes[f"rest:{buffer}"] = size
+                spans[f"rest:{buffer}"] = (first + 1, last + 1)
         for tensor, buffer in rest.buffer_of.items():
             if tensor != INPUT:
                 buffer_of[tensor] = buffer_of[stream.cut] if buffer == INPUT else f"rest:{buffer}"
