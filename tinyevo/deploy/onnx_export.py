@@ -6,6 +6,12 @@
   the .tflite's quantization; every weight is an int8 initializer behind a DequantizeLinear
   (per channel), every activation passes through QuantizeLinear/DequantizeLinear with its scale
   and zero point. onnxruntime runs it (and fuses it into QLinear ops where it can).
+
+  The graph computes the int8 model (up to float requantization, which rounds half to even where
+  TFLM rounds fixed-point products). On x86 CPUs without VNNI, onnxruntime's default uint8 x int8
+  QLinearConv kernel does not: it saturates int16 sums of products and misses by tens of steps. Run it
+  with ``session.x64quantprecision = 1`` (``tinyevo.deploy.runtimes.onnxruntime_session`` explains it
+  and sets it).
 """
 from __future__ import annotations
 
