@@ -20,7 +20,7 @@ from tinyevo.config import SearchConfig, merge
 from tinyevo.data import load_dataset
 from tinyevo.deploy import run_int8, to_tflite
 from tinyevo.deploy.export_run import quantize_trained, write_atomically
-from tinyevo.deploy.runtimes import run_tflm
+from tinyevo.deploy.runtimes import run_onnxruntime, run_tflm
 from tinyevo.errors import TinyevoError
 from tinyevo.estimate.training import to_input
 from tinyevo.model_file import load_architecture
@@ -124,8 +124,7 @@ def test_qdq_onnx_of_a_run_stays_close_to_the_int8_reference(run_dir, tmp_path, 
     tflite = tmp_path / "same.tflite"
     assert tinyevo(capfd, "export", run_dir, "--out", tflite)[0] == 0
     x = np.random.default_rng(2).integers(-128, 128, size=(16, 8, 8, 1), dtype=np.int8)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {session.get_inputs()[0].name: x})[0].astype(int)
+    got = run_onnxruntime(path, x).astype(int)  # the session options tinyevo documents for int8 models
     expected = run_tflm(tflite.read_bytes(), x).astype(int)
     assert np.abs(got - expected).mean() <= 1.0
 

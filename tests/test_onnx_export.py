@@ -17,6 +17,7 @@ from deploy_helpers import HAND_BUILT, float_inputs, int8_inputs, quantized_mode
 from test_tflite_export import SMALL_SPACES
 from tinyevo.deploy import fold, run_int8
 from tinyevo.deploy.onnx_export import export_onnx, to_onnx, to_onnx_qdq
+from tinyevo.deploy.runtimes import onnxruntime_session
 from tinyevo.spaces.base import create_space
 from tinyevo.zoo import MODELS
 
@@ -26,9 +27,8 @@ SPACE_SAMPLES = [(space, seed) for space in sorted(SMALL_SPACES) for seed in ran
 
 
 def session(model: onnx.ModelProto) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    """onnxruntime as tinyevo documents running its models: exact int8 kernels on every x86 CPU."""
+    return onnxruntime_session(model, threads=1)
 
 
 def space_sample(space_name: str, seed: int):

@@ -6,7 +6,8 @@
     onnx.save(to_onnx_qdq(qmodel), "model_int8.onnx")
 
 ONNX needs the ``onnx`` package (``pip install tinyevo[deploy]``); import ``tinyevo.deploy.onnx_export``
-for it. ``tinyevo.deploy.runtimes`` runs a .tflite in TFLM or LiteRT.
+for it. ``tinyevo.deploy.runtimes`` runs a .tflite in TFLM or LiteRT, and an .onnx in onnxruntime with
+the setting that makes its int8 kernels exact on every x86 CPU (``onnxruntime_session``).
 """
 from tinyevo.deploy.fold import FloatGraph, FloatOp, fold
 from tinyevo.deploy.int8_reference import run_int8

@@ -6,6 +6,13 @@
   the .tflite's quantization; every weight is an int8 initializer behind a DequantizeLinear
   (per channel), every activation passes through QuantizeLinear/DequantizeLinear with its scale
   and zero point. onnxruntime runs it (and fuses it into QLinear ops where it can).
+
+  The graph computes the int8 model: average pools round their ties away from zero as TFLM does,
+  and the rest differs by single steps where a float requantization (rounded half to even) and
+  TFLM's fixed-point multiplier (rounded twice) disagree. On x86 CPUs without VNNI, onnxruntime's
+  default uint8 x int8 QLinearConv kernel does not: it saturates int16 sums of products and misses
+  by tens of steps. Run it with ``session.x64quantprecision = 1``
+  (``tinyevo.deploy.runtimes.onnxruntime_session`` explains it and sets it).
 """
 from __future__ import annotations
 
@@ -167,11 +174,29 @@ class _Emitter:
             weights, bias = self._dequantized_weights(op, model.tensors[op.inputs[0]].scale)
         value = self.float_op(op.kind, op.name, op.inputs, op.attrs, shapes, weights, bias)
         spec = model.tensors[op.name]
+        if op.kind == "average_pool_2d":
+            value = self._ties_away_from_zero(op, value, spec)
         scale = self.const(f"{op.name}:scale", np.array(spec.scale, np.float32))
         zero_point = self.const(f"{op.name}:zero_point", np.array(spec.zero_point, np.int8))
         quantized = self.node("QuantizeLinear", [value, scale, zero_point], f"{op.name}:q")
         self.floats[op.name] = self.node("DequantizeLinear", [quantized, scale, zero_point],
                                          f"{op.name}:dq")
+
+    def _ties_away_from_zero(self, op, value: str, spec) -> str:
+        """TFLM's int8 average rounds the mean of the raw int8 values (zero point included) half away
+        from zero; QuantizeLinear rounds half to even. The mean of n <= kh * kw values is a multiple
+        of 1 / n, so a value that is not a tie lies at least 1 / (2 * kh * kw) steps from one; a
+        nudge of half that toward the sign of the raw mean, ``value / scale + zero_point``, settles
+        every tie TFLM's way and moves nothing else (float32 error in the average stays far below
+        it, even for a 32x32 pool)."""
+        kh, kw = op.attrs["kernel"]
+        zero = self.const(f"{op.name}:zero_point_real",
+                          np.array(spec.scale * spec.zero_point, np.float32))
+        step = self.const(f"{op.name}:tie_step", np.array(spec.scale / (4 * kh * kw), np.float32))
+        sign = self.node("Sign", [self.node("Add", [value, zero], f"{op.name}:raw_mean")],
+                         f"{op.name}:sign")
+        nudge = self.node("Mul", [sign, step], f"{op.name}:nudge")
+        return self.node("Add", [value, nudge], f"{op.name}:ties_away")
 
     def _dequantized_weights(self, op, input_scale: float) -> tuple[str, str]:
         scales = op.weight_scales.astype(np.float32)

@@ -1,6 +1,7 @@
-"""Run a .tflite in the two interpreters it is written for: TFLite Micro and LiteRT.
+"""Run a .tflite in the two interpreters it is written for, TFLite Micro and LiteRT, and an .onnx
+in onnxruntime the way that computes tinyevo's int8 (QDQ) models exactly.
 
-Both are optional dependencies (``pip install tinyevo[deploy]``); they are imported on first use.
+All three are optional dependencies (``pip install tinyevo[deploy]``), imported on first use.
 LiteRT runs with its reference kernels by default: its optimized int8 kernels differ from the
 reference ones by one step at some outputs (tensorflow/tensorflow#99072), and TFLM runs the
 reference arithmetic, so only LiteRT's reference kernels are bit-exact with TFLM. (Its reference
@@ -18,6 +19,9 @@ import numpy as np
 from tinyevo.errors import TinyevoError
 
 DEFAULT_ARENA_BYTES = 4 << 20
+# onnxruntime session settings for int8 QDQ models: exact uint8 x uint8 kernels on x86 CPUs without
+# VNNI (see onnxruntime_session); the key is onnxruntime's kOrtSessionOptionsAvx2PrecisionMode
+ONNXRUNTIME_CONFIG = {"session.x64quantprecision": "1"}
 _ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
 
 
@@ -85,3 +89,40 @@ def run_litert(model_bytes: bytes, inputs: np.ndarray, reference_kernels: bool =
         interpreter.invoke()
         outputs.append(interpreter.get_tensor(target).copy())
     return np.concatenate(outputs)
+
+
+def onnxruntime_session(model, threads: int | None = None):
+    """An onnxruntime CPU session for an ONNX model (a path, bytes or an ``onnx.ModelProto``) that
+    runs int8 QDQ models (``tinyevo export --format onnx-qdq``) with exact integer products.
+
+    On x86, onnxruntime turns the int8 activations of a QDQ model into uint8
+    (``QDQS8ToU8Transformer``) and fuses DequantizeLinear -> Conv -> QuantizeLinear into a
+    uint8 x int8 ``QLinearConv``. On CPUs without VNNI (AVX2, AVX-512 without VNNI) that kernel
+    multiplies with ``VPMADDUBSW``, which adds adjacent products in int16 and saturates: two large
+    activations times large weights of one sign (up to 2 * 255 * 127) lose what exceeds 32767.
+    Outputs then miss the int8 model by tens of quantization steps. onnxruntime documents this and
+    its remedy, ``session.x64quantprecision = 1``: the int8 weights are shifted to uint8 and the
+    exact uint8 x uint8 kernels run. The setting changes nothing on CPUs with VNNI or on ARM, whose
+    int8 kernels accumulate in int32. Set it in your own sessions too:
+    ``options.add_session_config_entry("session.x64quantprecision", "1")``.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise TinyevoError("onnxruntime is not installed: pip install onnxruntime") from None
+    if hasattr(model, "SerializeToString"):
+        model = model.SerializeToString()
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    for key, value in ONNXRUNTIME_CONFIG.items():
+        options.add_session_config_entry(key, value)
+    source = bytes(model) if isinstance(model, (bytes, bytearray)) else str(model)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def run_onnxruntime(model, inputs: np.ndarray, threads: int | None = None) -> np.ndarray:
+    """The first output of an ONNX model in onnxruntime (``onnxruntime_session``) for a batch of
+    inputs (int8 NHWC for a QDQ model, float NCHW for a float one)."""
+    session = onnxruntime_session(model, threads)
+    return session.run(None, {session.get_inputs()[0].name: np.asarray(inputs)})[0]
