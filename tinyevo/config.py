@@ -10,6 +10,7 @@ Example ``search.toml``::
     budget = 40
     seed = 0
     execution = "streamed"   # peak SRAM as `tinyevo export --format c` runs it (default layer_by_layer)
+    # runtime = "tflm"       # peak SRAM as TFLite Micro's arena for the exported .tflite (default c)
 
     [constraints]
     max_sram = "64KB"
@@ -35,6 +36,7 @@ from typing import Any, Callable
 
 from tinyevo.errors import TinyevoError
 from tinyevo.hardware.memory import EXECUTIONS, check_execution
+from tinyevo.hardware.tflm_arena import RUNTIMES, check_runtime
 from tinyevo.units import parse_bytes, parse_count, parse_ms
 
 
@@ -87,6 +89,7 @@ class SearchConfig:
     data_dir: str | None = None
     board: str = "stm32f746"
     execution: str = "layer_by_layer"  # how peak SRAM is counted: layer_by_layer | streamed (EXECUTIONS)
+    runtime: str = "c"  # whose arena peak SRAM is: c (generated C) | tflm (TFLite Micro) (RUNTIMES)
     strategy: str = "nsga2"
     strategy_options: dict = field(default_factory=dict)
     estimator: str = "training"
@@ -111,7 +114,7 @@ class SearchConfig:
 
 SECTIONS = {"constraints": ConstraintSettings, "fidelity": Fidelity, "executor": Executor}
 #: Settings with a fixed set of values: how peak SRAM is counted (``tinyevo.hardware.memory``).
-CHOICES = {"execution": EXECUTIONS}
+CHOICES = {"execution": EXECUTIONS, "runtime": RUNTIMES}
 
 
 def _build(cls, data: dict, source: str):
@@ -131,6 +134,11 @@ def _build(cls, data: dict, source: str):
             values[key] = _checked(value, types[key], f"{source}: {key}")
         if cls is SearchConfig and key in CHOICES and value not in CHOICES[key]:
             raise TinyevoError(f"{source}: {key} must be one of {', '.join(CHOICES[key])}, got {value!r}")
+    if cls is SearchConfig and "runtime" in values:
+        try:
+            check_runtime(values["runtime"], values.get("execution", "layer_by_layer"))
+        except TinyevoError as error:
+            raise TinyevoError(f"{source}: {error}") from None
     return cls(**values)
 
 
@@ -173,14 +181,20 @@ def merge(config: SearchConfig, overrides: dict) -> SearchConfig:
     return SearchConfig.from_dict(data)
 
 
-def search_cost_model(execution: str = "layer_by_layer") -> Callable:
+def search_cost_model(execution: str = "layer_by_layer", runtime: str = "c") -> Callable:
     """``cost_model(architecture, board)``: ``estimate_cost`` with peak SRAM counted as ``execution``
-    says. ``"layer_by_layer"``: whole tensors, op after op, no in-place kernels (uNAS / TFLM, the
+    says. ``"layer_by_layer"``: whole tensors, op after op, no in-place kernels (as uNAS counts, the
     figures of every run before streaming existed); ``"streamed"``: the first ops row by row through
-    line buffers, with the in-place kernels -- the arena ``tinyevo export --format c`` plans."""
+    line buffers, with the in-place kernels -- the arena ``tinyevo export --format c`` plans.
+    ``runtime="tflm"``: peak SRAM is TFLite Micro's arena for the model's .tflite, measured
+    (``tinyevo.hardware.tflm_arena``; layer by layer only)."""
     from tinyevo.hardware import estimate_cost
 
     check_execution(execution)
+    check_runtime(runtime, execution)
+    if runtime == "tflm":
+        from tinyevo.hardware.tflm_arena import TflmCostModel
+        return TflmCostModel()
     if execution == "layer_by_layer":
         return estimate_cost
     return functools.partial(estimate_cost, in_place_kernels=True, execution=execution)

@@ -106,7 +106,7 @@ class SearchJob:
         except NotImplementedError:
             return
         constraints = self.constraints()
-        cost_model = search_cost_model(self.config.execution)  # the one the runner uses
+        cost_model = search_cost_model(self.config.execution, self.config.runtime)  # the runner's
         costs = [cost_model(self.space.decode(g), self.board).to_dict() for g in smallest]
         if costs and all(constraints.violation(c) > 0 for c in costs):
             broken = constraints.excess(costs[0])
@@ -128,7 +128,8 @@ class SearchJob:
         with Store(self.out_dir / STORE_FILE) as store:
             runner = Runner(self.space, self.strategy(), self.estimator(), store, budget,
                             self.constraints(), self.board, self.executor(), progress=progress,
-                            run_dir=self.out_dir, execution=self.config.execution)
+                            run_dir=self.out_dir, execution=self.config.execution,
+                            runtime=self.config.runtime)
             check_config(store, runner.config())  # refuse a folder of another run before writing
             store.set("search_config", self.config.to_dict())
             trials = runner.run()
@@ -231,7 +232,8 @@ def load_results(out_dir: str | Path) -> dict:
     front = sorted(pareto_front(trials, objectives), key=lambda t: (-t.metrics.get("accuracy", 0), t.id))
     rows = [_row(t, final.get(str(t.id)), records) for t in front]
     return {"run": str(out_dir), "space": config.space, "dataset": config.dataset, "board": config.board,
-            "execution": config.execution, "strategy": config.strategy, "objectives": config.objectives,
+            "execution": config.execution, "runtime": config.runtime, "strategy": config.strategy,
+            "objectives": config.objectives,
             "trials": len(trials), "evaluated": sum(1 for r in records if r.evaluated),
             "infeasible": sum(1 for t in trials if t.status == "infeasible"),
             "failed": sum(1 for t in trials if t.status == "failed"),

@@ -34,8 +34,12 @@ def add_parser(sub) -> None:
     p.add_argument("--board", default="stm32f746", help="board name or TOML file (default stm32f746)")
     p.add_argument("--execution", default="layer_by_layer", metavar="{layer_by_layer,streamed}",
                    help="how peak SRAM is counted, as `tinyevo search --execution`: layer_by_layer "
-                        "(default; whole tensors, as TFLite Micro) or streamed (the first layers row "
+                        "(default; whole tensors, op after op) or streamed (the first layers row "
                         "by row, in-place kernels: the arena of `tinyevo export --format c`)")
+    p.add_argument("--runtime", default="c", metavar="{c,tflm}",
+                   help="whose arena peak SRAM is, as `tinyevo search --runtime`: c (default, as "
+                        "--execution counts it) or tflm (the tensor arena TFLite Micro needs for "
+                        "the model's .tflite, measured with its interpreter)")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(handler=run_cost)
 
@@ -93,11 +97,12 @@ def run_cost(args: argparse.Namespace) -> int:
     from tinyevo.config import search_cost_model
     from tinyevo.hardware import load_board
 
-    cost_model = search_cost_model(args.execution)  # the search's figures, for the same setting
+    cost_model = search_cost_model(args.execution, args.runtime)  # the search's, same settings
     board = load_board(args.board)  # a wrong board name fails before reading the file
     arch = load_architecture(args.file)
     cost = cost_model(arch, board).to_dict()
-    report = {"model": arch.name or args.file, "board": board.name, "execution": args.execution, **cost,
+    report = {"model": arch.name or args.file, "board": board.name, "execution": args.execution,
+              "runtime": args.runtime, **cost,
               "fits_sram": cost["peak_sram_bytes"] <= board.sram_bytes,
               "fits_flash": cost["flash_bytes"] <= board.flash_bytes}
     if args.json:
@@ -109,12 +114,16 @@ def run_cost(args: argparse.Namespace) -> int:
             ("flash", f"{cost['flash_bytes']:,} bytes ({_share(cost['flash_bytes'], board.flash_bytes)})"),
             ("peak SRAM", f"{cost['peak_sram_bytes']:,} bytes "
                           f"({_share(cost['peak_sram_bytes'], board.sram_bytes)}; "
-                          f"{args.execution.replace('_', ' ')})"),
+                          f"{_counted(args)})"),
             ("latency", f"{cost['latency_ms']:.2f} ms (estimate)"),
             ("energy", f"{cost['energy_mj']:.3f} mJ (estimate)")]
     for label, value in rows:
         print(f"  {label:<10} {value}")
     return 0
+
+
+def _counted(args: argparse.Namespace) -> str:
+    return "TFLite Micro arena" if args.runtime == "tflm" else args.execution.replace("_", " ")
 
 
 def _share(used: int, available: int) -> str:

@@ -14,10 +14,11 @@ examples:
                  --max-flash 256KB --max-latency 50ms --strategy nsga2 --out runs/mnist
   tinyevo search --config search.toml --out runs/x     # flags override the file
   tinyevo search --execution streamed --max-sram 16KB --out runs/streamed   # then export --format c
+  tinyevo search --runtime tflm --max-sram 64KB --out runs/tflm   # then export (a .tflite for TFLM)
   tinyevo show runs/digits --json
 
 Rerunning the same command resumes the run in --out; a larger --budget extends a finished one
-(the space, strategy, board, constraints and --execution of a run cannot change).
+(the space, strategy, board, constraints, --execution and --runtime of a run cannot change).
 SRAM and flash limits default to the board's own. Sizes: 1 KB = 1024 bytes.
 """
 
@@ -28,12 +29,19 @@ FLAGS = {
     "--data-dir": ("data_dir", str, "folder (or .npz file for --dataset npz) with the data already on disk"),
     "--board": ("board", str, "target board (tinyevo list boards); default stm32f746"),
     "--execution": ("execution", str, "how peak SRAM is counted. layer_by_layer (default): whole tensors, "
-                                      "op after op, as uNAS and TFLite Micro run them. streamed: the first, "
+                                      "op after op, as uNAS counts them. streamed: the first, "
                                       "high-resolution layers run row by row through small line buffers "
                                       "(MCUNetV2), with in-place kernels, as `tinyevo export --format c` "
                                       "deploys them: peak SRAM is the arena the generated C declares, "
                                       "smaller wherever the first layers set the peak, so --max-sram "
                                       "admits larger models"),
+    "--runtime": ("runtime", str, "whose arena peak SRAM is: c (default) counts the activations as "
+                                  "--execution says (the generated C's arena); tflm measures the "
+                                  "tensor arena TFLite Micro needs for the exported .tflite (the "
+                                  "smallest it allocates the model in: its planner's offsets, its own "
+                                  "tensors and op data, the kernels' temporary memory, alignment), so "
+                                  "--max-sram bounds the arena the .tflite is flashed with. Needs the "
+                                  "tflite-micro package; layer by layer only"),
     "--strategy": ("strategy", str, "search strategy (tinyevo list strategies); default nsga2"),
     "--estimator": ("estimator", str, "performance estimator (tinyevo list estimators): training (default), "
                                       "learning_curve (training that stops candidates unlikely to beat the "
@@ -114,8 +122,11 @@ def _pct(value) -> str:
 
 
 def print_results(results: dict) -> None:
+    peak = results.get("execution", "layer_by_layer").replace("_", " ")
+    if results.get("runtime", "c") == "tflm":
+        peak = "as the TFLite Micro arena"
     print(f"run {results['run']}: {results['space']} on {results['dataset']} for {results['board']} "
-          f"(peak SRAM {results.get('execution', 'layer_by_layer').replace('_', ' ')}), "
+          f"(peak SRAM {peak}), "
           f"{results['strategy']}; {results['evaluated']} evaluated, {results['infeasible']} rejected "
           f"by constraints, {results['failed']} failed")
     if not results["front"]:

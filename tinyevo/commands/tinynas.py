@@ -95,6 +95,10 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="folder of the run (created; reused to resume)")
     for flag, (_, kind, text) in FLAGS.items():
         p.add_argument(flag, type=kind, help=text)
+    p.add_argument("--runtime", default="c", metavar="{c}",
+                   help="whose arena peak SRAM is: c only (the generated C's, streamed). TinyNAS "
+                        "does not measure TFLite Micro's arena (stage 1 alone costs thousands of "
+                        "models); use `tinyevo search --space mbv2 --runtime tflm` for that")
     p.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=run_tinynas)
@@ -108,8 +112,14 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def run_tinynas(args: argparse.Namespace) -> int:
+    from tinyevo.hardware.tflm_arena import check_runtime
     from tinyevo.tinynas.job import TinyNASJob
 
+    check_runtime(args.runtime)
+    if args.runtime != "c":
+        raise TinyevoError("tinynas bounds the generated C's arena (runtime c) and does not measure "
+                           "TFLite Micro's; use `tinyevo search --space mbv2 --runtime tflm` to "
+                           "search under the TFLM arena")
     summary = TinyNASJob(settings_from_args(args), args.out, progress=not args.no_progress).run()
     print(json.dumps(summary, indent=1) if args.json else summary_text(summary))
     return 0

@@ -11,7 +11,10 @@ From a genome or architecture file it builds the network with seeded random weig
 accuracy to report.
 
 Formats: ``tflite`` (int8, TFLite schema), ``onnx`` (float, batch norm folded), ``onnx-qdq`` (int8
-as QuantizeLinear/DequantizeLinear), ``c`` (a C99 library folder, ``tinyevo.deploy.codegen``). The
+as QuantizeLinear/DequantizeLinear), ``c`` (a C99 library folder, ``tinyevo.deploy.codegen``).
+``arena_bytes`` is the SRAM the written model needs in its runtime (``runtime``): TFLM's tensor
+arena for a .tflite, the static arena for C. A run searched peak SRAM for one runtime (``tinyevo
+search --runtime``); exporting its model for the other one warns, with both figures. The
 file is written atomically: a temporary file in the same folder renamed over the target, so an
 error leaves no file behind; a C library is written into a temporary folder renamed into place.
 """
@@ -57,6 +60,9 @@ class ExportResult:
     arena_bytes: int | None = None
     random_weights: bool = False
     flash_bytes: int | None = None  # format c: constant data of the library
+    runtime: str | None = None  # whose arena arena_bytes is: tflm (.tflite) or c (C library)
+    searched_runtime: str | None = None  # a run's model: the runtime its peak SRAM was searched for
+    searched_peak_sram_bytes: int | None = None  # ... and that figure
 
 
 @dataclass
@@ -73,6 +79,8 @@ class ModelToExport:
     random_weights: bool = False
     #: Called with the QuantizedModel when the int8 accuracy is unknown; returns it (or None).
     measure_int8: Callable[[QuantizedModel], float | None] | None = None
+    searched_runtime: str | None = None  # a run's model: the runtime its peak SRAM was searched for
+    searched_peak_sram_bytes: int | None = None
 
 
 # --- the whole job ---------------------------------------------------------------------------------
@@ -96,7 +104,11 @@ def export_model(source: str | Path, format: str, out: str | Path, trial: int | 
         if trial is not None:
             raise TinyevoError(f"--trial picks a model of a run folder, and {source} is not a folder")
         model = load_file_model(source, weights, seed, warn)
-    return write_model(model, format, path, execution)
+    result = write_model(model, format, path, execution)
+    note = runtime_note(result)
+    if note:
+        warn(note)
+    return result
 
 
 def write_model(model: ModelToExport, format: str, path: Path, execution: str = "streamed") -> ExportResult:
@@ -107,12 +119,37 @@ def write_model(model: ModelToExport, format: str, path: Path, execution: str = 
         if model.int8_test_accuracy is None and model.measure_int8 is not None:
             model.int8_test_accuracy = model.measure_int8(qmodel)
     if format == "c":
-        return write_c_library(model, qmodel, path, execution)
-    data = encode(format, model.architecture, model.module, qmodel)
-    write_atomically(path, data)
-    return ExportResult(str(path), format, len(data), model.source, model.trial, model.test_accuracy,
-                        model.int8_test_accuracy, tflm_arena_bytes_or_none(data) if format == "tflite"
-                        else None, model.random_weights)
+        result = write_c_library(model, qmodel, path, execution)
+    else:
+        data = encode(format, model.architecture, model.module, qmodel)
+        write_atomically(path, data)
+        tflite = format == "tflite"
+        result = ExportResult(str(path), format, len(data), model.source, model.trial,
+                              model.test_accuracy, model.int8_test_accuracy,
+                              tflm_arena_bytes_or_none(data) if tflite else None, model.random_weights,
+                              runtime="tflm" if tflite else None)
+    result.searched_runtime = model.searched_runtime
+    result.searched_peak_sram_bytes = model.searched_peak_sram_bytes
+    return result
+
+
+RUNTIME_NAMES = {"c": "the generated C's arena", "tflm": "the TFLite Micro arena"}
+
+
+def runtime_note(result: ExportResult) -> str | None:
+    """A warning when a run's model is written for another runtime than the one its peak SRAM was
+    searched for (its limit then bounds the other runtime's arena), with both figures."""
+    searched, runtime = result.searched_runtime, result.runtime
+    if searched is None or runtime is None or searched == runtime:
+        return None
+    return (f"warning: the run searched peak SRAM as {RUNTIME_NAMES[searched]} (runtime {searched}: "
+            f"{_size(result.searched_peak_sram_bytes)} for this model), but this file runs in "
+            f"{runtime}, whose arena is {_size(result.arena_bytes)}; search with --runtime {runtime} "
+            f"to bound that one")
+
+
+def _size(value: int | None) -> str:
+    return "unknown" if value is None else f"{value:,} bytes"
 
 
 def write_c_library(model: ModelToExport, qmodel: QuantizedModel, path: Path,
@@ -126,7 +163,7 @@ def write_c_library(model: ModelToExport, qmodel: QuantizedModel, path: Path,
     meta = generated.metadata
     return ExportResult(str(path), "c", sum(map(len, files.values())), model.source, model.trial,
                         model.test_accuracy, model.int8_test_accuracy, meta.arena_bytes,
-                        model.random_weights, meta.flash_bytes)
+                        model.random_weights, meta.flash_bytes, runtime="c")
 
 
 def encode(format: str, architecture: Architecture, module: torch.nn.Module,
@@ -147,12 +184,13 @@ def encode(format: str, architecture: Architecture, module: torch.nn.Module,
 
 
 def tflm_arena_bytes_or_none(data: bytes) -> int | None:
-    """The tensor arena TFLM needs for the model, when the tflite-micro package is installed."""
+    """The tensor arena TFLM needs for the model (the smallest it allocates the model in,
+    ``tflm_required_arena_bytes``), when the tflite-micro package is installed."""
     if importlib.util.find_spec("tflite_micro") is None:
         return None
-    from tinyevo.deploy.runtimes import tflm_arena_bytes
+    from tinyevo.deploy.runtimes import tflm_required_arena_bytes
     try:
-        return tflm_arena_bytes(data)
+        return tflm_required_arena_bytes(data)
     except Exception:  # noqa: BLE001 -- a figure for the summary; the file is written already
         return None
 
@@ -295,7 +333,9 @@ def load_run_model(run_dir: Path, trial: int | None = None) -> ModelToExport:
     with Store(run_dir / STORE_FILE) as store:
         config = SearchConfig.from_dict(store.get("search_config") or {})
         final = store.get("final", {}) or {}
-        trial_ids = {record.trial.id for record in store.records()}
+        searched = {record.trial.id: record.trial.metrics.get("peak_sram_bytes")
+                    for record in store.records()}
+    trial_ids = set(searched)
     chosen = trial if trial is not None else best_trained_trial(results, run_dir)
     record = trained_record(run_dir, chosen, final, trial_ids)
     architecture = load_architecture(run_dir / Path(record["weights"]).with_suffix(".json"))
@@ -310,7 +350,8 @@ def load_run_model(run_dir: Path, trial: int | None = None) -> ModelToExport:
         return accuracy
     return ModelToExport(architecture, module, calibration, str(run_dir), chosen,
                          record.get("test_accuracy"), record.get("int8_test_accuracy"),
-                         measure_int8=measure_int8)
+                         measure_int8=measure_int8, searched_runtime=config.runtime,
+                         searched_peak_sram_bytes=searched.get(chosen))
 
 
 def best_trained_trial(results: dict, run_dir: Path) -> int:

@@ -10,8 +10,12 @@ FULLY_CONNECTED requantizes in float, google-ai-edge/LiteRT#8567, which is why
 """
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import struct
+import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -45,12 +49,145 @@ def run_tflm(model_bytes: bytes, inputs: np.ndarray, arena_bytes: int = DEFAULT_
 
 
 def tflm_arena_bytes(model_bytes: bytes, arena_bytes: int = DEFAULT_ARENA_BYTES) -> int:
-    """The tensor arena TFLM actually uses for the model (``print_allocations``' total)."""
+    """``print_allocations``' total after one invoke: the head and tail TFLM keeps once the model is
+    planned. The arena it must be given can be larger (``tflm_required_arena_bytes``)."""
     interpreter = _tflm().Interpreter.from_bytes(bytes(model_bytes), arena_size=arena_bytes)
     details = interpreter.get_input_details(0)
     interpreter.set_input(np.zeros(details["shape"], dtype=details["dtype"]), 0)
     interpreter.invoke()
-    report = _capture_stderr(interpreter.print_allocations)
+    return arena_total(_capture_stderr(interpreter.print_allocations))
+
+
+# --- the smallest arena TFLM allocates a model in --------------------------------------------------
+ARENA_ALIGNMENT = 16  # TFLM aligns the arena's head and tail to 16 bytes
+MAX_ARENA_BYTES = 1 << 30
+#: The child process that tries arenas: TFLM crashes (SIGSEGV) in some arenas that are too small, so
+#: no arena that may be too small is ever offered to the interpreter in this process.
+_PROBE_SOURCE = """
+import os, struct, sys, tempfile
+from tflite_micro.python.tflite_micro import runtime
+read, write, model = sys.stdin.buffer.read, sys.stdout.buffer.write, b""
+while True:
+    head = read(9)
+    if len(head) < 9:
+        break
+    value = struct.unpack("<Q", head[1:])[0]
+    if head[:1] == b"M":
+        model = read(value)
+        continue
+    total = 0
+    try:
+        interpreter = runtime.Interpreter.from_bytes(model, arena_size=value)
+    except RuntimeError:
+        interpreter = None
+    if interpreter is not None:
+        with tempfile.TemporaryFile() as sink:
+            saved = os.dup(2)
+            os.dup2(sink.fileno(), 2)
+            try:
+                interpreter.print_allocations()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            sink.seek(0)
+            report = sink.read().decode(errors="replace")
+        interpreter = None
+        total = int(report.split("Arena allocation total ")[1].split()[0])
+    write(struct.pack("<Q", total))
+    sys.stdout.buffer.flush()
+"""
+
+
+class _ArenaProbe:
+    """Offers a .tflite to TFLM in arenas of given sizes, in a child process that is restarted when
+    the interpreter crashes (a crash counts as 'does not fit')."""
+
+    def __init__(self):
+        self._child = None
+        self._model = None
+
+    def _send(self, kind: bytes, value: int, payload: bytes = b"") -> None:
+        self._child.stdin.write(kind + struct.pack("<Q", value) + payload)
+        self._child.stdin.flush()
+
+    def total(self, model: bytes, arena: int) -> int | None:
+        """``print_allocations``' total when TFLM allocates ``model`` in ``arena`` bytes, else None."""
+        try:
+            if self._child is None or self._child.poll() is not None:
+                _tflm()  # one clear line when TFLM is not installed
+                self._child = subprocess.Popen([sys.executable, "-c", _PROBE_SOURCE],
+                                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                               stderr=subprocess.DEVNULL)
+                self._model = None
+            if self._model is not model:
+                self._send(b"M", len(model), model)
+                self._model = model
+            self._send(b"P", arena)
+            reply = self._child.stdout.read(8)
+        except OSError:  # a broken pipe: the child crashed before the reply
+            reply = b""
+        if len(reply) < 8:  # the interpreter crashed: this arena does not hold the model
+            self._child.wait()
+            self._child = None
+            return None
+        return struct.unpack("<Q", reply)[0] or None
+
+    def close(self) -> None:
+        if self._child is not None and self._child.poll() is None:
+            self._child.stdin.close()
+            self._child.wait()
+        self._child = None
+
+
+_PROBE = _ArenaProbe()
+atexit.register(_PROBE.close)
+
+
+def _aligned(size: int) -> int:
+    return -(-int(size) // ARENA_ALIGNMENT) * ARENA_ALIGNMENT
+
+
+def tflm_required_arena_bytes(model_bytes: bytes, start_bytes: int = DEFAULT_ARENA_BYTES) -> int:
+    """The smallest tensor arena, a multiple of 16 bytes, in which TFLM allocates the model (it
+    allocates everything before the first invoke): what ``alignas(16) uint8_t tensor_arena[N]``
+    must hold. At least ``print_allocations``' total (head + tail once planned), and more when
+    the kernels' preparation needs temporary memory between head and tail (e.g. the per-channel
+    quantization of a wide conv as a temporary TfLiteTensor). Found by offering arenas to the
+    interpreter in a child process: from ``start_bytes`` (doubled while too small), the total,
+    then doubling steps above it and bisection to 16 bytes; it assumes an arena that holds the
+    model is never held by a larger one."""
+    model = bytes(model_bytes)
+    size = _aligned(start_bytes)
+    total = _PROBE.total(model, size)
+    while total is None:
+        if size >= MAX_ARENA_BYTES:
+            raise TinyevoError(f"TFLM cannot allocate the model in {size:,} bytes")
+        size = min(2 * size, MAX_ARENA_BYTES)
+        total = _PROBE.total(model, size)
+    low, high = _aligned(total) - ARENA_ALIGNMENT, size  # low does not hold the model, high does
+    step = ARENA_ALIGNMENT
+    while low + ARENA_ALIGNMENT < high:  # doubling steps up from the total
+        candidate = min(low + step, high)
+        if candidate >= high:
+            break
+        if _PROBE.total(model, candidate) is None:
+            low, step = candidate, 2 * step if step > ARENA_ALIGNMENT else 256
+        else:
+            high = candidate
+            break
+    while low + ARENA_ALIGNMENT < high:  # bisection
+        middle = _aligned((low + high) // 2)
+        if middle >= high:
+            middle = high - ARENA_ALIGNMENT
+        if _PROBE.total(model, middle) is None:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def arena_total(report: str) -> int:
+    """The arena total in what ``print_allocations`` printed."""
     match = _ARENA_TOTAL.search(report)
     if match is None:  # pragma: no cover - depends on the TFLM build
         raise TinyevoError("TFLM printed no arena total; is this a recording interpreter build?")

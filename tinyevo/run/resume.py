@@ -17,6 +17,9 @@ from tinyevo.store import Store, json_text
 
 FORMAT_VERSION = 1
 _SCALARS = (int, float, str, bool, type(None))
+#: Settings a run records only when they are not the default (``Runner.config``): a run without
+#: one was made with the default, which is how a refusal names it.
+UNRECORDED_DEFAULTS = {"config.execution": "layer_by_layer", "config.runtime": "c"}
 
 
 def run_config(space, strategy, estimator, constraints, board, batch_size: int) -> dict:
@@ -44,6 +47,8 @@ def check_config(store: Store, config: dict) -> None:
         return
     if stored != config:
         where, was, now = first_difference(stored, config)
+        default = UNRECORDED_DEFAULTS.get(where)
+        was, now = (default if was is None else was), (default if now is None else now)
         raise TinyevoError(f"the store {store.path} holds a run with {where}={was!r}, not {now!r}; "
                            f"run the same command to resume it, or give a new store file")
 

@@ -74,8 +74,9 @@ class Runner:
     executor).run()``. ``store`` (default: in memory) is where trials go and where a resume comes
     from; ``batch_size`` (default: the executor's parallelism) is how many candidates are asked at
     once; ``cost_model(architecture, board)`` defaults to ``tinyevo.config.search_cost_model(execution)``:
-    ``execution`` (``"layer_by_layer"`` or ``"streamed"``) is how peak SRAM is counted, and a run
-    that is not layer by layer records it in its settings, so that a resume cannot change it."""
+    ``execution`` (``"layer_by_layer"`` or ``"streamed"``) is how peak SRAM is counted and
+    ``runtime`` (``"c"`` or ``"tflm"``) whose arena it is; a run that is not layer by layer, or not
+    for runtime c, records it in its settings, so that a resume cannot change it."""
 
     def __init__(self, space: SearchSpace, strategy: Strategy, estimator: Estimator,
                  store: Store | None = None, budget: Budget | None = None,
@@ -83,9 +84,10 @@ class Runner:
                  executor: Executor | None = None, progress: bool = True,
                  batch_size: int | None = None, cost_model: Callable | None = None,
                  max_consecutive_skips: int = 1000, run_dir: str | Path | None = None,
-                 execution: str = "layer_by_layer"):
-        if cost_model is not None and execution != "layer_by_layer":
-            raise TinyevoError("give the runner an execution or a cost_model of your own, not both")
+                 execution: str = "layer_by_layer", runtime: str = "c"):
+        if cost_model is not None and (execution != "layer_by_layer" or runtime != "c"):
+            raise TinyevoError("give the runner an execution or runtime, or a cost_model of your own, "
+                               "not both")
         self.space, self.strategy, self.estimator = space, strategy, estimator
         self.store = store if store is not None else Store()
         self.budget = budget if budget is not None else Budget(evaluations=100)
@@ -94,7 +96,8 @@ class Runner:
         self.executor = executor if executor is not None else SerialExecutor()
         self.batch_size = int(batch_size or self.executor.parallelism)
         self.execution = execution
-        self.cost_model = cost_model if cost_model is not None else search_cost_model(execution)
+        self.runtime = runtime
+        self.cost_model = cost_model if cost_model is not None else search_cost_model(execution, runtime)
         self.max_consecutive_skips = max_consecutive_skips
         self.show_progress = progress
         self.run_dir = Path(run_dir) if run_dir else _store_dir(self.store)
@@ -148,12 +151,14 @@ class Runner:
         warnings.warn(f"search stopped early: {self.stop_reason}", RuntimeWarning, stacklevel=3)
 
     def config(self) -> dict:
-        """What a resume of this run must match (see ``tinyevo.run.resume``). ``execution`` is
-        recorded only when it is not the default, so that runs stored before it existed resume."""
+        """What a resume of this run must match (see ``tinyevo.run.resume``). ``execution`` and
+        ``runtime`` are recorded only when not the default, so that runs stored before them resume."""
         config = run_config(self.space, self.strategy, self.estimator, self.constraints, self.board,
                             self.batch_size)
         if self.execution != "layer_by_layer":
             config["execution"] = self.execution
+        if self.runtime != "c":
+            config["runtime"] = self.runtime
         return config
 
     def elapsed_seconds(self) -> float:
