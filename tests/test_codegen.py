@@ -27,11 +27,13 @@ import torch
 from deploy_helpers import HAND_BUILT, int8_inputs, quantized_model
 from tinyevo.arch import GraphBuilder
 from tinyevo.cli import main
+from tinyevo.config import search_cost_model
 from tinyevo.deploy import run_int8
 from tinyevo.deploy.codegen.emit import generate_c, render_c
 from tinyevo.deploy.codegen.host import build_host, run_host
 from tinyevo.deploy.codegen.metadata import FORMAT_VERSION, read_metadata
 from tinyevo.deploy.quantized_model import QuantizedModel
+from tinyevo.hardware import load_board
 from tinyevo.model_file import load_architecture
 from tinyevo.spaces.base import SPACES, create_space
 from tinyevo.zoo import MODELS
@@ -41,11 +43,19 @@ pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CC", "gcc")) is Non
                                 reason="no host C compiler (gcc) found")
 INPUTS_PER_MODEL = 6
 SAMPLES_PER_SPACE = 20
+#: Every how many samples the layer-by-layer plan is built too; dag: every one (issue 15).
+LAYER_BY_LAYER_EVERY = {"dag": 1}
+#: Known exception to "the arena is within the search's peak SRAM": nb201's three-input adds
+#: become two two-input ADDs in the int8 graph, and in a streamed prefix the partial sum takes a
+#: ring the cost model does not count (6 of these 20 samples, 32 bytes over). dag writes its sums
+#: as two-input adds in the IR, so the search counts them.
+ARENA_MAY_EXCEED_SEARCH = {"nb201"}
 COMPILE_WORKERS = 2
 GOLDEN = Path(__file__).parent / "golden" / "codegen"
 #: Small settings of each space (small inputs and widths), so that 20 sanitized builds stay quick.
 SMALL_SPACES = {
     "chain": dict(input_shape=(12, 12, 1), filters=(4, 8, 16), kernels=(1, 3, 5), units=(8, 16)),
+    "dag": dict(input_shape=(12, 12, 3), nodes=(4, 4), channels=(4, 8), op=("conv3x3", "ds3x3")),
     "mbv2": dict(input_shape=(32, 32, 3), resolutions=(32,), widths=(0.2,), depths=(1, 2),
                  feature_mix_layer=False),
     "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=1),
@@ -84,16 +94,25 @@ def test_registered_spaces_have_small_settings_here():
 @pytest.mark.slow
 @pytest.mark.parametrize("space_name", sorted(SMALL_SPACES))
 def test_space_samples_are_bit_exact_under_sanitizers(space_name, tmp_path):
+    """Each sample streamed, a quarter (every dag sample) layer by layer as well; every arena
+    within the peak SRAM the search counted for that execution (``search_cost_model``)."""
     space = create_space(space_name, **SMALL_SPACES[space_name])
-    cases = []
+    board = load_board("stm32f746")
+    cases, searched = [], []
     for seed in range(SAMPLES_PER_SPACE):
         arch = space.decode(space.sample(np.random.default_rng(seed)))
         _, qmodel, rng = quantized_model(arch, seed)
         x = model_inputs(qmodel, arch, rng)
-        cases.append((qmodel, x, "streamed"))
-        if seed % 4 == 0:  # the layer-by-layer plan as well, on a quarter of them
-            cases.append((qmodel, x, "layer_by_layer"))
+        modes = ["streamed"]
+        if seed % LAYER_BY_LAYER_EVERY.get(space_name, 4) == 0:
+            modes.append("layer_by_layer")
+        for execution in modes:
+            cases.append((qmodel, x, execution))
+            searched.append((seed, execution, search_cost_model(execution)(arch, board).peak_sram_bytes))
     metadata = check_many(cases, tmp_path)
+    for meta, (seed, execution, peak) in zip(metadata, searched):
+        if space_name not in ARENA_MAY_EXCEED_SEARCH:
+            assert meta["arena_bytes"] <= peak, (space_name, seed, execution, meta["arena_bytes"], peak)
     in_place = {op["kind"] for meta in metadata for op in meta["op_order"] if op["in_place"]}
     streamed = sum(meta["execution"]["mode"] == "streamed" for meta in metadata)
     print(f"{space_name}: in-place kinds {sorted(in_place)}, {streamed} streamed, arenas "

@@ -31,9 +31,11 @@ from tinyevo.spaces.base import create_space
 
 torch.set_num_threads(1)
 INPUTS_PER_MODEL = 4
-#: Small settings of each space (as in test_tflite_export), one seeded sample each.
+#: Small settings of each space (as in test_tflite_export), one seeded sample each (dag: three).
 SPACES = {
     "chain": dict(input_shape=(16, 16, 1), filters=(4, 8, 16), kernels=(1, 3, 5), units=(8, 16)),
+    "dag": dict(input_shape=(12, 12, 3), nodes=(4, 4, 3), channels=(4, 8, 8),
+                op=("conv3x3", "ds3x3", "conv1x1")),
     "mbv2": dict(input_shape=(32, 32, 3), resolutions=(32,), widths=(0.2,), feature_mix_layer=False),
     "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=1),
 }
@@ -61,11 +63,15 @@ def _generated(arch, seed, tmp_path, count=INPUTS_PER_MODEL, execution="streamed
     return qmodel, x
 
 
-@pytest.mark.parametrize("space_name", sorted(SPACES))
-def test_space_sample_is_bit_exact_on_cortex_m4(space_name, tmp_path, toolchain):
+#: Seed 3 of every space; dag (issue 15) gets three samples.
+SAMPLES = [(name, 3) for name in sorted(SPACES)] + [("dag", 4), ("dag", 5)]
+
+
+@pytest.mark.parametrize("space_name, seed", SAMPLES)
+def test_space_sample_is_bit_exact_on_cortex_m4(space_name, seed, tmp_path, toolchain):
     space = create_space(space_name, **SPACES[space_name])
-    arch = space.decode(space.sample(np.random.default_rng(3)))
-    qmodel, x = _generated(arch, 3, tmp_path)
+    arch = space.decode(space.sample(np.random.default_rng(seed)))
+    qmodel, x = _generated(arch, seed, tmp_path)
     image, result = mcu.run_on_mcu(tmp_path, x)
     np.testing.assert_array_equal(result.outputs, run_int8(qmodel, x))
     assert result.instructions_per_tick == 40.0  # 1 ns per instruction, 25 MHz SysTick clock

@@ -96,6 +96,23 @@ def test_a_stage_without_edges_is_one_convolution():
     assert ops_of(arch) == ["conv2d", "batch_norm", "relu", "global_avg_pool", "dense"]
 
 
+def test_sums_are_two_input_adds_and_the_search_counts_their_memory():
+    """Node 4 of ``1-11-111`` sums nodes 1, 2 and 3: two two-input adds, as the int8 graph runs
+    it, so the streamed arena the C generator plans for the int8 model is the search's figure."""
+    from deploy_helpers import quantized_model
+    from tinyevo.deploy.codegen.planner import plan_memory
+    from tinyevo.hardware.memory import peak_sram_bytes
+
+    space = create_space("dag", input_shape=(12, 12, 3), nodes=[4], channels=[4])
+    arch = space.decode(["1-11-111"])
+    adds = [node for node in arch.nodes if node.op == "add"]
+    assert len(adds) == 3 and all(len(node.inputs) == 2 for node in adds)  # node 3: 1 + 2; node 4
+    _, qmodel, _ = quantized_model(arch, 0, calibration_count=2)
+    for execution, in_place in (("streamed", True), ("layer_by_layer", True), ("layer_by_layer", False)):
+        assert (plan_memory(qmodel, in_place_kernels=in_place, execution=execution).arena_bytes
+                == peak_sram_bytes(arch, in_place_kernels=in_place, execution=execution)), execution
+
+
 def relabelled(bits_of_stage: str, nodes: int, rng) -> str:
     """The same stage with its nodes numbered in another topological order (drawn at random)."""
     groups = bits_of_stage.split("-")

@@ -22,8 +22,9 @@ from tinyevo.search import FAILED, OK, STRATEGIES, Candidate, Trial, create_stra
 from tinyevo.spaces import create_space
 
 #: Spaces of every encoding: NAS-Bench-201 cells (fixed), MCUNet's MobileNetV2 (fixed, gated
-#: genes) and chains of layers (variable length). mbv2 at a small input keeps decoding quick.
-SPACES = {"nb201": {}, "chain": {}, "mbv2": {"input_shape": (64, 64, 3)}}
+#: genes), Genetic CNN's bits (fixed, canonical per stage) and chains of layers (variable length).
+#: mbv2 at a small input keeps decoding quick.
+SPACES = {"nb201": {}, "chain": {}, "mbv2": {"input_shape": (64, 64, 3)}, "dag": {}}
 #: Small populations, so that every strategy breeds within a few asks (the contract does not
 #: depend on sizes); ``evolution`` also crosses parents. A strategy not listed runs as registered.
 OPTIONS = {"regularized": dict(population_size=6, tournament_size=3),

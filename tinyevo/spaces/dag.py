@@ -252,4 +252,9 @@ class GeneticCnnSpace(SearchSpace):
 
 
 def _sum(g: GraphBuilder, tensors: list[str]) -> str:
-    return tensors[0] if len(tensors) == 1 else g.add(*tensors)
+    """The sum as a chain of two-input adds, as the int8 graph runs it (TFLite's ADD takes two),
+    so that the search counts the partial sums' memory that deployment needs."""
+    total = tensors[0]
+    for tensor in tensors[1:]:
+        total = g.add(total, tensor)
+    return total
