@@ -3,9 +3,10 @@
 
 A network is S stages joined by 2x2 max pooling (stride 2, SAME padding), then global average
 pooling and a dense classifier. Stage s has K_s ordered nodes; its K_s(K_s-1)/2 bits say, for each
-pair i < j, whether node i feeds node j. A node sums its inputs, then applies the node op (a
-convolution, batch norm and relu; ``op`` picks conv 1x1, 3x3, 5x5 or depthwise-separable 3x3, 5x5)
-with the stage's channel count. As in the paper:
+pair i < j, whether node i feeds node j. A node sums its inputs (a chain of two-input adds, as
+the int8 graph runs them), then applies the node op with the stage's channel count: a convolution,
+batch norm and relu (``op`` picks conv 1x1, 3x3, 5x5 or depthwise-separable 3x3, 5x5). As in the
+paper:
 
 - a default input node convolves the stage's input and feeds every node without a predecessor;
   a default output node sums every node without a successor and convolves the sum; neither is
