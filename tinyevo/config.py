@@ -24,6 +24,11 @@ Example ``search.toml``::
     [executor]
     kind = "process"
     workers = 2
+
+Options of the dataset's loader go in ``[dataset_options]``, e.g. for ``dataset = "imagefolder"``
+with ``data_dir = "../shared/datasets/cifar10-jpg"``: ``image_size = [32, 32]``,
+``color_mode = "grayscale"``. Augmentation of training batches is an estimator option:
+``[estimator_options]`` with ``augment = "crop+flip"``.
 """
 from __future__ import annotations
 
@@ -87,6 +92,8 @@ class SearchConfig:
     space_options: dict = field(default_factory=dict)
     dataset: str = "digits"
     data_dir: str | None = None
+    #: Options of the dataset's loader (``tinyevo.data``), e.g. ``{"image_size": [32, 32]}``.
+    dataset_options: dict = field(default_factory=dict)
     board: str = "stm32f746"
     execution: str = "layer_by_layer"  # how peak SRAM is counted: layer_by_layer | streamed (EXECUTIONS)
     runtime: str = "c"  # whose arena peak SRAM is: c (generated C) | tflm (TFLite Micro) (RUNTIMES)

@@ -47,8 +47,8 @@ class SearchJob:
         dataset = None
         space_options = dict(config.space_options)
         if _trains(config):
-            from tinyevo.data import load_dataset
-            dataset = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
+            from tinyevo.estimate.training import cached_dataset  # the estimator's copy, loaded once
+            dataset = cached_dataset(config.dataset, config.data_dir, config.seed, dataset_options(config))
             space_options.setdefault("input_shape", list(dataset.input_shape))
             space_options.setdefault("num_classes", dataset.num_classes)
         try:
@@ -66,7 +66,7 @@ class SearchJob:
         if _trains(config) or final:
             f = config.fidelity
             options = {"dataset": config.dataset, "data_dir": config.data_dir, "dataset_seed": config.seed,
-                       "epochs": f.epochs, "batch_size": f.batch_size, "lr": f.lr,
+                       "dataset_options": dataset_options(config), "epochs": f.epochs, "batch_size": f.batch_size, "lr": f.lr,
                        "data_fraction": f.data_fraction, "resolution": f.resolution,
                        "width_scale": f.width_scale, "seed": config.seed, **options}
             if final:
@@ -142,7 +142,13 @@ _FLAG_OF = {"max_peak_sram_bytes": "max-sram", "max_flash_bytes": "max-flash",
             "max_latency_ms": "max-latency", "max_macs": "max-macs"}
 _TRAINING_OPTIONS = {"dataset", "data_dir", "dataset_seed", "dataset_options", "epochs", "batch_size",
                      "lr", "optimizer", "weight_decay", "schedule", "data_fraction", "resolution",
-                     "width_scale", "device", "seed"}
+                     "width_scale", "device", "seed", "augment"}
+
+
+def dataset_options(config: SearchConfig) -> dict:
+    """The loader's options: ``[dataset_options]``, or the older ``[estimator_options]
+    dataset_options`` when given there."""
+    return dict(config.estimator_options.get("dataset_options", config.dataset_options))
 
 
 def _trains(config: SearchConfig) -> bool:

@@ -25,7 +25,10 @@ SRAM and flash limits default to the board's own. Sizes: 1 KB = 1024 bytes.
 # flag -> (config field, type, help)
 FLAGS = {
     "--space": ("space", str, "search space (tinyevo list spaces); default chain"),
-    "--dataset": ("dataset", str, "digits (default, offline), mnist1d, mnist, fashion-mnist, cifar10, npz"),
+    "--dataset": ("dataset", str, "digits (default, offline), mnist1d, mnist, fashion-mnist, cifar10, npz, "
+                                  "imagefolder (your images: --data-dir DIR with DIR/<class>/*.jpg, or "
+                                  "DIR/train/<class>/ and DIR/test/<class>/; loader options in the TOML "
+                                  "file's [dataset_options])"),
     "--data-dir": ("data_dir", str, "folder (or .npz file for --dataset npz) with the data already on disk"),
     "--board": ("board", str, "target board (tinyevo list boards); default stm32f746"),
     "--execution": ("execution", str, "how peak SRAM is counted. layer_by_layer (default): whole tensors, "
@@ -58,6 +61,9 @@ FLAGS = {
     "--data-fraction": ("fidelity.data_fraction", float, "share of the training data per candidate"),
     "--resolution": ("fidelity.resolution", float, "input scale during the search, e.g. 0.5"),
     "--width-scale": ("fidelity.width_scale", float, "channel scale during the search, e.g. 0.5"),
+    "--augment": ("estimator_options.augment", str, "random crops and flips of the training batches, "
+                                                    "e.g. crop+flip (CIFAR: pad 4, crop, mirror half), "
+                                                    "crop2, flip; default none"),
     "--final-epochs": ("final_epochs", int, "epochs of the final training of front models (default 10)"),
     "--final-models": ("final_models", int, "how many front models get final training (default 5)"),
     "--executor": ("executor.kind", str, "serial (default), process or ray"),

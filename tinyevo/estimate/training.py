@@ -35,6 +35,7 @@ from torch import nn
 
 from tinyevo.arch import Architecture
 from tinyevo.data import DEFAULT_DATASET, Dataset, load_dataset
+from tinyevo.data.augment import Augmenter
 from tinyevo.errors import TinyevoError
 from tinyevo.estimate.base import ESTIMATORS, EstimationFailed, EvalContext, Estimator
 from tinyevo.estimate.fidelity import input_size, scale_width, with_input_size
@@ -105,6 +106,8 @@ class TrainingEstimator(Estimator):
     device: str = "auto"
     seed: int = 0
     eval_batch_size: int = 512
+    #: Random crops / flips of each training batch (``tinyevo.data.augment``), e.g. "crop+flip"; None: off.
+    augment: str | None = None
 
     name = "training"
     provides = ("accuracy", "learning_curve", "train_seconds", "epochs", "train_rows", "train_loss",
@@ -128,6 +131,7 @@ class TrainingEstimator(Estimator):
         if self.bn_recalibration < 0:
             raise TinyevoError(f"bn_recalibration must be >= 0 batches, got {self.bn_recalibration}")
         input_size(self.resolution, 8, 8)  # raises on a malformed resolution
+        Augmenter.create(self.augment, 0)  # raises on a malformed augment
 
     # --- what the runner calls -----------------------------------------------------------------
     def evaluate(self, architecture: Architecture, context: EvalContext | None = None) -> dict:
@@ -205,11 +209,13 @@ class TrainingEstimator(Estimator):
         optimizer, scheduler = self.make_optimizer(module, schedule_epochs * math.ceil(len(y) / self.batch_size))
         generator, curve, loss = torch.Generator().manual_seed(seed), [], float("nan")
         on_epoch = (context.extra or {}).get("on_epoch")
+        augment = Augmenter.create(self.augment, seed)
         calibration = self.bn_calibration_inputs(x, data.scale, size)
         start = time.perf_counter()
         for epoch in range(self.epochs):
             order = torch.randperm(len(y), generator=generator).to(device)
-            loss = self._train_epoch(module, x, y, order, data.scale, size, optimizer, scheduler, epoch)
+            loss = self._train_epoch(module, x, y, order, data.scale, size, optimizer, scheduler, epoch,
+                                     augment)
             if calibration:
                 recalibrate_bn(module, calibration)
             curve.append(evaluate_accuracy(module, x_val, y_val, data.scale, size, self.eval_batch_size))
@@ -240,7 +246,8 @@ class TrainingEstimator(Estimator):
         x, y = (data.x_train, data.y_train) if rows is None else (data.x_train[rows], data.y_train[rows])
         return tuple(torch.from_numpy(a).to(device) for a in (x, y, data.x_val, data.y_val))
 
-    def _train_epoch(self, module, x, y, order, scale, size, optimizer, scheduler, epoch: int) -> float:
+    def _train_epoch(self, module, x, y, order, scale, size, optimizer, scheduler, epoch: int,
+                     augment: Augmenter | None = None) -> float:
         """One pass over ``order``; the mean training loss. Raises EstimationFailed on a non-finite loss."""
         module.train()
         total, seen = 0.0, 0
@@ -248,7 +255,10 @@ class TrainingEstimator(Estimator):
             batch = order[start:start + self.batch_size]
             if len(batch) < 2:  # batch norm cannot train on one row
                 continue
-            loss = F.cross_entropy(module(to_input(x[batch], scale, size)), y[batch])
+            inputs = to_input(x[batch], scale, size)
+            if augment is not None:
+                inputs = augment(inputs)
+            loss = F.cross_entropy(module(inputs), y[batch])
             if not torch.isfinite(loss):
                 raise EstimationFailed(f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: "
                                        f"training diverged (try a lower lr)")
