@@ -81,8 +81,8 @@ def test_names(text, expected):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("rotate", "augment must be parts joined by '\\+'"), ("crop-2", "augment must be"), ("", "augment must be"),
-    (4, "augment must be"), ("crop0", "does nothing"),
+    ("rotate", "augment must be parts joined by '\\+'"), ("crop-2", "augment must be"),
+    ("", "augment must be"), (4, "augment must be"), ("crop0", "does nothing"),
 ])
 def test_bad_names_are_one_line_errors(text, message):
     with pytest.raises(TinyevoError, match=message) as caught:

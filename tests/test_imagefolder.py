@@ -1,6 +1,7 @@
-"""The ``imagefolder`` dataset on small PNG / JPEG files written here; the shared CIFAR-10 JPEGs if present."""
+"""The ``imagefolder`` dataset on small PNG / JPEG files written here; the shared CIFAR-10 JPEGs if there."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,10 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyevo.data import load_dataset
-from tinyevo.data import imagefolder
+from tinyevo.arch import Architecture
+from tinyevo.data import imagefolder, load_dataset
 from tinyevo.data.imagefolder import find_splits
 from tinyevo.errors import TinyevoError
+from tinyevo.pipeline import load_results
+from tinyevo.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR10_JPG = ROOT / ".." / "shared" / "datasets" / "cifar10-jpg"
@@ -166,7 +169,8 @@ def different_classes(root):
     (bad_image, {}, r"dog/readme.txt is not an image Pillow can read"),
     (lambda r: (write_folder(r), (r / "dog" / "001.png").write_bytes(b"\x89PNG broken")), {},
      r"dog/001.png is not an image"),
-    (other_size, {}, r"emu/zz.png is 7x5 pixels \(height x width\) but .*cat/000.png is 6x5; give image_size"),
+    (other_size, {}, r"emu/zz.png is 7x5 pixels \(height x width\) but .*cat/000.png is 6x5; "
+                     r"give image_size"),
     (different_classes, {}, r"train and test have different classes \(only in train: \['dog'\]; "
                             r"only in test: \['emu'\]\)"),
     (lambda r: write_folder(r, classes=("cat",)), {}, r"has one class folder \('cat'\)"),
@@ -255,27 +259,31 @@ epochs = 1
 """
 
 
-def test_search_reads_an_image_folder_with_dataset_options_and_augmentation(tmp_path):
-    images = tmp_path / "images"
+def tinyevo(tmp_path, *args) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "TINYEVO_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "tinyevo.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env=environment)
+
+
+def test_search_reads_an_image_folder_with_dataset_options_and_augmentation(tmp_path, images):
     write_folder(images / "train", per_class=12, shape=(10, 10, 3))
     write_folder(images / "test", per_class=3, shape=(10, 10, 3), seed=1)
     (tmp_path / "c.toml").write_text(CONFIG)
-    environment = {**os.environ, "TINYEVO_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "tinyevo.cli", "search", "--config", str(tmp_path / "c.toml"),
-                             "--data-dir", str(images), "--augment", "crop1+flip", "--out", str(tmp_path / "run"),
-                             "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=environment)
+    result = tinyevo(tmp_path, "search", "--config", str(tmp_path / "c.toml"), "--data-dir", str(images),
+                     "--augment", "crop1+flip", "--out", str(tmp_path / "run"), "--no-progress")
     assert result.returncode == 0, result.stderr
-    from tinyevo.pipeline import load_results
-    from tinyevo.store import Store
     with Store(tmp_path / "run" / "trials.sqlite") as store:
         stored = store.get("search_config")
         options = store.config()["estimator"]["options"]
-    assert stored["dataset_options"] == {"image_size": [8, 8]} and options["augment"] == "crop1+flip"
-    assert options["dataset_options"] == {"image_size": [8, 8]}
-    assert load_results(tmp_path / "run")["best"]["test_accuracy"] is not None
-    bad = subprocess.run([sys.executable, "-m", "tinyevo.cli", "search", "--dataset", "imagefolder", "--data-dir",
-                          str(images / "train" / "cat"), "--out", str(tmp_path / "bad")], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300, env=environment)
+    assert stored["dataset_options"] == {"image_size": [8, 8]}
+    assert options["dataset_options"] == {"image_size": [8, 8]} and options["augment"] == "crop1+flip"
+    best = load_results(tmp_path / "run")["best"]
+    assert best["test_accuracy"] is not None
+    kept = json.loads((tmp_path / "run" / best["weights"]).with_suffix(".json").read_text())
+    assert Architecture.from_json(kept).input_shape == (8, 8, 3)  # resized by image_size
+
+    bad = tinyevo(tmp_path, "search", "--dataset", "imagefolder", "--data-dir", str(images / "train" / "cat"),
+                  "--out", str(tmp_path / "bad"))
     assert bad.returncode == 2 and "has no class folders" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
 

@@ -66,7 +66,8 @@ class SearchJob:
         if _trains(config) or final:
             f = config.fidelity
             options = {"dataset": config.dataset, "data_dir": config.data_dir, "dataset_seed": config.seed,
-                       "dataset_options": dataset_options(config), "epochs": f.epochs, "batch_size": f.batch_size, "lr": f.lr,
+                       "dataset_options": dataset_options(config),
+                       "epochs": f.epochs, "batch_size": f.batch_size, "lr": f.lr,
                        "data_fraction": f.data_fraction, "resolution": f.resolution,
                        "width_scale": f.width_scale, "seed": config.seed, **options}
             if final:

@@ -62,7 +62,8 @@ def _json_object(text: str) -> dict:
 
 # flag -> (settings field, type, help)
 FLAGS = {
-    "--dataset": ("dataset", str, "digits (default, offline), mnist, fashion-mnist, cifar10, mnist1d, npz"),
+    "--dataset": ("dataset", str, "digits (default, offline), mnist, fashion-mnist, cifar10, mnist1d, npz, "
+                                  "imagefolder (--data-dir DIR of one folder of images per class)"),
     "--data-dir": ("data_dir", str, "folder (or .npz file for --dataset npz) with the data on disk"),
     "--board": ("board", str, "target board (tinyevo list boards); default stm32f746"),
     "--max-sram": ("max_sram", str, "peak SRAM limit, e.g. 64KB (default: the board's SRAM)"),

@@ -121,7 +121,7 @@ def checked_options(image_size, color_mode, limit_per_class) -> tuple[tuple[int,
     if color_mode is not None and color_mode not in COLOR_MODES:
         raise TinyevoError(f"color_mode must be one of {', '.join(COLOR_MODES)} (or left out: as the "
                            f"files are), got {color_mode!r}")
-    if limit_per_class is not None and (not isinstance(limit_per_class, int) or isinstance(limit_per_class, bool)
+    if limit_per_class is not None and (isinstance(limit_per_class, bool) or not isinstance(limit_per_class, int)
                                         or limit_per_class < 1):
         raise TinyevoError(f"limit_per_class must be a positive number of files, got {limit_per_class!r}")
     return image_size, color_mode
