@@ -12,7 +12,8 @@ An augmentation is named by a short string, parts joined by ``+``:
   cropped back to its size at a uniformly random offset, i.e. shifted by -N..N pixels each way.
 
 E.g. ``"crop+flip"`` (CIFAR), ``"crop2"`` (small images), ``"flip"``. Flips suit photos, not
-digits or text, whose mirror images are other symbols.
+digits or text, whose mirror images are other symbols. The training estimator augments the
+network's input, after any resizing to the architecture's resolution, so N counts its pixels.
 """
 from __future__ import annotations
 

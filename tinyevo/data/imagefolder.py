@@ -6,6 +6,7 @@ Two layouts are read::
     DIR/<class>/*.png                                       the test split is a seeded share
 
 Classes are the folder names in sorted order (label 0 is the first); ``meta["classes"]`` lists them.
+In the first layout, other folders beside ``train/`` and ``test/`` (a ``val/``, say) are not read.
 Validation is a seeded share of the training images, as for every dataset. Files are decoded with
 Pillow (JPEG, PNG, or any other still-image format it reads); names starting with a dot are
 skipped. Images are stored as uint8 pixels (scale 1/255), NHWC.
@@ -81,8 +82,11 @@ def list_images(root: Path, limit_per_class: int | None = None) -> ImageFiles:
 def visible_entries(folder: Path, folders: bool) -> list[Path]:
     """The sub-folders (``folders``) or the files of ``folder``, sorted by name, hidden ones left out;
     a file where a class folder should be is ignored, a folder where an image should be is an error."""
-    with os.scandir(folder) as scan:
-        entries = sorted((e for e in scan if not e.name.startswith(".")), key=lambda e: e.name)
+    try:
+        with os.scandir(folder) as scan:
+            entries = sorted((e for e in scan if not e.name.startswith(".")), key=lambda e: e.name)
+    except OSError as error:
+        raise TinyevoError(f"cannot read folder {str(folder)!r} ({error.strerror or error})") from None
     if folders:
         return [folder / e.name for e in entries if e.is_dir()]
     inner = next((e for e in entries if e.is_dir()), None)
