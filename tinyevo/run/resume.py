@@ -45,7 +45,7 @@ def check_config(store: Store, config: dict) -> None:
     if stored is None:
         store.set_config(config)
         return
-    if stored != config:
+    if without_unset(stored) != without_unset(config):
         where, was, now = first_difference(stored, config)
         default = UNRECORDED_DEFAULTS.get(where)
         was, now = (default if was is None else was), (default if now is None else now)
@@ -53,11 +53,22 @@ def check_config(store: Store, config: dict) -> None:
                            f"run the same command to resume it, or give a new store file")
 
 
+def without_unset(value: Any) -> Any:
+    """``value`` without the dict entries that are ``None``, at every depth: an option added to an
+    estimator or strategy later, with ``None`` as its default, is absent from the config of a run
+    made before it existed, and that run must still resume."""
+    if isinstance(value, dict):
+        return {k: without_unset(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_unset(v) for v in value]
+    return value
+
+
 def first_difference(old: Any, new: Any, where: str = "config") -> tuple[str, Any, Any]:
     """The dotted path of the first value that differs between two JSON documents."""
     if isinstance(old, dict) and isinstance(new, dict):
         for name in sorted(set(old) | set(new)):
-            if old.get(name) != new.get(name):
+            if without_unset(old.get(name)) != without_unset(new.get(name)):
                 return first_difference(old.get(name), new.get(name), f"{where}.{name}")
     return where, old, new
 

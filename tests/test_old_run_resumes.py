@@ -1,0 +1,59 @@
+"""A run folder written by an earlier tinyevo still resumes, shows and exports.
+
+``tests/fixtures/run_adbe8a9`` was made by main at commit adbe8a9 (the last release before the run
+config gained ``runtime``, ``augment`` and the evaluation time limit) with
+
+    tinyevo search --space chain --dataset digits --board stm32f746 --max-sram 32KB \\
+        --max-flash 64KB --budget 3 --seed 0 --out run_adbe8a9
+
+Settings added since then must not make the same command refuse that store.
+"""
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tinyevo.deploy.runtimes import run_tflm
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "run_adbe8a9"
+SEARCH = ["search", "--space", "chain", "--dataset", "digits", "--board", "stm32f746",
+          "--max-sram", "32KB", "--max-flash", "64KB", "--seed", "0", "--no-progress"]
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "tinyevo.cli", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def trials(run):
+    with sqlite3.connect(run / "trials.sqlite") as db:
+        return db.execute("SELECT id, key, genome_json, status, metrics_json FROM trials "
+                          "ORDER BY id").fetchall()
+
+
+def test_a_run_of_an_earlier_release_resumes_extends_shows_and_exports(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURE, run)
+    before = trials(run)
+    assert len(before) == 3
+
+    extended = cli(*SEARCH, "--budget", "4", "--out", run)
+    assert extended.returncode == 0, extended.stderr
+    after = trials(run)
+    assert after[:3] == before  # replayed, not retrained or rewritten
+    assert len(after) > 3
+
+    shown = cli("show", run, "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["trials"] == len(after)
+
+    model = tmp_path / "model.tflite"
+    exported = cli("export", run, "--format", "tflite", "--out", model)
+    assert exported.returncode == 0, exported.stderr
+    x = np.zeros((1, 8, 8, 1), dtype=np.int8)
+    assert run_tflm(model.read_bytes(), x).shape == (1, 10)
