@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from tinyevo.estimate.base import EstimationFailed
 from tinyevo.estimate.tabular import TabularEstimator
 from tinyevo.run import Budget, ProcessExecutor, Runner, SerialExecutor
 from tinyevo.search import Candidate, Strategy, create_strategy
@@ -61,6 +63,44 @@ class SlowTabular(TabularEstimator):
             Path(os.environ["TINYEVO_TEST_HOLD_FILE"]).touch()  # tell the test: holding now
             hold(os.getppid())
         return super().evaluate(architecture, context)
+
+
+@dataclass
+class Doomed(TabularEstimator):
+    """The tabular estimator with trials that end badly. ``fates`` maps a trial id (as text) to
+    ``"sigkill"`` or ``"abort"`` (the evaluating process dies of SIGKILL or SIGABRT), ``"hang"``
+    (blocks), ``"stuck"`` (blocks with SIGALRM blocked, like native code that never returns to
+    Python) or ``"fail"`` (raises EstimationFailed: the same candidate failing politely)."""
+
+    fates: dict = field(default_factory=dict)
+    name = "test-doomed"
+
+    def evaluate(self, architecture, context):
+        fate = self.fates.get(str(context.trial_id))
+        if fate == "sigkill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif fate == "abort":
+            os.abort()
+        elif fate == "stuck":
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+            hold(os.getppid())
+        elif fate == "hang":
+            hold(os.getppid())
+        elif fate == "fail":
+            raise EstimationFailed("doomed")
+        return super().evaluate(architecture, context)
+
+
+def doomed_search(store_path, fates, evaluations=12, seed=1, workers=0, eval_timeout="auto",
+                  hard_stop_grace=None, batch_size=None):
+    """``search`` with the ``Doomed`` estimator: the same command, run again after each death."""
+    space = create_space("nb201")
+    executor = ProcessExecutor(workers) if workers else SerialExecutor(hard_stop_grace)
+    with executor, Store(store_path) as store:
+        return Runner(space, regularized(space, seed), Doomed(fates=fates), store,
+                      Budget(evaluations=evaluations), executor=executor,
+                      batch_size=batch_size or max(1, workers), progress=False,
+                      eval_timeout=eval_timeout).run()
 
 
 def hold(parent_pid: int) -> None:

@@ -250,3 +250,101 @@ def test_mnist1d_signals_train_above_chance():
 def test_trains_on_cuda():
     trained = TrainingEstimator(**FAST, device="cuda").fit(small_net())
     assert next(trained.module.parameters()).is_cuda and trained.metrics["accuracy"] > 0.8
+
+
+# --- issue 13: candidates that aborted or hung the process (oneDNN, channels-last strides) --------
+#: The architecture that hung its training with two torch threads (JSON as reported).
+STALLED = {"format": "tinyevo.architecture", "version": 1, "name": "chain", "input_shape": [28, 28, 1],
+           "output": "dense_2", "nodes": [
+               {"name": "conv2d_1", "op": "conv2d", "inputs": ["input"], "attrs": {
+                   "kernel": [1, 1], "stride": [2, 2], "padding": "same", "dilation": [1, 1], "groups": 1,
+                   "bias": False, "out_channels": 1}},
+               {"name": "batch_norm_1", "op": "batch_norm", "inputs": ["conv2d_1"], "attrs": {}},
+               {"name": "relu_1", "op": "relu", "inputs": ["batch_norm_1"], "attrs": {}},
+               {"name": "conv2d_2", "op": "conv2d", "inputs": ["relu_1"], "attrs": {
+                   "kernel": [1, 1], "stride": [1, 1], "padding": "same", "dilation": [1, 1], "groups": 1,
+                   "bias": False, "out_channels": 2}},
+               {"name": "batch_norm_2", "op": "batch_norm", "inputs": ["conv2d_2"], "attrs": {}},
+               {"name": "relu_2", "op": "relu", "inputs": ["batch_norm_2"], "attrs": {}},
+               {"name": "global_avg_pool_1", "op": "global_avg_pool", "inputs": ["relu_2"], "attrs": {}},
+               {"name": "dense_1", "op": "dense", "inputs": ["global_avg_pool_1"], "attrs": {"bias": True, "units": 32}},
+               {"name": "relu_3", "op": "relu", "inputs": ["dense_1"], "attrs": {}},
+               {"name": "dense_2", "op": "dense", "inputs": ["relu_3"], "attrs": {"bias": True, "units": 10}}],
+           "meta": {"space": "chain", "genome": "ds2k1s2-gap-f32"}}
+#: Chains like the one that aborted (a 3x3 stride-2 average pool on the 28x28x1 input first): with
+#: the unfixed data path, these abort (SIGABRT) or segfault at the first backward with one thread.
+ABORTED = ["ap3-c4k1s2-gap-f32", "ap3-c2k3s1-c8k1s2-flat"]
+
+
+def test_one_channel_batches_have_fresh_nchw_strides():
+    """The root cause: ``permute(0, 3, 1, 2).contiguous()`` of one-channel NHWC rows kept strides
+    (784, 1, 28, 1), which PyTorch reads as channels-last; the whole network then ran channels-last."""
+    from tinyevo.estimate.training import to_input
+    from tinyevo.nn.build import standard_strides
+
+    for channels in (1, 3):
+        rows = torch.zeros(4, 28, 28, channels, dtype=torch.uint8)
+        for size in ((28, 28), (14, 14)):
+            batch = to_input(rows, 1 / 255, size)
+            assert batch.shape == (4, channels, *size)
+            assert batch.stride() == standard_strides(batch.shape)
+    assert torch.zeros(4, 28, 28, 1).permute(0, 3, 1, 2).contiguous().stride() == (784, 1, 28, 1)
+
+
+def test_a_strided_1x1_conv_never_runs_on_a_channels_last_input():
+    """The guard in ``tinyevo.nn.build.Conv``: whatever the caller gives, the 1x1 stride-2 convs get
+    NCHW strides (oneDNN's channels-last weight gradient for them corrupts the heap or hangs)."""
+    from tinyevo.nn.build import standard_strides
+    from tinyevo.spaces import create_space
+
+    space = create_space("chain")
+    for arch in [Architecture.from_json(STALLED)] + [space.decode(space.parse(g)) for g in ABORTED]:
+        module = build(arch)
+        seen = []
+        for layer in module.modules():
+            if isinstance(layer, torch.nn.Conv2d) and layer.kernel_size == (1, 1) and layer.stride != (1, 1):
+                layer.register_forward_pre_hook(lambda m, args: seen.append((args[0].shape, args[0].stride())))
+        for x in (torch.rand(8, 28, 28, 1).permute(0, 3, 1, 2),  # NHWC rows, as the estimator had them
+                  torch.rand(8, 1, 28, 28).contiguous(memory_format=torch.channels_last)):
+            module(x)
+        assert len(seen) == 2 and all(stride == standard_strides(shape) for shape, stride in seen)
+
+
+TRAIN_ISSUE_ARCHITECTURES = """
+import json, sys, time
+import numpy as np, torch
+from tinyevo.arch import Architecture
+from tinyevo.data.base import Dataset
+from tinyevo.estimate.training import TrainingEstimator
+from tinyevo.spaces import create_space
+
+rng = np.random.default_rng(0)
+x = rng.integers(0, 256, (1000, 28, 28, 1), dtype=np.uint8)
+y = rng.integers(0, 10, 1000)
+data = Dataset("noise", x[:768], y[:768], x[768:896], y[768:896], x[896:], y[896:], 10, scale=1 / 255)
+space = create_space("chain")
+archs = [Architecture.from_json(json.loads(sys.argv[1]))] + [space.decode(space.parse(g)) for g in sys.argv[2:]]
+# the benchmark's estimator: 1 epoch, batch 128, lr 0.01, seed 0, CPU (6 steps on 768 rows)
+estimator = TrainingEstimator(dataset=data, epochs=1, batch_size=128, lr=0.01, device="cpu", seed=0)
+for threads in (1, 2):  # one thread aborted, two threads hung
+    torch.set_num_threads(threads)
+    for arch in archs:
+        start = time.perf_counter()
+        estimator.evaluate(arch)
+        print(threads, arch.meta["genome"], round(time.perf_counter() - start, 2), flush=True)
+"""
+
+
+def test_the_architectures_that_aborted_or_hung_train_in_normal_time():
+    """Unfixed, this process dies of SIGABRT/SIGSEGV at the first backward (one thread) or never
+    ends (two threads); fixed, each of the 6-step trainings takes well under a second."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", TRAIN_ISSUE_ARCHITECTURES, json.dumps(STALLED), *ABORTED],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(done.stdout.splitlines()) == 2 * (1 + len(ABORTED)), done.stdout

@@ -9,6 +9,7 @@ Example ``search.toml``::
     objectives = ["accuracy", "peak_sram_bytes"]
     budget = 40
     seed = 0
+    eval_timeout = "auto"    # wall-time limit of one evaluation: auto, none, or seconds (600, "15min")
     execution = "streamed"   # peak SRAM as `tinyevo export --format c` runs it (default layer_by_layer)
     # runtime = "tflm"       # peak SRAM as TFLite Micro's arena for the exported .tflite (default c)
 
@@ -104,6 +105,8 @@ class SearchConfig:
     objectives: list[str] = field(default_factory=lambda: ["accuracy", "peak_sram_bytes"])
     budget: int = 30
     max_seconds: float | None = None
+    #: Wall-time limit of one evaluation: "auto" (from the run's median time), "none" or seconds.
+    eval_timeout: str | float = "auto"
     seed: int = 0
     final_epochs: int = 10
     final_models: int = 5
@@ -141,6 +144,9 @@ def _build(cls, data: dict, source: str):
             values[key] = _checked(value, types[key], f"{source}: {key}")
         if cls is SearchConfig and key in CHOICES and value not in CHOICES[key]:
             raise TinyevoError(f"{source}: {key} must be one of {', '.join(CHOICES[key])}, got {value!r}")
+        if cls is SearchConfig and key == "eval_timeout":
+            from tinyevo.run.limits import check_eval_timeout  # tinyevo.run imports this module
+            check_eval_timeout(value, f"{source}: eval_timeout")
     if cls is SearchConfig and "runtime" in values:
         try:
             check_runtime(values["runtime"], values.get("execution", "layer_by_layer"))

@@ -126,11 +126,11 @@ class SearchJob:
         self.check_feasible()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         budget = Budget(evaluations=self.config.budget, seconds=self.config.max_seconds)
-        with Store(self.out_dir / STORE_FILE) as store:
+        with Store(self.out_dir / STORE_FILE) as store, self.executor() as executor:
             runner = Runner(self.space, self.strategy(), self.estimator(), store, budget,
-                            self.constraints(), self.board, self.executor(), progress=progress,
+                            self.constraints(), self.board, executor, progress=progress,
                             run_dir=self.out_dir, execution=self.config.execution,
-                            runtime=self.config.runtime)
+                            runtime=self.config.runtime, eval_timeout=self.config.eval_timeout)
             check_config(store, runner.config())  # refuse a folder of another run before writing
             store.set("search_config", self.config.to_dict())
             trials = runner.run()

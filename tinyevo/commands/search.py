@@ -52,6 +52,10 @@ FLAGS = {
                                       "inheritance (children start from their parent's weights)"),
     "--budget": ("budget", int, "number of candidates to train (default 30)"),
     "--max-seconds": ("max_seconds", float, "wall-clock budget in seconds"),
+    "--eval-timeout": ("eval_timeout", str, "wall-time limit of one evaluation: auto (default: 20x the "
+                                            "run's median evaluation time, at least 60 s, at most 2 h), "
+                                            "none, or seconds (600, 90s, 15min); a candidate over it is "
+                                            "recorded failed"),
     "--seed": ("seed", int, "random seed: same seed, same run (default 0)"),
     "--max-sram": ("constraints.max_sram", str, "peak SRAM limit, e.g. 64KB (default: the board's SRAM)"),
     "--max-flash": ("constraints.max_flash", str, "flash limit, e.g. 256KB (default: the board's flash)"),

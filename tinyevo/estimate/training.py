@@ -40,6 +40,7 @@ from tinyevo.errors import TinyevoError
 from tinyevo.estimate.base import ESTIMATORS, EstimationFailed, EvalContext, Estimator
 from tinyevo.estimate.fidelity import input_size, scale_width, with_input_size
 from tinyevo.nn import build
+from tinyevo.nn.build import nchw
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
@@ -62,12 +63,17 @@ def trial_seed(estimator_seed: int, context_seed: int) -> int:
 
 
 def to_input(x: torch.Tensor, scale: float, size: tuple[int, int]) -> torch.Tensor:
-    """NHWC stored rows -> NCHW float batch of the network's (height, width), bilinear."""
+    """NHWC stored rows -> NCHW float batch of the network's (height, width), bilinear.
+
+    The batch has the strides of a fresh NCHW tensor (``tinyevo.nn.build.nchw``): with one channel,
+    ``permute(...).contiguous()`` kept the NHWC strides, which PyTorch reads as channels-last, so
+    every MNIST network ran channels-last -- and a 1x1 strided convolution's backward in oneDNN
+    corrupts the heap or hangs on such inputs (see ``tinyevo.nn.build.Conv``)."""
     x = (x.to(torch.float32) * scale).permute(0, 3, 1, 2)
     if tuple(x.shape[2:]) != tuple(size):
         shrink = size[0] < x.shape[2] or size[1] < x.shape[3]
         x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
-    return x.contiguous()
+    return nchw(x)
 
 
 @dataclass

@@ -14,6 +14,34 @@ from torch import nn
 from tinyevo.arch import INPUT, Architecture, Node, same_padding
 
 
+def standard_strides(shape) -> tuple[int, ...]:
+    """The strides of a freshly allocated (row-major, NCHW-contiguous) tensor of ``shape``."""
+    strides, step = [], 1
+    for size in reversed(tuple(shape)):
+        strides.append(step)
+        step *= max(int(size), 1)
+    return tuple(reversed(strides))
+
+
+def nchw(x: torch.Tensor) -> torch.Tensor:
+    """``x`` with the strides of a fresh NCHW tensor: itself when it has them, else a copy.
+
+    ``Tensor.contiguous()`` is not enough: a one-channel batch permuted from NHWC rows has strides
+    (H*W, 1, W, 1), which count as NCHW-contiguous (the channel dimension has size 1) *and* as
+    channels-last, and PyTorch's convolutions pick their memory format from the strides
+    (``suggest_memory_format``), so such a batch runs the whole network channels-last. See
+    ``Conv`` for why that matters."""
+    if x.stride() == standard_strides(x.shape):
+        return x
+    return x.clone(memory_format=torch.contiguous_format)
+
+
+def unsafe_channels_last(x: torch.Tensor, kernel, stride) -> bool:
+    """True where oneDNN's channels-last 1x1 strided convolution backward would run (see ``Conv``)."""
+    return (x.device.type == "cpu" and tuple(kernel) == (1, 1) and tuple(stride) != (1, 1)
+            and x.dim() == 4 and x.stride() != standard_strides(x.shape))
+
+
 def _pads(node: Node, shape) -> tuple[int, int, int, int]:
     """(left, right, top, bottom) for F.pad, zero for 'valid'."""
     if node.attrs["padding"] != "same":
@@ -46,14 +74,28 @@ class Pool(nn.Module):
 
 
 class Conv(nn.Module):
+    """Convolution with SAME/VALID padding.
+
+    A 1x1 convolution with stride > 1 always gets an NCHW-strided input on the CPU: the
+    weight-gradient kernel oneDNN runs for a channels-last (NHWC-strided) input of a 1x1 strided
+    convolution with fewer than 8 input channels (``jit_avx2_1x1_convolution_bwd_weights_t``,
+    torch 2.13.0+cpu, oneDNN 3.12, AVX2) writes outside its buffers: with one thread the process
+    aborts with glibc heap corruption ("free(): invalid pointer", "corrupted double-linked list")
+    or a segfault, with two threads it spins forever inside the kernel. A 3x3 kernel, stride 1,
+    depthwise convolutions, pooling and NCHW inputs are not affected. The copy costs nothing
+    where it is not needed (NCHW inputs are passed as they are)."""
+
     def __init__(self, node: Node, in_shape):
         super().__init__()
         a = node.attrs
         self.pads = _pads(node, in_shape)
+        self.guard = tuple(a["kernel"]) == (1, 1) and tuple(a["stride"]) != (1, 1)
         self.conv = nn.Conv2d(in_shape[2], a["out_channels"], a["kernel"], a["stride"], 0,
                               a["dilation"], a["groups"], a["bias"])
 
     def forward(self, x):
+        if self.guard and unsafe_channels_last(x, (1, 1), self.conv.stride):
+            x = nchw(x)  # oneDNN bug workaround, see the class docstring
         return self.conv(F.pad(x, self.pads) if any(self.pads) else x)
 
 

@@ -13,7 +13,18 @@ For every candidate of a batch, in the order the strategy asked for them:
    (``Strategy.set_feasibility``), so that it can redraw such candidates before asking.
 4. Otherwise it is **evaluated** by the estimator through the executor; metrics = cost + the
    estimator's metrics (+ ``constraint_violation`` = 0). Exceptions, ``EstimationFailed`` and NaN
-   make it ``failed``; it counts as an evaluation and the search goes on.
+   make it ``failed``; it counts as an evaluation and the search goes on. So does a candidate
+   over the evaluation time limit (``eval_timeout``, see ``tinyevo.run.limits``) and one whose
+   pool or Ray worker died (the signal or exit code is its ``error``; a fresh worker goes on).
+
+Each trial is marked running in the store just before it is evaluated (``Store.mark_running``). A
+run that dies while evaluating in its own process (the serial executor: a segfault or abort of
+the candidate's native code, ``kill -9``, out of memory) leaves that mark, and its resume names the
+trial: with a fatal error logged (the ``<store>.crash.log`` that ``faulthandler`` writes, kept as
+``<store>.crash-trial<N>.log``) it is recorded ``failed`` with that error; with none (killed from
+outside) it is evaluated once more, and recorded ``failed`` if the run dies in it again -- never
+retried forever. Marks left by a pool or Ray run (whose candidates cannot take the run down) and by
+a run stopped with an exception or Ctrl-C are dropped, and those trials are evaluated again.
 
 Trial ids are given in ask order to every candidate that is not a duplicate, so a replay gives the
 same ids. The strategy is told the whole batch in ask order, which keeps a run deterministic for
@@ -30,8 +41,11 @@ batch, the rest of the batch is neither evaluated nor told. A strategy that prop
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import numbers
+import os
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -45,15 +59,23 @@ from tinyevo.errors import TinyevoError
 from tinyevo.estimate.base import EstimationFailed, Estimator, EvalContext
 from tinyevo.run.budget import Budget
 from tinyevo.run.constraints import Constraints
-from tinyevo.run.executors import Executor, SerialExecutor
+from tinyevo.run.executors import Executor, Lost, SerialExecutor
 from tinyevo.run.jobs import Job, clean_metrics, evaluate_job
+from tinyevo.run.limits import AUTO, check_eval_timeout, eval_limit
 from tinyevo.run.progress import Progress
 from tinyevo.run.resume import check_config, run_config
 from tinyevo.search.base import FAILED, INFEASIBLE, OK, Candidate, Strategy, Trial
 from tinyevo.spaces.base import SearchSpace
-from tinyevo.store import Store, TrialRecord, json_text
+from tinyevo.store import RunningRecord, Store, TrialRecord, json_text
+from tinyevo.store.sqlite_store import RUNNING
 
 _DECODE_ERRORS = (TinyevoError, ValueError, KeyError, TypeError, IndexError)
+#: Evaluations of one trial a run may die in (with no fatal error logged) before it is recorded failed.
+MAX_IN_PROCESS_ATTEMPTS = 2
+_CRASH_HEADER = re.compile(r"^tinyevo trial (\d+)\b")
+_FATAL_SIGNALS = {"Aborted": "SIGABRT", "Segmentation fault": "SIGSEGV", "Bus error": "SIGBUS",
+                  "Floating-point exception": "SIGFPE", "Floating point exception": "SIGFPE",
+                  "Illegal instruction": "SIGILL"}
 
 
 @dataclass
@@ -76,7 +98,9 @@ class Runner:
     once; ``cost_model(architecture, board)`` defaults to ``tinyevo.config.search_cost_model(execution)``:
     ``execution`` (``"layer_by_layer"`` or ``"streamed"``) is how peak SRAM is counted and
     ``runtime`` (``"c"`` or ``"tflm"``) whose arena it is; a run that is not layer by layer, or not
-    for runtime c, records it in its settings, so that a resume cannot change it."""
+    for runtime c, records it in its settings, so that a resume cannot change it.
+    ``eval_timeout``: the wall-time limit of one evaluation, ``"auto"`` (default), seconds or None
+    (``tinyevo.run.limits``); not part of the run's identity, so a resume may change it."""
 
     def __init__(self, space: SearchSpace, strategy: Strategy, estimator: Estimator,
                  store: Store | None = None, budget: Budget | None = None,
@@ -84,7 +108,8 @@ class Runner:
                  executor: Executor | None = None, progress: bool = True,
                  batch_size: int | None = None, cost_model: Callable | None = None,
                  max_consecutive_skips: int = 1000, run_dir: str | Path | None = None,
-                 execution: str = "layer_by_layer", runtime: str = "c"):
+                 execution: str = "layer_by_layer", runtime: str = "c",
+                 eval_timeout: str | float | None = AUTO):
         if cost_model is not None and (execution != "layer_by_layer" or runtime != "c"):
             raise TinyevoError("give the runner an execution or runtime, or a cost_model of your own, "
                                "not both")
@@ -101,6 +126,7 @@ class Runner:
         self.max_consecutive_skips = max_consecutive_skips
         self.show_progress = progress
         self.run_dir = Path(run_dir) if run_dir else _store_dir(self.store)
+        self.eval_timeout = check_eval_timeout(eval_timeout)
         self.stop_reason = ""
 
     # --- the loop ------------------------------------------------------------------------------
@@ -126,7 +152,11 @@ class Runner:
         self.strategy.set_feasibility(self.meets_constraints if self.constraints.limits() else None)
         check_config(self.store, self.config())
         self.store.set("budget", self.budget.to_dict())
+        self._attempts: dict[str, int] = {}
+        for running in self.store.running():
+            self._settle(running)
         records = self.store.records()
+        self._ok_seconds = [r.seconds for r in records if r.trial.status == OK and r.evaluated]
         self._stored: dict[str, TrialRecord] = {r.trial.key: r for r in records}
         self._stored_ids = {r.trial.id for r in records}
         self._known: dict[str, Trial] = {}
@@ -179,8 +209,20 @@ class Runner:
                 break
             slots.append(self._prepare(candidate, pending))
         jobs = [slot.job for slot in pending]
-        self.executor.map(evaluate_job, jobs, lambda i, result: self._finish(pending[i], result))
+        limit = self.eval_limit()
+        try:
+            self.executor.map(evaluate_job, jobs, lambda i, result: self._finish(pending[i], result),
+                              timeout=limit, on_start=lambda i: self._start(pending[i], limit),
+                              fatal_log=self.crash_log() if self.executor.in_process else None)
+        finally:  # stopped by an exception or Ctrl-C: not the candidates' doing, evaluate them again
+            unfinished = [slot.job.trial_id for slot in pending if slot.trial is None]
+            if unfinished:
+                self.store.clear_running(unfinished)
         return [self._told(slot) for slot in slots]
+
+    def eval_limit(self) -> float | None:
+        """The time limit of the next evaluations in seconds (None: none), from ``eval_timeout``."""
+        return eval_limit(self.eval_timeout, self._ok_seconds)
 
     def _prepare(self, candidate: Candidate, pending: list[_Slot]) -> _Slot:
         """Sort a candidate: a duplicate, or a new trial (see ``_prepare_new``)."""
@@ -254,15 +296,91 @@ class Runner:
         return clean_metrics({name: value for name, value in figures.items()
                               if isinstance(value, numbers.Number)})  # not None, not board names
 
-    def _finish(self, slot: _Slot, result: dict) -> None:
+    def _start(self, slot: _Slot, limit: float | None) -> str:
+        """Mark the trial running, just before it is evaluated; the first line of its crash log."""
+        attempt = self._attempts.get(slot.key, 0) + 1
+        describe = self._describe(slot.genome)
+        in_process = self.executor.in_process
+        self.store.mark_running(self._trial(slot, slot.job.trial_id, RUNNING, slot.cost),
+                                describe=describe, strategy=self.strategy.name,
+                                started_at=time.time(), limit_seconds=limit, attempt=attempt,
+                                in_process=in_process, pid=os.getpid() if in_process else None)
+        return (f"tinyevo trial {slot.job.trial_id} ({describe}), attempt {attempt}, started "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')}, limit {'none' if limit is None else f'{limit:g} s'}: "
+                f"a fatal error below stopped the search process while it evaluated this trial")
+
+    def _finish(self, slot: _Slot, result: dict | Lost) -> None:
         """Store an evaluated trial the moment its result comes back."""
+        if isinstance(result, Lost):  # over its time limit, or its worker died
+            result = {"status": FAILED, "metrics": {}, "error": result.reason,
+                      "started_at": result.started_at, "finished_at": result.finished_at,
+                      "seconds": result.seconds}
         if result.get("user_error"):
             raise TinyevoError(result["user_error"])
+        if result["status"] == OK:
+            self._ok_seconds.append(result["seconds"])
         metrics = {**slot.cost, **result["metrics"]}
         trial = self._trial(slot, slot.job.trial_id, result["status"], metrics)
         self.evaluated += 1
         self._record(slot, trial, error=result["error"], started_at=result["started_at"],
                      finished_at=result["finished_at"], seconds=result["seconds"])
+
+    # --- trials a dead run was evaluating -------------------------------------------------------
+    def crash_log(self) -> Path | None:
+        """Where an in-process evaluation's fatal error is logged: ``<store>.crash.log`` (None for
+        a store in memory, which cannot be resumed)."""
+        if self.store.path == ":memory:":
+            return None
+        return Path(self.store.path).with_suffix(".crash.log")
+
+    def _settle(self, running: RunningRecord) -> None:
+        """A trial the last run was evaluating when it died: record it failed, or evaluate it again."""
+        trial = running.trial
+        name = f"trial {trial.id} ({running.describe or trial.key})"
+        if not running.in_process:  # a pool or Ray worker ran it: the run died of something else
+            self.store.clear_running([trial.id])
+            return
+        evidence, seconds = self._crash_evidence(running)
+        if evidence is None and running.attempt < MAX_IN_PROCESS_ATTEMPTS:
+            self._attempts[trial.key] = running.attempt
+            warnings.warn(f"{name} was being evaluated when the run stopped, with no fatal error "
+                          f"logged (killed from outside? out of memory?); it is evaluated once more "
+                          f"and recorded failed if the run dies in it again", RuntimeWarning, stacklevel=4)
+            return
+        if evidence is None:
+            evidence = (f"the search process died {running.attempt} times while evaluating this "
+                        f"candidate, with no fatal error logged (killed: SIGKILL, out of memory?); "
+                        f"not evaluated again")
+        failed = dataclasses.replace(trial, status=FAILED)
+        self.store.save_trial(failed, describe=running.describe, strategy=running.strategy,
+                              started_at=running.started_at, seconds=seconds, error=evidence)
+        warnings.warn(f"{name} was being evaluated when the run stopped; recorded as failed, not "
+                      f"retried: {evidence}", RuntimeWarning, stacklevel=4)
+
+    def _crash_evidence(self, running: RunningRecord) -> tuple[str | None, float]:
+        """The fatal error the crash log holds for this trial (kept as ``<store>.crash-trial<N>.log``)
+        and the seconds from the trial's start to it; (None, 0.0) when none was logged."""
+        path = self.crash_log()
+        if path is None or not path.is_file():
+            return None, 0.0
+        lines = path.read_text(errors="replace").splitlines()
+        header = _CRASH_HEADER.match(lines[0]) if lines else None
+        body = [line.strip() for line in lines[1:] if line.strip()]
+        if header is None or int(header.group(1)) != running.trial.id or not body:
+            return None, 0.0
+        kept = path.with_name(f"{path.name.removesuffix('.crash.log')}.crash-trial{running.trial.id}.log")
+        seconds = max(0.0, path.stat().st_mtime - (running.started_at or path.stat().st_mtime))
+        path.replace(kept)
+        first = body[0]
+        if first.startswith("Timeout"):
+            limit = running.limit_seconds
+            return (f"timed out: still running past the {limit or 0:g} s limit of one evaluation, in native "
+                    f"code that cannot be interrupted, so the search process was stopped ({first} "
+                    f"traceback in {kept.name})", seconds)
+        kind = first.removeprefix("Fatal Python error:").strip()
+        signal_name = _FATAL_SIGNALS.get(kind)
+        return (f"the evaluation crashed the search process: {first}"
+                f"{f' ({signal_name})' if signal_name else ''}; traceback in {kept.name}", seconds)
 
     def _told(self, slot: _Slot) -> Trial:
         if slot.source is not None:

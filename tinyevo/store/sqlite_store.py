@@ -2,7 +2,10 @@
 
 Every trial is written in its own transaction the moment it finishes, so killing a run at any
 instant loses at most the trials still being evaluated, never a half-written row. The ``run`` table
-holds what a resume needs (the run's configuration) as JSON. Nothing is pickled: genomes, metrics and
+holds what a resume needs (the run's configuration) as JSON. The ``running`` table holds the trials
+being evaluated (``mark_running``, just before each evaluation starts; the row goes when the trial
+is saved): what a run left there when it died tells its resume which candidate it was evaluating
+(see ``tinyevo.run.runner``). Stores made before it existed get the table when opened. Nothing is pickled: genomes, metrics and
 parents are JSON text that any SQLite client can read::
 
     sqlite3 run.sqlite "select id, describe, status, metrics_json from trials"
@@ -37,9 +40,27 @@ CREATE TABLE IF NOT EXISTS trials (
 );
 CREATE INDEX IF NOT EXISTS trials_by_key ON trials (key);
 CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value_json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS running (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    genome_json TEXT NOT NULL,
+    describe TEXT,
+    metrics_json TEXT NOT NULL,
+    parents_json TEXT NOT NULL,
+    origin TEXT,
+    strategy TEXT,
+    started_at REAL,
+    limit_seconds REAL,
+    attempt INTEGER NOT NULL,
+    in_process INTEGER NOT NULL,
+    pid INTEGER
+);
 """
 COLUMNS = ("id", "key", "genome_json", "describe", "status", "metrics_json", "parents_json",
            "origin", "strategy", "started_at", "finished_at", "seconds", "error")
+RUNNING_COLUMNS = ("id", "key", "genome_json", "describe", "metrics_json", "parents_json", "origin",
+                   "strategy", "started_at", "limit_seconds", "attempt", "in_process", "pid")
+RUNNING = "running"
 
 
 @dataclass
@@ -61,6 +82,22 @@ class TrialRecord:
     @property
     def evaluated(self) -> bool:
         return self.seconds is not None
+
+
+@dataclass
+class RunningRecord:
+    """A trial that was being evaluated: its trial (status ``running``; metrics: its cost), when
+    and where it started (``in_process``: in the run's own process, so that its crash is the
+    run's), its time limit and which attempt it was (1 for the first evaluation)."""
+
+    trial: Trial
+    describe: str = ""
+    strategy: str = ""
+    started_at: float | None = None
+    limit_seconds: float | None = None
+    attempt: int = 1
+    in_process: bool = True
+    pid: int | None = None
 
 
 class Store:
@@ -90,6 +127,34 @@ class Store:
         with self._transaction():
             self._db.execute(f"INSERT INTO trials ({', '.join(COLUMNS)}) "
                              f"VALUES ({', '.join('?' * len(COLUMNS))})", row)
+            self._db.execute("DELETE FROM running WHERE id = ?", (trial.id,))
+
+    # --- trials being evaluated ----------------------------------------------------------------
+    def mark_running(self, trial: Trial, *, describe: str = "", strategy: str = "",
+                     started_at: float | None = None, limit_seconds: float | None = None,
+                     attempt: int = 1, in_process: bool = True, pid: int | None = None) -> None:
+        """Record that ``trial`` (its genome, parents, cost metrics) is being evaluated now."""
+        row = (trial.id, trial.key, json_text(trial.genome), describe, json_text(trial.metrics),
+               json_text(list(trial.parents)), trial.origin, strategy, started_at, limit_seconds,
+               int(attempt), int(bool(in_process)), pid)
+        with self._transaction():
+            self._db.execute(f"INSERT OR REPLACE INTO running ({', '.join(RUNNING_COLUMNS)}) "
+                             f"VALUES ({', '.join('?' * len(RUNNING_COLUMNS))})", row)
+
+    def running(self) -> list[RunningRecord]:
+        """The trials marked running and never saved, in id order: in a store no process is
+        using, those its last run was evaluating when it stopped."""
+        cursor = self._db.execute(f"SELECT {', '.join(RUNNING_COLUMNS)} FROM running WHERE id NOT IN "
+                                  f"(SELECT id FROM trials) ORDER BY id")
+        return [_running_record(dict(zip(RUNNING_COLUMNS, row))) for row in cursor]
+
+    def clear_running(self, ids=None) -> None:
+        """Forget the running marks of ``ids`` (all of them when None)."""
+        with self._transaction():
+            if ids is None:
+                self._db.execute("DELETE FROM running")
+            else:
+                self._db.executemany("DELETE FROM running WHERE id = ?", [(int(i),) for i in ids])
 
     def records(self) -> list[TrialRecord]:
         """Every stored trial with its timings, in id order."""
@@ -168,6 +233,15 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
+
+
+def _running_record(row: dict) -> RunningRecord:
+    trial = Trial(id=row["id"], genome=json.loads(row["genome_json"]), status=RUNNING,
+                  metrics=json.loads(row["metrics_json"]),
+                  parents=tuple(json.loads(row["parents_json"])), origin=row["origin"] or "",
+                  key=row["key"])
+    return RunningRecord(trial, row["describe"] or "", row["strategy"] or "", row["started_at"],
+                         row["limit_seconds"], row["attempt"], bool(row["in_process"]), row["pid"])
 
 
 def _record(row: dict) -> TrialRecord:
