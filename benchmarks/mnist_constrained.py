@@ -89,6 +89,7 @@ from tinyevo.errors import TinyevoError
 from tinyevo.estimate import EstimationFailed, EvalContext
 from tinyevo.estimate.training import TrainingEstimator
 from tinyevo.run import Budget, Constraints, Runner
+from tinyevo.run.executors import ProcessExecutor
 from tinyevo.run.constraints import LIMITED_METRICS
 from tinyevo.search import FAILED, Candidate, Objective, Strategy, Trial, create_strategy
 from tinyevo.search.pareto import feasible, hypervolume, pareto_front
@@ -234,11 +235,15 @@ def run_search(method: str, seed: int, data: Dataset, settings: Settings, work: 
     a rerun replays them instead of training again."""
     space = make_space(data)
     store = Store(work / f"{method}-seed{seed}.sqlite") if work else Store()
+    # Candidates train in a worker process of their own: one that aborts or hangs it is a failed
+    # trial (with the signal, or over the evaluation time limit) and the search goes on.
     try:
-        runner = Runner(space, make_strategy(method, space, seed, settings), search_estimator(data, settings, seed),
-                        store=store, budget=Budget(evaluations=settings.budget), constraints=CONSTRAINTS,
-                        progress=False)
-        trials = runner.run()
+        with ProcessExecutor(workers=1) as isolated:
+            runner = Runner(space, make_strategy(method, space, seed, settings),
+                            search_estimator(data, settings, seed), store=store,
+                            budget=Budget(evaluations=settings.budget), constraints=CONSTRAINTS,
+                            executor=isolated, progress=False)
+            trials = runner.run()
     finally:
         store.close()
     front = sorted(pareto_front(trials, OBJECTIVES), key=lambda t: t.metrics["peak_sram_bytes"])
@@ -357,6 +362,7 @@ _SHARED: dict = {}  # the dataset, set before the worker processes fork
 
 def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # and so in the processes that train candidates
 
 
 def _search_job(method: str, seed: int, settings: Settings, work: Path | None) -> dict:
@@ -562,7 +568,7 @@ def png_path(args: argparse.Namespace) -> Path:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
+    _init_worker(args.threads)
     settings, start, png = settings_of(args), time.perf_counter(), png_path(args)
     try:
         data = load_data(args.data, args.test_size, args.quick)
