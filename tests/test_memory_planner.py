@@ -16,9 +16,9 @@ import torch
 
 from deploy_helpers import HAND_BUILT, quantized_model
 from tinyevo.arch import GraphBuilder
-from tinyevo.deploy.codegen.offsets import assign_offsets, check_no_overlap
+from tinyevo.hardware.offsets import assign_offsets, check_no_overlap
 from tinyevo.deploy.codegen.planner import MemoryPlan, plan_memory
-from tinyevo.hardware.memory import peak_sram_bytes
+from tinyevo.hardware.arena import peak_sram_bytes
 from tinyevo.spaces.base import SPACES, create_space
 from tinyevo.zoo import MODELS
 

@@ -20,8 +20,9 @@ from tinyevo.deploy.codegen.emit import generate_c
 from tinyevo.deploy.codegen.host import build_host, run_host
 from tinyevo.deploy.codegen.planner import plan_memory
 from tinyevo.errors import TinyevoError
-from tinyevo.hardware.memory import peak_sram_bytes
-from tinyevo.hardware.streaming import candidate_cuts, plan_for_cut, stream_plan
+from tinyevo.hardware.arena import peak_sram_bytes
+from tinyevo.hardware.arena import plan_arena
+from tinyevo.hardware.streaming import candidate_cuts, plan_for_cut
 from tinyevo.spaces.base import create_space
 from tinyevo.zoo import MODELS
 
@@ -90,7 +91,8 @@ def test_a_dense_layer_takes_its_flattened_input_row_by_row():
     plan = plan_for_cut(arch, dense)
     assert plan.buffer_of[flat] == conv and plan.rows[conv] == 1
     assert plan.stream_bytes == 121
-    assert stream_plan(arch).peak_bytes == 121 == peak_sram_bytes(arch, execution="streamed")
+    assert plan_arena(arch, execution="streamed").stream == plan
+    assert plan.peak_bytes == 121 == peak_sram_bytes(arch, execution="streamed")
     assert peak_sram_bytes(arch) == 320
 
 
