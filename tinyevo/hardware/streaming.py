@@ -58,10 +58,11 @@ def window_of(node: Node, input_height: int) -> Window:
     return Window(kh, sh, dh, top)
 
 
-def streamable(node: Node, arch: Architecture) -> bool:
-    """Window and row-local ops; a flatten read only by accumulating dense layers; those."""
+def streamable(node: Node, arch: Architecture, readers: dict[str, list[str]] | None = None) -> bool:
+    """Window and row-local ops; a flatten read only by accumulating dense layers; those.
+    ``readers``: ``live_readers(arch)`` (nodes the output does not depend on read nothing)."""
     if node.op == "flatten":  # a view of its source, which it must be the only one to read
-        readers = arch.consumers()
+        readers = readers if readers is not None else live_readers(arch)
         return (node.inputs[0] != INPUT and readers[node.inputs[0]] == [node.name] and bool(readers[node.name])
                 and all(accumulates(arch.by_name[r], arch) for r in readers[node.name]))
     return node.op in WINDOW_OPS or node.op in ROW_OPS or accumulates(node, arch)
@@ -114,7 +115,7 @@ def candidate_cuts(arch: Architecture) -> list[str]:
     nodes they depend on (so once the cut is whole, nothing before it is needed)."""
     nodes = arch.live_nodes()
     readers = live_readers(arch)
-    streams = {n.name for n in nodes if streamable(n, arch)}
+    streams = {n.name for n in nodes if streamable(n, arch, readers)}
     accumulating = {n.name for n in nodes if accumulates(n, arch)}
     ancestors: dict[str, set[str]] = {INPUT: set()}
     cuts = []

@@ -1,26 +1,23 @@
 """The memory planner: every activation tensor of a ``QuantizedModel`` gets an offset in one arena.
 
-It computes no lifetimes of its own. The int8 graph is written back as an IR graph, one node per
-op that runs (``deployed_architecture``: conv + batch norm + relu are one conv2d node, an n-ary add
-is a chain of two-input adds, the QUANTIZE a concat needs is done inside the concat kernel), and
-``tinyevo.hardware.memory.schedule`` -- the cost model the search optimizes -- gives its execution
-order, buffers, in-place sharing, scratch buffers and lifetimes. The planner then only places the
-buffers in the arena (``offsets.assign_offsets``).
+It computes no lifetimes and no offsets of its own. The int8 graph is written back as an IR graph,
+one node per op that runs (``deployed_architecture``: conv + batch norm + relu are one conv2d node,
+an n-ary add is a chain of two-input adds, the QUANTIZE a concat needs is done inside the concat
+kernel), and ``tinyevo.hardware.arena.plan_arena`` -- what the search's ``peak_sram_bytes`` is --
+gives its execution order, buffers, in-place sharing, scratch buffers, lifetimes and offsets.
 
-Agreement with the search: the deployed graph is the searched ``Architecture`` with in-place chains
-merged into one node, aliases (identity, flatten or pooling of a 1x1 map, an add of zeros) removed
-and n-ary adds split into two-input adds, so its peak never exceeds the searched
-``peak_sram_bytes(arch, in_place_kernels=True)`` and equals it when nothing was removed or split
-(every chain and mbv2 network; 15 of 20 sampled nb201 networks, the others lower);
-``tests/test_memory_planner.py`` checks this over sampled networks of every space. The arena
-equals that peak whenever the offsets reach the lower bound (``MemoryPlan.arena_bytes`` vs
-``peak_bytes``; equal on every network the tests plan).
+Agreement with the search: the deployed graph is the searched ``Architecture`` (whose n-ary adds
+the cost model splits the same way) with in-place chains merged into one node and aliases
+(identity, flatten or pooling of a 1x1 map, an add of zeros) removed, so its arena never exceeds
+the searched ``peak_sram_bytes`` with the same settings, and equals it when nothing was removed
+(``tests/test_memory_fuzz.py`` checks both on random graphs of every op, in both execution
+modes; ``tests/test_memory_planner.py`` on sampled networks of every space). The arena equals the
+plan's peak (``MemoryPlan.arena_bytes`` vs ``peak_bytes``) whenever some layout reaches it.
 
 ``execution="streamed"`` (the default) runs a prefix of the graph row by row through line buffers
-when that lowers the peak (``tinyevo.hardware.streaming.stream_plan``, the cost model's
-``peak_sram_bytes(arch, execution="streamed")``): its buffers are live during one step, the
-streaming phase, before the layer-by-layer rest, and the cut tensor from that step to its last
-reader. ``execution="layer_by_layer"`` never streams.
+when that makes the arena smaller (``tinyevo.hardware.streaming``): its buffers are live during
+one step, the streaming phase, before the layer-by-layer rest, and the cut tensor from that step
+to its last reader. ``execution="layer_by_layer"`` never streams.
 """
 from __future__ import annotations
 
