@@ -32,7 +32,7 @@ class Arena:
     """An execution plan with its buffers placed. Buffers of a streamed plan are named
     ``stream:<buffer>`` (step 0, the streaming phase) and ``rest:<buffer>`` (the steps after)."""
 
-    bytes: int  # the arena: where its highest buffer ends
+    arena_bytes: int  # where its highest buffer ends
     peak_bytes: int  # the plan's peak (most bytes live at one step): no arena can be smaller
     order: list[str]  # ops in execution order (the streamed ones first)
     offsets: dict[str, int]  # buffer -> byte offset
@@ -51,7 +51,7 @@ def peak_sram_bytes(arch: Architecture, in_place_ops: bool = True, in_place_kern
                     execution: str = "layer_by_layer") -> int:
     """Peak activation SRAM in bytes: the arena of ``plan_arena`` (the generated C's, for the int8
     graph of ``arch``)."""
-    return plan_arena(arch, in_place_ops, in_place_kernels, execution).bytes
+    return plan_arena(arch, in_place_ops, in_place_kernels, execution).arena_bytes
 
 
 def plan_arena(arch: Architecture, in_place_ops: bool = True, in_place_kernels: bool = False,
@@ -72,8 +72,8 @@ def plan_arena(arch: Architecture, in_place_ops: bool = True, in_place_kernels: 
             break  # its arena cannot be below its peak
         plan = plans[index]
         arena = schedule_arena(plan) if isinstance(plan, Schedule) else stream_arena(plan)
-        if best is None or (arena.bytes, index) < best[:2]:
-            best = (arena.bytes, index, arena)
+        if best is None or (arena.arena_bytes, index) < best[:2]:
+            best = (arena.arena_bytes, index, arena)
     return best[2]
 
 

@@ -85,7 +85,7 @@ def plan_memory(qmodel: QuantizedModel, in_place_kernels: bool = True, order: li
     scratch = {op: (arena.offsets[b], arena.buffer_bytes[b]) for op, b in arena.scratch_of.items()}
     stream = arena.stream
     rows = {t: stream.rows[b] for t, b in stream.buffer_of.items()} if stream else {}
-    return MemoryPlan(arena.bytes, arena.peak_bytes, arena.order, offsets, sizes, scratch, fused,
+    return MemoryPlan(arena.arena_bytes, arena.peak_bytes, arena.order, offsets, sizes, scratch, fused,
                       in_place_kernels, arena.schedule, stream, rows)
 
 
