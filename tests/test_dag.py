@@ -101,7 +101,7 @@ def test_sums_are_two_input_adds_and_the_search_counts_their_memory():
     it, so the streamed arena the C generator plans for the int8 model is the search's figure."""
     from deploy_helpers import quantized_model
     from tinyevo.deploy.codegen.planner import plan_memory
-    from tinyevo.hardware.memory import peak_sram_bytes
+    from tinyevo.hardware.arena import peak_sram_bytes
 
     space = create_space("dag", input_shape=(12, 12, 3), nodes=[4], channels=[4])
     arch = space.decode(["1-11-111"])

@@ -196,7 +196,7 @@ def test_streamed_search_stores_the_arena_the_code_generator_plans(streamed_run,
     from deploy_helpers import quantized_model
     from tinyevo.cli import main
     from tinyevo.deploy.codegen import plan_memory
-    from tinyevo.hardware.memory import peak_sram_bytes
+    from tinyevo.hardware.arena import peak_sram_bytes
     from tinyevo.spaces import create_space
 
     space = create_space("chain", input_shape=[8, 8, 1], num_classes=10, **STREAMED_SPACE)

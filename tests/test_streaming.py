@@ -16,12 +16,14 @@ import torch
 from deploy_helpers import int8_inputs, quantized_model
 from tinyevo.arch import INPUT, GraphBuilder
 from tinyevo.deploy import run_int8
-from tinyevo.deploy.codegen.emit import generate_c
+from tinyevo.config import search_cost_model
+from tinyevo.deploy.codegen.emit import generate_c, render_c
 from tinyevo.deploy.codegen.host import build_host, run_host
 from tinyevo.deploy.codegen.planner import plan_memory
 from tinyevo.errors import TinyevoError
-from tinyevo.hardware.memory import peak_sram_bytes
-from tinyevo.hardware.streaming import candidate_cuts, plan_for_cut, stream_plan
+from tinyevo.hardware.arena import peak_sram_bytes
+from tinyevo.hardware.arena import plan_arena
+from tinyevo.hardware.streaming import candidate_cuts, plan_for_cut
 from tinyevo.spaces.base import create_space
 from tinyevo.zoo import MODELS
 
@@ -90,7 +92,8 @@ def test_a_dense_layer_takes_its_flattened_input_row_by_row():
     plan = plan_for_cut(arch, dense)
     assert plan.buffer_of[flat] == conv and plan.rows[conv] == 1
     assert plan.stream_bytes == 121
-    assert stream_plan(arch).peak_bytes == 121 == peak_sram_bytes(arch, execution="streamed")
+    assert plan_arena(arch, execution="streamed").stream == plan
+    assert plan.peak_bytes == 121 == peak_sram_bytes(arch, execution="streamed")
     assert peak_sram_bytes(arch) == 320
 
 
@@ -158,3 +161,30 @@ def test_deployed_arena_agrees_with_the_searched_streamed_figure():
             assert plan.arena_bytes == plan.peak_bytes <= searched, (space_name, seed)
             if space_name in ("mbv2", "dag"):
                 assert plan.arena_bytes == searched, seed
+
+
+def three_branch_add():
+    """16x16x4 input -> three 3x3 convs (4 channels each) -> one add of the three."""
+    g = GraphBuilder((16, 16, 4), name="three_branch_add")
+    return g.build(g.add(*(g.conv2d(g.input, 4, kernel=3) for _ in range(3))))
+
+
+def test_streamed_n_ary_add_counts_its_partial_sum_by_hand():
+    """The add of issue 13. The int8 graph runs add(a, b, c) as add(add(a, b), c), and streamed
+    the partial sum a + b is a tensor of its own with a ring of one row. For each output row the
+    sweeps run a, b, c, a + b, then the output, so every ring keeps one 16x4 row (64 B):
+    input, whole, 16x16x4 = 1,024 + rings of a, b, c and a + b, 4 x 64 = 256 + the output, whole
+    (the cut), 1,024 = 2,304 B -- the arena the C declares and now the search's figure too (it
+    counted 2,240, without the partial sum's ring). Layer by layer the search (no in-place kernels)
+    counts 4,096 (a, b, a + b and the input, 4 x 1,024) = the plan with its settings; the exported
+    layer-by-layer C writes a + b over a and the output over a + b: 3,072."""
+    arch = three_branch_add()
+    assert search_cost_model("streamed")(arch).peak_sram_bytes == 2304
+    assert search_cost_model("layer_by_layer")(arch).peak_sram_bytes == 4096
+    _, qmodel, _ = quantized_model(arch, 0, calibration_count=2)
+    plan = plan_memory(qmodel)
+    ring = {t: plan.rows[t] for t in plan.streamed_ops}
+    assert sorted(ring.values()) == [1, 1, 1, 1, 16] and len(plan.streamed_ops) == 5
+    assert plan.arena_bytes == plan.peak_bytes == render_c(qmodel).metadata.arena_bytes == 2304
+    assert plan_memory(qmodel, in_place_kernels=False, execution="layer_by_layer").arena_bytes == 4096
+    assert plan_memory(qmodel, execution="layer_by_layer").arena_bytes == 3072

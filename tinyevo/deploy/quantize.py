@@ -24,6 +24,7 @@ from tinyevo.deploy.fixed_point import activation_range, quantize_multiplier, qu
 from tinyevo.deploy.fold import FloatGraph, FloatOp, fold
 from tinyevo.deploy.quantized_model import QuantizedModel, QuantizedOp, TensorSpec
 from tinyevo.errors import TinyevoError
+from tinyevo.hardware.memory import partial_sum_name
 
 ADD_LEFT_SHIFT = 20  # TFLite's int8 ADD works on inputs shifted left by 20 bits
 MIN_RANGE = 1e-6  # width of the range given to a tensor that calibration saw constant
@@ -49,11 +50,6 @@ def quantize(architecture: Architecture, module: torch.nn.Module, calibration,
     graph = fold(architecture, module)
     ranges = calibrate(graph, module, calibration, batch_size)
     return quantize_graph(graph, ranges, dense_as)
-
-
-def partial_sum_name(add: str, k: int) -> str:
-    """The tensor holding the sum of the first ``k + 1`` inputs of an n-ary add (chained ADDs)."""
-    return f"{add}:partial{k}"
 
 
 # --- calibration -----------------------------------------------------------------------------------

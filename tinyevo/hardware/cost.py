@@ -12,8 +12,9 @@ All figures are for int8 inference with batch norms folded (``tinyevo.hardware.f
   weight, one int32 bias and the 8 quantization bytes per channel). Not counted: per-tensor scales
   and zero points, the model file's own structure (e.g. the .tflite flatbuffer) and the code;
   TFLite quantizes dense layers per tensor, so dense layers are counted here slightly high;
-- ``peak_sram_bytes``: the activation arena of the best execution order (``memory.schedule``);
-  not counted: the runtime's own scratch buffers (e.g. im2col) and the stack;
+- ``peak_sram_bytes``: the activation arena of the best execution order (``memory.schedule``),
+  every buffer at its offset as the C code generator places it (``arena.plan_arena``); not
+  counted: the runtime's own scratch buffers (e.g. im2col) and the stack;
 - ``latency_ms`` and ``energy_mj``: see ``tinyevo.hardware.latency``; None without a board.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tinyevo.arch import OPS, Architecture
 from tinyevo.hardware.board import Board, load_board
 from tinyevo.hardware.folding import FOLDS_INTO, batch_norm_folds, has_bias
 from tinyevo.hardware.latency import energy_mj, latency_ms
-from tinyevo.hardware.memory import peak_sram_bytes
+from tinyevo.hardware.arena import peak_sram_bytes
 
 WEIGHT_BYTES = 1  # int8 weights
 BIAS_BYTES = 4  # int32 biases

@@ -1,7 +1,8 @@
 """Execution schedule and peak SRAM: which activation buffers are live at each step.
 
-The search's ``peak_sram_bytes`` and the deploy memory planner both come from ``schedule``, so the
-figure a search optimizes is the arena the firmware needs. The model:
+The search's ``peak_sram_bytes`` and the deploy memory planner both place the buffers of
+``schedule`` in one arena (``tinyevo.hardware.arena``), so the figure a search optimizes is the
+arena the firmware needs. The model:
 
 - every tensor is int8 and takes ``height * width * channels`` bytes; the graph input counts;
 - an op with ``OPS[op].in_place`` (relu, relu6, batch_norm, flatten, identity, zero) writes over
@@ -15,7 +16,8 @@ figure a search optimizes is the arena the firmware needs. The model:
   the sets of executed nodes (as uNAS and Serenity do), with the best order found greedily as a
   bound; past ``max_states`` sets it keeps the greedy order and says so in ``Schedule.note``.
 
-Only nodes the output depends on are scheduled (``Architecture.live_nodes``).
+Only nodes the output depends on are scheduled (``Architecture.live_nodes``). The cost model
+schedules an n-ary add as the chain of two-input adds the int8 graph runs (``split_adds``).
 
 ``in_place_kernels=True`` (off by default, so the search's default figures are unchanged) adds the
 in-place kernels of the C code generator (``tinyevo.deploy.codegen``), TinyEngine-style:
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from tinyevo.arch import INPUT, OPS, Architecture, Shape
+from tinyevo.arch import INPUT, OPS, Architecture, Node, Shape
 from tinyevo.errors import TinyevoError
 
 MAX_STATES = 200_000
@@ -97,15 +99,28 @@ def check_execution(execution: str) -> None:
         raise TinyevoError(f"execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
 
 
-def peak_sram_bytes(arch: Architecture, in_place_ops: bool = True, in_place_kernels: bool = False,
-                    execution: str = "layer_by_layer") -> int:
-    """Peak activation SRAM of the best execution order, in bytes; ``execution="streamed"``: with
-    the best streamed prefix (``tinyevo.hardware.streaming``, as the C code generator runs it)."""
-    check_execution(execution)
-    if execution == "streamed":
-        from tinyevo.hardware.streaming import streamed_peak_bytes
-        return streamed_peak_bytes(arch, in_place_kernels=in_place_kernels)
-    return schedule(arch, in_place_ops=in_place_ops, in_place_kernels=in_place_kernels).peak_bytes
+def partial_sum_name(add: str, k: int) -> str:
+    """The tensor holding the sum of the first ``k + 1`` inputs of an n-ary add (chained adds)."""
+    return f"{add}:partial{k}"
+
+
+def split_adds(arch: Architecture) -> Architecture:
+    """``arch`` with every add of more than two inputs as a chain of two-input adds, the way the
+    int8 graph runs it (``tinyevo.deploy.quantize``): ``add(a, b, c)`` is ``add(add(a, b), c)``,
+    the inner sum named ``partial_sum_name(add, 1)``. ``arch`` itself when it has none."""
+    if all(n.op != "add" or len(n.inputs) <= 2 for n in arch.nodes):
+        return arch
+    nodes = []
+    for node in arch.nodes:
+        if node.op != "add" or len(node.inputs) <= 2:
+            nodes.append(node)
+            continue
+        total = node.inputs[0]
+        for k, source in enumerate(node.inputs[1:-1], start=1):
+            nodes.append(Node(partial_sum_name(node.name, k), "add", (total, source)))
+            total = nodes[-1].name
+        nodes.append(Node(node.name, "add", (total, node.inputs[-1]), node.attrs))
+    return Architecture(arch.input_shape, nodes, arch.output, name=arch.name, meta=arch.meta)
 
 
 def schedule(arch: Architecture, in_place_ops: bool = True, order: list[str] | None = None,

@@ -17,8 +17,9 @@ the streamed ops in topological order let each compute one more row when one is 
 rows are written, until none can (``row_schedule``). Each ring's size is the
 largest distance between a row still to be read and the newest row written, found by running that
 schedule (``ring_rows``). The SRAM of the streaming phase is the sum of the rings, the input and the
-cut; the peak is the larger of that and the peak of the layer-by-layer rest. ``stream_plan`` tries
-every cut (none included: then it is the layer-by-layer schedule) and keeps the smallest peak.
+cut; the peak is the larger of that and the peak of the layer-by-layer rest. ``tinyevo.hardware.arena``
+tries every cut (none included: then it is the layer-by-layer schedule) and keeps the plan with the
+smallest arena.
 """
 from __future__ import annotations
 
@@ -57,10 +58,11 @@ def window_of(node: Node, input_height: int) -> Window:
     return Window(kh, sh, dh, top)
 
 
-def streamable(node: Node, arch: Architecture) -> bool:
-    """Window and row-local ops; a flatten read only by accumulating dense layers; those."""
+def streamable(node: Node, arch: Architecture, readers: dict[str, list[str]] | None = None) -> bool:
+    """Window and row-local ops; a flatten read only by accumulating dense layers; those.
+    ``readers``: ``live_readers(arch)`` (nodes the output does not depend on read nothing)."""
     if node.op == "flatten":  # a view of its source, which it must be the only one to read
-        readers = arch.consumers()
+        readers = readers if readers is not None else live_readers(arch)
         return (node.inputs[0] != INPUT and readers[node.inputs[0]] == [node.name] and bool(readers[node.name])
                 and all(accumulates(arch.by_name[r], arch) for r in readers[node.name]))
     return node.op in WINDOW_OPS or node.op in ROW_OPS or accumulates(node, arch)
@@ -108,28 +110,12 @@ class StreamPlan:
                 "rest_peak_bytes": self.rest.peak_bytes if self.rest else 0, "peak_bytes": self.peak_bytes}
 
 
-def stream_plan(arch: Architecture, in_place_kernels: bool = False) -> StreamPlan:
-    """The plan with the lowest peak: every cut of ``candidate_cuts`` is tried, and not streaming
-    at all (ties: fewer streamed ops)."""
-    best = _layer_by_layer(arch, in_place_kernels)
-    for cut in candidate_cuts(arch):
-        plan = plan_for_cut(arch, cut, in_place_kernels)
-        if plan.peak_bytes < best.peak_bytes:
-            best = plan
-    return best
-
-
-def streamed_peak_bytes(arch: Architecture, in_place_kernels: bool = False) -> int:
-    """Peak activation SRAM with the best streamed prefix (the layer-by-layer peak if none helps)."""
-    return stream_plan(arch, in_place_kernels).peak_bytes
-
-
 def candidate_cuts(arch: Architecture) -> list[str]:
     """Tensors that separate the graph: everything they depend on streams and is read only by
     nodes they depend on (so once the cut is whole, nothing before it is needed)."""
     nodes = arch.live_nodes()
     readers = live_readers(arch)
-    streams = {n.name for n in nodes if streamable(n, arch)}
+    streams = {n.name for n in nodes if streamable(n, arch, readers)}
     accumulating = {n.name for n in nodes if accumulates(n, arch)}
     ancestors: dict[str, set[str]] = {INPUT: set()}
     cuts = []
@@ -141,11 +127,6 @@ def candidate_cuts(arch: Architecture) -> list[str]:
         if all(set(readers[t]) <= prefix for t in (prefix - {node.name}) | {INPUT}):
             cuts.append(node.name)
     return cuts
-
-
-def _layer_by_layer(arch: Architecture, in_place_kernels: bool) -> StreamPlan:
-    rest = schedule(arch, in_place_kernels=in_place_kernels)
-    return StreamPlan(INPUT, [], {}, {}, {}, rest=rest)
 
 
 def plan_for_cut(arch: Architecture, cut: str, in_place_kernels: bool = False) -> StreamPlan:

@@ -82,7 +82,7 @@ def tflm_peak_sram_bytes(arch: Architecture, c_peak_bytes: int | None = None) ->
     ``c_peak_bytes`` (the cost model's own peak, computed if not given) sizes the first arena
     offered to the interpreter."""
     from tinyevo.deploy.runtimes import DEFAULT_ARENA_BYTES, tflm_required_arena_bytes
-    from tinyevo.hardware.memory import peak_sram_bytes
+    from tinyevo.hardware.arena import peak_sram_bytes
 
     if c_peak_bytes is None:
         c_peak_bytes = peak_sram_bytes(arch)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from tinyevo.arch import Architecture
 from tinyevo.hardware.cost import estimate_cost
-from tinyevo.hardware.memory import peak_sram_bytes
+from tinyevo.hardware.arena import peak_sram_bytes
 
 #: How the C code generator runs a model, so how TinyNAS counts its peak SRAM.
 DEPLOYED = dict(in_place_kernels=True, execution="streamed")

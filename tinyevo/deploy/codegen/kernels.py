@@ -356,15 +356,17 @@ class Conv2D(_Weighted):
 
 @dataclass
 class DepthwiseConv2D(_Weighted):
-    """DEPTHWISE_CONV_2D; in place either element-wise (1x1, stride 1) or channel by channel."""
+    """DEPTHWISE_CONV_2D; in place either element-wise (1x1, same shape) or channel by channel."""
 
     template_name: ClassVar[str] = "depthwise_conv_2d"
     in_place_safe: ClassVar[bool] = True
     channel_block: ClassVar[int] = 16
 
     def element_wise(self) -> bool:
-        return (list(self.op.attrs["kernel"]) == [1, 1] and list(self.op.attrs["stride"]) == [1, 1]
-                and self.inputs[0].shape == self.output.shape)
+        """A 1x1 kernel whose output has its input's shape: each output value reads the input
+        value at its own place (a stride above 1 can only be along an axis of length 1 then), as
+        ``tinyevo.hardware.memory`` counts it (in place, no scratch)."""
+        return list(self.op.attrs["kernel"]) == [1, 1] and self.inputs[0].shape == self.output.shape
 
     def check(self) -> None:
         if self.in_place and not self.element_wise() and (

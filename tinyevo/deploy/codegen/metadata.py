@@ -56,7 +56,7 @@ class OpInfo:
 class ModelMetadata:
     model: str
     arena_bytes: int
-    peak_bytes: int  # the schedule's peak SRAM (the cost model's figure for this graph)
+    peak_bytes: int  # the plan's peak, the most bytes live at one step: no arena can be smaller
     flash_bytes: int  # constant data: weights, biases, requantization parameters
     macs: int
     input: TensorInfo

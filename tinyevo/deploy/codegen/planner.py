@@ -1,37 +1,34 @@
 """The memory planner: every activation tensor of a ``QuantizedModel`` gets an offset in one arena.
 
-It computes no lifetimes of its own. The int8 graph is written back as an IR graph, one node per
-op that runs (``deployed_architecture``: conv + batch norm + relu are one conv2d node, an n-ary add
-is a chain of two-input adds, the QUANTIZE a concat needs is done inside the concat kernel), and
-``tinyevo.hardware.memory.schedule`` -- the cost model the search optimizes -- gives its execution
-order, buffers, in-place sharing, scratch buffers and lifetimes. The planner then only places the
-buffers in the arena (``offsets.assign_offsets``).
+It computes no lifetimes and no offsets of its own. The int8 graph is written back as an IR graph,
+one node per op that runs (``deployed_architecture``: conv + batch norm + relu are one conv2d node,
+an n-ary add is a chain of two-input adds, the QUANTIZE a concat needs is done inside the concat
+kernel), and ``tinyevo.hardware.arena.plan_arena`` -- what the search's ``peak_sram_bytes`` is --
+gives its execution order, buffers, in-place sharing, scratch buffers, lifetimes and offsets.
 
-Agreement with the search: the deployed graph is the searched ``Architecture`` with in-place chains
-merged into one node, aliases (identity, flatten or pooling of a 1x1 map, an add of zeros) removed
-and n-ary adds split into two-input adds, so its peak never exceeds the searched
-``peak_sram_bytes(arch, in_place_kernels=True)`` and equals it when nothing was removed or split
-(every chain and mbv2 network; 15 of 20 sampled nb201 networks, the others lower);
-``tests/test_memory_planner.py`` checks this over sampled networks of every space. The arena
-equals that peak whenever the offsets reach the lower bound (``MemoryPlan.arena_bytes`` vs
-``peak_bytes``; equal on every network the tests plan).
+Agreement with the search: the deployed graph is the searched ``Architecture`` (whose n-ary adds
+the cost model splits the same way) with in-place chains merged into one node and aliases
+(identity, flatten or pooling of a 1x1 map, an add of zeros) removed, so its arena never exceeds
+the searched ``peak_sram_bytes`` with the same settings, and equals it when nothing was removed
+(``tests/test_memory_fuzz.py`` checks both on random graphs of every op, in both execution
+modes; ``tests/test_memory_planner.py`` on sampled networks of every space). The arena equals the
+plan's peak (``MemoryPlan.arena_bytes`` vs ``peak_bytes``) whenever some layout reaches it.
 
 ``execution="streamed"`` (the default) runs a prefix of the graph row by row through line buffers
-when that lowers the peak (``tinyevo.hardware.streaming.stream_plan``, the cost model's
-``peak_sram_bytes(arch, execution="streamed")``): its buffers are live during one step, the
-streaming phase, before the layer-by-layer rest, and the cut tensor from that step to its last
-reader. ``execution="layer_by_layer"`` never streams.
+when that makes the arena smaller (``tinyevo.hardware.streaming``): its buffers are live during
+one step, the streaming phase, before the layer-by-layer rest, and the cut tensor from that step
+to its last reader. ``execution="layer_by_layer"`` never streams.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from tinyevo.arch import INPUT, Architecture, Node
-from tinyevo.deploy.codegen.offsets import arena_bytes, assign_offsets
 from tinyevo.deploy.quantized_model import QuantizedModel, QuantizedOp
 from tinyevo.errors import TinyevoError
-from tinyevo.hardware.memory import Schedule, check_execution, schedule
-from tinyevo.hardware.streaming import StreamPlan, stream_plan
+from tinyevo.hardware.arena import plan_arena
+from tinyevo.hardware.memory import Schedule, check_execution
+from tinyevo.hardware.streaming import StreamPlan
 
 REQUANTIZED = ":requantized_for:"
 
@@ -75,59 +72,21 @@ class MemoryPlan:
 
 def plan_memory(qmodel: QuantizedModel, in_place_kernels: bool = True, order: list[str] | None = None,
                 execution: str = "streamed") -> MemoryPlan:
-    """The static memory plan of ``qmodel``: the best order of ``tinyevo.hardware.memory.schedule``
-    (or ``order``, a list of its op names) with buffers placed in one arena; with
-    ``execution="streamed"`` and no ``order``, a streamed prefix when it lowers the peak."""
+    """The static memory plan of ``qmodel``: ``tinyevo.hardware.arena.plan_arena`` of its int8
+    graph -- the best order of ``tinyevo.hardware.memory.schedule`` (or ``order``, a list of its
+    op names), with ``execution="streamed"`` and no ``order`` a streamed prefix where that makes
+    the arena smaller -- with every tensor at its buffer's offset."""
     check_execution(execution)
     fused = fused_requantizations(qmodel)
-    deployed = deployed_architecture(qmodel)
-    if execution == "streamed" and order is None:
-        stream = stream_plan(deployed, in_place_kernels=in_place_kernels)
-        if stream.streamed:
-            return _streamed_plan(qmodel, stream, fused, in_place_kernels)
-    sched = schedule(deployed, in_place_kernels=in_place_kernels, order=order)
-    spans = sched.lifetimes()
-    offsets_of_buffer = assign_offsets(sched.buffer_bytes, spans)
-    offsets = {t: offsets_of_buffer[sched.buffer_of[t]] for t in sched.buffer_of}
-    sizes = {t: _bytes(qmodel.tensors[t].shape) for t in sched.buffer_of}
-    scratch = {op: (offsets_of_buffer[b], sched.buffer_bytes[b]) for op, b in sched.scratch_of.items()}
-    return MemoryPlan(arena_bytes(offsets_of_buffer, sched.buffer_bytes), sched.peak_bytes,
-                      list(sched.order), offsets, sizes, scratch, fused, in_place_kernels, sched)
-
-
-def _streamed_plan(qmodel: QuantizedModel, stream: StreamPlan, fused: dict[str, str],
-                   in_place_kernels: bool) -> MemoryPlan:
-    """Step 0 is the streaming phase (every ring, the input and the cut live); the layer-by-layer
-    rest follows from step 1, its input buffer being the cut's."""
-    cut_buffer = stream.buffer_of[stream.cut]
-    sizes = {f"stream:{b}": n for b, n in stream.buffer_bytes.items()}
-    spans = {name: (0, 0) for name in sizes}
-    buffer_of = {t: f"stream:{b}" for t, b in stream.buffer_of.items()}
-    rest, order, scratch_of = stream.rest, list(stream.nodes), {}
-    if rest is not None:
-        rest_spans = rest.lifetimes()
-        for buffer, size in rest.buffer_bytes.items():
-            first, last = rest_spans.get(buffer, (0, 0))
-            if buffer == INPUT:  # the cut, whole
-                spans[f"stream:{cut_buffer}"] = (0, last + 1)
-            else:
-                sizes[f"rest:{buffer}"] = size
-                spans[f"rest:{buffer}"] = (first + 1, last + 1)
-        for tensor, buffer in rest.buffer_of.items():
-            if tensor != INPUT:
-                buffer_of[tensor] = buffer_of[stream.cut] if buffer == INPUT else f"rest:{buffer}"
-        order += rest.order
-        scratch_of = {op: f"rest:{b}" for op, b in rest.scratch_of.items()}
-    int32 = {f"stream:{b}": 4 for b in stream.accumulators.values()}  # accumulators: word aligned
-    offsets_of_buffer = assign_offsets(sizes, spans, align=int32)
-    offsets = {t: offsets_of_buffer[b] for t, b in buffer_of.items()}
-    tensor_sizes = {t: _bytes(qmodel.tensors[t].shape) for t in buffer_of}
-    scratch = {op: (offsets_of_buffer[b], sizes[b]) for op, b in scratch_of.items()}
-    scratch.update({op: (offsets_of_buffer[f"stream:{b}"], sizes[f"stream:{b}"])
-                    for op, b in stream.accumulators.items()})
-    rows = {t: stream.rows[b] for t, b in stream.buffer_of.items()}
-    return MemoryPlan(arena_bytes(offsets_of_buffer, sizes), stream.peak_bytes, order, offsets, tensor_sizes,
-                      scratch, fused, in_place_kernels, rest, stream, rows)
+    arena = plan_arena(deployed_architecture(qmodel), in_place_kernels=in_place_kernels,
+                       execution=execution, order=order)
+    offsets = {t: arena.offset(t) for t in arena.buffer_of}
+    sizes = {t: _bytes(qmodel.tensors[t].shape) for t in arena.buffer_of}
+    scratch = {op: (arena.offsets[b], arena.buffer_bytes[b]) for op, b in arena.scratch_of.items()}
+    stream = arena.stream
+    rows = {t: stream.rows[b] for t, b in stream.buffer_of.items()} if stream else {}
+    return MemoryPlan(arena.arena_bytes, arena.peak_bytes, arena.order, offsets, sizes, scratch, fused,
+                      in_place_kernels, arena.schedule, stream, rows)
 
 
 def fused_requantizations(qmodel: QuantizedModel) -> dict[str, str]:
