@@ -243,3 +243,47 @@ def test_bad_genome_file_is_one_line(tmp_path, capsys):
     assert main(["cost", str(tmp_path / "g.json")]) != 0
     error = capsys.readouterr().err
     assert len(error.strip().splitlines()) == 1 and "blocks unit #1" in error
+
+
+SEARCH_CONFIG = """
+space = "blocks"
+dataset = "digits"
+board = "stm32f746"
+strategy = "evolution"
+objectives = ["accuracy"]
+budget = 4
+seed = 1
+final_epochs = 1
+final_models = 1
+
+[space_options]
+channels = [4, 8]
+layers = [2]
+growth = [4]
+max_units = 4
+
+[strategy_options]
+population_size = 2
+crossover_rate = 0.5
+mutation = "space"
+crossover = "space"
+
+[fidelity]
+epochs = 1
+data_fraction = 0.2
+"""
+
+
+@pytest.mark.slow
+def test_search_with_the_space_operators_on_the_command_line(tmp_path):
+    """Four candidates trained for an epoch on a fifth of digits (about 6 CPU-seconds)."""
+    (tmp_path / "c.toml").write_text(SEARCH_CONFIG)
+    code, _ = cli("search", "--config", str(tmp_path / "c.toml"), "--out", str(tmp_path / "run"),
+                  "--no-progress")
+    assert code == 0
+    code, shown = cli("show", str(tmp_path / "run"), "--json")
+    results = json.loads(shown)
+    assert code == 0 and results["space"] == "blocks" and results["evaluated"] == 4
+    space = create_space("blocks", channels=[4, 8], layers=[2], growth=[4], max_units=4)
+    best = results["best"]["describe"]
+    assert space.describe(space.parse(best)) == best  # the best network's string reads back

@@ -40,7 +40,9 @@ Variation as in CNN-GA (``mutation="space"``, ``crossover="space"`` in an evolut
   with the parents swapped), so the child's length may differ from both parents'. A child with
   too many units or reductions is retried (``SearchSpace.crossover``).
 
-The encoding has no fixed-length vector, so the vector operators and NSGA-II's do not apply.
+``mutation="auto"`` and ``crossover="auto"`` (the defaults of ``evolution`` and ``nsga2``) pick
+these too; the encoding has no fixed-length vector, so the vector operators (one_gene, per_gene,
+one_point, uniform) do not apply.
 """
 from __future__ import annotations
 
