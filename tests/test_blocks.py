@@ -276,7 +276,7 @@ data_fraction = 0.2
 
 @pytest.mark.slow
 def test_search_with_the_space_operators_on_the_command_line(tmp_path):
-    """Four candidates trained for an epoch on a fifth of digits (about 6 CPU-seconds)."""
+    """Four candidates trained for an epoch on a fifth of digits (about 5 CPU-seconds)."""
     (tmp_path / "c.toml").write_text(SEARCH_CONFIG)
     code, _ = cli("search", "--config", str(tmp_path / "c.toml"), "--out", str(tmp_path / "run"),
                   "--no-progress")
