@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -283,3 +284,27 @@ def test_export_format_c_bad_output_gives_one_line_and_no_folder(tmp_path, capfd
     _, err = capfd.readouterr()
     assert code != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_the_example_main_c_classifies_as_the_int8_reference(tmp_path):
+    """``examples/c_main/main.c``, built as its comment says, quantizes float pixels with the
+    header's scale and zero point and prints the class the int8 reference executor picks."""
+    arch = create_space("chain", **SMALL_SPACES["chain"]).decode(
+        create_space("chain", **SMALL_SPACES["chain"]).sample(np.random.default_rng(4)))
+    _, qmodel, _ = quantized_model(arch, 4)
+    generate_c(qmodel, tmp_path / "model_c")
+    binary = tmp_path / "classify"
+    example = Path(__file__).resolve().parents[1] / "examples" / "c_main" / "main.c"
+    subprocess.run([os.environ.get("CC", "gcc"), "-std=c99", "-O2", "-Wall", "-Werror", "-I",
+                    str(tmp_path / "model_c"), str(tmp_path / "model_c" / "tinyevo_model.c"), str(example),
+                    "-lm", "-o", str(binary)], check=True, capture_output=True)
+    spec = qmodel.input_spec
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        pixels = rng.uniform(-1.0, 1.0, size=spec.shape).astype(np.float32)
+        done = subprocess.run([str(binary)], input=pixels.tobytes(), capture_output=True, check=True)
+        q = np.clip(np.round(pixels / np.float32(spec.scale)) + spec.zero_point, -128, 127)
+        scores = run_int8(qmodel, q.astype(np.int8).reshape(1, *arch.input_shape)).reshape(-1)
+        assert done.stdout.decode().split()[1] == str(int(np.argmax(scores)))
+    short = subprocess.run([str(binary)], input=b"\0" * 8, capture_output=True)
+    assert short.returncode == 2 and b"float32 values" in short.stderr
