@@ -14,14 +14,16 @@ import numpy as np
 import pytest
 import torch
 
+from deploy_helpers import quantized_model, random_model
 from tinyevo.cli import main
+from tinyevo.deploy.codegen.planner import plan_memory
 from tinyevo.deploy.fold import fold
 from tinyevo.errors import TinyevoError
 from tinyevo.hardware import estimate_cost
+from tinyevo.hardware.arena import peak_sram_bytes
 from tinyevo.nn import build
+from tinyevo.search import create_strategy
 from tinyevo.spaces import create_space
-
-from deploy_helpers import random_model
 
 torch.set_num_threads(1)
 SMALL = dict(input_shape=(8, 8, 3), blocks=2, layers=(1, 2), growth=(2, 4), bottleneck=(1, 2),
@@ -107,6 +109,24 @@ def test_pre_activation_batch_norms_deploy_as_depthwise_convs_with_the_relu_fuse
     assert all(graph.shapes[op.name][2] in (8, 2) for op in convs if op.activation == "relu")
 
 
+def test_concat_inputs_stay_live_until_the_concat_by_hand():
+    """``L2_g4_b2_k3-L1_g2_b1_k5`` on 8x8x3 (64 pixels, int8: 64 B per channel), layer by layer.
+    Block 1's running map x is read by each layer's BN and by the layer's concat, so it stays live
+    through the whole layer. Layer 2 (x: 12 channels, 768 B): BN-relu of x, 768 B (x is still
+    needed, so not over x), then the 1x1 bottleneck to 8 channels (512 B): x + BN + bottleneck =
+    2,048 B; the 3x3 conv to 4 channels: x + bottleneck + y = 1,536 B; the concat to 16 channels:
+    x + y + out = 768 + 256 + 1,024 = 2,048 B. Layer 1 (x: the stem's 8 channels) peaks at
+    1,536 B, the transition (16 -> 8 channels) at 1,024 + 512, block 2 (4x4) lower. Peak: 2,048 B,
+    with and without in-place kernels (no kernel may write over x, which the concat reads later),
+    for the search and for the C generator's plan of the int8 graph."""
+    space = create_space("densenet", **SMALL)
+    arch = space.decode(space.parse("L2_g4_b2_k3-L1_g2_b1_k5"))
+    _, qmodel, _ = quantized_model(arch, 0, calibration_count=2)
+    for in_place in (True, False):
+        assert peak_sram_bytes(arch, in_place_kernels=in_place, execution="layer_by_layer") == 2_048
+        assert plan_memory(qmodel, in_place_kernels=in_place, execution="layer_by_layer").arena_bytes == 2_048
+
+
 # --- readable strings, options, bad input --------------------------------------------------------
 def test_describe_and_parse_round_trip():
     space = create_space("densenet")
@@ -168,8 +188,6 @@ def test_mutation_changes_one_gene_and_crossover_takes_genes_from_the_parents():
 
 
 def test_space_operators_run_in_an_evolution():
-    from tinyevo.search import create_strategy
-
     space = create_space("densenet", input_shape=(8, 8, 1), blocks=2)
     strategy = create_strategy("evolution", space, seed=0, population_size=4, crossover_rate=0.5,
                                mutation="space", crossover="space")
