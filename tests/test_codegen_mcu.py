@@ -31,7 +31,7 @@ from tinyevo.spaces.base import create_space
 
 torch.set_num_threads(1)
 INPUTS_PER_MODEL = 4
-#: Small settings of each space (as in test_tflite_export), one seeded sample each (dag: three).
+#: Small settings of each space (as in test_tflite_export), one seeded sample each (dag, densenet: three).
 SPACES = {
     "chain": dict(input_shape=(16, 16, 1), filters=(4, 8, 16), kernels=(1, 3, 5), units=(8, 16)),
     "dag": dict(input_shape=(12, 12, 3), nodes=(4, 4, 3), channels=(4, 8, 8),
@@ -65,8 +65,8 @@ def _generated(arch, seed, tmp_path, count=INPUTS_PER_MODEL, execution="streamed
     return qmodel, x
 
 
-#: Seed 3 of every space; dag (issue 15) gets three samples.
-SAMPLES = [(name, 3) for name in sorted(SPACES)] + [("dag", 4), ("dag", 5)]
+#: Seed 3 of every space; dag and densenet (issue 15) get three samples.
+SAMPLES = [(name, 3) for name in sorted(SPACES)] + [("dag", 4), ("dag", 5), ("densenet", 4), ("densenet", 5)]
 
 
 @pytest.mark.parametrize("space_name, seed", SAMPLES)
