@@ -35,7 +35,7 @@ from tinyevo.deploy.codegen.metadata import FORMAT_VERSION, read_metadata
 from tinyevo.deploy.quantized_model import QuantizedModel
 from tinyevo.hardware import load_board
 from tinyevo.model_file import load_architecture
-from tinyevo.spaces.base import SPACES, create_space
+from tinyevo.spaces import SPACES, create_space
 from tinyevo.zoo import MODELS
 
 torch.set_num_threads(1)

@@ -27,7 +27,7 @@ from tinyevo.deploy.codegen import mcu
 from tinyevo.deploy.codegen.emit import generate_c
 from tinyevo.deploy.codegen.metadata import read_metadata
 from tinyevo.errors import TinyevoError
-from tinyevo.spaces.base import create_space
+from tinyevo.spaces import create_space
 
 torch.set_num_threads(1)
 INPUTS_PER_MODEL = 4

@@ -23,7 +23,7 @@ from tinyevo.deploy.codegen.emit import render_c
 from tinyevo.deploy.codegen.planner import MemoryPlan, plan_memory
 from tinyevo.hardware.arena import peak_sram_bytes, plan_arena
 from tinyevo.hardware.offsets import arena_bytes, assign_offsets, check_no_overlap, first_fit, live_lower_bound
-from tinyevo.spaces.base import SPACES, create_space
+from tinyevo.spaces import SPACES, create_space
 from tinyevo.zoo import MODELS
 
 torch.set_num_threads(1)

@@ -1,11 +1,12 @@
 """A run folder written by an earlier tinyevo still resumes, shows and exports.
 
-``tests/fixtures/run_adbe8a9`` was made by main at commit adbe8a9 (the last release before the run
-config gained ``runtime``, ``augment`` and the evaluation time limit) with
+``tests/fixtures/run_<commit>`` was made by main at that commit with
 
     tinyevo search --space chain --dataset digits --board stm32f746 --max-sram 32KB \\
-        --max-flash 64KB --budget 3 --seed 0 --out run_adbe8a9
+        --max-flash 64KB --budget 3 --seed 0 --out run_<commit>
 
+``adbe8a9``: the last release before the run config gained ``runtime``, ``augment`` and the
+evaluation time limit. ``afcad80``: main before the run folder moved to ``tinyevo.runs`` (issue 14).
 Settings added since then must not make the same command refuse that store.
 """
 import json
@@ -16,11 +17,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tinyevo.deploy.runtimes import run_tflm
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT / "tests" / "fixtures" / "run_adbe8a9"
+FIXTURES = ["run_adbe8a9", "run_afcad80"]
 SEARCH = ["search", "--space", "chain", "--dataset", "digits", "--board", "stm32f746",
           "--max-sram", "32KB", "--max-flash", "64KB", "--seed", "0", "--no-progress"]
 
@@ -36,9 +38,10 @@ def trials(run):
                           "ORDER BY id").fetchall()
 
 
-def test_a_run_of_an_earlier_release_resumes_extends_shows_and_exports(tmp_path):
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_a_run_of_an_earlier_release_resumes_extends_shows_and_exports(tmp_path, fixture):
     run = tmp_path / "run"
-    shutil.copytree(FIXTURE, run)
+    shutil.copytree(ROOT / "tests" / "fixtures" / fixture, run)
     before = trials(run)
     assert len(before) == 3
 

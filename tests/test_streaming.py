@@ -24,7 +24,7 @@ from tinyevo.errors import TinyevoError
 from tinyevo.hardware.arena import peak_sram_bytes
 from tinyevo.hardware.arena import plan_arena
 from tinyevo.hardware.streaming import candidate_cuts, plan_for_cut
-from tinyevo.spaces.base import create_space
+from tinyevo.spaces import create_space
 from tinyevo.zoo import MODELS
 
 torch.set_num_threads(1)

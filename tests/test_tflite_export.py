@@ -13,7 +13,7 @@ import torch
 from deploy_helpers import HAND_BUILT, int8_inputs, quantized_model
 from tinyevo.deploy import run_int8, to_tflite
 from tinyevo.deploy.runtimes import run_litert, run_tflm, tflm_arena_bytes
-from tinyevo.spaces.base import SPACES, create_space
+from tinyevo.spaces import SPACES, create_space
 from tinyevo.zoo import MODELS
 
 torch.set_num_threads(1)

@@ -43,6 +43,7 @@ from typing import Any, Callable
 from tinyevo.errors import TinyevoError
 from tinyevo.hardware.memory import EXECUTIONS, check_execution
 from tinyevo.hardware.tflm_arena import RUNTIMES, check_runtime
+from tinyevo.search.base import DEFAULT_STRATEGY
 from tinyevo.units import parse_bytes, parse_count, parse_ms
 
 
@@ -98,7 +99,7 @@ class SearchConfig:
     board: str = "stm32f746"
     execution: str = "layer_by_layer"  # how peak SRAM is counted: layer_by_layer | streamed (EXECUTIONS)
     runtime: str = "c"  # whose arena peak SRAM is: c (generated C) | tflm (TFLite Micro) (RUNTIMES)
-    strategy: str = "nsga2"
+    strategy: str = DEFAULT_STRATEGY
     strategy_options: dict = field(default_factory=dict)
     estimator: str = "training"
     estimator_options: dict = field(default_factory=dict)

@@ -5,6 +5,7 @@ import argparse
 import json
 
 from tinyevo.config import CHOICES, SearchConfig, load_config, merge
+from tinyevo.search.base import DEFAULT_STRATEGY
 from tinyevo.units import format_bytes
 
 EPILOG = """\
@@ -45,7 +46,7 @@ FLAGS = {
                                   "tensors and op data, the kernels' temporary memory, alignment), so "
                                   "--max-sram bounds the arena the .tflite is flashed with. Needs the "
                                   "tflite-micro package; layer by layer only"),
-    "--strategy": ("strategy", str, "search strategy (tinyevo list strategies); default nsga2"),
+    "--strategy": ("strategy", str, f"search strategy (tinyevo list strategies); default {DEFAULT_STRATEGY}"),
     "--estimator": ("estimator", str, "performance estimator (tinyevo list estimators): training (default), "
                                       "learning_curve (training that stops candidates unlikely to beat the "
                                       "best or reach the Pareto front; give --epochs 10 or more), "

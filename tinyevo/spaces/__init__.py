@@ -6,7 +6,7 @@
 ``create_space("nb201")`` builds one by name.
 """
 from tinyevo.spaces import chain, dag, densenet, mbv2, nb201  # noqa: F401  (registers the built-in spaces)
-from tinyevo.spaces.base import SPACES, Genome, SearchSpace, create_space
+from tinyevo.spaces.base import SPACES, Genome, SearchSpace
 from tinyevo.spaces.chain import ChainSpace
 from tinyevo.spaces.dag import GeneticCnnSpace
 from tinyevo.spaces.densenet import DenseNetSpace
@@ -15,3 +15,9 @@ from tinyevo.spaces.nb201 import NasBench201Space
 
 __all__ = ["SPACES", "ChainSpace", "DenseNetSpace", "GeneticCnnSpace", "Genome", "MobileNetV2Space",
            "NasBench201Space", "SearchSpace", "create_space"]
+
+
+def create_space(name: str, **options) -> SearchSpace:
+    """``create_space("dag", nodes=[4, 5])``: the registered space ``name`` built with ``options``;
+    a clear TinyevoError for an unknown name or option."""
+    return SPACES.create(name, **options)
