@@ -247,7 +247,7 @@ def test_vector_operators_refuse_variable_length_spaces():
 
 
 # --- initialization ----------------------------------------------------------------------------
-SPACES = {"nb201": {}, "chain": {}, "mbv2": {}, "dag": {}, "blocks": {}}
+SPACES = {"nb201": {}, "chain": {}, "mbv2": {}, "dag": {}, "blocks": {}, "densenet": {}}
 
 
 @pytest.mark.parametrize("space_name", sorted(SPACES))
