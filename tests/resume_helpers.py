@@ -41,6 +41,9 @@ class FixedList(Strategy):
         super().__init__(space, seed, **options)
         self.genomes, self.told, self._next = list(genomes), [], 0
 
+    def settings(self):
+        return {"genomes": self.genomes}
+
     def ask(self, n):
         chosen = [self.genomes[(self._next + i) % len(self.genomes)] for i in range(n)]
         self._next += n

@@ -15,7 +15,7 @@ from tinyevo.errors import InvalidArchitecture, TinyevoError
 from tinyevo.hardware import estimate_cost
 from tinyevo.search import Trial, create_strategy
 from tinyevo.search.evolution import (CROSSOVERS, INITIALIZATIONS, MUTATIONS, PARENT_SELECTIONS,
-                                      POPULATION_UPDATES, EvolutionConfig, Individual)
+                                      POPULATION_UPDATES, Individual, build_operator)
 from tinyevo.search.evolution.crossover import one_point, uniform
 from tinyevo.spaces import create_space
 from tinyevo.spaces.base import SearchSpace
@@ -30,9 +30,9 @@ def population(fitnesses) -> list[Individual]:
     return [member(f, born) for born, f in enumerate(fitnesses, start=1)]
 
 
-def part(registry, name: str, **options):
-    """A part built by name from a configuration, as ``Evolution`` builds it."""
-    return registry.get(name)(EvolutionConfig(**options), None)
+def part(registry, name: str, space=None, **options):
+    """A part built by name from evolution options, as ``Evolution`` builds it."""
+    return build_operator(registry, name, space, options.pop("population_size", 25), options)
 
 
 def fitnesses(members) -> list[float]:
@@ -183,7 +183,7 @@ class VectorSpace(SearchSpace):
 def test_one_point_crossover_is_a_prefix_of_one_parent_and_a_suffix_of_the_other():
     space, rng = VectorSpace(genes=8), np.random.default_rng(6)
     a, b = [0] * 8, [1] * 8
-    crossover, cuts = CROSSOVERS.get("one_point")(EvolutionConfig(), space), set()
+    crossover, cuts = part(CROSSOVERS, "one_point", space), set()
     for _ in range(400):
         child = crossover.cross(a, b, rng)
         cut = child.index(1)
@@ -194,7 +194,7 @@ def test_one_point_crossover_is_a_prefix_of_one_parent_and_a_suffix_of_the_other
 
 def test_uniform_crossover_takes_each_gene_from_either_parent_with_probability_half():
     space, rng = VectorSpace(genes=40), np.random.default_rng(7)
-    crossover = CROSSOVERS.get("uniform")(EvolutionConfig(), space)
+    crossover = part(CROSSOVERS, "uniform", space)
     a, b = [0] * 40, [1] * 40
     children = np.array([crossover.cross(a, b, rng) for _ in range(500)])
     assert stats.binomtest(int(children.sum()), children.size, 0.5).pvalue > 0.001
@@ -215,7 +215,7 @@ def test_crossover_functions_keep_every_gene_from_a_parent():
 
 def test_per_gene_mutation_changes_about_a_tenth_of_the_genes():
     space, rng = VectorSpace(genes=50, choices=4), np.random.default_rng(9)
-    mutation = MUTATIONS.get("per_gene")(EvolutionConfig(gene_mutation_rate=0.1), space)
+    mutation = part(MUTATIONS, "per_gene", space, gene_mutation_rate=0.1)
     parent, changed, children = [0] * 50, 0, 400
     for _ in range(children):
         child = mutation.mutate(parent, rng)
@@ -226,7 +226,7 @@ def test_per_gene_mutation_changes_about_a_tenth_of_the_genes():
 
 def test_one_gene_mutation_changes_exactly_one_gene_to_any_other_value():
     space, rng = VectorSpace(genes=6, choices=5), np.random.default_rng(10)
-    mutation = MUTATIONS.get("one_gene")(EvolutionConfig(), space)
+    mutation = part(MUTATIONS, "one_gene", space)
     parent, genes, values = [2] * 6, [], []
     for _ in range(1500):
         child = mutation.mutate(parent, rng)
@@ -243,7 +243,7 @@ def test_vector_operators_refuse_variable_length_spaces():
     for registry, name in ((CROSSOVERS, "one_point"), (CROSSOVERS, "uniform"),
                            (MUTATIONS, "per_gene"), (MUTATIONS, "one_gene")):
         with pytest.raises(TinyevoError, match="fixed-length"):
-            registry.get(name)(EvolutionConfig(), chain)
+            part(registry, name, chain)
 
 
 # --- initialization ----------------------------------------------------------------------------
@@ -253,7 +253,7 @@ SPACES = {"nb201": {}, "chain": {}, "mbv2": {}, "dag": {}}
 @pytest.mark.parametrize("space_name", sorted(SPACES))
 def test_trivial_initialization_gives_the_smallest_architectures(space_name):
     space, rng = create_space(space_name, **SPACES[space_name]), np.random.default_rng(11)
-    init = INITIALIZATIONS.get("trivial")(EvolutionConfig(initialization="trivial"), space)
+    init = part(INITIALIZATIONS, "trivial", space)
     trivial = [init.candidate(i, rng) for i in range(3)]
     assert trivial[0].origin == "trivial" and all(space.is_valid(c.genome) for c in trivial)
     smallest = estimate_cost(space.decode(trivial[0].genome))
