@@ -7,6 +7,8 @@ and scipy's tests against the proportions the method promises.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -15,7 +17,9 @@ from tinyevo.errors import InvalidArchitecture, TinyevoError
 from tinyevo.hardware import estimate_cost
 from tinyevo.search import Trial, create_strategy
 from tinyevo.search.evolution import (CROSSOVERS, INITIALIZATIONS, MUTATIONS, PARENT_SELECTIONS,
-                                      POPULATION_UPDATES, Individual, build_operator)
+                                      POPULATION_UPDATES, EvolutionConfig, Individual, Operator,
+                                      build_operator)
+from tinyevo.search.evolution.config import PARTS
 from tinyevo.search.evolution.crossover import one_point, uniform
 from tinyevo.spaces import create_space
 from tinyevo.spaces.base import SearchSpace
@@ -352,3 +356,95 @@ def test_restart_auto_is_local_optimum_on_fixed_length_spaces_and_none_on_variab
                         generational=True)
     with pytest.raises(TinyevoError, match="restart"):
         create_strategy("evolution", create_space("nb201"), restart="sometimes")
+
+
+# --- the contract of every registered operator --------------------------------------------------
+OPERATORS = [(part_name, name) for part_name, registry in PARTS.items() for name in registry.names()]
+#: What a small steady-state search's options are called in a config file (the README's list).
+OPTION_NAMES = {"population_size", "generational", "offspring_size", "initial_size", "initialization",
+                "seeds", "parent_selection", "tournament_size", "truncation_size", "population_update",
+                "elite_size", "crossover", "crossover_rate", "mutation", "mutation_rate",
+                "gene_mutation_rate", "avoid_duplicates", "restart", "restart_size"}
+
+
+def use(part_name: str, operator, space, rng) -> list:
+    """What the operator makes from a population of 6 sampled cells (fitness 0.1 ... 0.6), as
+    plain data; asserts that each thing it makes is valid for its kind."""
+    genomes = [space.sample(np.random.default_rng(i)) for i in range(6)]
+    members = [Individual(Trial(i, g, key=space.key(g)), 0.1 * (i + 1), i + 1) for i, g in enumerate(genomes)]
+    if part_name == "initialization":
+        made = [operator.candidate(i, rng).genome for i in range(8)]
+    elif part_name == "parent_selection":
+        made = [operator.select(members, rng).id for _ in range(8)]
+        assert set(made) <= {m.id for m in members}
+        return made
+    elif part_name == "population_update":
+        kept = operator.survivors(members, 4)
+        assert len(kept) == 4 and kept == [m for m in members if m in kept]  # members, in order
+        return [m.id for m in kept]
+    elif part_name == "crossover":
+        made = [operator.cross(genomes[0], genomes[1], rng) for _ in range(8)]
+    elif part_name == "mutation":
+        made = [operator.mutate(genomes[i % 6], rng) for i in range(8)]
+    else:  # restart: nothing asked yet, so the best member's neighbourhood is not explored
+        operator.observe(members, lambda genome: True)
+        assert operator.restart_size >= 0 and operator.stuck(set()) is False
+        return [operator.restart_size]
+    assert all(space.is_valid(g) for g in made)
+    return made
+
+
+@pytest.mark.parametrize("part_name,name", OPERATORS)
+def test_every_registered_operator_builds_from_its_defaults_makes_valid_things_and_is_seeded(part_name, name):
+    space = create_space("nb201")
+    options = {"seeds": [space.sample(np.random.default_rng(99))]} if name == "rich" else {}
+    runs = [use(part_name, build_operator(PARTS[part_name], name, space, 8, options), space,
+                np.random.default_rng(7)) for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_every_operator_parameter_is_an_evolution_option_with_one_default():
+    defaults = {}
+    for part_name, name in OPERATORS:
+        operator = PARTS[part_name].get(name).from_options({}, 25)
+        for parameter in operator.parameters():
+            assert defaults.setdefault(parameter, getattr(operator, parameter)) == getattr(operator, parameter)
+    assert set(EvolutionConfig().to_dict()) == OPTION_NAMES == set(defaults) | set(PARTS) | {
+        "population_size", "generational", "offspring_size", "initial_size", "crossover_rate",
+        "mutation_rate", "avoid_duplicates"}
+
+
+def test_the_flat_settings_keep_their_names_and_documented_defaults():
+    """Defaults documented in ``EvolutionConfig`` and the operators, for P = 40: offspring and
+    initial size P, truncation and elite P // 5 = 8, restart size P // 4 = 10."""
+    settings = EvolutionConfig.from_options({"population_size": 40, "tournament_size": 40}).to_dict()
+    assert settings == {"population_size": 40, "generational": False, "offspring_size": 40,
+                        "initial_size": 40, "initialization": "random", "seeds": [],
+                        "parent_selection": "tournament", "tournament_size": 40, "truncation_size": 8,
+                        "population_update": "discard_oldest", "elite_size": 8, "crossover": "auto",
+                        "crossover_rate": 0.0, "mutation": "auto", "mutation_rate": 1.0,
+                        "gene_mutation_rate": 0.1, "avoid_duplicates": True, "restart": "none",
+                        "restart_size": 10}
+    with pytest.raises(TinyevoError, match="tournament_size must be at least 1"):
+        EvolutionConfig.from_options({"parent_selection": "truncation", "tournament_size": 0})
+
+
+@dataclass
+class FirstOfTheBest(Operator):
+    """A parent selection written for this test: the oldest of the ``best_k`` fittest."""
+
+    best_k: int = 2
+
+    def select(self, population, rng):
+        best = sorted(population, key=lambda i: i.fitness, reverse=True)[:self.best_k]
+        return min(best, key=lambda i: i.born)
+
+
+def test_a_new_operator_is_its_class_and_its_registration(monkeypatch):
+    monkeypatch.setitem(PARENT_SELECTIONS._factories, "first_of_the_best", FirstOfTheBest)
+    strategy = create_strategy("evolution", create_space("nb201"), parent_selection="first_of_the_best",
+                               best_k=3)
+    assert strategy.parent_selection == FirstOfTheBest(best_k=3)
+    assert strategy.settings()["best_k"] == 3
+    members = population([0.5, 0.9, 0.7, 0.8])  # the best three are born 2, 3, 4
+    assert strategy.parent_selection.select(members, np.random.default_rng(0)).born == 2
