@@ -371,7 +371,8 @@ def use(part_name: str, operator, space, rng) -> list:
     """What the operator makes from a population of 6 sampled cells (fitness 0.1 ... 0.6), as
     plain data; asserts that each thing it makes is valid for its kind."""
     genomes = [space.sample(np.random.default_rng(i)) for i in range(6)]
-    members = [Individual(Trial(i, g, key=space.key(g)), 0.1 * (i + 1), i + 1) for i, g in enumerate(genomes)]
+    members = [Individual(Trial(i, g, key=space.key(g)), 0.1 * (i + 1), i + 1)
+               for i, g in enumerate(genomes)]
     if part_name == "initialization":
         made = [operator.candidate(i, rng).genome for i in range(8)]
     elif part_name == "parent_selection":

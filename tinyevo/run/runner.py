@@ -161,13 +161,14 @@ class Runner:
                 told = self._run_batch(candidates)
                 if told:
                     self.strategy.tell(told)
-                self._prune_weights()
+                _prune_weights(self.estimator, self.run_dir, self.strategy,
+                               self.cache.trials.values())
                 self.store.set("elapsed_seconds", self.elapsed_seconds())
         self._end()
         return self.cache.in_id_order()
 
     def _begin(self) -> None:
-        self._check_needs()
+        _check_needs(self.estimator, self.run_dir)
         self.strategy.set_feasibility(self.meets_constraints if self.constraints.limits() else None)
         check_config(self.store, self.config())
         self.store.set("budget", self.budget.to_dict())
@@ -186,7 +187,7 @@ class Runner:
         return bool(self.stop_reason)
 
     def _end(self) -> None:
-        self._prune_weights()
+        _prune_weights(self.estimator, self.run_dir, self.strategy, self.cache.trials.values())
         if self.stop_reason == "budget":
             return
         if self.evaluated == 0:
@@ -240,7 +241,7 @@ class Runner:
     def _prepare(self, candidate: Candidate, pending: list[_Slot]) -> _Slot:
         """Sort a candidate: a duplicate, or a new trial (see ``_prepare_new``)."""
         genome = json.loads(json_text(candidate.genome))  # what a replay reads back from the store
-        architecture, key, error = self._decode(genome)
+        architecture, key, error = _decode(self.space, genome)
         slot = _Slot(candidate, genome, key)
         known = self.cache.known(key)
         if known is not None:
@@ -267,12 +268,6 @@ class Runner:
             self._check_cost(slot, trial_id, architecture, pending)
         evaluated = slot.job is not None or (stored is not None and stored.evaluated)
         self._skips = 0 if evaluated else self._skips + 1
-
-    def _decode(self, genome) -> tuple[Any, str, str | None]:
-        try:
-            return self.space.decode(genome), self.space.key(genome), None
-        except _DECODE_ERRORS as error:
-            return None, "invalid:" + json_text(genome), f"invalid genome: {error}"
 
     def _check_cost(self, slot: _Slot, trial_id: int, architecture, pending: list[_Slot]) -> None:
         try:
@@ -316,7 +311,7 @@ class Runner:
     def _start(self, slot: _Slot, limit: float | None) -> str:
         """Mark the trial running, just before it is evaluated; the first line of its crash log."""
         running = slot.make(slot.job.trial_id, RUNNING, slot.cost)
-        return self.running.start(running, self._describe(slot.genome), limit)
+        return self.running.start(running, _describe(self.space, slot.genome), limit)
 
     def _finish(self, slot: _Slot, result: dict | Lost) -> None:
         """Store an evaluated trial the moment its result comes back."""
@@ -336,7 +331,7 @@ class Runner:
     # --- trials --------------------------------------------------------------------------------
     def _record(self, slot: _Slot, trial: Trial, **timings) -> None:
         """Store a new trial and make it known to the rest of the run."""
-        self.store.save_trial(trial, describe=self._describe(slot.genome),
+        self.store.save_trial(trial, describe=_describe(self.space, slot.genome),
                               strategy=self.strategy.name, **timings)
         self._remember(slot, trial, evaluated=timings.get("seconds") is not None)
 
@@ -350,24 +345,6 @@ class Runner:
         self.cache.remember(trial)
         self._progress.update(trial, evaluated)
 
-    def _describe(self, genome) -> str:
-        try:
-            return self.space.describe(genome)
-        except _DECODE_ERRORS:
-            return ""
-
-    def _prune_weights(self) -> None:
-        """Delete kept trial weights no candidate can inherit any more (``weights_store`` policy)."""
-        if self.run_dir is None or not self.estimator.capabilities.kept_weights:
-            return
-        from tinyevo.estimate.weights_store import prune_run_weights  # torch: only when weights are kept
-
-        prune_run_weights(self.run_dir, self.strategy, self.cache.trials.values(), self.strategy.objectives)
-
-    def _check_needs(self) -> None:
-        if "run_dir" in self.estimator.needs and self.run_dir is None:
-            raise TinyevoError(f"estimator {self.estimator.name!r} keeps files: give the runner a "
-                               f"store file or a run_dir")
 
 
 def _trial_seed(run_seed: int, trial_id: int) -> int:
@@ -377,3 +354,33 @@ def _trial_seed(run_seed: int, trial_id: int) -> int:
 
 def _store_dir(store: Store) -> Path | None:
     return None if store.path == ":memory:" else Path(store.path).resolve().parent
+
+
+def _decode(space: SearchSpace, genome) -> tuple[Any, str, str | None]:
+    """The architecture and key of a genome, or (None, a key of its JSON, the error) when invalid."""
+    try:
+        return space.decode(genome), space.key(genome), None
+    except _DECODE_ERRORS as error:
+        return None, "invalid:" + json_text(genome), f"invalid genome: {error}"
+
+
+def _describe(space: SearchSpace, genome) -> str:
+    try:
+        return space.describe(genome)
+    except _DECODE_ERRORS:
+        return ""
+
+
+def _prune_weights(estimator: Estimator, run_dir: Path | None, strategy: Strategy, trials) -> None:
+    """Delete kept trial weights no candidate can inherit any more (``weights_store`` policy)."""
+    if run_dir is None or not estimator.capabilities.kept_weights:
+        return
+    from tinyevo.estimate.weights_store import prune_run_weights  # torch: only when weights are kept
+
+    prune_run_weights(run_dir, strategy, trials, strategy.objectives)
+
+
+def _check_needs(estimator: Estimator, run_dir: Path | None) -> None:
+    if "run_dir" in estimator.needs and run_dir is None:
+        raise TinyevoError(f"estimator {estimator.name!r} keeps files: give the runner a "
+                           f"store file or a run_dir")

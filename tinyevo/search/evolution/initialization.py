@@ -1,7 +1,8 @@
 """Initialization (survey section II-B1): where the first population comes from.
 
 Each method is a small ``Operator`` (its parameters are its fields) with ``candidate(index, rng) ->
-Candidate``, the ``index``-th member of the initial population, bound to the space (``bind``). Registered by name: ``initialization = "random" | "trivial" | "rich"``.
+Candidate``, the ``index``-th member of the initial population, bound to the space (``bind``).
+Registered by name: ``initialization = "random" | "trivial" | "rich"``.
 """
 from __future__ import annotations
 

@@ -9,8 +9,9 @@ random samples before breeding again; the best results found so far stay in the 
 search reports the best of the whole run, not of the population).
 
 Each method is a small ``Operator`` with ``observe``, ``stuck`` and ``reset``, and ``restart_size``
-(the fresh samples after a restart). Registered by name: ``restart = "none" | "local_optimum" | "auto"`` (``auto``: ``local_optimum``
-on fixed-length spaces, ``none`` on variable-length ones, whose neighbourhood cannot be listed).
+(the fresh samples after a restart). Registered by name: ``restart = "none" | "local_optimum" |
+"auto"`` (``auto``: ``local_optimum`` on fixed-length spaces, ``none`` on variable-length ones,
+whose neighbourhood cannot be listed).
 """
 from __future__ import annotations
 
