@@ -190,6 +190,13 @@ class OptunaNSGA2(Strategy):
         self.study = optuna.create_study(directions=directions, sampler=sampler)
         self._asked: deque = deque()
 
+    def settings(self) -> dict:
+        """Its options, as runs recorded them before strategies declared settings (the objectives
+        too), so that a stored benchmark run still replays."""
+        objectives = [{"direction": o.direction, "metric": o.metric} for o in self.objectives]
+        return {"max_layers": self.max_layers, "objectives": objectives,
+                "population_size": self.population_size}
+
     def ask(self, n: int) -> list[Candidate]:
         candidates = []
         for _ in range(n):

@@ -153,7 +153,11 @@ def dataset_options(config: SearchConfig) -> dict:
 
 
 def _trains(config: SearchConfig) -> bool:
-    return config.estimator in ("training", "inheritance", "learning_curve")
+    """True when the run's estimator trains (``Capabilities.trains``): it is given the dataset and
+    fidelity settings, and the front's models are trained at full fidelity after the search."""
+    from tinyevo.estimate import ESTIMATORS
+
+    return ESTIMATORS.get(config.estimator).capabilities.trains
 
 
 def final_candidates(trials: list[Trial], objectives: list[Objective], count: int) -> list[Trial]:
@@ -167,11 +171,11 @@ def final_candidates(trials: list[Trial], objectives: list[Objective], count: in
 def finalize(job: SearchJob, trials: list[Trial], store, progress: bool = True) -> dict:
     """Train the front's models at full fidelity, score them (float and int8) on the test split, keep
     their weights."""
-    from tinyevo.estimate import EstimationFailed, EvalContext
+    from tinyevo.estimate import EstimationFailed, EvalContext, as_trainer
 
     final = dict(store.get("final", {}) or {})
     chosen = final_candidates(trials, objectives_of(job.config), job.config.final_models)
-    estimator = job.estimator(final=True)
+    estimator = as_trainer(job.estimator(final=True))
     for number, trial in enumerate(chosen, 1):
         if str(trial.id) in final:
             continue

@@ -3,7 +3,7 @@ from tinyevo.run.budget import Budget
 from tinyevo.run.constraints import LIMITED_METRICS, Constraints
 from tinyevo.run.executors import (EXECUTORS, Executor, ProcessExecutor, RayExecutor,
                                    SerialExecutor, create_executor)
-from tinyevo.run.runner import Runner
+from tinyevo.run.runner import RunSettings, Runner
 
 __all__ = ["Budget", "Constraints", "EXECUTORS", "Executor", "LIMITED_METRICS", "ProcessExecutor",
-           "RayExecutor", "Runner", "SerialExecutor", "create_executor"]
+           "RayExecutor", "RunSettings", "Runner", "SerialExecutor", "create_executor"]

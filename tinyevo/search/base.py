@@ -97,6 +97,12 @@ class Strategy(ABC):
         """True unless the runner's cost model says ``genome`` breaks a hard constraint."""
         return self.feasible is None or bool(self.feasible(genome))
 
+    def settings(self) -> dict:
+        """The declared options that identify this strategy in a run's config (the seed and the
+        objectives are recorded apart): a resume with other settings is refused. A strategy with
+        options overrides this; one without has none."""
+        return {}
+
     @property
     def objective(self) -> Objective:
         """The objective a single-objective strategy optimizes: the first one."""
