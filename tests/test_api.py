@@ -51,13 +51,16 @@ def test_the_readme_example_runs_and_matches_the_cli(tmp_path, monkeypatch, caps
     for trial in result.pareto_front:
         assert trial["peak_sram_bytes"] <= 32 * 1024 and trial["flash_bytes"] <= 64 * 1024
 
-    # the CLI with the same settings: the same trials, and it reads the API's folder
+    # the CLI with the same flags takes the API's folder as its own run: it resumes, trains nothing
+    before = genomes(run)
     command = ["search", "--space", "chain", "--dataset", "digits", "--board", "stm32f746",
-               "--max-sram", "32KB", "--max-flash", "64KB", "--budget", "6", "--epochs", "2",
-               "--final-models", "2", "--final-epochs", "4", "--no-progress"]
-    done = cli(*command, "--out", tmp_path / "cli")
+               "--max-sram", "32KB", "--max-flash", "64KB", "--budget", "4", "--epochs", "1",
+               "--final-models", "1", "--final-epochs", "2", "--no-progress"]
+    done = cli(*command, "--out", run)
     assert done.returncode == 0, done.stderr
-    assert genomes(tmp_path / "cli") == genomes(run)
+    assert genomes(run) == before
+    refused = cli(*command[:-1], "--max-sram", "16KB", "--no-progress", "--out", run)
+    assert refused.returncode == 2  # and another setting is another run
     shown = cli("show", run, "--json")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["best"]["trial"] == result.best.trial
