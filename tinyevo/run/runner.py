@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import numbers
 import os
 import re
 import time
@@ -54,13 +53,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tinyevo.config import search_cost_model
 from tinyevo.errors import TinyevoError
 from tinyevo.estimate.base import EstimationFailed, Estimator, EvalContext
 from tinyevo.run.budget import Budget
-from tinyevo.run.constraints import Constraints
+from tinyevo.hardware.execution import ExecutionModel
+from tinyevo.run.constraints import ConstraintFilter, Constraints
 from tinyevo.run.executors import Executor, Lost, SerialExecutor
-from tinyevo.run.jobs import Job, clean_metrics, evaluate_job
+from tinyevo.run.jobs import Job, evaluate_job
 from tinyevo.run.limits import AUTO, check_eval_timeout, eval_limit
 from tinyevo.run.progress import Progress
 from tinyevo.run.resume import check_config, run_config
@@ -95,10 +94,11 @@ class Runner:
     """Runs one search: ``Runner(space, strategy, estimator, store, budget, constraints, board,
     executor).run()``. ``store`` (default: in memory) is where trials go and where a resume comes
     from; ``batch_size`` (default: the executor's parallelism) is how many candidates are asked at
-    once; ``cost_model(architecture, board)`` defaults to ``tinyevo.config.search_cost_model(execution)``:
-    ``execution`` (``"layer_by_layer"`` or ``"streamed"``) is how peak SRAM is counted and
-    ``runtime`` (``"c"`` or ``"tflm"``) whose arena it is; a run that is not layer by layer, or not
-    for runtime c, records it in its settings, so that a resume cannot change it.
+    once; ``cost_model(architecture, board)`` defaults to the cost model of ``execution``
+    (``tinyevo.hardware.cost_model``), an ``ExecutionModel`` (default ``SEARCHED``: layer by layer,
+    runtime c) saying how peak SRAM is counted; a run records what differs from the default in its
+    settings (``ExecutionModel.identity``), so that a resume cannot change it. Costs and the hard
+    constraints are checked by a ``ConstraintFilter`` (``tinyevo.run.constraints``).
     ``eval_timeout``: the wall-time limit of one evaluation, ``"auto"`` (default), seconds or None
     (``tinyevo.run.limits``); not part of the run's identity, so a resume may change it."""
 
@@ -108,21 +108,16 @@ class Runner:
                  executor: Executor | None = None, progress: bool = True,
                  batch_size: int | None = None, cost_model: Callable | None = None,
                  max_consecutive_skips: int = 1000, run_dir: str | Path | None = None,
-                 execution: str = "layer_by_layer", runtime: str = "c",
+                 execution: ExecutionModel | None = None,
                  eval_timeout: str | float | None = AUTO):
-        if cost_model is not None and (execution != "layer_by_layer" or runtime != "c"):
-            raise TinyevoError("give the runner an execution or runtime, or a cost_model of your own, "
-                               "not both")
+        if cost_model is not None and execution is not None:
+            raise TinyevoError("give the runner an execution model, or a cost_model of your own, not both")
         self.space, self.strategy, self.estimator = space, strategy, estimator
         self.store = store if store is not None else Store()
         self.budget = budget if budget is not None else Budget(evaluations=100)
-        self.constraints = constraints if constraints is not None else Constraints()
-        self.board = board
+        self.filter = ConstraintFilter(constraints, board, cost_model, execution)
         self.executor = executor if executor is not None else SerialExecutor()
         self.batch_size = int(batch_size or self.executor.parallelism)
-        self.execution = execution
-        self.runtime = runtime
-        self.cost_model = cost_model if cost_model is not None else search_cost_model(execution, runtime)
         self.max_consecutive_skips = max_consecutive_skips
         self.show_progress = progress
         self.run_dir = Path(run_dir) if run_dir else _store_dir(self.store)
@@ -149,7 +144,7 @@ class Runner:
 
     def _begin(self) -> None:
         self._check_needs()
-        self.strategy.set_feasibility(self.meets_constraints if self.constraints.limits() else None)
+        self.strategy.set_feasibility(self.meets_constraints if self.filter.active else None)
         check_config(self.store, self.config())
         self.store.set("budget", self.budget.to_dict())
         self._attempts: dict[str, int] = {}
@@ -181,14 +176,11 @@ class Runner:
         warnings.warn(f"search stopped early: {self.stop_reason}", RuntimeWarning, stacklevel=3)
 
     def config(self) -> dict:
-        """What a resume of this run must match (see ``tinyevo.run.resume``). ``execution`` and
-        ``runtime`` are recorded only when not the default, so that runs stored before them resume."""
-        config = run_config(self.space, self.strategy, self.estimator, self.constraints, self.board,
-                            self.batch_size)
-        if self.execution != "layer_by_layer":
-            config["execution"] = self.execution
-        if self.runtime != "c":
-            config["runtime"] = self.runtime
+        """What a resume of this run must match (see ``tinyevo.run.resume``). The execution model is
+        recorded only where it is not the default, so that runs stored before it resume."""
+        config = run_config(self.space, self.strategy, self.estimator, self.filter.constraints,
+                            self.filter.board, self.batch_size)
+        config.update(self.filter.identity())
         return config
 
     def elapsed_seconds(self) -> float:
@@ -262,12 +254,12 @@ class Runner:
 
     def _check_cost(self, slot: _Slot, trial_id: int, architecture, pending: list[_Slot]) -> None:
         try:
-            slot.cost = self._cost(architecture)
+            slot.cost = self.filter.cost(architecture)
         except (EstimationFailed, ArithmeticError, ValueError) as error:
             failed = self._trial(slot, trial_id, FAILED, {})
             self._record(slot, failed, error=f"cost model: {error}")
             return
-        violation = self.constraints.violation(slot.cost)
+        violation = self.filter.violation(slot.cost)
         slot.cost["constraint_violation"] = violation
         if violation > 0:
             self._record(slot, self._trial(slot, trial_id, INFEASIBLE, slot.cost))
@@ -286,15 +278,9 @@ class Runner:
     def meets_constraints(self, genome) -> bool:
         """The cost model's verdict on one genome: valid and within every hard constraint."""
         try:
-            return self.constraints.violation(self._cost(self.space.decode(genome))) == 0
+            return self.filter.feasible(self.space.decode(genome))
         except (EstimationFailed, ArithmeticError, *_DECODE_ERRORS):
             return False
-
-    def _cost(self, architecture) -> dict:
-        cost = self.cost_model(architecture, self.board)
-        figures = cost if isinstance(cost, dict) else cost.to_dict()
-        return clean_metrics({name: value for name, value in figures.items()
-                              if isinstance(value, numbers.Number)})  # not None, not board names
 
     def _start(self, slot: _Slot, limit: float | None) -> str:
         """Mark the trial running, just before it is evaluated; the first line of its crash log."""
