@@ -35,7 +35,7 @@ from tinyevo.deploy.codegen.metadata import FORMAT_VERSION, read_metadata
 from tinyevo.deploy.quantized_model import QuantizedModel
 from tinyevo.hardware import load_board
 from tinyevo.model_file import load_architecture
-from tinyevo.spaces.base import SPACES, create_space
+from tinyevo.spaces import SPACES, create_space
 from tinyevo.zoo import MODELS
 
 torch.set_num_threads(1)
@@ -43,12 +43,13 @@ pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CC", "gcc")) is Non
                                 reason="no host C compiler (gcc) found")
 INPUTS_PER_MODEL = 6
 SAMPLES_PER_SPACE = 20
-#: Every how many samples the layer-by-layer plan is built too; dag: every one (issue 15).
-LAYER_BY_LAYER_EVERY = {"dag": 1}
+#: Every how many samples the layer-by-layer plan is built too; dag, blocks: every one (issue 15).
+LAYER_BY_LAYER_EVERY = {"dag": 1, "blocks": 1}
 COMPILE_WORKERS = 2
 GOLDEN = Path(__file__).parent / "golden" / "codegen"
 #: Small settings of each space (small inputs and widths), so that 20 sanitized builds stay quick.
 SMALL_SPACES = {
+    "blocks": dict(input_shape=(12, 12, 3), channels=(4, 8), kernels=(1, 3), layers=(2, 3), growth=(4,)),
     "chain": dict(input_shape=(12, 12, 1), filters=(4, 8, 16), kernels=(1, 3, 5), units=(8, 16)),
     "dag": dict(input_shape=(12, 12, 3), nodes=(4, 4), channels=(4, 8), op=("conv3x3", "ds3x3")),
     "mbv2": dict(input_shape=(32, 32, 3), resolutions=(32,), widths=(0.2,), depths=(1, 2),
@@ -89,8 +90,8 @@ def test_registered_spaces_have_small_settings_here():
 @pytest.mark.slow
 @pytest.mark.parametrize("space_name", sorted(SMALL_SPACES))
 def test_space_samples_are_bit_exact_under_sanitizers(space_name, tmp_path):
-    """Each sample streamed, a quarter (every dag sample) layer by layer as well; every arena
-    within the peak SRAM the search counted for that execution (``search_cost_model``)."""
+    """Each sample streamed, a quarter (every dag and blocks sample) layer by layer as well; every
+    arena within the peak SRAM the search counted for that execution (``search_cost_model``)."""
     space = create_space(space_name, **SMALL_SPACES[space_name])
     board = load_board("stm32f746")
     cases, searched = [], []

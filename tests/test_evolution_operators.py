@@ -247,7 +247,7 @@ def test_vector_operators_refuse_variable_length_spaces():
 
 
 # --- initialization ----------------------------------------------------------------------------
-SPACES = {"nb201": {}, "chain": {}, "mbv2": {}, "dag": {}}
+SPACES = {"nb201": {}, "chain": {}, "mbv2": {}, "dag": {}, "blocks": {}}
 
 
 @pytest.mark.parametrize("space_name", sorted(SPACES))

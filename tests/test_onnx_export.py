@@ -18,7 +18,7 @@ from test_tflite_export import SMALL_SPACES
 from tinyevo.deploy import fold, run_int8
 from tinyevo.deploy.onnx_export import export_onnx, to_onnx, to_onnx_qdq
 from tinyevo.deploy.runtimes import onnxruntime_session
-from tinyevo.spaces.base import create_space
+from tinyevo.spaces import create_space
 from tinyevo.zoo import MODELS
 
 torch.set_num_threads(1)

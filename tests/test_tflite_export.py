@@ -13,7 +13,7 @@ import torch
 from deploy_helpers import HAND_BUILT, int8_inputs, quantized_model
 from tinyevo.deploy import run_int8, to_tflite
 from tinyevo.deploy.runtimes import run_litert, run_tflm, tflm_arena_bytes
-from tinyevo.spaces.base import SPACES, create_space
+from tinyevo.spaces import SPACES, create_space
 from tinyevo.zoo import MODELS
 
 torch.set_num_threads(1)
@@ -21,6 +21,7 @@ INPUTS_PER_MODEL = 50
 SAMPLES_PER_SPACE = 20
 #: Small settings of each space, so that 20 networks x 50 inputs x 2 interpreters stay quick.
 SMALL_SPACES = {
+    "blocks": dict(input_shape=(12, 12, 3), channels=(4, 8), kernels=(1, 3), layers=(2, 3), growth=(4,)),
     "chain": dict(input_shape=(16, 16, 1), filters=(4, 8, 16), kernels=(1, 3, 5), units=(8, 16)),
     "dag": dict(input_shape=(12, 12, 3), nodes=(4, 4, 3), channels=(4, 8, 8),
                 op=("conv3x3", "ds3x3", "conv1x1")),

@@ -60,7 +60,7 @@ def runs_in(model: bytes, arena: int, folder: Path) -> bool:
                           capture_output=True).returncode == 0
 
 
-@pytest.mark.parametrize("space_name", ["chain", "dag", "mbv2", "nb201"])
+@pytest.mark.parametrize("space_name", ["blocks", "chain", "dag", "mbv2", "nb201"])
 def test_searched_figure_is_the_tflm_arena_of_the_tflite(space_name, tmp_path):
     space = create_space(space_name)
     rng = np.random.default_rng(7)

@@ -42,6 +42,7 @@ from typing import Any
 from tinyevo.errors import TinyevoError
 from tinyevo.hardware.execution import EXECUTIONS, RUNTIMES, SEARCHED, ExecutionModel
 from tinyevo.hardware.limits import Constraints
+from tinyevo.search.base import DEFAULT_STRATEGY
 from tinyevo.units import check_eval_timeout
 
 
@@ -92,7 +93,7 @@ class SearchConfig:
     #: arena it is: c (generated C) | tflm (TFLite Micro) (RUNTIMES).
     execution: str = SEARCHED.execution
     runtime: str = SEARCHED.runtime
-    strategy: str = "nsga2"
+    strategy: str = DEFAULT_STRATEGY
     strategy_options: dict = field(default_factory=dict)
     estimator: str = "training"
     estimator_options: dict = field(default_factory=dict)

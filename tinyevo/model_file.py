@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tinyevo.arch import Architecture
 from tinyevo.errors import InvalidArchitecture, TinyevoError
+from tinyevo.spaces import create_space
 
 
 def read_json(path: str | Path, what: str = "file") -> object:
@@ -34,8 +35,6 @@ def genome_document(space, genome) -> dict:
 
 def architecture_from_data(data: object, source: str = "input") -> Architecture:
     """An Architecture from parsed JSON: either an architecture or a genome document."""
-    from tinyevo.spaces.base import create_space
-
     if isinstance(data, dict) and "space" in data and "genome" in data:
         options = data.get("options") or {}
         if not isinstance(options, dict):

@@ -50,9 +50,24 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows if rows else names, indent=1))
     else:
-        for row in rows or [{"name": n} for n in names]:
-            print("  ".join(str(v) for v in row.values()))
+        print_table(rows or [{"name": n} for n in names])
     return 0
+
+
+def print_table(rows: list[dict]) -> None:
+    """Rows as aligned columns under a header of their keys."""
+    header = {key: key.replace("_", " ") for key in rows[0]}
+    lines = [header] + [{key: str(value) for key, value in row.items()} for row in rows]
+    widths = {key: max(len(line[key]) for line in lines) for key in header}
+    for line in lines:
+        print("  ".join(line[key].ljust(widths[key]) for key in header).rstrip())
+
+
+def summary(entry) -> str:
+    """The first sentence of a registered class's or function's docstring, without markup."""
+    paragraph = (getattr(entry, "__doc__", None) or "").strip().split("\n\n")[0]
+    sentence = " ".join(paragraph.split()).split(". ")[0].rstrip(".")
+    return sentence.replace("``", "")
 
 
 def _catalogue(what: str) -> tuple[list[str], list[dict]]:
@@ -64,12 +79,13 @@ def _catalogue(what: str) -> tuple[list[str], list[dict]]:
              "sram": format_bytes(b.sram_bytes), "flash": format_bytes(b.flash_bytes)} for b in boards]
     if what == "spaces":
         from tinyevo.spaces import SPACES
-        return SPACES.names(), [{"name": n, "encoding": SPACES.get(n).encoding} for n in SPACES.names()]
+        return SPACES.names(), [{"name": n, "encoding": SPACES.get(n).encoding,
+                                 "what": summary(SPACES.get(n))} for n in SPACES.names()]
     if what == "strategies":
         from tinyevo.search import STRATEGIES
-        return STRATEGIES.names(), []
+        return STRATEGIES.names(), [{"name": n, "what": summary(STRATEGIES.get(n))} for n in STRATEGIES.names()]
     from tinyevo.estimate import ESTIMATORS
-    return ESTIMATORS.names(), []
+    return ESTIMATORS.names(), [{"name": n, "what": summary(ESTIMATORS.get(n))} for n in ESTIMATORS.names()]
 
 
 def run_sample(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import json
 from tinyevo.config import CHOICES, SearchConfig, load_config, merge
 from tinyevo.hardware.execution import SEARCHED
 from tinyevo.hardware.limits import BY_METRIC, LIMITS
+from tinyevo.search.base import DEFAULT_STRATEGY
 
 EPILOG = """\
 examples:
@@ -46,7 +47,7 @@ FLAGS = {
                                   "tensors and op data, the kernels' temporary memory, alignment), so "
                                   "--max-sram bounds the arena the .tflite is flashed with. Needs the "
                                   "tflite-micro package; layer by layer only"),
-    "--strategy": ("strategy", str, "search strategy (tinyevo list strategies); default nsga2"),
+    "--strategy": ("strategy", str, f"search strategy (tinyevo list strategies); default {DEFAULT_STRATEGY}"),
     "--estimator": ("estimator", str, "performance estimator (tinyevo list estimators): training (default), "
                                       "learning_curve (training that stops candidates unlikely to beat the "
                                       "best or reach the Pareto front; give --epochs 10 or more), "

@@ -67,6 +67,8 @@ class Trial:
         return float(self.metrics[objective.metric])
 
 
+#: The strategy a run uses when none is named (``tinyevo search``, ``tinyevo.search()``).
+DEFAULT_STRATEGY = "nsga2"
 DEFAULT_OBJECTIVES = (Objective("accuracy", "max"),)
 
 

@@ -108,8 +108,3 @@ class SearchSpace(ABC):
 
     def from_vector(self, vector: list[int]) -> Genome:
         raise NotImplementedError(f"space {self.name!r} has a variable-length encoding")
-
-
-def create_space(name: str, **options) -> SearchSpace:
-    import tinyevo.spaces  # noqa: F401  (registers the built-in spaces)
-    return SPACES.create(name, **options)
