@@ -23,6 +23,7 @@ A candidate that breaks a limit is ``infeasible`` (``tinyevo.run.constraints``);
 """
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
@@ -59,13 +60,11 @@ class Limit:
         return self.typed(UNITS[self.unit][0](value))
 
     def typed(self, value: float) -> int | float:
-        """``value`` as a limit in the unit: an int for bytes and MACs, which must be whole."""
-        kind = UNITS[self.unit][1]
+        """``value`` as a limit in the unit: an int for bytes and MACs, rounded down when it has a
+        fraction (the figures are whole numbers, so exactly the same ones fit)."""
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TinyevoError(f"constraint {self.field} must be a number of {self.unit}, got {value!r}")
-        if kind is int and value != int(value):
-            raise TinyevoError(f"constraint {self.field} must be a whole number of {self.unit}, got {value}")
-        return kind(value)
+        return math.floor(value) if UNITS[self.unit][1] is int else float(value)
 
     def format(self, value: float) -> str:
         return UNITS[self.unit][2](value)
@@ -105,9 +104,9 @@ class Constraints:
 
     def __post_init__(self):
         for name, limit in self.limits().items():
-            object.__setattr__(self, name, BY_FIELD[name].typed(limit))
-            if limit <= 0:
+            if BY_FIELD[name].typed(limit) <= 0:
                 raise TinyevoError(f"constraint {name} must be positive, got {limit}")
+            object.__setattr__(self, name, BY_FIELD[name].typed(limit))
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], board=None) -> "Constraints":
