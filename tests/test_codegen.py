@@ -28,7 +28,7 @@ import torch
 from deploy_helpers import HAND_BUILT, int8_inputs, quantized_model
 from tinyevo.arch import GraphBuilder
 from tinyevo.cli import main
-from tinyevo.config import search_cost_model
+from tinyevo.hardware.cost_model import search_cost_model
 from tinyevo.deploy import run_int8
 from tinyevo.deploy.codegen.emit import generate_c, render_c
 from tinyevo.deploy.codegen.host import build_host, run_host

@@ -18,7 +18,7 @@ import torch
 
 from deploy_helpers import HAND_BUILT, quantized_model
 from tinyevo.arch import GraphBuilder
-from tinyevo.config import search_cost_model
+from tinyevo.hardware.cost_model import search_cost_model
 from tinyevo.deploy.codegen.emit import render_c
 from tinyevo.deploy.codegen.planner import MemoryPlan, plan_memory
 from tinyevo.hardware.arena import peak_sram_bytes, plan_arena

@@ -16,7 +16,7 @@ import torch
 from deploy_helpers import int8_inputs, quantized_model
 from tinyevo.arch import INPUT, GraphBuilder
 from tinyevo.deploy import run_int8
-from tinyevo.config import search_cost_model
+from tinyevo.hardware.cost_model import search_cost_model
 from tinyevo.deploy.codegen.emit import generate_c, render_c
 from tinyevo.deploy.codegen.host import build_host, run_host
 from tinyevo.deploy.codegen.planner import plan_memory

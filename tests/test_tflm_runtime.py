@@ -21,7 +21,8 @@ import torch
 
 from deploy_helpers import quantized_model
 from tinyevo.cli import main
-from tinyevo.config import SearchConfig, search_cost_model
+from tinyevo.config import SearchConfig
+from tinyevo.hardware.cost_model import search_cost_model
 from tinyevo.deploy.runtimes import tflm_arena_bytes, tflm_required_arena_bytes
 from tinyevo.deploy.tflite_writer import to_tflite
 from tinyevo.errors import TinyevoError

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+from tinyevo.hardware.execution import SEARCHED
 from tinyevo.model_file import genome_document, load_architecture
 from tinyevo.units import format_bytes
 
@@ -32,11 +33,11 @@ def add_parser(sub) -> None:
                                    "architecture file or genome file on a board.")
     p.add_argument("file", help="JSON file: an architecture (examples/resnet8.json) or a genome file")
     p.add_argument("--board", default="stm32f746", help="board name or TOML file (default stm32f746)")
-    p.add_argument("--execution", default="layer_by_layer", metavar="{layer_by_layer,streamed}",
+    p.add_argument("--execution", default=SEARCHED.execution, metavar="{layer_by_layer,streamed}",
                    help="how peak SRAM is counted, as `tinyevo search --execution`: layer_by_layer "
                         "(default; whole tensors, op after op) or streamed (the first layers row "
                         "by row, in-place kernels: the arena of `tinyevo export --format c`)")
-    p.add_argument("--runtime", default="c", metavar="{c,tflm}",
+    p.add_argument("--runtime", default=SEARCHED.runtime, metavar="{c,tflm}",
                    help="whose arena peak SRAM is, as `tinyevo search --runtime`: c (default, as "
                         "--execution counts it) or tflm (the tensor arena TFLite Micro needs for "
                         "the model's .tflite, measured with its interpreter)")
@@ -110,8 +111,8 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_cost(args: argparse.Namespace) -> int:
-    from tinyevo.config import search_cost_model
     from tinyevo.hardware import load_board
+    from tinyevo.hardware.cost_model import search_cost_model
 
     cost_model = search_cost_model(args.execution, args.runtime)  # the search's, same settings
     board = load_board(args.board)  # a wrong board name fails before reading the file

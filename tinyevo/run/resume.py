@@ -12,12 +12,13 @@ import json
 from typing import Any
 
 from tinyevo.errors import TinyevoError
+from tinyevo.hardware.execution import SEARCHED
 from tinyevo.store import Store, json_text
 
 FORMAT_VERSION = 1
 #: Settings a run records only when they are not the default (``Runner.config``): a run without
 #: one was made with the default, which is how a refusal names it.
-UNRECORDED_DEFAULTS = {"config.execution": "layer_by_layer", "config.runtime": "c"}
+UNRECORDED_DEFAULTS = {"config.execution": SEARCHED.execution, "config.runtime": SEARCHED.runtime}
 
 
 def run_config(space, strategy, estimator, constraints, board, batch_size: int) -> dict:

@@ -46,14 +46,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tinyevo.config import search_cost_model
 from tinyevo.errors import TinyevoError
 from tinyevo.estimate.base import COMPETITORS_KEY, EstimationFailed, Estimator, EvalContext
 from tinyevo.run.budget import Budget
-from tinyevo.run.constraints import Constraints
+from tinyevo.hardware.execution import ExecutionModel
+from tinyevo.run.constraints import ConstraintFilter, Constraints
 from tinyevo.run.crash import RunningTrials
 from tinyevo.run.executors import Executor, Lost, SerialExecutor
-from tinyevo.run.jobs import Job, clean_metrics, evaluate_job
+from tinyevo.run.jobs import Job, evaluate_job
 from tinyevo.run.limits import AUTO, check_eval_timeout, eval_limit
 from tinyevo.run.progress import Progress
 from tinyevo.run.replay import TrialCache
@@ -72,10 +72,11 @@ class RunSettings:
     board, executor).
 
     ``batch_size`` (None: the executor's parallelism) is how many candidates are asked at once.
-    ``cost_model(architecture, board)`` defaults to ``tinyevo.config.search_cost_model(execution,
-    runtime)``: ``execution`` (``"layer_by_layer"`` or ``"streamed"``) is how peak SRAM is counted
-    and ``runtime`` (``"c"`` or ``"tflm"``) whose arena it is; a run that is not layer by layer, or
-    not for runtime c, records it in its config, so that a resume cannot change it. ``run_dir``
+    ``cost_model(architecture, board)`` defaults to the cost model of ``execution``
+    (``tinyevo.hardware.cost_model``), an ``ExecutionModel`` (default ``SEARCHED``: layer by layer,
+    runtime c) saying how peak SRAM is counted; a run records what differs from the default in its
+    settings (``ExecutionModel.identity``), so that a resume cannot change it. Costs and the hard
+    constraints are checked by a ``ConstraintFilter`` (``tinyevo.run.constraints``). ``run_dir``
     (None: the store's folder) is where kept files go. ``eval_timeout``: the wall-time limit of one
     evaluation, ``"auto"`` (default), seconds or None (``tinyevo.run.limits``); not part of the
     run's identity, so a resume may change it.
@@ -86,14 +87,12 @@ class RunSettings:
     cost_model: Callable | None = None
     max_consecutive_skips: int = 1000
     run_dir: str | Path | None = None
-    execution: str = "layer_by_layer"
-    runtime: str = "c"
+    execution: ExecutionModel | None = None
     eval_timeout: str | float | None = AUTO
 
     def __post_init__(self):
-        if self.cost_model is not None and (self.execution != "layer_by_layer" or self.runtime != "c"):
-            raise TinyevoError("give the runner an execution or runtime, or a cost_model of your own, "
-                               "not both")
+        if self.cost_model is not None and self.execution is not None:
+            raise TinyevoError("give the runner an execution model, or a cost_model of your own, not both")
         self.eval_timeout = check_eval_timeout(self.eval_timeout)
 
 
@@ -138,12 +137,10 @@ class Runner:
         self.space, self.strategy, self.estimator = space, strategy, estimator
         self.store = store if store is not None else Store()
         self.budget = budget if budget is not None else Budget(evaluations=100)
-        self.constraints = constraints if constraints is not None else Constraints()
-        self.board = board
+        self.filter = ConstraintFilter(constraints, board, self.settings.cost_model,
+                                       self.settings.execution)
         self.executor = executor if executor is not None else SerialExecutor()
         self.batch_size = int(self.settings.batch_size or self.executor.parallelism)
-        self.cost_model = self.settings.cost_model or search_cost_model(self.settings.execution,
-                                                                        self.settings.runtime)
         run_dir = self.settings.run_dir
         self.run_dir = Path(run_dir) if run_dir else _store_dir(self.store)
         self.stop_reason = ""
@@ -169,7 +166,7 @@ class Runner:
 
     def _begin(self) -> None:
         _check_needs(self.estimator, self.run_dir)
-        self.strategy.set_feasibility(self.meets_constraints if self.constraints.limits() else None)
+        self.strategy.set_feasibility(self.meets_constraints if self.filter.active else None)
         check_config(self.store, self.config())
         self.store.set("budget", self.budget.to_dict())
         self.running = RunningTrials(self.store, self.strategy.name, self.executor.in_process)
@@ -196,14 +193,11 @@ class Runner:
         warnings.warn(f"search stopped early: {self.stop_reason}", RuntimeWarning, stacklevel=3)
 
     def config(self) -> dict:
-        """What a resume of this run must match (see ``tinyevo.run.resume``). ``execution`` and
-        ``runtime`` are recorded only when not the default, so that runs stored before them resume."""
-        config = run_config(self.space, self.strategy, self.estimator, self.constraints, self.board,
-                            self.batch_size)
-        if self.settings.execution != "layer_by_layer":
-            config["execution"] = self.settings.execution
-        if self.settings.runtime != "c":
-            config["runtime"] = self.settings.runtime
+        """What a resume of this run must match (see ``tinyevo.run.resume``). The execution model is
+        recorded only where it is not the default, so that runs stored before it resume."""
+        config = run_config(self.space, self.strategy, self.estimator, self.filter.constraints,
+                            self.filter.board, self.batch_size)
+        config.update(self.filter.identity())
         return config
 
     def elapsed_seconds(self) -> float:
@@ -271,11 +265,11 @@ class Runner:
 
     def _check_cost(self, slot: _Slot, trial_id: int, architecture, pending: list[_Slot]) -> None:
         try:
-            slot.cost = self._cost(architecture)
+            slot.cost = self.filter.cost(architecture)
         except (EstimationFailed, ArithmeticError, ValueError) as error:
             self._record(slot, slot.make(trial_id, FAILED, {}), error=f"cost model: {error}")
             return
-        violation = self.constraints.violation(slot.cost)
+        violation = self.filter.violation(slot.cost)
         slot.cost["constraint_violation"] = violation
         if violation > 0:
             self._record(slot, slot.make(trial_id, INFEASIBLE, slot.cost))
@@ -298,15 +292,9 @@ class Runner:
     def meets_constraints(self, genome) -> bool:
         """The cost model's verdict on one genome: valid and within every hard constraint."""
         try:
-            return self.constraints.violation(self._cost(self.space.decode(genome))) == 0
+            return self.filter.feasible(self.space.decode(genome))
         except (EstimationFailed, ArithmeticError, *_DECODE_ERRORS):
             return False
-
-    def _cost(self, architecture) -> dict:
-        cost = self.cost_model(architecture, self.board)
-        figures = cost if isinstance(cost, dict) else cost.to_dict()
-        return clean_metrics({name: value for name, value in figures.items()
-                              if isinstance(value, numbers.Number)})  # not None, not board names
 
     def _start(self, slot: _Slot, limit: float | None) -> str:
         """Mark the trial running, just before it is evaluated; the first line of its crash log."""
