@@ -43,8 +43,8 @@ pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CC", "gcc")) is Non
                                 reason="no host C compiler (gcc) found")
 INPUTS_PER_MODEL = 6
 SAMPLES_PER_SPACE = 20
-#: Every how many samples the layer-by-layer plan is built too; dag: every one (issue 15).
-LAYER_BY_LAYER_EVERY = {"dag": 1}
+#: Every how many samples the layer-by-layer plan is built too; dag, nasnet: every one (issue 15).
+LAYER_BY_LAYER_EVERY = {"dag": 1, "nasnet": 1}
 COMPILE_WORKERS = 2
 GOLDEN = Path(__file__).parent / "golden" / "codegen"
 #: Small settings of each space (small inputs and widths), so that 20 sanitized builds stay quick.
@@ -53,6 +53,7 @@ SMALL_SPACES = {
     "dag": dict(input_shape=(12, 12, 3), nodes=(4, 4), channels=(4, 8), op=("conv3x3", "ds3x3")),
     "mbv2": dict(input_shape=(32, 32, 3), resolutions=(32,), widths=(0.2,), depths=(1, 2),
                  feature_mix_layer=False),
+    "nasnet": dict(input_shape=(12, 12, 3), blocks=2, cells_per_stage=1, reductions=1, channels=4),
     "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=1),
 }
 

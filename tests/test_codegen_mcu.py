@@ -37,6 +37,7 @@ SPACES = {
     "dag": dict(input_shape=(12, 12, 3), nodes=(4, 4, 3), channels=(4, 8, 8),
                 op=("conv3x3", "ds3x3", "conv1x1")),
     "mbv2": dict(input_shape=(32, 32, 3), resolutions=(32,), widths=(0.2,), feature_mix_layer=False),
+    "nasnet": dict(input_shape=(12, 12, 3), blocks=2, cells_per_stage=1, reductions=1, channels=4),
     "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=1),
 }
 
@@ -63,8 +64,8 @@ def _generated(arch, seed, tmp_path, count=INPUTS_PER_MODEL, execution="streamed
     return qmodel, x
 
 
-#: Seed 3 of every space; dag (issue 15) gets three samples.
-SAMPLES = [(name, 3) for name in sorted(SPACES)] + [("dag", 4), ("dag", 5)]
+#: Seed 3 of every space; dag and nasnet (issue 15) get three samples.
+SAMPLES = [(name, 3) for name in sorted(SPACES)] + [("dag", 4), ("dag", 5), ("nasnet", 4), ("nasnet", 5)]
 
 
 @pytest.mark.parametrize("space_name, seed", SAMPLES)

@@ -247,7 +247,8 @@ def test_vector_operators_refuse_variable_length_spaces():
 
 
 # --- initialization ----------------------------------------------------------------------------
-SPACES = {"nb201": {}, "chain": {}, "mbv2": {}, "dag": {}}
+SPACES = {"nb201": {}, "chain": {}, "mbv2": {}, "dag": {},
+          "nasnet": dict(input_shape=(12, 12, 3), blocks=2)}
 
 
 @pytest.mark.parametrize("space_name", sorted(SPACES))
