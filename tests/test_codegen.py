@@ -44,8 +44,13 @@ pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CC", "gcc")) is Non
                                 reason="no host C compiler (gcc) found")
 INPUTS_PER_MODEL = 6
 SAMPLES_PER_SPACE = 20
-#: Every how many samples the layer-by-layer plan is built too; dag, blocks: every one (issue 15).
-LAYER_BY_LAYER_EVERY = {"dag": 1, "blocks": 1}
+#: Every how many samples the layer-by-layer plan is built too; dag, blocks, densenet: every one
+#: (issue 15). nasnet: the default, as its streamed builds are layer-by-layer plans for all but one
+#: sample (below).
+LAYER_BY_LAYER_EVERY = {"dag": 1, "blocks": 1, "densenet": 1}
+#: Streamed samples each space must have (default: a quarter). A nasnet cell branches right after
+#: the stem, so only the stem conv can stream, and it rarely holds the peak.
+STREAMED_AT_LEAST = {"nasnet": 0}
 COMPILE_WORKERS = 2
 GOLDEN = Path(__file__).parent / "golden" / "codegen"
 #: Small settings of each space (small inputs and widths), so that 20 sanitized builds stay quick.
@@ -57,6 +62,7 @@ SMALL_SPACES = {
                      bottleneck=(1, 2), kernels=(3, 5)),
     "mbv2": dict(input_shape=(32, 32, 3), resolutions=(32,), widths=(0.2,), depths=(1, 2),
                  feature_mix_layer=False),
+    "nasnet": dict(input_shape=(12, 12, 3), blocks=2, cells_per_stage=1, reductions=1, channels=4),
     "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=1),
 }
 
@@ -115,7 +121,8 @@ def test_space_samples_are_bit_exact_under_sanitizers(space_name, tmp_path):
     streamed = sum(meta["execution"]["mode"] == "streamed" for meta in metadata)
     print(f"{space_name}: in-place kinds {sorted(in_place)}, {streamed} streamed, arenas "
           f"{[meta['arena_bytes'] for meta in metadata]}")
-    assert streamed >= SAMPLES_PER_SPACE // 4, "streaming lowers the peak of many samples"
+    assert streamed >= STREAMED_AT_LEAST.get(space_name, SAMPLES_PER_SPACE // 4), \
+        "streaming lowers the peak of many samples"
     if space_name == "mbv2":  # the inverted residual blocks exercise the in-place kernels
         assert {"depthwise_conv_2d", "add"} <= in_place
 

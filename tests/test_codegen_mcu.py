@@ -41,6 +41,7 @@ SPACES = {
     "densenet": dict(input_shape=(12, 12, 3), blocks=2, layers=(1, 2, 3), growth=(2, 4),
                      bottleneck=(1, 2), kernels=(3, 5)),
     "mbv2": dict(input_shape=(32, 32, 3), resolutions=(32,), widths=(0.2,), feature_mix_layer=False),
+    "nasnet": dict(input_shape=(12, 12, 3), blocks=2, cells_per_stage=1, reductions=1, channels=4),
     "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=1),
 }
 
@@ -67,8 +68,8 @@ def _generated(arch, seed, tmp_path, count=INPUTS_PER_MODEL, execution="streamed
     return qmodel, x
 
 
-#: Seed 3 of every space; dag, blocks and densenet (issue 15) get three samples.
-SAMPLES = [(name, 3) for name in sorted(SPACES)] + [(name, seed) for name in ("dag", "blocks", "densenet")
+#: Seed 3 of every space; the spaces of issue 15 get three samples.
+SAMPLES = [(name, 3) for name in sorted(SPACES)] + [(name, seed) for name in ("dag", "blocks", "densenet", "nasnet")
                                                    for seed in (4, 5)]
 
 

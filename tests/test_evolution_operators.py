@@ -251,7 +251,8 @@ def test_vector_operators_refuse_variable_length_spaces():
 
 
 # --- initialization ----------------------------------------------------------------------------
-SPACES = {"nb201": {}, "chain": {}, "mbv2": {}, "dag": {}, "blocks": {}, "densenet": {}}
+SPACES = {"nb201": {}, "chain": {}, "mbv2": {}, "dag": {}, "blocks": {}, "densenet": {},
+          "nasnet": dict(input_shape=(12, 12, 3), blocks=2)}
 
 
 @pytest.mark.parametrize("space_name", sorted(SPACES))

@@ -209,7 +209,7 @@ class _Graph:
         for _ in range(self.n):
             following: dict[int, tuple[int, int]] = {}
             for done, (live, ready) in layer.items():
-                for v in _bits(ready):
+                for v in self.moves(done, live, ready, best[done][0]):
                     peak = max(best[done][0], live + self.step_bytes[v])
                     now = done | 1 << v
                     if peak > bound or (now in best and best[now][0] <= peak):
@@ -221,6 +221,18 @@ class _Graph:
                         return None
             layer = following
         return _trace(best, (1 << self.n) - 1), len(best)
+
+    def moves(self, done: int, live: int, ready: int, peak: int):
+        """The nodes worth trying next from ``done``: a ready node whose step fits under the peak
+        so far and that frees at least what it writes (an in-place op or add, an add or concat of
+        dead inputs) alone, else every ready node. Running such a node at once is never worse:
+        its step stays under the peak, and every later live set is the same or smaller (what it
+        frees goes sooner, what it writes is no more). Without this rule multi-branch cells
+        (chains of conv, batch norm and relu side by side) have too many executed sets."""
+        for v in _bits(ready):
+            if live + self.step_bytes[v] <= max(peak, live) and self.after(done, live, v) <= live:
+                return (v,)
+        return _bits(ready)
 
     def peak_of(self, order: list[int]) -> int:
         done, live, peak = 0, self.live_bytes(0), 0
