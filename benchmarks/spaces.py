@@ -129,16 +129,16 @@ FIT_SAMPLES = 200
 class Settings:
     seeds: tuple = (0,)
     #: Trained candidates per search (rejected and duplicate candidates do not count).
-    budget: int = 16
-    population_size: int = 8
+    budget: int = 10
+    population_size: int = 5
     #: Search fidelity: one epoch on a tenth of the training rows (4,500).
     epochs: int = 1
     data_fraction: float = 0.1
     batch_size: int = 64
     lr: float = 0.003
     #: The final trainer (searched models and ResNet-8 alike): every training row, crop + flip.
-    final_epochs: int = 3
-    final_models: int = 2
+    final_epochs: int = 2
+    final_models: int = 1
     augment: str = "crop+flip"
     executor: str = "process"
     #: Images read per class and split (None: all); the quick run's subset of CIFAR-10.
