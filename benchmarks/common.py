@@ -8,11 +8,20 @@ from __future__ import annotations
 import json
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 #: The repository root (the folder holding ``benchmarks/``).
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def quick_path(name: str) -> Path:
+    """Where a ``--quick`` run writes ``name`` unless told otherwise: a temporary folder, never
+    over the full runs' results in ``benchmarks/results/``."""
+    folder = Path(tempfile.gettempdir()) / "tinyevo-benchmarks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
 
 
 def log(message: str) -> None:

@@ -105,7 +105,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import log, print_json, pyplot, repo_path
+from common import log, print_json, pyplot, quick_path, repo_path
 
 DEFAULT_DATA = "../shared/datasets/mnist70k.npz"
 SPLIT_SEED, SAMPLE_SEED = 0, 0
@@ -540,7 +540,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="train nothing: report the estimators whose estimates are all in the cache")
     parser.add_argument("--cache", default="runs/estimators_cache",
                         help="folder of the per-setting caches (resume)")
-    parser.add_argument("--png", default="benchmarks/results/estimators.png", help="the plot")
+    parser.add_argument("--png", help="the plot (default benchmarks/results/estimators.png; with --quick "
+                                       "a temporary file)")
     return parser.parse_args(argv)
 
 
@@ -615,7 +616,9 @@ def main(argv=None) -> None:
         if pool is not None:
             pool.shutdown()
     document = report(settings, cache, genomes, parents, args.estimators)
-    plot(document, repo_path(args.png))
+    png = repo_path(args.png) if args.png else (quick_path("estimators_quick.png") if args.quick
+                                                else repo_path("benchmarks/results/estimators.png"))
+    plot(document, png)
     print_json(document)
 
 

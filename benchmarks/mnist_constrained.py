@@ -83,7 +83,7 @@ from pathlib import Path
 import optuna
 import torch
 
-from common import log, mean, print_json, pyplot, repo_path
+from common import log, mean, print_json, pyplot, quick_path, repo_path
 from tinyevo.data import Dataset, load_dataset
 from tinyevo.errors import TinyevoError
 from tinyevo.estimate import EstimationFailed, EvalContext
@@ -189,6 +189,13 @@ class OptunaNSGA2(Strategy):
         directions = ["maximize" if o.direction == "max" else "minimize" for o in self.objectives]
         self.study = optuna.create_study(directions=directions, sampler=sampler)
         self._asked: deque = deque()
+
+    def settings(self) -> dict:
+        """Its options, as runs recorded them before strategies declared settings (the objectives
+        too), so that a stored benchmark run still replays."""
+        objectives = [{"direction": o.direction, "metric": o.metric} for o in self.objectives]
+        return {"max_layers": self.max_layers, "objectives": objectives,
+                "population_size": self.population_size}
 
     def ask(self, n: int) -> list[Candidate]:
         candidates = []
@@ -542,7 +549,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="finalists per search: its best feasible trials, retrained at final fidelity")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--png", help="where to write the plot of the fronts (default: "
-                                      "benchmarks/results/mnist_constrained[_quick].png)")
+                                      "benchmarks/results/mnist_constrained.png; with --quick a temporary file)")
     parser.add_argument("--work", help="folder keeping search stores and final results: rerunning the "
                                        "same command resumes (default: none, nothing kept)")
     parser.add_argument("--jobs", type=positive_int, default=1, help="worker processes (default 1)")
@@ -562,8 +569,9 @@ def settings_of(args: argparse.Namespace) -> Settings:
 def png_path(args: argparse.Namespace) -> Path:
     if args.png:
         return Path(args.png)
-    name = "mnist_constrained_quick.png" if args.quick else "mnist_constrained.png"
-    return Path(__file__).resolve().parent / "results" / name
+    if args.quick:
+        return quick_path("mnist_constrained_quick.png")
+    return Path(__file__).resolve().parent / "results" / "mnist_constrained.png"
 
 
 def main(argv=None) -> int:

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import log, print_json, pyplot, repo_path  # noqa: E402
+from common import log, print_json, pyplot, quick_path, repo_path  # noqa: E402
 from tinyevo.errors import TinyevoError  # noqa: E402
 from tinyevo.estimate.tabular import DEFAULT_PATH, TabularEstimator  # noqa: E402
 from tinyevo.search import DEFAULT_STRATEGY, OK, Objective, Trial, create_strategy  # noqa: E402
@@ -71,7 +71,7 @@ METHODS = (*TINYEVO, *OPTUNA)
 #: A run ends after this many suggestions per budgeted architecture, even short of the budget.
 SUGGESTION_CAP = 50
 DEFAULT_PLOT = "benchmarks/results/nb201.png"
-QUICK_PLOT = "benchmarks/results/nb201_quick.png"
+QUICK_PLOT = "nb201_quick.png"  # in quick_path()
 
 
 @dataclass
@@ -298,7 +298,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--table", default=DEFAULT_PATH,
                         help="NAS-Bench-201 table (.csv.gz with arch, cifar10-val, cifar10-test, ...)")
     parser.add_argument("--plot", help=f"PNG of mean regret against queries (default {DEFAULT_PLOT}, "
-                                       f"or {QUICK_PLOT} with --quick)")
+                                       f"or a temporary {QUICK_PLOT} with --quick)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     args = parser.parse_args(argv)
     for name in ("seeds", "jobs"):
@@ -325,7 +325,8 @@ def main(argv=None) -> None:
     log(f"table {args.table}: oracle {table.oracle:.2f}, floor regret {table.floor_regret:.2f}; "
         f"{settings}")
     runs = run_all(settings, args.jobs)
-    plot_path = repo_path(args.plot or (QUICK_PLOT if args.quick else DEFAULT_PLOT))
+    plot_path = repo_path(args.plot) if args.plot else (quick_path(QUICK_PLOT) if args.quick
+                                                         else repo_path(DEFAULT_PLOT))
     plot(runs, settings, plot_path, table.floor_regret)
     methods = summary(runs, settings)
     print_json({"benchmark": "nb201", "dataset": DATASET, "table": str(args.table),

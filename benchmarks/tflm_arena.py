@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from common import log, print_json
-from tinyevo.config import search_cost_model
+from tinyevo.hardware.cost_model import search_cost_model
 from tinyevo.deploy.export_run import export_model
 from tinyevo.deploy.quantize import quantize
 from tinyevo.deploy.runtimes import tflm_arena_bytes, tflm_required_arena_bytes

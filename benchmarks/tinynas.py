@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import log, print_json, repo_path
+from common import log, print_json, quick_path, repo_path
 from tinyevo.arch import GraphBuilder
 from tinyevo.errors import TinyevoError
 from tinyevo.deploy.export_run import int8_record
@@ -237,7 +237,8 @@ def run(argv=None) -> int:
     parser.add_argument("--final-epochs", type=int)
     parser.add_argument("--val-rows", type=int, help="validation rows each subnet is scored on")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--results-dir", default="benchmarks/results", help="where the CDF plots go")
+    parser.add_argument("--results-dir", help="where the CDF plots go (default benchmarks/results; with "
+                                                 "--quick a temporary folder)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     data_path = repo_path(args.data)
@@ -246,7 +247,8 @@ def run(argv=None) -> int:
         return 2
     s = settings_of(args)
     budgets = args.budgets or ("16KB" if args.quick else "16KB,64KB")
-    results_dir = repo_path(args.results_dir)
+    results_dir = (repo_path(args.results_dir) if args.results_dir
+                   else quick_path("") if args.quick else repo_path("benchmarks/results"))
     results_dir.mkdir(parents=True, exist_ok=True)
     document = {"benchmark": "tinynas", "data": str(args.data), "split_seed": SPLIT_SEED,
                 "quick": args.quick, "settings": s, "budgets": {}, "plots": {}}

@@ -17,9 +17,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinyevo.estimate.base import EstimationFailed
+from tinyevo.estimate.base import EstimationFailed, Estimator, EvalContext
 from tinyevo.estimate.tabular import TabularEstimator
 from tinyevo.run import Budget, ProcessExecutor, Runner, SerialExecutor
+from tinyevo.run.jobs import Job, evaluate_job
 from tinyevo.search import Candidate, Strategy, create_strategy
 from tinyevo.spaces import create_space
 from tinyevo.store import Store
@@ -41,6 +42,9 @@ class FixedList(Strategy):
         super().__init__(space, seed, **options)
         self.genomes, self.told, self._next = list(genomes), [], 0
 
+    def settings(self):
+        return {"genomes": self.genomes}
+
     def ask(self, n):
         chosen = [self.genomes[(self._next + i) % len(self.genomes)] for i in range(n)]
         self._next += n
@@ -48,6 +52,32 @@ class FixedList(Strategy):
 
     def tell(self, trials):
         self.told.extend(trials)
+
+
+class Unlucky(Estimator):
+    """Accuracy 1 / (1 + trial id), except trial 2, whose estimation fails (no network needed)."""
+
+    name = "test-unlucky"
+
+    def evaluate(self, architecture, context):
+        if context.trial_id == 2:
+            raise EstimationFailed("loss diverged")
+        return {"accuracy": 1.0 / (1 + context.trial_id)}
+
+
+def executor_contract(executor, jobs: int = 5) -> None:
+    """What every executor does with ``evaluate_job``: each job runs once, the results come back in
+    the order of the jobs whatever order they finish in, and a job that fails is a failed result,
+    not an exception."""
+    items = [Job(i, Unlucky(), None, EvalContext(trial_id=i)) for i in range(jobs)]
+    done, started = {}, []
+    results = executor.map(evaluate_job, items, lambda i, result: done.setdefault(i, result),
+                           on_start=started.append)
+    assert [r["status"] for r in results] == ["ok", "ok", "failed", "ok", "ok"][:jobs]
+    assert "loss diverged" in results[2]["error"]
+    assert [r["metrics"].get("accuracy") for r in results] == [1.0, 0.5, None, 0.25, 0.2][:jobs]
+    assert sorted(done) == sorted(started) == list(range(jobs))
+    assert [done[i] for i in range(jobs)] == results
 
 
 @dataclass

@@ -99,3 +99,17 @@ def test_cost_streamed_is_the_arena_of_the_generated_c():
     code, _, err = tinyevo("cost", "examples/resnet8.json", "--execution", "rowwise")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "execution must be one of layer_by_layer, streamed, got 'rowwise'" in err
+
+
+def test_the_example_config_file_builds_a_search(tmp_path):
+    """examples/search.toml (the README's config example) reads, and every table in it reaches the
+    part it configures: the constraints, the space's choices, the strategy's population."""
+    from tinyevo.config import load_config
+    from tinyevo.pipeline import SearchJob
+
+    config = load_config(ROOT / "examples" / "search.toml")
+    job = SearchJob.create(config, tmp_path / "run")
+    assert job.constraints().max_peak_sram_bytes == 32 * 1024
+    assert job.constraints().max_flash_bytes == 64 * 1024
+    assert set(job.space.filters) == {4, 8, 16, 32}
+    assert job.strategy().config.population_size == 10

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import torch
 from deploy_helpers import HAND_BUILT, int8_inputs, quantized_model
 from tinyevo.arch import GraphBuilder
 from tinyevo.cli import main
-from tinyevo.config import search_cost_model
+from tinyevo.hardware.cost_model import search_cost_model
 from tinyevo.deploy import run_int8
 from tinyevo.deploy.codegen.emit import generate_c, render_c
 from tinyevo.deploy.codegen.host import build_host, run_host
@@ -43,14 +44,17 @@ pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CC", "gcc")) is Non
                                 reason="no host C compiler (gcc) found")
 INPUTS_PER_MODEL = 6
 SAMPLES_PER_SPACE = 20
-#: Every how many samples the layer-by-layer plan is built too; dag: every one (issue 15).
-LAYER_BY_LAYER_EVERY = {"dag": 1}
+#: Every how many samples the layer-by-layer plan is built too; dag, blocks: every one (issue 15).
+LAYER_BY_LAYER_EVERY = {"dag": 1, "blocks": 1}
 COMPILE_WORKERS = 2
 GOLDEN = Path(__file__).parent / "golden" / "codegen"
 #: Small settings of each space (small inputs and widths), so that 20 sanitized builds stay quick.
 SMALL_SPACES = {
+    "blocks": dict(input_shape=(12, 12, 3), channels=(4, 8), kernels=(1, 3), layers=(2, 3), growth=(4,)),
     "chain": dict(input_shape=(12, 12, 1), filters=(4, 8, 16), kernels=(1, 3, 5), units=(8, 16)),
     "dag": dict(input_shape=(12, 12, 3), nodes=(4, 4), channels=(4, 8), op=("conv3x3", "ds3x3")),
+    "densenet": dict(input_shape=(12, 12, 3), blocks=2, layers=(1, 2, 3), growth=(2, 4),
+                     bottleneck=(1, 2), kernels=(3, 5)),
     "mbv2": dict(input_shape=(32, 32, 3), resolutions=(32,), widths=(0.2,), depths=(1, 2),
                  feature_mix_layer=False),
     "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=1),
@@ -89,8 +93,8 @@ def test_registered_spaces_have_small_settings_here():
 @pytest.mark.slow
 @pytest.mark.parametrize("space_name", sorted(SMALL_SPACES))
 def test_space_samples_are_bit_exact_under_sanitizers(space_name, tmp_path):
-    """Each sample streamed, a quarter (every dag sample) layer by layer as well; every arena
-    within the peak SRAM the search counted for that execution (``search_cost_model``)."""
+    """Each sample streamed, a quarter (every dag and blocks sample) layer by layer as well; every
+    arena within the peak SRAM the search counted for that execution (``search_cost_model``)."""
     space = create_space(space_name, **SMALL_SPACES[space_name])
     board = load_board("stm32f746")
     cases, searched = [], []
@@ -282,3 +286,27 @@ def test_export_format_c_bad_output_gives_one_line_and_no_folder(tmp_path, capfd
     _, err = capfd.readouterr()
     assert code != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_the_example_main_c_classifies_as_the_int8_reference(tmp_path):
+    """``examples/c_main/main.c``, built as its comment says, quantizes float pixels with the
+    header's scale and zero point and prints the class the int8 reference executor picks."""
+    arch = create_space("chain", **SMALL_SPACES["chain"]).decode(
+        create_space("chain", **SMALL_SPACES["chain"]).sample(np.random.default_rng(4)))
+    _, qmodel, _ = quantized_model(arch, 4)
+    generate_c(qmodel, tmp_path / "model_c")
+    binary = tmp_path / "classify"
+    example = Path(__file__).resolve().parents[1] / "examples" / "c_main" / "main.c"
+    subprocess.run([os.environ.get("CC", "gcc"), "-std=c99", "-O2", "-Wall", "-Werror", "-I",
+                    str(tmp_path / "model_c"), str(tmp_path / "model_c" / "tinyevo_model.c"), str(example),
+                    "-lm", "-o", str(binary)], check=True, capture_output=True)
+    spec = qmodel.input_spec
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        pixels = rng.uniform(-1.0, 1.0, size=spec.shape).astype(np.float32)
+        done = subprocess.run([str(binary)], input=pixels.tobytes(), capture_output=True, check=True)
+        q = np.clip(np.round(pixels / np.float32(spec.scale)) + spec.zero_point, -128, 127)
+        scores = run_int8(qmodel, q.astype(np.int8).reshape(1, *arch.input_shape)).reshape(-1)
+        assert done.stdout.decode().split()[1] == str(int(np.argmax(scores)))
+    short = subprocess.run([str(binary)], input=b"\0" * 8, capture_output=True)
+    assert short.returncode == 2 and b"float32 values" in short.stderr

@@ -31,11 +31,15 @@ from tinyevo.spaces import create_space
 
 torch.set_num_threads(1)
 INPUTS_PER_MODEL = 4
-#: Small settings of each space (as in test_tflite_export), one seeded sample each (dag: three).
+#: Small settings of each space (as in test_tflite_export), one seeded sample each (dag, blocks,
+#: densenet: three).
 SPACES = {
+    "blocks": dict(input_shape=(12, 12, 3), channels=(4, 8), kernels=(1, 3), layers=(2, 3), growth=(4,)),
     "chain": dict(input_shape=(16, 16, 1), filters=(4, 8, 16), kernels=(1, 3, 5), units=(8, 16)),
     "dag": dict(input_shape=(12, 12, 3), nodes=(4, 4, 3), channels=(4, 8, 8),
                 op=("conv3x3", "ds3x3", "conv1x1")),
+    "densenet": dict(input_shape=(12, 12, 3), blocks=2, layers=(1, 2, 3), growth=(2, 4),
+                     bottleneck=(1, 2), kernels=(3, 5)),
     "mbv2": dict(input_shape=(32, 32, 3), resolutions=(32,), widths=(0.2,), feature_mix_layer=False),
     "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=1),
 }
@@ -63,8 +67,9 @@ def _generated(arch, seed, tmp_path, count=INPUTS_PER_MODEL, execution="streamed
     return qmodel, x
 
 
-#: Seed 3 of every space; dag (issue 15) gets three samples.
-SAMPLES = [(name, 3) for name in sorted(SPACES)] + [("dag", 4), ("dag", 5)]
+#: Seed 3 of every space; dag, blocks and densenet (issue 15) get three samples.
+SAMPLES = [(name, 3) for name in sorted(SPACES)] + [(name, seed) for name in ("dag", "blocks", "densenet")
+                                                   for seed in (4, 5)]
 
 
 @pytest.mark.parametrize("space_name, seed", SAMPLES)

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import math
 import pickle
 
 import pytest
 import torch
 
-from tinyevo.estimate import ESTIMATORS, EvalContext
+from tinyevo.errors import TinyevoError
+from tinyevo.estimate import ESTIMATORS, EvalContext, Trainer, as_trainer
 from tinyevo.run.jobs import clean_metrics
 from tinyevo.spaces import create_space
 from tinyevo.spaces.chain import ChainSpace
@@ -97,6 +99,10 @@ def test_every_estimator_keeps_the_contract(name, tmp_path):
     assert "accuracy" in estimator.provides and set(estimator.timings) <= set(estimator.provides)
     assert clean_metrics(metrics) == metrics  # what the runner stores, unchanged
     assert 0.0 <= metrics["accuracy"] <= 1.0
+    assert estimator.capabilities.trains == isinstance(estimator, Trainer)
+    settings = estimator.settings()
+    assert json.loads(json.dumps(settings)) == settings  # what a run's config stores
+    assert type(estimator)(**settings).settings() == settings  # its declared options rebuild it
     for _, context in calls:
         for field in estimator.needs:
             assert getattr(context, field) not in (None, -1, ()), f"the case must give {field}"
@@ -105,3 +111,10 @@ def test_every_estimator_keeps_the_contract(name, tmp_path):
     assert {k: v for k, v in again.items() if k not in timed} == {k: v for k, v in metrics.items()
                                                                     if k not in timed}
     assert all(isinstance(metrics[k], float) and math.isfinite(metrics[k]) and metrics[k] >= 0 for k in timed)
+
+
+def test_an_estimator_that_does_not_train_cannot_train_the_final_models():
+    with pytest.raises(TinyevoError, match="estimator 'tabular' does not train models"):
+        as_trainer(ESTIMATORS.create("tabular"))
+    trainer = ESTIMATORS.create("training", **FAST)
+    assert as_trainer(trainer) is trainer

@@ -7,6 +7,8 @@ and scipy's tests against the proportions the method promises.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -15,7 +17,9 @@ from tinyevo.errors import InvalidArchitecture, TinyevoError
 from tinyevo.hardware import estimate_cost
 from tinyevo.search import Trial, create_strategy
 from tinyevo.search.evolution import (CROSSOVERS, INITIALIZATIONS, MUTATIONS, PARENT_SELECTIONS,
-                                      POPULATION_UPDATES, EvolutionConfig, Individual)
+                                      POPULATION_UPDATES, EvolutionConfig, Individual, Operator,
+                                      build_operator)
+from tinyevo.search.evolution.config import PARTS
 from tinyevo.search.evolution.crossover import one_point, uniform
 from tinyevo.spaces import create_space
 from tinyevo.spaces.base import SearchSpace
@@ -30,9 +34,9 @@ def population(fitnesses) -> list[Individual]:
     return [member(f, born) for born, f in enumerate(fitnesses, start=1)]
 
 
-def part(registry, name: str, **options):
-    """A part built by name from a configuration, as ``Evolution`` builds it."""
-    return registry.get(name)(EvolutionConfig(**options), None)
+def part(registry, name: str, space=None, **options):
+    """A part built by name from evolution options, as ``Evolution`` builds it."""
+    return build_operator(registry, name, space, options.pop("population_size", 25), options)
 
 
 def fitnesses(members) -> list[float]:
@@ -183,7 +187,7 @@ class VectorSpace(SearchSpace):
 def test_one_point_crossover_is_a_prefix_of_one_parent_and_a_suffix_of_the_other():
     space, rng = VectorSpace(genes=8), np.random.default_rng(6)
     a, b = [0] * 8, [1] * 8
-    crossover, cuts = CROSSOVERS.get("one_point")(EvolutionConfig(), space), set()
+    crossover, cuts = part(CROSSOVERS, "one_point", space), set()
     for _ in range(400):
         child = crossover.cross(a, b, rng)
         cut = child.index(1)
@@ -194,7 +198,7 @@ def test_one_point_crossover_is_a_prefix_of_one_parent_and_a_suffix_of_the_other
 
 def test_uniform_crossover_takes_each_gene_from_either_parent_with_probability_half():
     space, rng = VectorSpace(genes=40), np.random.default_rng(7)
-    crossover = CROSSOVERS.get("uniform")(EvolutionConfig(), space)
+    crossover = part(CROSSOVERS, "uniform", space)
     a, b = [0] * 40, [1] * 40
     children = np.array([crossover.cross(a, b, rng) for _ in range(500)])
     assert stats.binomtest(int(children.sum()), children.size, 0.5).pvalue > 0.001
@@ -215,7 +219,7 @@ def test_crossover_functions_keep_every_gene_from_a_parent():
 
 def test_per_gene_mutation_changes_about_a_tenth_of_the_genes():
     space, rng = VectorSpace(genes=50, choices=4), np.random.default_rng(9)
-    mutation = MUTATIONS.get("per_gene")(EvolutionConfig(gene_mutation_rate=0.1), space)
+    mutation = part(MUTATIONS, "per_gene", space, gene_mutation_rate=0.1)
     parent, changed, children = [0] * 50, 0, 400
     for _ in range(children):
         child = mutation.mutate(parent, rng)
@@ -226,7 +230,7 @@ def test_per_gene_mutation_changes_about_a_tenth_of_the_genes():
 
 def test_one_gene_mutation_changes_exactly_one_gene_to_any_other_value():
     space, rng = VectorSpace(genes=6, choices=5), np.random.default_rng(10)
-    mutation = MUTATIONS.get("one_gene")(EvolutionConfig(), space)
+    mutation = part(MUTATIONS, "one_gene", space)
     parent, genes, values = [2] * 6, [], []
     for _ in range(1500):
         child = mutation.mutate(parent, rng)
@@ -243,17 +247,17 @@ def test_vector_operators_refuse_variable_length_spaces():
     for registry, name in ((CROSSOVERS, "one_point"), (CROSSOVERS, "uniform"),
                            (MUTATIONS, "per_gene"), (MUTATIONS, "one_gene")):
         with pytest.raises(TinyevoError, match="fixed-length"):
-            registry.get(name)(EvolutionConfig(), chain)
+            part(registry, name, chain)
 
 
 # --- initialization ----------------------------------------------------------------------------
-SPACES = {"nb201": {}, "chain": {}, "mbv2": {}, "dag": {}}
+SPACES = {"nb201": {}, "chain": {}, "mbv2": {}, "dag": {}, "blocks": {}, "densenet": {}}
 
 
 @pytest.mark.parametrize("space_name", sorted(SPACES))
 def test_trivial_initialization_gives_the_smallest_architectures(space_name):
     space, rng = create_space(space_name, **SPACES[space_name]), np.random.default_rng(11)
-    init = INITIALIZATIONS.get("trivial")(EvolutionConfig(initialization="trivial"), space)
+    init = part(INITIALIZATIONS, "trivial", space)
     trivial = [init.candidate(i, rng) for i in range(3)]
     assert trivial[0].origin == "trivial" and all(space.is_valid(c.genome) for c in trivial)
     smallest = estimate_cost(space.decode(trivial[0].genome))
@@ -352,3 +356,96 @@ def test_restart_auto_is_local_optimum_on_fixed_length_spaces_and_none_on_variab
                         generational=True)
     with pytest.raises(TinyevoError, match="restart"):
         create_strategy("evolution", create_space("nb201"), restart="sometimes")
+
+
+# --- the contract of every registered operator --------------------------------------------------
+OPERATORS = [(part_name, name) for part_name, registry in PARTS.items() for name in registry.names()]
+#: What a small steady-state search's options are called in a config file (the README's list).
+OPTION_NAMES = {"population_size", "generational", "offspring_size", "initial_size", "initialization",
+                "seeds", "parent_selection", "tournament_size", "truncation_size", "population_update",
+                "elite_size", "crossover", "crossover_rate", "mutation", "mutation_rate",
+                "gene_mutation_rate", "avoid_duplicates", "restart", "restart_size"}
+
+
+def use(part_name: str, operator, space, rng) -> list:
+    """What the operator makes from a population of 6 sampled cells (fitness 0.1 ... 0.6), as
+    plain data; asserts that each thing it makes is valid for its kind."""
+    genomes = [space.sample(np.random.default_rng(i)) for i in range(6)]
+    members = [Individual(Trial(i, g, key=space.key(g)), 0.1 * (i + 1), i + 1)
+               for i, g in enumerate(genomes)]
+    if part_name == "initialization":
+        made = [operator.candidate(i, rng).genome for i in range(8)]
+    elif part_name == "parent_selection":
+        made = [operator.select(members, rng).id for _ in range(8)]
+        assert set(made) <= {m.id for m in members}
+        return made
+    elif part_name == "population_update":
+        kept = operator.survivors(members, 4)
+        assert len(kept) == 4 and kept == [m for m in members if m in kept]  # members, in order
+        return [m.id for m in kept]
+    elif part_name == "crossover":
+        made = [operator.cross(genomes[0], genomes[1], rng) for _ in range(8)]
+    elif part_name == "mutation":
+        made = [operator.mutate(genomes[i % 6], rng) for i in range(8)]
+    else:  # restart: nothing asked yet, so the best member's neighbourhood is not explored
+        operator.observe(members, lambda genome: True)
+        assert operator.restart_size >= 0 and operator.stuck(set()) is False
+        return [operator.restart_size]
+    assert all(space.is_valid(g) for g in made)
+    return made
+
+
+@pytest.mark.parametrize("part_name,name", OPERATORS)
+def test_every_registered_operator_builds_from_its_defaults_makes_valid_things_and_is_seeded(part_name, name):
+    space = create_space("nb201")
+    options = {"seeds": [space.sample(np.random.default_rng(99))]} if name == "rich" else {}
+    runs = [use(part_name, build_operator(PARTS[part_name], name, space, 8, options), space,
+                np.random.default_rng(7)) for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_every_operator_parameter_is_an_evolution_option_with_one_default():
+    defaults = {}
+    for part_name, name in OPERATORS:
+        operator = PARTS[part_name].get(name).from_options({}, 25)
+        for parameter in operator.parameters():
+            assert defaults.setdefault(parameter, getattr(operator, parameter)) == getattr(operator, parameter)
+    assert set(EvolutionConfig().to_dict()) == OPTION_NAMES == set(defaults) | set(PARTS) | {
+        "population_size", "generational", "offspring_size", "initial_size", "crossover_rate",
+        "mutation_rate", "avoid_duplicates"}
+
+
+def test_the_flat_settings_keep_their_names_and_documented_defaults():
+    """Defaults documented in ``EvolutionConfig`` and the operators, for P = 40: offspring and
+    initial size P, truncation and elite P // 5 = 8, restart size P // 4 = 10."""
+    settings = EvolutionConfig.from_options({"population_size": 40, "tournament_size": 40}).to_dict()
+    assert settings == {"population_size": 40, "generational": False, "offspring_size": 40,
+                        "initial_size": 40, "initialization": "random", "seeds": [],
+                        "parent_selection": "tournament", "tournament_size": 40, "truncation_size": 8,
+                        "population_update": "discard_oldest", "elite_size": 8, "crossover": "auto",
+                        "crossover_rate": 0.0, "mutation": "auto", "mutation_rate": 1.0,
+                        "gene_mutation_rate": 0.1, "avoid_duplicates": True, "restart": "none",
+                        "restart_size": 10}
+    with pytest.raises(TinyevoError, match="tournament_size must be at least 1"):
+        EvolutionConfig.from_options({"parent_selection": "truncation", "tournament_size": 0})
+
+
+@dataclass
+class FirstOfTheBest(Operator):
+    """A parent selection written for this test: the oldest of the ``best_k`` fittest."""
+
+    best_k: int = 2
+
+    def select(self, population, rng):
+        best = sorted(population, key=lambda i: i.fitness, reverse=True)[:self.best_k]
+        return min(best, key=lambda i: i.born)
+
+
+def test_a_new_operator_is_its_class_and_its_registration(monkeypatch):
+    monkeypatch.setitem(PARENT_SELECTIONS._factories, "first_of_the_best", FirstOfTheBest)
+    strategy = create_strategy("evolution", create_space("nb201"), parent_selection="first_of_the_best",
+                               best_k=3)
+    assert strategy.parent_selection == FirstOfTheBest(best_k=3)
+    assert strategy.settings()["best_k"] == 3
+    members = population([0.5, 0.9, 0.7, 0.8])  # the best three are born 2, 3, 4
+    assert strategy.parent_selection.select(members, np.random.default_rng(0)).born == 2

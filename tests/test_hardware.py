@@ -1,6 +1,7 @@
 """The hardware cost model against independent figures: published model sizes, datasheets, hand sums."""
 import itertools
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -272,3 +273,13 @@ def test_cost_without_board_has_no_latency_and_serializes():
 def test_example_files_are_the_zoo_models(name, build):
     data = json.loads((ROOT / "examples" / f"{name}.json").read_text())
     assert Architecture.from_json(data) == build()
+
+
+def test_a_board_file_missing_a_key_points_to_a_template_that_loads(tmp_path):
+    broken = tmp_path / "board.toml"
+    broken.write_text('name = "x"\ncore = "Cortex-M4"\n')
+    with pytest.raises(TinyevoError, match="missing") as raised:
+        load_board(broken)
+    template = re.search(r"examples/boards/\S+\.toml", str(raised.value)).group(0)
+    board = load_board(ROOT / template)  # the file the message names exists and is complete
+    assert board.sram_bytes == 98_304 and board.core == "Cortex-M4F"

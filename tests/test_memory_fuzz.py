@@ -7,7 +7,7 @@ chain of 30 to 36 layers), with random weights and batch norms, quantized to int
 - the generated C, built with AddressSanitizer and UBSan, gives TFLite Micro's outputs bit for
   bit, layer by layer and streamed;
 - the arena it declares (``metadata.json``) is never above the search's figure for the same
-  architecture (``tinyevo.config.search_cost_model(execution)``: layer by layer without in-place
+  architecture (``tinyevo.hardware.cost_model.search_cost_model(execution)``: layer by layer without in-place
   kernels, streamed with them), the default (streamed) export not above the layer-by-layer figure
   either, nor is the plan with the search's own setting; and the two are
   equal wherever the planner runs the same schedule as the search, that is wherever the int8
@@ -32,7 +32,7 @@ import torch
 
 from deploy_helpers import int8_inputs, quantized_model
 from tinyevo.arch import INPUT, OPS, GraphBuilder
-from tinyevo.config import search_cost_model
+from tinyevo.hardware.cost_model import search_cost_model
 from tinyevo.deploy import to_tflite
 from tinyevo.deploy.codegen.emit import SOURCE, generate_c
 from tinyevo.deploy.codegen.host import SANITIZE as SANITIZE_FLAGS, build_host, run_host

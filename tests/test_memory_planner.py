@@ -18,7 +18,7 @@ import torch
 
 from deploy_helpers import HAND_BUILT, quantized_model
 from tinyevo.arch import GraphBuilder
-from tinyevo.config import search_cost_model
+from tinyevo.hardware.cost_model import search_cost_model
 from tinyevo.deploy.codegen.emit import render_c
 from tinyevo.deploy.codegen.planner import MemoryPlan, plan_memory
 from tinyevo.hardware.arena import peak_sram_bytes, plan_arena
@@ -29,9 +29,12 @@ from tinyevo.zoo import MODELS
 torch.set_num_threads(1)
 SAMPLES_PER_SPACE = 20
 SPACE_SETTINGS = {
+    "blocks": dict(input_shape=(12, 12, 3), channels=(4, 8), kernels=(1, 3), layers=(2, 3), growth=(4,)),
     "chain": dict(input_shape=(16, 16, 1), filters=(4, 8, 16), kernels=(1, 3, 5), units=(8, 16)),
     "dag": dict(input_shape=(12, 12, 3), nodes=(4, 4, 3), channels=(4, 8, 8),
                 op=("conv3x3", "ds3x3", "conv1x1")),
+    "densenet": dict(input_shape=(12, 12, 3), blocks=2, layers=(1, 2, 3), growth=(2, 4),
+                     bottleneck=(1, 2), kernels=(3, 5)),
     "mbv2": dict(input_shape=(48, 48, 3), resolutions=(32, 48), widths=(0.2, 0.3)),
     "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=2),
 }
@@ -152,10 +155,10 @@ def test_space_plans_are_sound_and_equal_the_cost_model(space_name):
     # The int8 graph is the searched one with nothing added: in-place chains merged into their
     # producer, aliases (identity, add of zeros) dropped, an n-ary add split into two-input adds
     # (as the cost model splits it too). Its arena equals the search's figure when nothing was
-    # dropped (every chain, mbv2 and dag network: dag sums with two-input adds), and can be below
-    # it otherwise (nb201 cells).
+    # dropped (every chain, mbv2, dag, blocks and densenet network: dag sums with two-input adds,
+    # blocks and densenet concatenate two tensors at a time), and can be below it otherwise (nb201 cells).
     print(f"{space_name}: arena == searched peak for {equal} of {SAMPLES_PER_SPACE}")
-    if space_name in ("chain", "mbv2", "dag"):
+    if space_name in ("blocks", "chain", "mbv2", "dag", "densenet"):
         assert equal == SAMPLES_PER_SPACE
 
 

@@ -19,7 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinyevo.config import SearchConfig
 from tinyevo.deploy.runtimes import run_tflm
+from tinyevo.pipeline import SearchJob
+from tinyevo.run import Runner
+from tinyevo.run.resume import without_unset
+from tinyevo.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ["run_adbe8a9", "run_afcad80"]
@@ -60,3 +65,16 @@ def test_a_run_of_an_earlier_release_resumes_extends_shows_and_exports(tmp_path,
     assert exported.returncode == 0, exported.stderr
     x = np.zeros((1, 8, 8, 1), dtype=np.int8)
     assert run_tflm(model.read_bytes(), x).size == 10  # one score per digit class
+
+
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_the_settings_of_a_stored_run_give_the_identity_it_was_stored_with(fixture, tmp_path):
+    """The run config rebuilt from the declared settings (``settings()``) equals the one the
+    earlier release stored, without running anything. (A copy: opening a store may upgrade it.)"""
+    shutil.copy(ROOT / "tests" / "fixtures" / fixture / "trials.sqlite", tmp_path / "trials.sqlite")
+    with Store(tmp_path / "trials.sqlite") as store:
+        stored, search_config = store.config(), store.get("search_config")
+    job = SearchJob.create(SearchConfig.from_dict(search_config), ROOT / "unused")
+    runner = Runner(job.space, job.strategy(), job.estimator(), Store(), constraints=job.constraints(),
+                    board=job.board, execution=job.config.execution, runtime=job.config.runtime)
+    assert without_unset(runner.config()) == without_unset(stored)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from resume_helpers import regularized
+from resume_helpers import executor_contract, regularized
 from tinyevo.estimate.tabular import TabularEstimator
 from tinyevo.run import Budget, RayExecutor, Runner, create_executor
 from tinyevo.spaces import create_space
@@ -68,3 +68,8 @@ def test_a_ray_task_whose_worker_dies_or_hangs_fails_its_trial_and_the_search_go
     assert "Ray worker died" in errors[2] and "WorkerCrashedError" in errors[3]
     assert errors[5].startswith("timed out") and "3 s limit" in errors[5]
     assert all(errors[i] is None for i in errors if i not in (2, 3, 5))
+
+
+def test_the_ray_executor_keeps_the_executor_contract(local_ray):
+    with create_executor("ray") as executor:
+        executor_contract(executor)

@@ -229,7 +229,7 @@ def test_run_again_resumes_extends_and_refuses_another_config(space, tmp_path):
 class Forgetful(FixedList):
     """Its list is not in the run's config, like a strategy with state its seed does not fix."""
 
-    def options(self):
+    def settings(self):
         return {}
 
 

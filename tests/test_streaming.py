@@ -16,7 +16,7 @@ import torch
 from deploy_helpers import int8_inputs, quantized_model
 from tinyevo.arch import INPUT, GraphBuilder
 from tinyevo.deploy import run_int8
-from tinyevo.config import search_cost_model
+from tinyevo.hardware.cost_model import search_cost_model
 from tinyevo.deploy.codegen.emit import generate_c, render_c
 from tinyevo.deploy.codegen.host import build_host, run_host
 from tinyevo.deploy.codegen.planner import plan_memory
@@ -146,11 +146,15 @@ def test_streamed_c_is_bit_exact_under_sanitizers(case, dense_as, tmp_path):
 def test_deployed_arena_agrees_with_the_searched_streamed_figure():
     """The int8 graph is the searched one with conv + batch norm + activation merged, aliases
     dropped and n-ary adds split, so the arena of its streamed plan is never above the cost
-    model's streamed figure for the searched architecture, and equals it on mbv2 and dag networks."""
+    model's streamed figure for the searched architecture, and equals it on mbv2, dag, blocks and densenet
+    networks."""
     settings = {"chain": dict(input_shape=(16, 16, 1), filters=(4, 8, 16), kernels=(1, 3, 5), units=(8, 16)),
                 "mbv2": dict(input_shape=(48, 48, 3), resolutions=(32, 48), widths=(0.2, 0.3)),
                 "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=2),
-                "dag": dict(input_shape=(16, 16, 3), nodes=(4, 4), channels=(8, 8))}
+                "dag": dict(input_shape=(16, 16, 3), nodes=(4, 4), channels=(8, 8)),
+                "blocks": dict(input_shape=(16, 16, 3), channels=(4, 8), layers=(2, 3), growth=(4,)),
+                "densenet": dict(input_shape=(12, 12, 3), blocks=2, layers=(1, 2, 3), growth=(2, 4),
+                             bottleneck=(1, 2), kernels=(3, 5))}
     for space_name, options in settings.items():
         space = create_space(space_name, **options)
         for seed in range(8):
@@ -159,7 +163,7 @@ def test_deployed_arena_agrees_with_the_searched_streamed_figure():
             plan = plan_memory(qmodel)
             searched = peak_sram_bytes(arch, in_place_kernels=True, execution="streamed")
             assert plan.arena_bytes == plan.peak_bytes <= searched, (space_name, seed)
-            if space_name in ("mbv2", "dag"):
+            if space_name in ("mbv2", "dag", "blocks", "densenet"):
                 assert plan.arena_bytes == searched, seed
 
 

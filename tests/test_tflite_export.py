@@ -21,9 +21,12 @@ INPUTS_PER_MODEL = 50
 SAMPLES_PER_SPACE = 20
 #: Small settings of each space, so that 20 networks x 50 inputs x 2 interpreters stay quick.
 SMALL_SPACES = {
+    "blocks": dict(input_shape=(12, 12, 3), channels=(4, 8), kernels=(1, 3), layers=(2, 3), growth=(4,)),
     "chain": dict(input_shape=(16, 16, 1), filters=(4, 8, 16), kernels=(1, 3, 5), units=(8, 16)),
     "dag": dict(input_shape=(12, 12, 3), nodes=(4, 4, 3), channels=(4, 8, 8),
                 op=("conv3x3", "ds3x3", "conv1x1")),
+    "densenet": dict(input_shape=(12, 12, 3), blocks=2, layers=(1, 2, 3), growth=(2, 4),
+                     bottleneck=(1, 2), kernels=(3, 5)),
     "mbv2": dict(input_shape=(32, 32, 3), resolutions=(32,), widths=(0.2,), feature_mix_layer=False),
     "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=1),
 }

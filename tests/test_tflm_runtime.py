@@ -21,7 +21,8 @@ import torch
 
 from deploy_helpers import quantized_model
 from tinyevo.cli import main
-from tinyevo.config import SearchConfig, search_cost_model
+from tinyevo.config import SearchConfig
+from tinyevo.hardware.cost_model import search_cost_model
 from tinyevo.deploy.runtimes import tflm_arena_bytes, tflm_required_arena_bytes
 from tinyevo.deploy.tflite_writer import to_tflite
 from tinyevo.errors import TinyevoError
@@ -59,7 +60,17 @@ def runs_in(model: bytes, arena: int, folder: Path) -> bool:
                           capture_output=True).returncode == 0
 
 
-@pytest.mark.parametrize("space_name", ["chain", "dag", "mbv2", "nb201"])
+#: A dense block concatenates its running map, which the next layer's batch norm reads too, so the
+#: quantizer requantizes it (a QUANTIZE op) unless calibration gave it the concat's range exactly:
+#: the .tflite's ops, and TFLM's arena (its per-op structs), depend on the calibration, and the
+#: stand-in's figure is off the trained export's by a few hundred bytes (0 to 480 B of ~100 KB on
+#: the default space). See tinyevo/hardware/tflm_arena.py.
+CALIBRATION_DEPENDENT = pytest.mark.xfail(strict=True, reason="densenet's concats of multi-reader "
+                                          "tensors are requantized depending on the calibration")
+
+
+@pytest.mark.parametrize("space_name", ["blocks", "chain", "dag", pytest.param("densenet", marks=CALIBRATION_DEPENDENT),
+                                        "mbv2", "nb201"])
 def test_searched_figure_is_the_tflm_arena_of_the_tflite(space_name, tmp_path):
     space = create_space(space_name)
     rng = np.random.default_rng(7)

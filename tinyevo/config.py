@@ -34,38 +34,31 @@ with ``data_dir = "../shared/datasets/cifar10-jpg"``: ``image_size = [32, 32]``,
 from __future__ import annotations
 
 import dataclasses
-import functools
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tinyevo.errors import TinyevoError
-from tinyevo.hardware.memory import EXECUTIONS, check_execution
-from tinyevo.hardware.tflm_arena import RUNTIMES, check_runtime
-from tinyevo.units import parse_bytes, parse_count, parse_ms
+from tinyevo.hardware.execution import EXECUTIONS, RUNTIMES, SEARCHED, ExecutionModel
+from tinyevo.hardware.limits import Constraints
+from tinyevo.search.base import DEFAULT_STRATEGY
+from tinyevo.units import check_eval_timeout
 
 
 @dataclass
 class ConstraintSettings:
-    """Hard limits as a user writes them (``"64KB"``, ``"50ms"``); None: the board's own SRAM/flash."""
+    """Hard limits as a user writes them (``"64KB"``, ``"50ms"``); None: the board's own SRAM/flash.
+    One field per TOML key of ``tinyevo.hardware.limits.LIMITS``."""
 
     max_sram: str | int | None = None
     max_flash: str | int | None = None
     max_latency: str | float | None = None
     max_macs: str | int | None = None
 
-    def build(self, board=None):
-        """``tinyevo.run.Constraints`` in the cost model's units; SRAM and flash default to the board's."""
-        from tinyevo.run import Constraints
-
-        def parsed(value, parse, default=None):
-            return parse(value) if value is not None else default
-        return Constraints(
-            max_peak_sram_bytes=parsed(self.max_sram, parse_bytes, board.sram_bytes if board else None),
-            max_flash_bytes=parsed(self.max_flash, parse_bytes, board.flash_bytes if board else None),
-            max_latency_ms=parsed(self.max_latency, parse_ms),
-            max_macs=parsed(self.max_macs, parse_count))
+    def build(self, board=None) -> Constraints:
+        """``Constraints`` in the cost model's units; SRAM and flash default to the board's."""
+        return Constraints.from_settings(dataclasses.asdict(self), board)
 
 
 @dataclass
@@ -96,9 +89,11 @@ class SearchConfig:
     #: Options of the dataset's loader (``tinyevo.data``), e.g. ``{"image_size": [32, 32]}``.
     dataset_options: dict = field(default_factory=dict)
     board: str = "stm32f746"
-    execution: str = "layer_by_layer"  # how peak SRAM is counted: layer_by_layer | streamed (EXECUTIONS)
-    runtime: str = "c"  # whose arena peak SRAM is: c (generated C) | tflm (TFLite Micro) (RUNTIMES)
-    strategy: str = "nsga2"
+    #: How peak SRAM is counted (``execution_model``): layer_by_layer | streamed (EXECUTIONS), and whose
+    #: arena it is: c (generated C) | tflm (TFLite Micro) (RUNTIMES).
+    execution: str = SEARCHED.execution
+    runtime: str = SEARCHED.runtime
+    strategy: str = DEFAULT_STRATEGY
     strategy_options: dict = field(default_factory=dict)
     estimator: str = "training"
     estimator_options: dict = field(default_factory=dict)
@@ -117,13 +112,17 @@ class SearchConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def execution_model(self) -> ExecutionModel:
+        """How the search counts peak SRAM (``ExecutionModel.searched``)."""
+        return ExecutionModel.searched(self.execution, self.runtime)
+
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "SearchConfig":
         return _build(cls, data, source)
 
 
 SECTIONS = {"constraints": ConstraintSettings, "fidelity": Fidelity, "executor": Executor}
-#: Settings with a fixed set of values: how peak SRAM is counted (``tinyevo.hardware.memory``).
+#: Settings with a fixed set of values: how peak SRAM is counted (``tinyevo.hardware.execution``).
 CHOICES = {"execution": EXECUTIONS, "runtime": RUNTIMES}
 
 
@@ -145,14 +144,14 @@ def _build(cls, data: dict, source: str):
         if cls is SearchConfig and key in CHOICES and value not in CHOICES[key]:
             raise TinyevoError(f"{source}: {key} must be one of {', '.join(CHOICES[key])}, got {value!r}")
         if cls is SearchConfig and key == "eval_timeout":
-            from tinyevo.run.limits import check_eval_timeout  # tinyevo.run imports this module
             check_eval_timeout(value, f"{source}: eval_timeout")
+    config = cls(**values)
     if cls is SearchConfig and "runtime" in values:
         try:
-            check_runtime(values["runtime"], values.get("execution", "layer_by_layer"))
+            config.execution_model()
         except TinyevoError as error:
             raise TinyevoError(f"{source}: {error}") from None
-    return cls(**values)
+    return config
 
 
 _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "dict": (dict,),
@@ -192,22 +191,3 @@ def merge(config: SearchConfig, overrides: dict) -> SearchConfig:
             target = target[section]
         target[key] = value
     return SearchConfig.from_dict(data)
-
-
-def search_cost_model(execution: str = "layer_by_layer", runtime: str = "c") -> Callable:
-    """``cost_model(architecture, board)``: ``estimate_cost`` with peak SRAM counted as ``execution``
-    says. ``"layer_by_layer"``: whole tensors, op after op, no in-place kernels (as uNAS counts, the
-    figures of every run before streaming existed); ``"streamed"``: the first ops row by row through
-    line buffers, with the in-place kernels -- the arena ``tinyevo export --format c`` plans.
-    ``runtime="tflm"``: peak SRAM is TFLite Micro's arena for the model's .tflite, measured
-    (``tinyevo.hardware.tflm_arena``; layer by layer only)."""
-    from tinyevo.hardware import estimate_cost
-
-    check_execution(execution)
-    check_runtime(runtime, execution)
-    if runtime == "tflm":
-        from tinyevo.hardware.tflm_arena import TflmCostModel
-        return TflmCostModel()
-    if execution == "layer_by_layer":
-        return estimate_cost
-    return functools.partial(estimate_cost, in_place_kernels=True, execution=execution)

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyevo.config import SearchConfig, search_cost_model
+from tinyevo.config import SearchConfig
 from tinyevo.errors import TinyevoError
+from tinyevo.hardware.cost_model import cost_model as execution_cost_model
+from tinyevo.hardware.limits import BY_FIELD
 from tinyevo.search.base import Objective, Trial
 
 STORE_FILE = "trials.sqlite"
@@ -107,15 +109,14 @@ class SearchJob:
         except NotImplementedError:
             return
         constraints = self.constraints()
-        cost_model = search_cost_model(self.config.execution, self.config.runtime)  # the runner's
+        cost_model = execution_cost_model(self.config.execution_model())  # the runner's
         costs = [cost_model(self.space.decode(g), self.board).to_dict() for g in smallest]
         if costs and all(constraints.violation(c) > 0 for c in costs):
             broken = constraints.excess(costs[0])
-            name = next(iter(broken))
-            metric = name.removeprefix("max_")
+            limit = BY_FIELD[next(iter(broken))]
             raise TinyevoError(f"no architecture of space {self.space.name!r} fits: even the smallest "
-                               f"has {metric} = {costs[0][metric]:g} over the limit "
-                               f"{constraints.limits()[name]:g}; loosen --{_FLAG_OF[name]}")
+                               f"has {limit.metric} = {costs[0][limit.metric]:g} over the limit "
+                               f"{constraints.limits()[limit.field]:g}; loosen {limit.flag}")
 
     # --- running -------------------------------------------------------------------------------
     def run(self, progress: bool = True) -> list[Trial]:
@@ -129,8 +130,8 @@ class SearchJob:
         with Store(self.out_dir / STORE_FILE) as store, self.executor() as executor:
             runner = Runner(self.space, self.strategy(), self.estimator(), store, budget,
                             self.constraints(), self.board, executor, progress=progress,
-                            run_dir=self.out_dir, execution=self.config.execution,
-                            runtime=self.config.runtime, eval_timeout=self.config.eval_timeout)
+                            run_dir=self.out_dir, execution=self.config.execution_model(),
+                            eval_timeout=self.config.eval_timeout)
             check_config(store, runner.config())  # refuse a folder of another run before writing
             store.set("search_config", self.config.to_dict())
             trials = runner.run()
@@ -139,8 +140,6 @@ class SearchJob:
         return trials
 
 
-_FLAG_OF = {"max_peak_sram_bytes": "max-sram", "max_flash_bytes": "max-flash",
-            "max_latency_ms": "max-latency", "max_macs": "max-macs"}
 _TRAINING_OPTIONS = {"dataset", "data_dir", "dataset_seed", "dataset_options", "epochs", "batch_size",
                      "lr", "optimizer", "weight_decay", "schedule", "data_fraction", "resolution",
                      "width_scale", "device", "seed", "augment"}
@@ -153,7 +152,11 @@ def dataset_options(config: SearchConfig) -> dict:
 
 
 def _trains(config: SearchConfig) -> bool:
-    return config.estimator in ("training", "inheritance", "learning_curve")
+    """True when the run's estimator trains (``Capabilities.trains``): it is given the dataset and
+    fidelity settings, and the front's models are trained at full fidelity after the search."""
+    from tinyevo.estimate import ESTIMATORS
+
+    return ESTIMATORS.get(config.estimator).capabilities.trains
 
 
 def final_candidates(trials: list[Trial], objectives: list[Objective], count: int) -> list[Trial]:
@@ -167,11 +170,11 @@ def final_candidates(trials: list[Trial], objectives: list[Objective], count: in
 def finalize(job: SearchJob, trials: list[Trial], store, progress: bool = True) -> dict:
     """Train the front's models at full fidelity, score them (float and int8) on the test split, keep
     their weights."""
-    from tinyevo.estimate import EstimationFailed, EvalContext
+    from tinyevo.estimate import EstimationFailed, EvalContext, as_trainer
 
     final = dict(store.get("final", {}) or {})
     chosen = final_candidates(trials, objectives_of(job.config), job.config.final_models)
-    estimator = job.estimator(final=True)
+    estimator = as_trainer(job.estimator(final=True))
     for number, trial in enumerate(chosen, 1):
         if str(trial.id) in final:
             continue

@@ -1,4 +1,4 @@
-"""Human sizes and times: ``64KB`` -> 65536 bytes, ``50ms`` -> 50.0 ms.
+"""Human sizes and times: ``64KB`` -> 65536 bytes, ``50ms`` -> 50.0 ms, an ``eval_timeout`` of ``15min`` -> 900.0 s.
 
 Memory units follow the microcontroller datasheet convention: 1 KB = 1024 bytes, 1 MB = 1024 KB.
 """
@@ -11,6 +11,8 @@ from tinyevo.errors import TinyevoError
 _BYTES = {"": 1, "b": 1, "kb": 1024, "kib": 1024, "k": 1024, "mb": 1024**2, "mib": 1024**2, "m": 1024**2}
 _MS = {"": 1.0, "ms": 1.0, "s": 1000.0, "us": 0.001}
 _MACS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
+_SECONDS = {"": 1.0, "s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0}
+AUTO = "auto"  # the eval_timeout that follows the run's median evaluation time (``tinyevo.run.limits``)
 
 
 def _parse(text: str, units: dict, what: str, example: str) -> float:
@@ -40,3 +42,22 @@ def format_bytes(n: float | None) -> str:
     if n >= 1024:
         return f"{n / 1024:.1f} KB"
     return f"{int(n)} B"
+
+
+def check_eval_timeout(value, where: str = "eval_timeout") -> str | float | None:
+    """``"auto"``, None (no limit) or positive seconds; a one-line TinyevoError for anything else."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "off")):
+        return None
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    seconds = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*", value)
+        if match and match.group(2).lower() in _SECONDS:
+            seconds = float(match.group(1)) * _SECONDS[match.group(2).lower()]
+    if seconds is None or not seconds > 0 or seconds == float("inf"):
+        raise TinyevoError(f"{where} must be 'auto', 'none' or a positive number of seconds "
+                           f"(e.g. 600, 90s, 15min), got {value!r}")
+    return seconds

@@ -7,6 +7,8 @@ import json
 import sys
 from dataclasses import asdict
 
+from tinyevo.hardware.execution import DEPLOYED, LAYER_BY_LAYER, STREAMED, ExecutionModel
+
 EPILOG = """\
 examples:
   tinyevo export runs/digits --out model.tflite               # best model under the constraints
@@ -42,7 +44,7 @@ def add_parser(sub) -> None:
     p.add_argument("--weights", help="trained weights (.npz state dict) for a genome / architecture file")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the random weights and calibration of a genome file (default 0)")
-    p.add_argument("--execution", default="streamed", choices=("streamed", "layer_by_layer"),
+    p.add_argument("--execution", default=DEPLOYED.execution, choices=(STREAMED, LAYER_BY_LAYER),
                    help="--format c: streamed (default: the first ops run row by row through line "
                         "buffers when that lowers the arena) or layer_by_layer (whole tensors)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -54,7 +56,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     result = export_model(args.source, args.format, args.out, trial=args.trial, weights=args.weights,
                           seed=args.seed, warn=lambda line: print(line, file=sys.stderr),
-                          execution=args.execution)
+                          execution=ExecutionModel.deployed(args.execution))
     print(json.dumps(asdict(result), indent=1) if args.json else summary(result))
     return 0
 

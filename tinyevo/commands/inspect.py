@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+from tinyevo.hardware.execution import SEARCHED
 from tinyevo.model_file import genome_document, load_architecture
 from tinyevo.units import format_bytes
 
@@ -32,11 +33,11 @@ def add_parser(sub) -> None:
                                    "architecture file or genome file on a board.")
     p.add_argument("file", help="JSON file: an architecture (examples/resnet8.json) or a genome file")
     p.add_argument("--board", default="stm32f746", help="board name or TOML file (default stm32f746)")
-    p.add_argument("--execution", default="layer_by_layer", metavar="{layer_by_layer,streamed}",
+    p.add_argument("--execution", default=SEARCHED.execution, metavar="{layer_by_layer,streamed}",
                    help="how peak SRAM is counted, as `tinyevo search --execution`: layer_by_layer "
                         "(default; whole tensors, op after op) or streamed (the first layers row "
                         "by row, in-place kernels: the arena of `tinyevo export --format c`)")
-    p.add_argument("--runtime", default="c", metavar="{c,tflm}",
+    p.add_argument("--runtime", default=SEARCHED.runtime, metavar="{c,tflm}",
                    help="whose arena peak SRAM is, as `tinyevo search --runtime`: c (default, as "
                         "--execution counts it) or tflm (the tensor arena TFLite Micro needs for "
                         "the model's .tflite, measured with its interpreter)")
@@ -49,9 +50,24 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows if rows else names, indent=1))
     else:
-        for row in rows or [{"name": n} for n in names]:
-            print("  ".join(str(v) for v in row.values()))
+        print_table(rows or [{"name": n} for n in names])
     return 0
+
+
+def print_table(rows: list[dict]) -> None:
+    """Rows as aligned columns under a header of their keys."""
+    header = {key: key.replace("_", " ") for key in rows[0]}
+    lines = [header] + [{key: str(value) for key, value in row.items()} for row in rows]
+    widths = {key: max(len(line[key]) for line in lines) for key in header}
+    for line in lines:
+        print("  ".join(line[key].ljust(widths[key]) for key in header).rstrip())
+
+
+def summary(entry) -> str:
+    """The first sentence of a registered class's or function's docstring, without markup."""
+    paragraph = (getattr(entry, "__doc__", None) or "").strip().split("\n\n")[0]
+    sentence = " ".join(paragraph.split()).split(". ")[0].rstrip(".")
+    return sentence.replace("``", "")
 
 
 def _catalogue(what: str) -> tuple[list[str], list[dict]]:
@@ -63,12 +79,13 @@ def _catalogue(what: str) -> tuple[list[str], list[dict]]:
              "sram": format_bytes(b.sram_bytes), "flash": format_bytes(b.flash_bytes)} for b in boards]
     if what == "spaces":
         from tinyevo.spaces import SPACES
-        return SPACES.names(), [{"name": n, "encoding": SPACES.get(n).encoding} for n in SPACES.names()]
+        return SPACES.names(), [{"name": n, "encoding": SPACES.get(n).encoding,
+                                 "what": summary(SPACES.get(n))} for n in SPACES.names()]
     if what == "strategies":
         from tinyevo.search import STRATEGIES
-        return STRATEGIES.names(), []
+        return STRATEGIES.names(), [{"name": n, "what": summary(STRATEGIES.get(n))} for n in STRATEGIES.names()]
     from tinyevo.estimate import ESTIMATORS
-    return ESTIMATORS.names(), []
+    return ESTIMATORS.names(), [{"name": n, "what": summary(ESTIMATORS.get(n))} for n in ESTIMATORS.names()]
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -94,8 +111,8 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_cost(args: argparse.Namespace) -> int:
-    from tinyevo.config import search_cost_model
     from tinyevo.hardware import load_board
+    from tinyevo.hardware.cost_model import search_cost_model
 
     cost_model = search_cost_model(args.execution, args.runtime)  # the search's, same settings
     board = load_board(args.board)  # a wrong board name fails before reading the file

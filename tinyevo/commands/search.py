@@ -5,7 +5,9 @@ import argparse
 import json
 
 from tinyevo.config import CHOICES, SearchConfig, load_config, merge
-from tinyevo.units import format_bytes
+from tinyevo.hardware.execution import SEARCHED
+from tinyevo.hardware.limits import BY_METRIC, LIMITS
+from tinyevo.search.base import DEFAULT_STRATEGY
 
 EPILOG = """\
 examples:
@@ -45,7 +47,7 @@ FLAGS = {
                                   "tensors and op data, the kernels' temporary memory, alignment), so "
                                   "--max-sram bounds the arena the .tflite is flashed with. Needs the "
                                   "tflite-micro package; layer by layer only"),
-    "--strategy": ("strategy", str, "search strategy (tinyevo list strategies); default nsga2"),
+    "--strategy": ("strategy", str, f"search strategy (tinyevo list strategies); default {DEFAULT_STRATEGY}"),
     "--estimator": ("estimator", str, "performance estimator (tinyevo list estimators): training (default), "
                                       "learning_curve (training that stops candidates unlikely to beat the "
                                       "best or reach the Pareto front; give --epochs 10 or more), "
@@ -57,10 +59,7 @@ FLAGS = {
                                             "none, or seconds (600, 90s, 15min); a candidate over it is "
                                             "recorded failed"),
     "--seed": ("seed", int, "random seed: same seed, same run (default 0)"),
-    "--max-sram": ("constraints.max_sram", str, "peak SRAM limit, e.g. 64KB (default: the board's SRAM)"),
-    "--max-flash": ("constraints.max_flash", str, "flash limit, e.g. 256KB (default: the board's flash)"),
-    "--max-latency": ("constraints.max_latency", str, "latency limit, e.g. 50ms"),
-    "--max-macs": ("constraints.max_macs", str, "MACs limit, e.g. 5M"),
+    **{limit.flag: (f"constraints.{limit.key}", str, limit.help()) for limit in LIMITS},
     "--epochs": ("fidelity.epochs", int, "training epochs per candidate during the search (default 3)"),
     "--data-fraction": ("fidelity.data_fraction", float, "share of the training data per candidate"),
     "--resolution": ("fidelity.resolution", float, "input scale during the search, e.g. 0.5"),
@@ -131,8 +130,13 @@ def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
+def _figure(row: dict, metric: str) -> str:
+    """A limited figure of a front row in its unit (``tinyevo.hardware.limits``)."""
+    return BY_METRIC[metric].format(row[metric])
+
+
 def print_results(results: dict) -> None:
-    peak = results.get("execution", "layer_by_layer").replace("_", " ")
+    peak = results.get("execution", SEARCHED.execution).replace("_", " ")
     if results.get("runtime", "c") == "tflm":
         peak = "as the TFLite Micro arena"
     print(f"run {results['run']}: {results['space']} on {results['dataset']} for {results['board']} "
@@ -150,9 +154,8 @@ def print_results(results: dict) -> None:
     for row in results["front"]:
         print(f"  {row['trial']:>5}  {_pct(row['val_accuracy']):>8}  {_pct(row.get('final_val_accuracy')):>8}  "
               f"{_pct(row.get('test_accuracy')):>8}  {_pct(row.get('int8_test_accuracy')):>8}  "
-              f"{row['params']:>9,}  {row['macs']:>11,}  "
-              f"{format_bytes(row['flash_bytes']):>9}  {format_bytes(row['peak_sram_bytes']):>9}  "
-              f"{row['latency_ms']:>7.2f}ms  {row['describe']}")
+              f"{row['params']:>9,}  {_figure(row, 'macs'):>11}  {_figure(row, 'flash_bytes'):>9}  "
+              f"{_figure(row, 'peak_sram_bytes'):>9}  {_figure(row, 'latency_ms'):>9}  {row['describe']}")
     best = results["best"]
     print(f"best model under the constraints: trial {best['trial']} "
           f"(val {_pct(best.get('final_val_accuracy', best['val_accuracy']))}, "

@@ -6,6 +6,8 @@ import argparse
 import json
 
 from tinyevo.errors import TinyevoError
+from tinyevo.hardware.execution import DEPLOYED, check_runtime
+from tinyevo.hardware.limits import BY_KEY
 from tinyevo.units import format_bytes
 
 EPILOG = """\
@@ -60,14 +62,16 @@ def _json_object(text: str) -> dict:
     return value
 
 
+#: The limits TinyNAS takes (``TinyNASSettings`` fields, TOML keys of ``tinyevo.hardware.limits``),
+#: with the example of their help.
+LIMIT_EXAMPLES = {"max_sram": "64KB", "max_flash": "512KB"}
 # flag -> (settings field, type, help)
 FLAGS = {
     "--dataset": ("dataset", str, "digits (default, offline), mnist, fashion-mnist, cifar10, mnist1d, npz, "
                                   "imagefolder (--data-dir DIR of one folder of images per class)"),
     "--data-dir": ("data_dir", str, "folder (or .npz file for --dataset npz) with the data on disk"),
     "--board": ("board", str, "target board (tinyevo list boards); default stm32f746"),
-    "--max-sram": ("max_sram", str, "peak SRAM limit, e.g. 64KB (default: the board's SRAM)"),
-    "--max-flash": ("max_flash", str, "flash limit, e.g. 512KB (default: the board's flash)"),
+    **{BY_KEY[key].flag: (key, str, BY_KEY[key].help(example)) for key, example in LIMIT_EXAMPLES.items()},
     "--seed": ("seed", int, "random seed: same seed, same run (default 0)"),
     "--widths": ("widths", _floats, "stage 1 width multipliers, e.g. 0.2,0.3,0.5 (default 0.2..1.0)"),
     "--resolutions": ("resolutions", _ints, "stage 1 input resolutions, e.g. 16,28,40 (default: "
@@ -96,7 +100,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="folder of the run (created; reused to resume)")
     for flag, (_, kind, text) in FLAGS.items():
         p.add_argument(flag, type=kind, help=text)
-    p.add_argument("--runtime", default="c", metavar="{c}",
+    p.add_argument("--runtime", default=DEPLOYED.runtime, metavar="{%s}" % DEPLOYED.runtime,
                    help="whose arena peak SRAM is: c only (the generated C's, streamed). TinyNAS "
                         "does not measure TFLite Micro's arena (stage 1 alone costs thousands of "
                         "models); use `tinyevo search --space mbv2 --runtime tflm` for that")
@@ -113,11 +117,10 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def run_tinynas(args: argparse.Namespace) -> int:
-    from tinyevo.hardware.tflm_arena import check_runtime
     from tinyevo.tinynas.job import TinyNASJob
 
     check_runtime(args.runtime)
-    if args.runtime != "c":
+    if args.runtime != DEPLOYED.runtime:
         raise TinyevoError("tinynas bounds the generated C's arena (runtime c) and does not measure "
                            "TFLite Micro's; use `tinyevo search --space mbv2 --runtime tflm` to "
                            "search under the TFLM arena")

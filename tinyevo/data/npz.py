@@ -88,6 +88,36 @@ def load_npz(data_dir=None, seed: int = 0, path=None, val_size: float | int = VA
     return with_seeded_test(name or file.stem, x, y, classes, seed, val_size, test_size, **common)
 
 
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Save ``arrays`` (x, y[, x_test, y_test]) as a .npz this loader reads, checked first, written
+    atomically; a file already there must hold the same arrays (a run's data cannot change)."""
+    path = Path(path)
+    where = "data"
+    x = as_images(np.asarray(arrays["x"]), where)
+    class_labels(np.asarray(arrays["y"]), len(x), where)
+    if "x_test" in arrays:
+        x_test = as_images(np.asarray(arrays["x_test"]), f"{where} (test)")
+        class_labels(np.asarray(arrays["y_test"]), len(x_test), f"{where} (test)")
+        if x_test.shape[1:] != x.shape[1:]:
+            raise TinyevoError(f"{where}: x_test rows are {x_test.shape[1:]} but x rows are {x.shape[1:]}")
+    if path.is_file():
+        if _same_arrays(read_npz(path), arrays):
+            return path
+        raise TinyevoError(f"{path} holds other data than data= now gives; a run's data cannot change: "
+                           f"use a new out folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "wb") as handle:
+        np.savez(handle, **{name: np.asarray(value) for name, value in arrays.items()})
+    partial.replace(path)
+    return path
+
+
+def _same_arrays(stored: dict[str, np.ndarray], arrays: dict[str, np.ndarray]) -> bool:
+    return set(stored) == set(arrays) and all(
+        stored[k].shape == np.shape(arrays[k]) and np.array_equal(stored[k], arrays[k]) for k in arrays)
+
+
 def pixel_scale(x: np.ndarray, x_test: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """uint8 stays uint8 with scale 1/255; anything else becomes float32 with scale 1."""
     if x.dtype == np.uint8 and x_test.dtype == np.uint8:

@@ -38,7 +38,7 @@ from tinyevo.deploy.int8_reference import run_int8
 from tinyevo.deploy.quantize import quantize
 from tinyevo.deploy.quantized_model import QuantizedModel
 from tinyevo.errors import TinyevoError
-from tinyevo.hardware.memory import check_execution
+from tinyevo.hardware.execution import DEPLOYED, ExecutionModel
 
 FORMATS = ("tflite", "onnx", "onnx-qdq", "c")
 CALIBRATION_ROWS = 256  # training rows the int8 ranges are calibrated on
@@ -86,12 +86,12 @@ class ModelToExport:
 # --- the whole job ---------------------------------------------------------------------------------
 def export_model(source: str | Path, format: str, out: str | Path, trial: int | None = None,
                  weights: str | Path | None = None, seed: int = 0,
-                 warn: Callable[[str], None] = print, execution: str = "streamed") -> ExportResult:
+                 warn: Callable[[str], None] = print, execution: ExecutionModel = DEPLOYED) -> ExportResult:
     """Export the model of ``source`` (a run folder or a genome/architecture file) to ``out``;
-    ``execution`` is how the C library runs its ops (``streamed`` or ``layer_by_layer``)."""
+    ``execution`` is how the C library runs its ops (``ExecutionModel.deployed``: streamed or
+    layer by layer, with in-place kernels)."""
     if format not in FORMATS:
         raise TinyevoError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
-    check_execution(execution)
     path = check_output_folder(out) if format == "c" else check_output_path(out)
     source = Path(source)
     if not source.exists():
@@ -111,7 +111,8 @@ def export_model(source: str | Path, format: str, out: str | Path, trial: int | 
     return result
 
 
-def write_model(model: ModelToExport, format: str, path: Path, execution: str = "streamed") -> ExportResult:
+def write_model(model: ModelToExport, format: str, path: Path,
+                execution: ExecutionModel = DEPLOYED) -> ExportResult:
     """Quantize (for the int8 formats), encode and write ``model``; the summary of what was written."""
     qmodel = None
     if format != "onnx":
@@ -153,11 +154,11 @@ def _size(value: int | None) -> str:
 
 
 def write_c_library(model: ModelToExport, qmodel: QuantizedModel, path: Path,
-                    execution: str = "streamed") -> ExportResult:
+                    execution: ExecutionModel = DEPLOYED) -> ExportResult:
     """Generate the C library of ``qmodel`` and write it as the folder ``path``, atomically."""
     from tinyevo.deploy.codegen.emit import render_c
 
-    generated = render_c(qmodel, execution=execution)
+    generated = render_c(qmodel, **execution.arena_options())
     files = {name: text.encode() for name, text in generated.files.items()}
     write_folder_atomically(path, files)
     meta = generated.metadata

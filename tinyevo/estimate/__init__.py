@@ -2,7 +2,8 @@
 
 Importing this package registers the built-in estimators in ``ESTIMATORS``.
 """
-from tinyevo.estimate.base import ESTIMATORS, EstimationFailed, Estimator, EvalContext
+from tinyevo.estimate.base import (COMPETITORS_KEY, ESTIMATORS, Capabilities, EstimationFailed,
+                                   Estimator, EvalContext, Trainer, as_trainer)
 from tinyevo.estimate import tabular, training  # noqa: F401  (register "tabular", "training")
 from tinyevo.estimate import supernet  # noqa: F401
 from tinyevo.estimate import learning_curve  # noqa: F401  (register "learning_curve")
@@ -14,4 +15,5 @@ def create_estimator(name: str, **options) -> Estimator:
     return ESTIMATORS.create(name, **options)
 
 
-__all__ = ["ESTIMATORS", "EstimationFailed", "Estimator", "EvalContext", "create_estimator"]
+__all__ = ["COMPETITORS_KEY", "Capabilities", "ESTIMATORS", "EstimationFailed", "Estimator", "EvalContext",
+           "Trainer", "as_trainer", "create_estimator"]

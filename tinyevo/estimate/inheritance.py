@@ -20,7 +20,7 @@ from torch import nn
 
 from tinyevo.arch import Architecture
 from tinyevo.errors import TinyevoError
-from tinyevo.estimate.base import ESTIMATORS, EvalContext
+from tinyevo.estimate.base import ESTIMATORS, Capabilities, EvalContext
 from tinyevo.estimate.morphism import inherit
 from tinyevo.estimate.training import (TrainedModel, TrainingEstimator, check_fits, evaluate_accuracy,
                                        trial_seed)
@@ -45,6 +45,7 @@ class InheritanceEstimator(TrainingEstimator):
     name = "inheritance"
     provides = TrainingEstimator.provides + ("inherited_fraction", "inherited_from")
     needs = ("run_dir",)
+    capabilities = Capabilities(kept_weights=True, training_data=True, trains=True)
 
     def __post_init__(self):
         if self.epochs < 0 or self.scratch_epochs < 1:

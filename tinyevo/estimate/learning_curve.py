@@ -16,8 +16,8 @@ because only accuracy is uncertain: peak SRAM, flash and latency come from the c
 
 In a search this is the ``learning_curve`` estimator (``tinyevo search --estimator learning_curve
 --epochs 12``): ``TrainingEstimator`` with the pruner in its per-epoch hook. The runner gives it,
-in ``context.extra["competitors"]``, the objectives of the trials finished before the candidate's
-batch and the candidate's computed costs; ``competition_target`` turns them into the accuracy to
+in ``context.extra[COMPETITORS_KEY]`` (``tinyevo.estimate.base``), the objectives of the trials
+finished before the candidate's batch and the candidate's computed costs; ``competition_target`` turns them into the accuracy to
 beat (the ``top_k``-th best, or what the Pareto front needs at those costs).
 
 What replaces Domhan's MCMC, and why. Domhan et al. sample the joint posterior of all family
@@ -60,7 +60,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from tinyevo.errors import TinyevoError
-from tinyevo.estimate.base import ESTIMATORS, EvalContext
+from tinyevo.estimate.base import COMPETITORS_KEY, ESTIMATORS, Capabilities, EvalContext
 from tinyevo.estimate.curve_models import DEFAULT_FAMILIES, CurveFamily
 from tinyevo.estimate.training import TrainedModel, TrainingEstimator, trial_seed
 
@@ -377,10 +377,6 @@ class LearningCurvePruner:
 
 
 # --- the estimator: training that stops a candidate early ------------------------------------------
-#: ``context.extra`` key the runner fills for estimators with ``wants_competitors``: what the candidate
-#: competes with, ``{"directions": {metric: "max" | "min"}, "costs": {metric: value},
-#: "trials": [{metric: value}, ...]}`` (the objectives of the finished trials, known before it started).
-COMPETITORS_KEY = "competitors"
 
 
 def competition_target(competitors: Mapping | None, top_k: int = 1,
@@ -438,8 +434,8 @@ class LearningCurveEstimator(TrainingEstimator):
     name = "learning_curve"
     provides = TrainingEstimator.provides + ("observed_accuracy", "predicted_accuracy", "stop_target",
                                              "stop_probability")
-    #: The runner fills ``context.extra["competitors"]`` for it (see ``COMPETITORS_KEY``).
-    wants_competitors = True
+    #: The runner fills ``context.extra[COMPETITORS_KEY]`` for it.
+    capabilities = Capabilities(competitors=True, training_data=True, trains=True)
 
     def __post_init__(self):
         super().__post_init__()
@@ -466,7 +462,7 @@ class LearningCurveEstimator(TrainingEstimator):
     def stop_rule(self, context: EvalContext, seed: int) -> tuple:
         """``(on_epoch, decisions)``: the callable a training loop calls with the validation curve
         after each epoch (True: stop), and the list of ``StopDecision`` it appends to. The target
-        is fixed when the rule is made, from ``context.extra["competitors"]``."""
+        is fixed when the rule is made, from ``context.extra[COMPETITORS_KEY]``."""
         extra = context.extra or {}
         target = competition_target(extra.get(COMPETITORS_KEY), self.top_k)
         pruner, decisions, outer = self.pruner(seed), [], extra.get("on_epoch")

@@ -37,7 +37,7 @@ from tinyevo.arch import Architecture
 from tinyevo.data import DEFAULT_DATASET, Dataset, load_dataset
 from tinyevo.data.augment import Augmenter
 from tinyevo.errors import TinyevoError
-from tinyevo.estimate.base import ESTIMATORS, EstimationFailed, EvalContext, Estimator
+from tinyevo.estimate.base import ESTIMATORS, EstimationFailed, EvalContext, Trainer
 from tinyevo.estimate.fidelity import input_size, scale_width, with_input_size
 from tinyevo.nn import build
 from tinyevo.nn.build import nchw
@@ -87,7 +87,7 @@ class TrainedModel:
 
 @ESTIMATORS.register("training")
 @dataclass
-class TrainingEstimator(Estimator):
+class TrainingEstimator(Trainer):
     """Trains any architecture with PyTorch (CPU or CUDA); metrics are about the validation split."""
 
     dataset: str | Dataset = DEFAULT_DATASET

@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tinyevo.arch import INPUT, Architecture
-from tinyevo.hardware.memory import Schedule, check_execution, schedule, split_adds
+from tinyevo.hardware.execution import LAYER_BY_LAYER, SEARCHED, check_execution
+from tinyevo.hardware.memory import Schedule, schedule, split_adds
 from tinyevo.hardware.offsets import Span, arena_bytes, assign_offsets
 from tinyevo.hardware.streaming import StreamPlan, candidate_cuts, plan_for_cut
 
@@ -47,22 +48,23 @@ class Arena:
         return self.offsets[self.buffer_of[tensor]]
 
 
-def peak_sram_bytes(arch: Architecture, in_place_ops: bool = True, in_place_kernels: bool = False,
-                    execution: str = "layer_by_layer") -> int:
+def peak_sram_bytes(arch: Architecture, in_place_ops: bool = True,
+                    in_place_kernels: bool = SEARCHED.in_place_kernels,
+                    execution: str = SEARCHED.execution) -> int:
     """Peak activation SRAM in bytes: the arena of ``plan_arena`` (the generated C's, for the int8
     graph of ``arch``)."""
     return plan_arena(arch, in_place_ops, in_place_kernels, execution).arena_bytes
 
 
-def plan_arena(arch: Architecture, in_place_ops: bool = True, in_place_kernels: bool = False,
-               execution: str = "layer_by_layer", order: list[str] | None = None) -> Arena:
+def plan_arena(arch: Architecture, in_place_ops: bool = True, in_place_kernels: bool = SEARCHED.in_place_kernels,
+               execution: str = SEARCHED.execution, order: list[str] | None = None) -> Arena:
     """The plan with the smallest arena: layer by layer in the best order (or in ``order``, a list
     of the op names), or with ``execution="streamed"`` (and no ``order``) the best streamed
     prefix, if one is smaller."""
     check_execution(execution)
     arch = split_adds(arch)
     whole = schedule(arch, in_place_ops=in_place_ops, order=order, in_place_kernels=in_place_kernels)
-    if execution == "layer_by_layer" or order is not None:
+    if execution == LAYER_BY_LAYER or order is not None:
         return schedule_arena(whole)
     plans: list[Schedule | StreamPlan] = [whole]
     plans += [plan_for_cut(arch, cut, in_place_kernels) for cut in candidate_cuts(arch)]

@@ -105,8 +105,8 @@ def _board_from_file(path: Path) -> Board:
 def _board_from_data(data: dict, where: str) -> Board:
     missing = [key for key in _REQUIRED if key not in data]
     if missing:
-        raise TinyevoError(f"{where}: missing {', '.join(missing)}; see tinyevo/hardware/boards/ "
-                           f"for complete examples")
+        raise TinyevoError(f"{where}: missing {', '.join(missing)}; start from the commented template "
+                           f"examples/boards/my_board.toml (README: Your own board)")
     rates = {kind: _positive(data["macs_per_cycle"], kind, f"{where}: macs_per_cycle")
              for kind in MAC_KINDS}
     elements = {kind: _positive(data["elements_per_cycle"], kind, f"{where}: elements_per_cycle")

@@ -27,6 +27,7 @@ from tinyevo.hardware.board import Board, load_board
 from tinyevo.hardware.folding import FOLDS_INTO, batch_norm_folds, has_bias
 from tinyevo.hardware.latency import energy_mj, latency_ms
 from tinyevo.hardware.arena import peak_sram_bytes
+from tinyevo.hardware.execution import SEARCHED
 
 WEIGHT_BYTES = 1  # int8 weights
 BIAS_BYTES = 4  # int32 biases
@@ -54,7 +55,8 @@ class Cost:
 
 
 def estimate_cost(arch: Architecture, board: Board | str | Path | None = None,
-                  in_place_kernels: bool = False, execution: str = "layer_by_layer") -> Cost:
+                  in_place_kernels: bool = SEARCHED.in_place_kernels,
+                  execution: str = SEARCHED.execution) -> Cost:
     """Every figure of the cost model for one architecture, on ``board`` (a Board, name or path).
 
     ``in_place_kernels=True`` counts peak SRAM as the C code generator deploys it (in-place

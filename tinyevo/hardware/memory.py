@@ -19,8 +19,9 @@ arena the firmware needs. The model:
 Only nodes the output depends on are scheduled (``Architecture.live_nodes``). The cost model
 schedules an n-ary add as the chain of two-input adds the int8 graph runs (``split_adds``).
 
-``in_place_kernels=True`` (off by default, so the search's default figures are unchanged) adds the
-in-place kernels of the C code generator (``tinyevo.deploy.codegen``), TinyEngine-style:
+``in_place_kernels=True`` (off by default, as ``execution.SEARCHED`` counts: the search's default
+figures) adds the in-place kernels of the C code generator (``tinyevo.deploy.codegen``),
+TinyEngine-style:
 
 - an add writes over the first of its inputs that no other op reads (element-wise, so safe);
 - a depthwise conv2d (groups = in = out channels) and a 1x1, stride-1 conv2d whose output has its
@@ -35,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 
 from tinyevo.arch import INPUT, OPS, Architecture, Node, Shape
 from tinyevo.errors import TinyevoError
+from tinyevo.hardware.execution import SEARCHED
 
 MAX_STATES = 200_000
 
@@ -90,15 +92,6 @@ def live_readers(arch: Architecture) -> dict[str, list[str]]:
     return readers
 
 
-EXECUTIONS = ("layer_by_layer", "streamed")
-
-
-def check_execution(execution: str) -> None:
-    """Refuse an ``execution`` that is not one of ``EXECUTIONS``, in one line."""
-    if execution not in EXECUTIONS:
-        raise TinyevoError(f"execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
-
-
 def partial_sum_name(add: str, k: int) -> str:
     """The tensor holding the sum of the first ``k + 1`` inputs of an n-ary add (chained adds)."""
     return f"{add}:partial{k}"
@@ -124,7 +117,8 @@ def split_adds(arch: Architecture) -> Architecture:
 
 
 def schedule(arch: Architecture, in_place_ops: bool = True, order: list[str] | None = None,
-             max_states: int = MAX_STATES, in_place_kernels: bool = False) -> Schedule:
+             max_states: int = MAX_STATES,
+             in_place_kernels: bool = SEARCHED.in_place_kernels) -> Schedule:
     """The execution order with the lowest peak SRAM (or the memory use of ``order``, if given)."""
     graph = _Graph(arch, in_place_ops, in_place_kernels)
     if order is not None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tinyevo.arch import INPUT, OPS, Architecture, Node, same_padding
+from tinyevo.hardware.execution import SEARCHED
 from tinyevo.hardware.memory import Schedule, live_readers, schedule, tensor_bytes
 
 WINDOW_OPS = {"conv2d", "max_pool", "avg_pool"}
@@ -129,7 +130,7 @@ def candidate_cuts(arch: Architecture) -> list[str]:
     return cuts
 
 
-def plan_for_cut(arch: Architecture, cut: str, in_place_kernels: bool = False) -> StreamPlan:
+def plan_for_cut(arch: Architecture, cut: str, in_place_kernels: bool = SEARCHED.in_place_kernels) -> StreamPlan:
     """The streamed plan that cuts at ``cut`` (one of ``candidate_cuts``)."""
     readers = live_readers(arch)
     order = arch.live_nodes()

@@ -3,54 +3,54 @@
 A candidate that breaks one is recorded as ``infeasible`` and never trained. Its metrics carry the
 cost figures and ``constraint_violation``: the sum over broken limits of the relative excess
 ``(value - limit) / limit``, so that strategies can prefer candidates that are nearly feasible
-(the constraint-domination rule of Deb et al., 2002).
+(the constraint-domination rule of Deb et al., 2002). The limits themselves, and every spelling of
+them, are the table of ``tinyevo.hardware.limits``.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import numbers
+from typing import Any, Callable
 
-from tinyevo.errors import TinyevoError
+from tinyevo.hardware.cost_model import cost_model as default_cost_model
+from tinyevo.hardware.execution import SEARCHED, ExecutionModel
+from tinyevo.hardware.limits import LIMITED_METRICS, Constraints
+from tinyevo.run.jobs import clean_metrics
 
-#: Constraint field -> the cost-model figure it limits.
-LIMITED_METRICS = {
-    "max_peak_sram_bytes": "peak_sram_bytes",
-    "max_flash_bytes": "flash_bytes",
-    "max_latency_ms": "latency_ms",
-    "max_macs": "macs",
-}
+__all__ = ["ConstraintFilter", "Constraints", "LIMITED_METRICS"]
 
 
-@dataclass(frozen=True)
-class Constraints:
-    max_peak_sram_bytes: float | None = None
-    max_flash_bytes: float | None = None
-    max_latency_ms: float | None = None
-    max_macs: float | None = None
+class ConstraintFilter:
+    """The runner's check of a candidate before it is evaluated: its cost on ``board`` by
+    ``cost_model(architecture, board)`` (default: the cost model of ``execution``,
+    ``tinyevo.hardware.cost_model``) and its violation of ``constraints``."""
 
-    def __post_init__(self):
-        for name, limit in self.limits().items():
-            if limit <= 0:
-                raise TinyevoError(f"constraint {name} must be positive, got {limit}")
+    def __init__(self, constraints: Constraints | None = None, board: Any = None,
+                 cost_model: Callable | None = None, execution: ExecutionModel | None = None):
+        self.constraints = constraints if constraints is not None else Constraints()
+        self.board = board
+        self.execution = execution if execution is not None or cost_model is not None else SEARCHED
+        self.cost_model = cost_model if cost_model is not None else default_cost_model(self.execution)
 
-    def limits(self) -> dict[str, float]:
-        """The constraints that are set, by field name."""
-        return {name: value for name, value in asdict(self).items() if value is not None}
+    def cost(self, architecture) -> dict:
+        """The cost model's numeric figures (not None, not board names)."""
+        cost = self.cost_model(architecture, self.board)
+        figures = cost if isinstance(cost, dict) else cost.to_dict()
+        return clean_metrics({name: value for name, value in figures.items()
+                              if isinstance(value, numbers.Number)})
 
-    def excess(self, cost: dict[str, float]) -> dict[str, float]:
-        """Relative excess ``(value - limit) / limit`` of every broken constraint."""
-        broken = {}
-        for name, limit in self.limits().items():
-            metric = LIMITED_METRICS[name]
-            if metric not in cost:
-                raise TinyevoError(f"constraint {name} needs {metric!r}, which the cost model "
-                                   f"gives only for a board: give a board or drop the constraint")
-            if cost[metric] > limit:
-                broken[name] = (cost[metric] - limit) / limit
-        return broken
+    def violation(self, cost: dict) -> float:
+        """Sum of the relative excesses of ``cost`` over the limits; 0.0 when it is feasible."""
+        return self.constraints.violation(cost)
 
-    def violation(self, cost: dict[str, float]) -> float:
-        """Sum of relative excesses; 0.0 when every constraint holds."""
-        return float(sum(self.excess(cost).values()))
+    def feasible(self, architecture) -> bool:
+        return self.violation(self.cost(architecture)) == 0
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def identity(self) -> dict:
+        """What a run records of its execution model (``ExecutionModel.identity``); nothing for a
+        cost model of the caller's own."""
+        return self.execution.identity() if self.execution is not None else {}
+
+    @property
+    def active(self) -> bool:
+        """Whether any limit is set (else every candidate passes)."""
+        return bool(self.constraints.limits())

@@ -9,41 +9,22 @@
 - ``"none"``: no limit.
 
 A candidate over the limit is recorded ``failed`` with the reason (``timed out: ...``); how it is
-stopped depends on the executor (``tinyevo.run.executors``).
+stopped depends on the executor (``tinyevo.run.executors``). The setting is read by
+``tinyevo.units.check_eval_timeout``, which the config checks it with.
 """
 from __future__ import annotations
 
-import re
 import statistics
 from typing import Iterable
 
-from tinyevo.errors import TinyevoError
+from tinyevo.units import AUTO, check_eval_timeout
 
-AUTO = "auto"
+__all__ = ["AUTO", "AUTO_CAP_S", "AUTO_FACTOR", "AUTO_FLOOR_S", "AUTO_MIN_TRIALS", "check_eval_timeout",
+           "eval_limit"]
 AUTO_FACTOR = 20.0
 AUTO_FLOOR_S = 60.0
 AUTO_CAP_S = 7200.0
 AUTO_MIN_TRIALS = 5
-_UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0}
-
-
-def check_eval_timeout(value, where: str = "eval_timeout") -> str | float | None:
-    """``"auto"``, None (no limit) or positive seconds; a one-line TinyevoError for anything else."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "off")):
-        return None
-    if isinstance(value, str) and value.strip().lower() == AUTO:
-        return AUTO
-    seconds = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str):
-        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*", value)
-        if match and match.group(2).lower() in _UNITS:
-            seconds = float(match.group(1)) * _UNITS[match.group(2).lower()]
-    if seconds is None or not seconds > 0 or seconds == float("inf"):
-        raise TinyevoError(f"{where} must be 'auto', 'none' or a positive number of seconds "
-                           f"(e.g. 600, 90s, 15min), got {value!r}")
-    return seconds
 
 
 def eval_limit(setting: str | float | None, ok_seconds: Iterable[float]) -> float | None:

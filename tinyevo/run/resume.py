@@ -8,30 +8,30 @@ again extends a finished run.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
 from tinyevo.errors import TinyevoError
+from tinyevo.hardware.execution import SEARCHED
 from tinyevo.store import Store, json_text
 
 FORMAT_VERSION = 1
-_SCALARS = (int, float, str, bool, type(None))
 #: Settings a run records only when they are not the default (``Runner.config``): a run without
 #: one was made with the default, which is how a refusal names it.
-UNRECORDED_DEFAULTS = {"config.execution": "layer_by_layer", "config.runtime": "c"}
+UNRECORDED_DEFAULTS = {"config.execution": SEARCHED.execution, "config.runtime": SEARCHED.runtime}
 
 
 def run_config(space, strategy, estimator, constraints, board, batch_size: int) -> dict:
-    """The JSON description of a run that a resume must match."""
-    strategy_options = {k: v for k, v in options_of(strategy).items() if k != "seed"}
+    """The JSON description of a run that a resume must match: the declared settings of its
+    space (``options()``), strategy and estimator (``settings()``), and the rest of the run."""
+    strategy_options = {k: v for k, v in strategy.settings().items() if k != "seed"}
     config = {
         "format": FORMAT_VERSION,
         "space": {"name": space.name, "options": space.options()},
         "strategy": {"name": strategy.name, "seed": strategy.seed,
                      "objectives": [[o.metric, o.direction] for o in strategy.objectives],
                      "options": strategy_options},
-        "estimator": {"name": estimator.name, "options": options_of(estimator)},
+        "estimator": {"name": estimator.name, "options": estimator.settings()},
         "constraints": constraints.to_dict(),
         "board": board_name(board),
         "batch_size": int(batch_size),
@@ -71,39 +71,6 @@ def first_difference(old: Any, new: Any, where: str = "config") -> tuple[str, An
             if without_unset(old.get(name)) != without_unset(new.get(name)):
                 return first_difference(old.get(name), new.get(name), f"{where}.{name}")
     return where, old, new
-
-
-def options_of(obj: Any) -> dict:
-    """Constructor options of a strategy or estimator.
-
-    ``options()`` if it has one, else its dataclass fields, else its public attributes that are
-    plain JSON data or dataclasses of it (such as an ``EvolutionConfig``). What is not plain (a
-    Generator, the space) is left out.
-    """
-    if callable(getattr(obj, "options", None)):
-        return obj.options()
-    if dataclasses.is_dataclass(obj):
-        values = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-    else:
-        values = dict(sorted(vars(obj).items()))
-    plain = {name: _plain(value) for name, value in values.items() if not name.startswith("_")}
-    return {name: value for name, value in plain.items() if value is not _NOT_PLAIN}
-
-
-_NOT_PLAIN = object()
-
-
-def _plain(value: Any) -> Any:
-    """``value`` as JSON data, or ``_NOT_PLAIN``."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        items = {str(k): _plain(v) for k, v in value.items()}
-        return _NOT_PLAIN if _NOT_PLAIN in items.values() else items
-    if isinstance(value, (list, tuple)):
-        items = [_plain(v) for v in value]
-        return _NOT_PLAIN if any(v is _NOT_PLAIN for v in items) else items
-    return value if isinstance(value, _SCALARS) else _NOT_PLAIN
 
 
 def board_name(board: Any) -> str | None:

@@ -17,65 +17,83 @@ For every candidate of a batch, in the order the strategy asked for them:
    over the evaluation time limit (``eval_timeout``, see ``tinyevo.run.limits``) and one whose
    pool or Ray worker died (the signal or exit code is its ``error``; a fresh worker goes on).
 
-Each trial is marked running in the store just before it is evaluated (``Store.mark_running``). A
-run that dies while evaluating in its own process (the serial executor: a segfault or abort of
-the candidate's native code, ``kill -9``, out of memory) leaves that mark, and its resume names the
-trial: with a fatal error logged (the ``<store>.crash.log`` that ``faulthandler`` writes, kept as
-``<store>.crash-trial<N>.log``) it is recorded ``failed`` with that error; with none (killed from
-outside) it is evaluated once more, and recorded ``failed`` if the run dies in it again -- never
-retried forever. Marks left by a pool or Ray run (whose candidates cannot take the run down) and by
-a run stopped with an exception or Ctrl-C are dropped, and those trials are evaluated again.
+Each trial is marked running in the store just before it is evaluated; a resume settles the
+trials a dead run was evaluating (``tinyevo.run.crash``). What the run already knows (duplicates,
+the stored trials a resume replays) is a ``TrialCache`` (``tinyevo.run.replay``).
 
 Trial ids are given in ask order to every candidate that is not a duplicate, so a replay gives the
 same ids. The strategy is told the whole batch in ask order, which keeps a run deterministic for
 its seed whatever the executor: a run killed at any moment and started again with the same command
 replays its store and ends where the uninterrupted run ends.
 
-An estimator with ``wants_competitors`` (learning-curve early stopping) gets in
-``context.extra["competitors"]`` the objective values of the trials finished before the batch,
+An estimator with ``capabilities.competitors`` (learning-curve early stopping) gets in
+``context.extra[COMPETITORS_KEY]`` the objective values of the trials finished before the batch,
 the objectives' directions and the candidate's computed costs. An estimator that keeps weights
-(``keep_weights``) has them pruned after every batch to what can still be inherited
+(``capabilities.kept_weights``) has them pruned after every batch to what can still be inherited
 (``weights_store.prune_run_weights``). When the budget runs out inside a
 batch, the rest of the batch is neither evaluated nor told. A strategy that proposes
 ``max_consecutive_skips`` duplicates or infeasible candidates in a row stops the run.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import numbers
-import os
-import re
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from tinyevo.config import search_cost_model
 from tinyevo.errors import TinyevoError
-from tinyevo.estimate.base import EstimationFailed, Estimator, EvalContext
+from tinyevo.estimate.base import COMPETITORS_KEY, EstimationFailed, Estimator, EvalContext
 from tinyevo.run.budget import Budget
-from tinyevo.run.constraints import Constraints
+from tinyevo.hardware.execution import ExecutionModel
+from tinyevo.run.constraints import ConstraintFilter, Constraints
+from tinyevo.run.crash import RunningTrials
 from tinyevo.run.executors import Executor, Lost, SerialExecutor
-from tinyevo.run.jobs import Job, clean_metrics, evaluate_job
+from tinyevo.run.jobs import Job, evaluate_job
 from tinyevo.run.limits import AUTO, check_eval_timeout, eval_limit
 from tinyevo.run.progress import Progress
+from tinyevo.run.replay import TrialCache
 from tinyevo.run.resume import check_config, run_config
 from tinyevo.search.base import FAILED, INFEASIBLE, OK, Candidate, Strategy, Trial
 from tinyevo.spaces.base import SearchSpace
-from tinyevo.store import RunningRecord, Store, TrialRecord, json_text
+from tinyevo.store import Store, TrialRecord, json_text
 from tinyevo.store.sqlite_store import RUNNING
 
 _DECODE_ERRORS = (TinyevoError, ValueError, KeyError, TypeError, IndexError)
-#: Evaluations of one trial a run may die in (with no fatal error logged) before it is recorded failed.
-MAX_IN_PROCESS_ATTEMPTS = 2
-_CRASH_HEADER = re.compile(r"^tinyevo trial (\d+)\b")
-_FATAL_SIGNALS = {"Aborted": "SIGABRT", "Segmentation fault": "SIGSEGV", "Bus error": "SIGBUS",
-                  "Floating-point exception": "SIGFPE", "Floating point exception": "SIGFPE",
-                  "Illegal instruction": "SIGILL"}
+
+
+@dataclass
+class RunSettings:
+    """How a run goes, besides its parts (space, strategy, estimator, store, budget, constraints,
+    board, executor).
+
+    ``batch_size`` (None: the executor's parallelism) is how many candidates are asked at once.
+    ``cost_model(architecture, board)`` defaults to the cost model of ``execution``
+    (``tinyevo.hardware.cost_model``), an ``ExecutionModel`` (default ``SEARCHED``: layer by layer,
+    runtime c) saying how peak SRAM is counted; a run records what differs from the default in its
+    settings (``ExecutionModel.identity``), so that a resume cannot change it. Costs and the hard
+    constraints are checked by a ``ConstraintFilter`` (``tinyevo.run.constraints``). ``run_dir``
+    (None: the store's folder) is where kept files go. ``eval_timeout``: the wall-time limit of one
+    evaluation, ``"auto"`` (default), seconds or None (``tinyevo.run.limits``); not part of the
+    run's identity, so a resume may change it.
+    """
+
+    progress: bool = True
+    batch_size: int | None = None
+    cost_model: Callable | None = None
+    max_consecutive_skips: int = 1000
+    run_dir: str | Path | None = None
+    execution: ExecutionModel | None = None
+    eval_timeout: str | float | None = AUTO
+
+    def __post_init__(self):
+        if self.cost_model is not None and self.execution is not None:
+            raise TinyevoError("give the runner an execution model, or a cost_model of your own, not both")
+        self.eval_timeout = check_eval_timeout(self.eval_timeout)
 
 
 @dataclass
@@ -90,50 +108,48 @@ class _Slot:
     job: Job | None = None
     cost: dict | None = None
 
+    def make(self, trial_id: int, status: str, metrics: dict) -> Trial:
+        """This candidate's trial."""
+        return Trial(id=trial_id, genome=self.genome, status=status, metrics=dict(metrics),
+                     parents=tuple(self.candidate.parents), origin=self.candidate.origin, key=self.key)
+
+    def copy_of(self, original: Trial) -> Trial:
+        """The answer to a duplicate: the original's id, status and metrics, its own genome and origin."""
+        return self.make(original.id, original.status, original.metrics)
+
+    def told(self) -> Trial:
+        if self.source is not None:
+            self.trial = self.copy_of(self.source.trial)
+        return self.trial
+
 
 class Runner:
     """Runs one search: ``Runner(space, strategy, estimator, store, budget, constraints, board,
     executor).run()``. ``store`` (default: in memory) is where trials go and where a resume comes
-    from; ``batch_size`` (default: the executor's parallelism) is how many candidates are asked at
-    once; ``cost_model(architecture, board)`` defaults to ``tinyevo.config.search_cost_model(execution)``:
-    ``execution`` (``"layer_by_layer"`` or ``"streamed"``) is how peak SRAM is counted and
-    ``runtime`` (``"c"`` or ``"tflm"``) whose arena it is; a run that is not layer by layer, or not
-    for runtime c, records it in its settings, so that a resume cannot change it.
-    ``eval_timeout``: the wall-time limit of one evaluation, ``"auto"`` (default), seconds or None
-    (``tinyevo.run.limits``); not part of the run's identity, so a resume may change it."""
+    from. ``settings`` (a ``RunSettings``), or its fields as keywords (``progress=False``), say how
+    the run goes."""
 
     def __init__(self, space: SearchSpace, strategy: Strategy, estimator: Estimator,
                  store: Store | None = None, budget: Budget | None = None,
                  constraints: Constraints | None = None, board: Any = None,
-                 executor: Executor | None = None, progress: bool = True,
-                 batch_size: int | None = None, cost_model: Callable | None = None,
-                 max_consecutive_skips: int = 1000, run_dir: str | Path | None = None,
-                 execution: str = "layer_by_layer", runtime: str = "c",
-                 eval_timeout: str | float | None = AUTO):
-        if cost_model is not None and (execution != "layer_by_layer" or runtime != "c"):
-            raise TinyevoError("give the runner an execution or runtime, or a cost_model of your own, "
-                               "not both")
+                 executor: Executor | None = None, settings: RunSettings | None = None, **options):
+        self.settings = replace(settings or RunSettings(), **options)
         self.space, self.strategy, self.estimator = space, strategy, estimator
         self.store = store if store is not None else Store()
         self.budget = budget if budget is not None else Budget(evaluations=100)
-        self.constraints = constraints if constraints is not None else Constraints()
-        self.board = board
+        self.filter = ConstraintFilter(constraints, board, self.settings.cost_model,
+                                       self.settings.execution)
         self.executor = executor if executor is not None else SerialExecutor()
-        self.batch_size = int(batch_size or self.executor.parallelism)
-        self.execution = execution
-        self.runtime = runtime
-        self.cost_model = cost_model if cost_model is not None else search_cost_model(execution, runtime)
-        self.max_consecutive_skips = max_consecutive_skips
-        self.show_progress = progress
+        self.batch_size = int(self.settings.batch_size or self.executor.parallelism)
+        run_dir = self.settings.run_dir
         self.run_dir = Path(run_dir) if run_dir else _store_dir(self.store)
-        self.eval_timeout = check_eval_timeout(eval_timeout)
         self.stop_reason = ""
 
     # --- the loop ------------------------------------------------------------------------------
     def run(self) -> list[Trial]:
         """Search until the budget is spent; the run's distinct trials, in id order."""
         self._begin()
-        with Progress(self.budget.evaluations, self.strategy.objective, self.show_progress) as bar:
+        with Progress(self.budget.evaluations, self.strategy.objective, self.settings.progress) as bar:
             self._progress = bar
             while not self._finished():
                 candidates = self.strategy.ask(self.batch_size)
@@ -142,26 +158,22 @@ class Runner:
                 told = self._run_batch(candidates)
                 if told:
                     self.strategy.tell(told)
-                self._prune_weights()
+                _prune_weights(self.estimator, self.run_dir, self.strategy,
+                               self.cache.trials.values())
                 self.store.set("elapsed_seconds", self.elapsed_seconds())
         self._end()
-        return [self._trials[i] for i in sorted(self._trials)]
+        return self.cache.in_id_order()
 
     def _begin(self) -> None:
-        self._check_needs()
-        self.strategy.set_feasibility(self.meets_constraints if self.constraints.limits() else None)
+        _check_needs(self.estimator, self.run_dir)
+        self.strategy.set_feasibility(self.meets_constraints if self.filter.active else None)
         check_config(self.store, self.config())
         self.store.set("budget", self.budget.to_dict())
-        self._attempts: dict[str, int] = {}
-        for running in self.store.running():
-            self._settle(running)
-        records = self.store.records()
-        self._ok_seconds = [r.seconds for r in records if r.trial.status == OK and r.evaluated]
-        self._stored: dict[str, TrialRecord] = {r.trial.key: r for r in records}
-        self._stored_ids = {r.trial.id for r in records}
-        self._known: dict[str, Trial] = {}
-        self._trials: dict[int, Trial] = {}
-        self._next_id = self.evaluated = self.duplicates = self._skips = 0
+        self.running = RunningTrials(self.store, self.strategy.name, self.executor.in_process)
+        self.running.settle()
+        self.cache = TrialCache(self.store, self.strategy.name)
+        self._ok_seconds = [r.seconds for r in self.cache.records if r.trial.status == OK and r.evaluated]
+        self.evaluated = self.duplicates = self._skips = 0
         self._seconds_before = float(self.store.get("elapsed_seconds", 0.0))
         self._started = time.perf_counter()
         self.stop_reason = ""
@@ -172,7 +184,7 @@ class Runner:
         return bool(self.stop_reason)
 
     def _end(self) -> None:
-        self._prune_weights()
+        _prune_weights(self.estimator, self.run_dir, self.strategy, self.cache.trials.values())
         if self.stop_reason == "budget":
             return
         if self.evaluated == 0:
@@ -181,14 +193,11 @@ class Runner:
         warnings.warn(f"search stopped early: {self.stop_reason}", RuntimeWarning, stacklevel=3)
 
     def config(self) -> dict:
-        """What a resume of this run must match (see ``tinyevo.run.resume``). ``execution`` and
-        ``runtime`` are recorded only when not the default, so that runs stored before them resume."""
-        config = run_config(self.space, self.strategy, self.estimator, self.constraints, self.board,
-                            self.batch_size)
-        if self.execution != "layer_by_layer":
-            config["execution"] = self.execution
-        if self.runtime != "c":
-            config["runtime"] = self.runtime
+        """What a resume of this run must match (see ``tinyevo.run.resume``). The execution model is
+        recorded only where it is not the default, so that runs stored before it resume."""
+        config = run_config(self.space, self.strategy, self.estimator, self.filter.constraints,
+                            self.filter.board, self.batch_size)
+        config.update(self.filter.identity())
         return config
 
     def elapsed_seconds(self) -> float:
@@ -199,11 +208,12 @@ class Runner:
     def _run_batch(self, candidates: list[Candidate]) -> list[Trial]:
         slots: list[_Slot] = []
         pending: list[_Slot] = []
-        self._competitors = self._finished_objectives()  # as of the batch start: a resume sees the same
+        # as of the batch start: a resume sees the same
+        self._competitors = self.cache.finished_objectives(self.strategy.objectives)
         for candidate in candidates:
             if self.budget.evaluations_left(self.evaluated + len(pending)) == 0:
                 break
-            if self._skips >= self.max_consecutive_skips:
+            if self._skips >= self.settings.max_consecutive_skips:
                 self.stop_reason = (f"the strategy proposed {self._skips} duplicate or infeasible "
                                     f"candidates in a row")
                 break
@@ -213,24 +223,23 @@ class Runner:
         try:
             self.executor.map(evaluate_job, jobs, lambda i, result: self._finish(pending[i], result),
                               timeout=limit, on_start=lambda i: self._start(pending[i], limit),
-                              fatal_log=self.crash_log() if self.executor.in_process else None)
+                              fatal_log=self.running.crash_log() if self.executor.in_process else None)
         finally:  # stopped by an exception or Ctrl-C: not the candidates' doing, evaluate them again
-            unfinished = [slot.job.trial_id for slot in pending if slot.trial is None]
-            if unfinished:
-                self.store.clear_running(unfinished)
-        return [self._told(slot) for slot in slots]
+            self.running.clear([slot.job.trial_id for slot in pending if slot.trial is None])
+        return [slot.told() for slot in slots]
 
     def eval_limit(self) -> float | None:
         """The time limit of the next evaluations in seconds (None: none), from ``eval_timeout``."""
-        return eval_limit(self.eval_timeout, self._ok_seconds)
+        return eval_limit(self.settings.eval_timeout, self._ok_seconds)
 
     def _prepare(self, candidate: Candidate, pending: list[_Slot]) -> _Slot:
         """Sort a candidate: a duplicate, or a new trial (see ``_prepare_new``)."""
         genome = json.loads(json_text(candidate.genome))  # what a replay reads back from the store
-        architecture, key, error = self._decode(genome)
+        architecture, key, error = _decode(self.space, genome)
         slot = _Slot(candidate, genome, key)
-        if key in self._known:
-            slot.trial = self._duplicate(self._known[key], slot)
+        known = self.cache.known(key)
+        if known is not None:
+            slot.trial = slot.copy_of(known)
         elif any(p.key == key for p in pending):
             slot.source = next(p for p in pending if p.key == key)
         else:
@@ -243,71 +252,54 @@ class Runner:
     def _prepare_new(self, slot: _Slot, architecture, error: str | None,
                      pending: list[_Slot]) -> None:
         """Replay it from the store, record it as failed or infeasible, or queue it."""
-        trial_id = self._take_id(slot)
-        stored = self._stored.get(slot.key)
+        trial_id = self.cache.take_id(slot.key, slot.genome)
+        stored = self.cache.stored(slot.key)
         if stored is not None:
             self._replay(slot, stored)
         elif architecture is None:
-            self._record(slot, self._trial(slot, trial_id, FAILED, {}), error=error)
+            self._record(slot, slot.make(trial_id, FAILED, {}), error=error)
         else:
             self._check_cost(slot, trial_id, architecture, pending)
         evaluated = slot.job is not None or (stored is not None and stored.evaluated)
         self._skips = 0 if evaluated else self._skips + 1
 
-    def _decode(self, genome) -> tuple[Any, str, str | None]:
-        try:
-            return self.space.decode(genome), self.space.key(genome), None
-        except _DECODE_ERRORS as error:
-            return None, "invalid:" + json_text(genome), f"invalid genome: {error}"
-
     def _check_cost(self, slot: _Slot, trial_id: int, architecture, pending: list[_Slot]) -> None:
         try:
-            slot.cost = self._cost(architecture)
+            slot.cost = self.filter.cost(architecture)
         except (EstimationFailed, ArithmeticError, ValueError) as error:
-            failed = self._trial(slot, trial_id, FAILED, {})
-            self._record(slot, failed, error=f"cost model: {error}")
+            self._record(slot, slot.make(trial_id, FAILED, {}), error=f"cost model: {error}")
             return
-        violation = self.constraints.violation(slot.cost)
+        violation = self.filter.violation(slot.cost)
         slot.cost["constraint_violation"] = violation
         if violation > 0:
-            self._record(slot, self._trial(slot, trial_id, INFEASIBLE, slot.cost))
+            self._record(slot, slot.make(trial_id, INFEASIBLE, slot.cost))
             return
+        slot.job = Job(trial_id, self.estimator, architecture, self._context(slot, trial_id))
+        pending.append(slot)
+
+    def _context(self, slot: _Slot, trial_id: int) -> EvalContext:
+        """What the estimator is given besides the architecture (``Estimator.capabilities``)."""
         context = EvalContext(genome=slot.genome, space=self.space, trial_id=trial_id,
                               seed=_trial_seed(self.strategy.seed, trial_id),
                               parents=tuple(slot.candidate.parents), run_dir=self.run_dir)
-        if getattr(self.estimator, "wants_competitors", False):
+        if self.estimator.capabilities.competitors:
             directions = {o.metric: o.direction for o in self.strategy.objectives}
-            context.extra["competitors"] = {
+            context.extra[COMPETITORS_KEY] = {
                 "directions": directions, "trials": self._competitors,
                 "costs": {m: slot.cost[m] for m in directions if m in slot.cost}}
-        slot.job = Job(trial_id, self.estimator, architecture, context)
-        pending.append(slot)
+        return context
 
     def meets_constraints(self, genome) -> bool:
         """The cost model's verdict on one genome: valid and within every hard constraint."""
         try:
-            return self.constraints.violation(self._cost(self.space.decode(genome))) == 0
+            return self.filter.feasible(self.space.decode(genome))
         except (EstimationFailed, ArithmeticError, *_DECODE_ERRORS):
             return False
 
-    def _cost(self, architecture) -> dict:
-        cost = self.cost_model(architecture, self.board)
-        figures = cost if isinstance(cost, dict) else cost.to_dict()
-        return clean_metrics({name: value for name, value in figures.items()
-                              if isinstance(value, numbers.Number)})  # not None, not board names
-
     def _start(self, slot: _Slot, limit: float | None) -> str:
         """Mark the trial running, just before it is evaluated; the first line of its crash log."""
-        attempt = self._attempts.get(slot.key, 0) + 1
-        describe = self._describe(slot.genome)
-        in_process = self.executor.in_process
-        self.store.mark_running(self._trial(slot, slot.job.trial_id, RUNNING, slot.cost),
-                                describe=describe, strategy=self.strategy.name,
-                                started_at=time.time(), limit_seconds=limit, attempt=attempt,
-                                in_process=in_process, pid=os.getpid() if in_process else None)
-        return (f"tinyevo trial {slot.job.trial_id} ({describe}), attempt {attempt}, started "
-                f"{time.strftime('%Y-%m-%d %H:%M:%S')}, limit {'none' if limit is None else f'{limit:g} s'}: "
-                f"a fatal error below stopped the search process while it evaluated this trial")
+        running = slot.make(slot.job.trial_id, RUNNING, slot.cost)
+        return self.running.start(running, _describe(self.space, slot.genome), limit)
 
     def _finish(self, slot: _Slot, result: dict | Lost) -> None:
         """Store an evaluated trial the moment its result comes back."""
@@ -319,86 +311,15 @@ class Runner:
             raise TinyevoError(result["user_error"])
         if result["status"] == OK:
             self._ok_seconds.append(result["seconds"])
-        metrics = {**slot.cost, **result["metrics"]}
-        trial = self._trial(slot, slot.job.trial_id, result["status"], metrics)
+        trial = slot.make(slot.job.trial_id, result["status"], {**slot.cost, **result["metrics"]})
         self.evaluated += 1
         self._record(slot, trial, error=result["error"], started_at=result["started_at"],
                      finished_at=result["finished_at"], seconds=result["seconds"])
 
-    # --- trials a dead run was evaluating -------------------------------------------------------
-    def crash_log(self) -> Path | None:
-        """Where an in-process evaluation's fatal error is logged: ``<store>.crash.log`` (None for
-        a store in memory, which cannot be resumed)."""
-        if self.store.path == ":memory:":
-            return None
-        return Path(self.store.path).with_suffix(".crash.log")
-
-    def _settle(self, running: RunningRecord) -> None:
-        """A trial the last run was evaluating when it died: record it failed, or evaluate it again."""
-        trial = running.trial
-        name = f"trial {trial.id} ({running.describe or trial.key})"
-        if not running.in_process:  # a pool or Ray worker ran it: the run died of something else
-            self.store.clear_running([trial.id])
-            return
-        evidence, seconds = self._crash_evidence(running)
-        if evidence is None and running.attempt < MAX_IN_PROCESS_ATTEMPTS:
-            self._attempts[trial.key] = running.attempt
-            warnings.warn(f"{name} was being evaluated when the run stopped, with no fatal error "
-                          f"logged (killed from outside? out of memory?); it is evaluated once more "
-                          f"and recorded failed if the run dies in it again", RuntimeWarning, stacklevel=4)
-            return
-        if evidence is None:
-            evidence = (f"the search process died {running.attempt} times while evaluating this "
-                        f"candidate, with no fatal error logged (killed: SIGKILL, out of memory?); "
-                        f"not evaluated again")
-        failed = dataclasses.replace(trial, status=FAILED)
-        self.store.save_trial(failed, describe=running.describe, strategy=running.strategy,
-                              started_at=running.started_at, seconds=seconds, error=evidence)
-        warnings.warn(f"{name} was being evaluated when the run stopped; recorded as failed, not "
-                      f"retried: {evidence}", RuntimeWarning, stacklevel=4)
-
-    def _crash_evidence(self, running: RunningRecord) -> tuple[str | None, float]:
-        """The fatal error the crash log holds for this trial (kept as ``<store>.crash-trial<N>.log``)
-        and the seconds from the trial's start to it; (None, 0.0) when none was logged."""
-        path = self.crash_log()
-        if path is None or not path.is_file():
-            return None, 0.0
-        lines = path.read_text(errors="replace").splitlines()
-        header = _CRASH_HEADER.match(lines[0]) if lines else None
-        body = [line.strip() for line in lines[1:] if line.strip()]
-        if header is None or int(header.group(1)) != running.trial.id or not body:
-            return None, 0.0
-        kept = path.with_name(f"{path.name.removesuffix('.crash.log')}.crash-trial{running.trial.id}.log")
-        seconds = max(0.0, path.stat().st_mtime - (running.started_at or path.stat().st_mtime))
-        path.replace(kept)
-        first = body[0]
-        if first.startswith("Timeout"):
-            limit = running.limit_seconds
-            return (f"timed out: still running past the {limit or 0:g} s limit of one evaluation, in native "
-                    f"code that cannot be interrupted, so the search process was stopped ({first} "
-                    f"traceback in {kept.name})", seconds)
-        kind = first.removeprefix("Fatal Python error:").strip()
-        signal_name = _FATAL_SIGNALS.get(kind)
-        return (f"the evaluation crashed the search process: {first}"
-                f"{f' ({signal_name})' if signal_name else ''}; traceback in {kept.name}", seconds)
-
-    def _told(self, slot: _Slot) -> Trial:
-        if slot.source is not None:
-            slot.trial = self._duplicate(slot.source.trial, slot)
-        return slot.trial
-
     # --- trials --------------------------------------------------------------------------------
-    def _trial(self, slot: _Slot, trial_id: int, status: str, metrics: dict) -> Trial:
-        return Trial(id=trial_id, genome=slot.genome, status=status, metrics=dict(metrics),
-                     parents=tuple(slot.candidate.parents), origin=slot.candidate.origin,
-                     key=slot.key)
-
-    def _duplicate(self, original: Trial, slot: _Slot) -> Trial:
-        return self._trial(slot, original.id, original.status, original.metrics)
-
     def _record(self, slot: _Slot, trial: Trial, **timings) -> None:
         """Store a new trial and make it known to the rest of the run."""
-        self.store.save_trial(trial, describe=self._describe(slot.genome),
+        self.store.save_trial(trial, describe=_describe(self.space, slot.genome),
                               strategy=self.strategy.name, **timings)
         self._remember(slot, trial, evaluated=timings.get("seconds") is not None)
 
@@ -409,49 +330,9 @@ class Runner:
 
     def _remember(self, slot: _Slot, trial: Trial, evaluated: bool) -> None:
         slot.trial = trial
-        self._known[trial.key] = trial
-        self._trials[trial.id] = trial
+        self.cache.remember(trial)
         self._progress.update(trial, evaluated)
 
-    def _take_id(self, slot: _Slot) -> int:
-        """The next trial id; a resumed run checks that it replays its store faithfully."""
-        trial_id, self._next_id = self._next_id, self._next_id + 1
-        stored = self._stored.get(slot.key)
-        if stored is None:
-            diverged = trial_id in self._stored_ids
-        else:
-            diverged = stored.trial.id != trial_id or stored.trial.genome != slot.genome
-        if diverged:
-            raise TinyevoError(f"the run in {self.store.path} does not replay at trial {trial_id}: "
-                               f"strategy {self.strategy.name!r} is not deterministic for its seed "
-                               f"or the code changed; give a new store file")
-        return trial_id
-
-    def _describe(self, genome) -> str:
-        try:
-            return self.space.describe(genome)
-        except _DECODE_ERRORS:
-            return ""
-
-    def _finished_objectives(self) -> list[dict]:
-        """The objective values of the successful trials so far: what a new candidate competes with
-        (given to estimators with ``wants_competitors``, e.g. learning-curve early stopping)."""
-        metrics = [o.metric for o in self.strategy.objectives]
-        return [{m: trial.metrics[m] for m in metrics} for trial in self._trials.values()
-                if trial.status == OK and all(m in trial.metrics for m in metrics)]
-
-    def _prune_weights(self) -> None:
-        """Delete kept trial weights no candidate can inherit any more (``weights_store`` policy)."""
-        if self.run_dir is None or not getattr(self.estimator, "keep_weights", False):
-            return
-        from tinyevo.estimate.weights_store import prune_run_weights
-
-        prune_run_weights(self.run_dir, self.strategy, self._trials.values(), self.strategy.objectives)
-
-    def _check_needs(self) -> None:
-        if "run_dir" in self.estimator.needs and self.run_dir is None:
-            raise TinyevoError(f"estimator {self.estimator.name!r} keeps files: give the runner a "
-                               f"store file or a run_dir")
 
 
 def _trial_seed(run_seed: int, trial_id: int) -> int:
@@ -461,3 +342,33 @@ def _trial_seed(run_seed: int, trial_id: int) -> int:
 
 def _store_dir(store: Store) -> Path | None:
     return None if store.path == ":memory:" else Path(store.path).resolve().parent
+
+
+def _decode(space: SearchSpace, genome) -> tuple[Any, str, str | None]:
+    """The architecture and key of a genome, or (None, a key of its JSON, the error) when invalid."""
+    try:
+        return space.decode(genome), space.key(genome), None
+    except _DECODE_ERRORS as error:
+        return None, "invalid:" + json_text(genome), f"invalid genome: {error}"
+
+
+def _describe(space: SearchSpace, genome) -> str:
+    try:
+        return space.describe(genome)
+    except _DECODE_ERRORS:
+        return ""
+
+
+def _prune_weights(estimator: Estimator, run_dir: Path | None, strategy: Strategy, trials) -> None:
+    """Delete kept trial weights no candidate can inherit any more (``weights_store`` policy)."""
+    if run_dir is None or not estimator.capabilities.kept_weights:
+        return
+    from tinyevo.estimate.weights_store import prune_run_weights  # torch: only when weights are kept
+
+    prune_run_weights(run_dir, strategy, trials, strategy.objectives)
+
+
+def _check_needs(estimator: Estimator, run_dir: Path | None) -> None:
+    if "run_dir" in estimator.needs and run_dir is None:
+        raise TinyevoError(f"estimator {estimator.name!r} keeps files: give the runner a "
+                           f"store file or a run_dir")

@@ -2,18 +2,16 @@
 
 Registered strategies: ``random``, ``evolution`` (assembled from named parts), its presets
 ``regularized``, ``mcunet`` and ``unas``, and ``nsga2`` (multi-objective). Build one by name with
-``create_strategy("regularized", space, seed=0)``.
+``create_strategy("regularized", space, seed=0)``; a run without one uses
+``DEFAULT_STRATEGY`` (nsga2).
 """
-from tinyevo.search.base import (DEFAULT_OBJECTIVES, FAILED, INFEASIBLE, OK, STRATEGIES, Candidate,
-                                 Objective, Strategy, Trial)
+from tinyevo.search.base import (DEFAULT_OBJECTIVES, DEFAULT_STRATEGY, FAILED, INFEASIBLE, OK,
+                                 STRATEGIES, Candidate, Objective, Strategy, Trial)
 from tinyevo.search import random_search  # noqa: F401  (registers "random")
 from tinyevo.search.evolution import Evolution, EvolutionConfig
 from tinyevo.search.nsga2 import NSGA2
 from tinyevo.search.pareto import hypervolume, pareto_front
 from tinyevo.spaces.base import SearchSpace
-
-#: The strategy a run uses when none is named.
-DEFAULT_STRATEGY = "regularized"
 
 
 def create_strategy(name: str, space: SearchSpace, seed: int = 0, **options) -> Strategy:

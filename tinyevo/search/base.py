@@ -67,6 +67,8 @@ class Trial:
         return float(self.metrics[objective.metric])
 
 
+#: The strategy a run uses when none is named (``tinyevo search``, ``tinyevo.search()``).
+DEFAULT_STRATEGY = "nsga2"
 DEFAULT_OBJECTIVES = (Objective("accuracy", "max"),)
 
 
@@ -94,6 +96,12 @@ class Strategy(ABC):
     def meets_constraints(self, genome: Genome) -> bool:
         """True unless the runner's cost model says ``genome`` breaks a hard constraint."""
         return self.feasible is None or bool(self.feasible(genome))
+
+    def settings(self) -> dict:
+        """The declared options that identify this strategy in a run's config (the seed and the
+        objectives are recorded apart): a resume with other settings is refused. A strategy with
+        options overrides this; one without has none."""
+        return {}
 
     @property
     def objective(self) -> Objective:

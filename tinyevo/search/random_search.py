@@ -16,7 +16,7 @@ class RandomSearch(Strategy):
             raise TinyevoError(f"strategy 'random' takes no option {sorted(options)[0]!r}")
         super().__init__(space, seed, objectives)
 
-    def options(self) -> dict:
+    def settings(self) -> dict:
         return {}
 
     def ask(self, n: int) -> list[Candidate]:

@@ -1,18 +1,22 @@
 """Search spaces (survey section II-A): each decodes JSON genomes into the architecture IR.
 
 ``chain`` (variable-length layer sequences), ``mbv2`` (MCUNet's MobileNetV2 block space),
-``nb201`` (NAS-Bench-201 cells) and ``dag`` (Genetic CNN's multi-branch stages).
+``nb201`` (NAS-Bench-201 cells), ``dag`` (Genetic CNN's multi-branch stages), ``blocks``
+(CNN-GA's variable-length sequences of conv, res, dense and pooling units) and ``densenet``
+(DenseNet-BC's macro with searched dense blocks).
 ``create_space("nb201")`` builds one by name.
 """
-from tinyevo.spaces import chain, dag, mbv2, nb201  # noqa: F401  (registers the built-in spaces)
+from tinyevo.spaces import blocks, chain, dag, densenet, mbv2, nb201  # noqa: F401  (registers them)
 from tinyevo.spaces.base import SPACES, Genome, SearchSpace
+from tinyevo.spaces.blocks import BlocksSpace
 from tinyevo.spaces.chain import ChainSpace
 from tinyevo.spaces.dag import GeneticCnnSpace
+from tinyevo.spaces.densenet import DenseNetSpace
 from tinyevo.spaces.mbv2 import MobileNetV2Space
 from tinyevo.spaces.nb201 import NasBench201Space
 
-__all__ = ["SPACES", "ChainSpace", "GeneticCnnSpace", "Genome", "MobileNetV2Space",
-           "NasBench201Space", "SearchSpace", "create_space"]
+__all__ = ["SPACES", "BlocksSpace", "ChainSpace", "DenseNetSpace", "GeneticCnnSpace", "Genome",
+           "MobileNetV2Space", "NasBench201Space", "SearchSpace", "create_space"]
 
 
 def create_space(name: str, **options) -> SearchSpace:

@@ -23,11 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinyevo.errors import TinyevoError
+from tinyevo.hardware.execution import DEPLOYED
+from tinyevo.hardware.limits import Constraints
 
 SETTINGS_FILE, STAGE1_FILE, CDF_FILE, SUPERNET_FILE = ("tinynas.json", "stage1.json", "stage1_cdf.png",
                                                        "supernet.npz")
 #: Settings a rerun may change: they extend or shorten the evolution, or change what is printed.
 EXTENDABLE = ("generations", "max_seconds", "finetune_models", "device")
+#: The limits a TinyNAS run takes: its settings of those TOML keys (``tinyevo.hardware.limits``).
+LIMIT_KEYS = ("max_sram", "max_flash")
 
 
 @dataclass
@@ -98,7 +102,6 @@ class TinyNASJob:
     # --- the pieces ----------------------------------------------------------------------------
     def prepare(self) -> None:
         """Load board and data, check the settings; nothing is written yet."""
-        from tinyevo.config import ConstraintSettings
         from tinyevo.estimate.training import cached_dataset
         from tinyevo.hardware import load_board
         from tinyevo.spaces.mbv2 import MobileNetV2Space
@@ -108,7 +111,7 @@ class TinyNASJob:
         self.device()
         self.board = load_board(s.board)
         self.data = cached_dataset(s.dataset, s.data_dir, s.seed, s.dataset_options)
-        self.constraints = ConstraintSettings(s.max_sram, s.max_flash).build(self.board)
+        self.constraints = Constraints.from_settings(limit_settings(s), self.board)
         try:
             self.space = MobileNetV2Space(input_shape=self.data.input_shape,
                                           num_classes=self.data.num_classes, **s.space_options)
@@ -159,7 +162,7 @@ class TinyNASJob:
                                        s.seed, self.progress)
         self.start_folder()  # only now: a run whose limits nothing fits leaves no folder behind
         plot_cdfs(result, self.out_dir / CDF_FILE, title=f"TinyNAS stage 1 on {self.data.name}, "
-                  f"{self.board.name}\n{_limits_text(self.constraints)}")
+                  f"{self.board.name}\n{self.constraints.summary()}")
         result.save(path)
         self.seconds["stage1"] = time.perf_counter() - start
         chosen = result.chosen_stats()
@@ -203,12 +206,11 @@ class TinyNASJob:
     def search_config(self, space):
         """The run's settings as ``tinyevo show`` / ``tinyevo export`` read them."""
         from tinyevo.config import ConstraintSettings, SearchConfig
-        from tinyevo.tinynas.cost import DEPLOYED
         from tinyevo.tinynas.stage2 import evolution_budget
 
         s = self.settings
         return SearchConfig(space="mbv2", space_options=space.options(), dataset=s.dataset,
-                            data_dir=s.data_dir, board=self.board.name, execution=DEPLOYED["execution"],
+                            data_dir=s.data_dir, board=self.board.name, execution=DEPLOYED.execution,
                             strategy="mcunet",
                             strategy_options={"population": s.population, "generations": s.generations},
                             estimator="supernet",
@@ -216,7 +218,7 @@ class TinyNASJob:
                             objectives=["accuracy"], budget=evolution_budget(s.population, s.generations),
                             max_seconds=s.max_seconds, seed=s.seed, final_epochs=s.finetune_epochs,
                             final_models=s.finetune_models,
-                            constraints=ConstraintSettings(s.max_sram, s.max_flash))
+                            constraints=ConstraintSettings(**limit_settings(s)))
 
     def evolve(self, space, store):
         from tinyevo.tinynas.stage2 import evolve
@@ -312,10 +314,6 @@ def _check_settings(s: TinyNASSettings) -> None:
         raise TinyevoError(f"data-fraction must be in (0, 1], got {s.data_fraction}")
 
 
-def _limits_text(constraints) -> str:
-    from tinyevo.units import format_bytes
-
-    limits = constraints.to_dict()
-    parts = [f"SRAM <= {format_bytes(limits['max_peak_sram_bytes'])}" if limits["max_peak_sram_bytes"] else "",
-             f"flash <= {format_bytes(limits['max_flash_bytes'])}" if limits["max_flash_bytes"] else ""]
-    return ", ".join(p for p in parts if p)
+def limit_settings(s: TinyNASSettings) -> dict:
+    """The run's limits as set: ``{TOML key: "64KB" | number | None}`` (``LIMIT_KEYS``)."""
+    return {key: getattr(s, key) for key in LIMIT_KEYS}

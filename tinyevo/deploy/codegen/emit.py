@@ -21,6 +21,7 @@ from tinyevo.deploy.codegen.metadata import FORMAT_VERSION, ModelMetadata, OpInf
 from tinyevo.deploy.codegen.planner import MemoryPlan, plan_memory
 from tinyevo.deploy.quantized_model import QuantizedModel
 from tinyevo.errors import TinyevoError
+from tinyevo.hardware.execution import DEPLOYED
 
 SOURCE, HEADER, RUNTIME, METADATA = "tinyevo_model.c", "tinyevo_model.h", "tinyevo_runtime.h", "metadata.json"
 
@@ -45,16 +46,16 @@ class GeneratedC:
         return paths
 
 
-def generate_c(qmodel: QuantizedModel, out_dir: str | Path, in_place_kernels: bool = True,
-               plan: MemoryPlan | None = None, execution: str = "streamed") -> GeneratedC:
+def generate_c(qmodel: QuantizedModel, out_dir: str | Path, in_place_kernels: bool = DEPLOYED.in_place_kernels,
+               plan: MemoryPlan | None = None, execution: str = DEPLOYED.execution) -> GeneratedC:
     """Write the C library of ``qmodel`` into ``out_dir`` and return what was written."""
     generated = render_c(qmodel, in_place_kernels, plan, execution)
     generated.write(out_dir)
     return generated
 
 
-def render_c(qmodel: QuantizedModel, in_place_kernels: bool = True, plan: MemoryPlan | None = None,
-             execution: str = "streamed") -> GeneratedC:
+def render_c(qmodel: QuantizedModel, in_place_kernels: bool = DEPLOYED.in_place_kernels,
+             plan: MemoryPlan | None = None, execution: str = DEPLOYED.execution) -> GeneratedC:
     """The library's files in memory (what ``generate_c`` writes)."""
     plan = plan or plan_memory(qmodel, in_place_kernels=in_place_kernels, execution=execution)
     kernels = build_kernels(qmodel, plan)

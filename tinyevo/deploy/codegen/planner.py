@@ -27,7 +27,8 @@ from tinyevo.arch import INPUT, Architecture, Node
 from tinyevo.deploy.quantized_model import QuantizedModel, QuantizedOp
 from tinyevo.errors import TinyevoError
 from tinyevo.hardware.arena import plan_arena
-from tinyevo.hardware.memory import Schedule, check_execution
+from tinyevo.hardware.execution import DEPLOYED, check_execution
+from tinyevo.hardware.memory import Schedule
 from tinyevo.hardware.streaming import StreamPlan
 
 REQUANTIZED = ":requantized_for:"
@@ -70,8 +71,8 @@ class MemoryPlan:
                 "streamed": self.stream.to_json() if self.stream else None}
 
 
-def plan_memory(qmodel: QuantizedModel, in_place_kernels: bool = True, order: list[str] | None = None,
-                execution: str = "streamed") -> MemoryPlan:
+def plan_memory(qmodel: QuantizedModel, in_place_kernels: bool = DEPLOYED.in_place_kernels,
+                order: list[str] | None = None, execution: str = DEPLOYED.execution) -> MemoryPlan:
     """The static memory plan of ``qmodel``: ``tinyevo.hardware.arena.plan_arena`` of its int8
     graph -- the best order of ``tinyevo.hardware.memory.schedule`` (or ``order``, a list of its
     op names), with ``execution="streamed"`` and no ``order`` a streamed prefix where that makes

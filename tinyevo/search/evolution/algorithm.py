@@ -19,13 +19,8 @@ from collections import deque
 
 from tinyevo.search.base import DEFAULT_OBJECTIVES, STRATEGIES, Candidate, Strategy, Trial
 from tinyevo.search.evolution.config import EvolutionConfig
-from tinyevo.search.evolution.crossover import CROSSOVERS
 from tinyevo.search.evolution.individual import Individual
-from tinyevo.search.evolution.initialization import INITIALIZATIONS
-from tinyevo.search.evolution.mutation import MUTATIONS
-from tinyevo.search.evolution.population_update import POPULATION_UPDATES
-from tinyevo.search.evolution.restart import RESTARTS, NoRestart
-from tinyevo.search.evolution.selection import PARENT_SELECTIONS
+from tinyevo.search.evolution.restart import NoRestart
 from tinyevo.spaces.base import SearchSpace
 
 #: How often a child whose architecture was already asked for (or that breaks a hard constraint)
@@ -44,13 +39,12 @@ class Evolution(Strategy):
     def __init__(self, space: SearchSpace, seed: int = 0, objectives=DEFAULT_OBJECTIVES, **options):
         super().__init__(space, seed, objectives)
         self.config = config = EvolutionConfig.from_options(options)
-        self.initialization = INITIALIZATIONS.get(config.initialization)(config, space)
-        self.parent_selection = PARENT_SELECTIONS.get(config.parent_selection)(config, space)
-        self.population_update = POPULATION_UPDATES.get(config.population_update)(config, space)
-        self.crossover = CROSSOVERS.get(config.crossover)(config, space)
-        self.mutation = MUTATIONS.get(config.mutation)(config, space)
-        self.restart = (NoRestart() if config.generational
-                        else RESTARTS.get(config.restart)(config, space))
+        self.initialization = config.operator("initialization", space)
+        self.parent_selection = config.operator("parent_selection", space)
+        self.population_update = config.operator("population_update", space)
+        self.crossover = config.operator("crossover", space)
+        self.mutation = config.operator("mutation", space)
+        self.restart = NoRestart() if config.generational else config.operator("restart", space)
         self.restarts = 0  # times the population was discarded (``restart``)
         self._restart_left = 0  # fresh samples still to hand out after the last restart
         self.population: list[Individual] = []
@@ -63,7 +57,7 @@ class Evolution(Strategy):
         self._offspring: dict[int, list[Individual]] = {}  # generation -> told, not merged
         self._seen: set[str] = set()  # keys of every architecture asked for
 
-    def options(self) -> dict:
+    def settings(self) -> dict:
         """The settings that rebuild this strategy (stored with a run, checked on resume)."""
         return self.config.to_dict()
 
@@ -190,6 +184,6 @@ class Evolution(Strategy):
         self.population = self.population_update.survivors(pool, self.config.population_size)
         self.restart.observe(newcomers, self.meets_constraints)
         if self.restart.stuck(self._seen):  # a confirmed local optimum: begin again
-            self.population, self._restart_left = [], self.config.restart_size
+            self.population, self._restart_left = [], self.restart.restart_size
             self.restart.reset()
             self.restarts += 1

@@ -2,25 +2,32 @@
 
 Fixed-length genomes are crossed as vectors of choice indices (``space.to_vector``/``from_vector``);
 variable-length genomes need the space's own operator, which knows how to splice them. Each method
-is an object with ``cross(a, b, rng) -> genome``; registered by name: ``crossover = "one_point"``.
+is a small ``Operator`` with ``cross(a, b, rng) -> genome``, bound to the space it crosses
+(``bind``); registered by name: ``crossover = "one_point"``.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from tinyevo.registry import Registry
 from tinyevo.spaces.base import Genome, SearchSpace
 from tinyevo.search.evolution.genes import first_valid, is_fixed_length, require_fixed
+from tinyevo.search.evolution.operator import Operator
 
 CROSSOVERS: Registry = Registry("crossover")
 
 
-class OnePointCrossover:
+@CROSSOVERS.register("one_point")
+@dataclass
+class OnePointCrossover(Operator):
     """Genes before a random cut point come from the first parent, the rest from the second."""
 
-    def __init__(self, space: SearchSpace):
+    def bind(self, space: SearchSpace) -> "OnePointCrossover":
         require_fixed(space, "one_point crossover")
         self.space = space
+        return self
 
     def cross(self, a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
         va, vb = self.space.to_vector(a), self.space.to_vector(b)
@@ -34,12 +41,15 @@ def one_point(va: list[int], vb: list[int], rng: np.random.Generator) -> list[in
     return list(va[:cut]) + list(vb[cut:])
 
 
-class UniformCrossover:
+@CROSSOVERS.register("uniform")
+@dataclass
+class UniformCrossover(Operator):
     """Each gene comes from either parent with probability 1/2."""
 
-    def __init__(self, space: SearchSpace):
+    def bind(self, space: SearchSpace) -> "UniformCrossover":
         require_fixed(space, "uniform crossover")
         self.space = space
+        return self
 
     def cross(self, a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
         va, vb = self.space.to_vector(a), self.space.to_vector(b)
@@ -51,33 +61,20 @@ def uniform(va: list[int], vb: list[int], rng: np.random.Generator) -> list[int]
     return [int(y) if take else int(x) for x, y, take in zip(va, vb, from_b)]
 
 
-class SpaceCrossover:
+@CROSSOVERS.register("space")
+@dataclass
+class SpaceCrossover(Operator):
     """The space's own ``crossover`` (for variable-length genomes, or a space-specific splice)."""
-
-    def __init__(self, space: SearchSpace):
-        self.space = space
 
     def cross(self, a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
         return self.space.crossover(a, b, rng)
 
 
-@CROSSOVERS.register("one_point")
-def _one_point(config, space) -> OnePointCrossover:
-    return OnePointCrossover(space)
-
-
-@CROSSOVERS.register("uniform")
-def _uniform(config, space) -> UniformCrossover:
-    return UniformCrossover(space)
-
-
-@CROSSOVERS.register("space")
-def _space(config, space) -> SpaceCrossover:
-    return SpaceCrossover(space)
-
-
 @CROSSOVERS.register("auto")
-def _auto(config, space):
+@dataclass
+class AutoCrossover(Operator):
     """Uniform crossover for fixed-length spaces, the space's own for variable-length ones."""
-    fixed = is_fixed_length(space)
-    return UniformCrossover(space) if fixed else SpaceCrossover(space)
+
+    def bind(self, space: SearchSpace) -> Operator:
+        chosen = UniformCrossover() if is_fixed_length(space) else SpaceCrossover()
+        return chosen.bind(space)

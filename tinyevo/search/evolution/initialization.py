@@ -1,31 +1,36 @@
 """Initialization (survey section II-B1): where the first population comes from.
 
-Each method is a small object with ``candidate(index, rng) -> Candidate``, the ``index``-th member
-of the initial population. Registered by name: ``initialization = "random" | "trivial" | "rich"``.
+Each method is a small ``Operator`` (its parameters are its fields) with ``candidate(index, rng) ->
+Candidate``, the ``index``-th member of the initial population, bound to the space (``bind``).
+Registered by name: ``initialization = "random" | "trivial" | "rich"``.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from tinyevo.errors import TinyevoError
 from tinyevo.registry import Registry
 from tinyevo.search.base import Candidate
+from tinyevo.search.evolution.operator import Operator
 from tinyevo.spaces.base import SearchSpace
 
 INITIALIZATIONS: Registry = Registry("initialization")
 
 
-class RandomInitialization:
+@INITIALIZATIONS.register("random")
+@dataclass
+class RandomInitialization(Operator):
     """Genomes drawn uniformly from the space: the initial space is the search space."""
-
-    def __init__(self, space: SearchSpace):
-        self.space = space
 
     def candidate(self, index: int, rng: np.random.Generator) -> Candidate:
         return Candidate(self.space.sample(rng), origin="sample")
 
 
-class TrivialInitialization:
+@INITIALIZATIONS.register("trivial")
+@dataclass
+class TrivialInitialization(Operator):
     """The smallest architectures of the space, then mutants of them (Real et al. 2017 start
     from one-layer models).
 
@@ -33,7 +38,7 @@ class TrivialInitialization:
     more evaluations before it reaches good models.
     """
 
-    def __init__(self, space: SearchSpace):
+    def bind(self, space: SearchSpace) -> "TrivialInitialization":
         self.space = space
         try:
             self.genomes = list(space.smallest())
@@ -42,6 +47,7 @@ class TrivialInitialization:
                                "initialization='random' or 'rich'") from None
         if not self.genomes:
             raise TinyevoError(f"space {space.name!r} lists no smallest architectures")
+        return self
 
     def candidate(self, index: int, rng: np.random.Generator) -> Candidate:
         genome = self.genomes[index % len(self.genomes)]
@@ -52,15 +58,21 @@ class TrivialInitialization:
         return Candidate(self.space.mutate(genome, rng), origin="trivial+mutation")
 
 
-class RichInitialization:
+@INITIALIZATIONS.register("rich")
+@dataclass
+class RichInitialization(Operator):
     """Seeded from given genomes (a well-designed space); random samples fill the remaining places."""
 
-    def __init__(self, space: SearchSpace, seeds):
-        if not seeds:
+    #: Genomes (or their JSON) to start from.
+    seeds: list = field(default_factory=list)
+
+    def bind(self, space: SearchSpace) -> "RichInitialization":
+        if not self.seeds:
             raise TinyevoError("initialization='rich' needs seeds=[genome, ...]: the architectures "
                                "to start from")
         self.space = space
-        self.genomes = [seed_genome(space, seed) for seed in seeds]
+        self.genomes = [seed_genome(space, seed) for seed in self.seeds]
+        return self
 
     def candidate(self, index: int, rng: np.random.Generator) -> Candidate:
         if index < len(self.genomes):
@@ -78,18 +90,3 @@ def seed_genome(space: SearchSpace, seed) -> object:
     except ValueError:  # not JSON either
         raise TinyevoError(f"seed {str(seed)[:80]!r} is neither a valid {space.name} genome nor "
                            f"the JSON text of one") from None
-
-
-@INITIALIZATIONS.register("random")
-def _random(config, space) -> RandomInitialization:
-    return RandomInitialization(space)
-
-
-@INITIALIZATIONS.register("trivial")
-def _trivial(config, space) -> TrivialInitialization:
-    return TrivialInitialization(space)
-
-
-@INITIALIZATIONS.register("rich")
-def _rich(config, space) -> RichInitialization:
-    return RichInitialization(space, config.seeds)

@@ -1,6 +1,7 @@
 """Population update, or survivor selection (survey section II-B3): who stays when children arrive.
 
-Each method is a small object with ``survivors(population, size) -> list[Individual]``: it returns
+Each method is a small ``Operator`` (its parameters are its fields) with ``survivors(population,
+size) -> list[Individual]``: it returns
 at most ``size`` members, in their original order. Registered by name so a configuration can
 choose one: ``population_update = "discard_oldest"``.
 """
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tinyevo.errors import TinyevoError
 from tinyevo.registry import Registry
 from tinyevo.search.evolution.individual import Individual
+from tinyevo.search.evolution.operator import Operator
 
 POPULATION_UPDATES: Registry = Registry("population update")
 
@@ -24,31 +27,42 @@ def _keep(population: list[Individual], kept: list[Individual]) -> list[Individu
     return [i for i in population if id(i) in ids]
 
 
+@POPULATION_UPDATES.register("aging")
+@POPULATION_UPDATES.register("discard_oldest")
 @dataclass
-class DiscardOldest:
+class DiscardOldest(Operator):
     """Aging (regularized) evolution, Real et al. 2019: the oldest go, however good they are."""
 
     def survivors(self, population: list[Individual], size: int) -> list[Individual]:
         return _keep(population, sorted(population, key=lambda i: i.born)[-size:] if size else [])
 
 
+@POPULATION_UPDATES.register("discard_worst")
 @dataclass
-class DiscardWorst:
+class DiscardWorst(Operator):
     """Steady-state (mu + lambda) replacement: the least fit go; among equals, the oldest."""
 
     def survivors(self, population: list[Individual], size: int) -> list[Individual]:
         return _keep(population, sorted(population, key=_by_fitness, reverse=True)[:size])
 
 
+@POPULATION_UPDATES.register("elitism")
 @dataclass
-class Elitism:
+class Elitism(Operator):
     """The ``elite_size`` fittest always survive; the other places go to the youngest.
 
     MCUNet keeps its top-20 each generation (Cai et al. 2020, Lin et al. 2020). With
     ``elite_size = size`` this is discard_worst, with ``elite_size = 0`` it is discard_oldest.
     """
 
-    elite_size: int
+    #: Members always kept; default: population_size // 5.
+    elite_size: int | None = None
+    population_shares = {"elite_size": 5}
+
+    def check(self, population_size: int) -> None:
+        if not 0 <= self.elite_size <= population_size:
+            raise TinyevoError(f"evolution option elite_size must be in [0, population_size], "
+                               f"got {self.elite_size}")
 
     def survivors(self, population: list[Individual], size: int) -> list[Individual]:
         elite = sorted(population, key=_by_fitness, reverse=True)[:min(self.elite_size, size)]
@@ -58,15 +72,16 @@ class Elitism:
         return _keep(population, elite + young)
 
 
+@POPULATION_UPDATES.register("worst_and_oldest")
 @dataclass
-class WorstAndOldest:
+class WorstAndOldest(Operator):
     """Both the worst and the oldest go, in turn (EENA, Zhu et al. 2019).
 
     Removals alternate between the oldest and the least fit member, counted over the whole run,
     so a steady-state search that removes one member per child discards each in turn.
     """
 
-    removed: int = field(default=0)
+    removed: int = field(default=0, init=False)  # removals so far: state, not a parameter
 
     def survivors(self, population: list[Individual], size: int) -> list[Individual]:
         kept = list(population)
@@ -78,28 +93,3 @@ class WorstAndOldest:
             kept = [i for i in kept if i is not victim]
             self.removed += 1
         return kept
-
-
-@POPULATION_UPDATES.register("discard_oldest")
-def _discard_oldest(config, space) -> DiscardOldest:
-    return DiscardOldest()
-
-
-@POPULATION_UPDATES.register("aging")
-def _aging(config, space) -> DiscardOldest:
-    return DiscardOldest()
-
-
-@POPULATION_UPDATES.register("discard_worst")
-def _discard_worst(config, space) -> DiscardWorst:
-    return DiscardWorst()
-
-
-@POPULATION_UPDATES.register("elitism")
-def _elitism(config, space) -> Elitism:
-    return Elitism(config.elite_size)
-
-
-@POPULATION_UPDATES.register("worst_and_oldest")
-def _worst_and_oldest(config, space) -> WorstAndOldest:
-    return WorstAndOldest()

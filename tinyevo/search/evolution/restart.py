@@ -8,23 +8,31 @@ offer there. ``local_optimum`` then empties the population and hands out ``resta
 random samples before breeding again; the best results found so far stay in the run's store (the
 search reports the best of the whole run, not of the population).
 
-Registered by name: ``restart = "none" | "local_optimum" | "auto"`` (``auto``: ``local_optimum``
-on fixed-length spaces, ``none`` on variable-length ones, whose neighbourhood cannot be listed).
+Each method is a small ``Operator`` with ``observe``, ``stuck`` and ``reset``, and ``restart_size``
+(the fresh samples after a restart). Registered by name: ``restart = "none" | "local_optimum" |
+"auto"`` (``auto``: ``local_optimum`` on fixed-length spaces, ``none`` on variable-length ones,
+whose neighbourhood cannot be listed).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from tinyevo.registry import Registry
 from tinyevo.search.evolution.genes import choice_counts, is_fixed_length, require_fixed
 from tinyevo.search.evolution.individual import Individual
+from tinyevo.search.evolution.operator import Operator, at_least_one
 from tinyevo.spaces.base import SearchSpace
 
 RESTARTS: Registry = Registry("restart")
 
 
-class NoRestart:
+@RESTARTS.register("none")
+@dataclass
+class NoRestart(Operator):
     """The population is never discarded."""
+
+    restart_size = 0
 
     def observe(self, newcomers: list[Individual], feasible) -> None:
         pass
@@ -36,7 +44,9 @@ class NoRestart:
         pass
 
 
-class LocalOptimumRestart:
+@RESTARTS.register("local_optimum")
+@dataclass
+class LocalOptimumRestart(Operator):
     """Stuck when every one-gene neighbour of the best member since the last restart was asked for.
 
     ``seen`` is the set of architecture keys the search has asked for (a neighbour whose
@@ -46,10 +56,18 @@ class LocalOptimumRestart:
     them.
     """
 
-    def __init__(self, space: SearchSpace):
+    #: Fresh random samples handed out after a restart; default: population_size // 4.
+    restart_size: int | None = None
+    population_shares = {"restart_size": 4}
+
+    def check(self, population_size: int) -> None:
+        at_least_one("restart_size", self.restart_size)
+
+    def bind(self, space: SearchSpace) -> "LocalOptimumRestart":
         require_fixed(space, "local_optimum restart")
         self.space, self.counts = space, choice_counts(space)
         self.reset()
+        return self
 
     def reset(self) -> None:
         self.best_fitness = -math.inf
@@ -77,17 +95,18 @@ class LocalOptimumRestart:
         return sorted(keys)
 
 
-@RESTARTS.register("none")
-def _none(config, space) -> NoRestart:
-    return NoRestart()
-
-
-@RESTARTS.register("local_optimum")
-def _local_optimum(config, space) -> LocalOptimumRestart:
-    return LocalOptimumRestart(space)
-
-
 @RESTARTS.register("auto")
-def _auto(config, space):
-    fixed = is_fixed_length(space)
-    return LocalOptimumRestart(space) if fixed else NoRestart()
+@dataclass
+class AutoRestart(Operator):
+    """``local_optimum`` on fixed-length spaces, ``none`` on variable-length ones."""
+
+    restart_size: int | None = None
+    population_shares = {"restart_size": 4}
+
+    def check(self, population_size: int) -> None:
+        at_least_one("restart_size", self.restart_size)
+
+    def bind(self, space: SearchSpace) -> Operator:
+        if not is_fixed_length(space):
+            return NoRestart().bind(space)
+        return LocalOptimumRestart(self.restart_size).bind(space)

@@ -1,8 +1,8 @@
 """Parent selection (survey section II-B3): which members of the population breed.
 
-Each method is a small object with ``select(population, rng) -> Individual``; the population is a
-list of ``Individual`` whose ``fitness`` is larger-is-better. Methods are registered by name so a
-configuration can choose one: ``parent_selection = "tournament"``.
+Each method is a small ``Operator`` (its parameters are its fields) with ``select(population, rng)
+-> Individual``; the population is a list of ``Individual`` whose ``fitness`` is larger-is-better.
+Methods are registered by name so a configuration can choose one: ``parent_selection = "tournament"``.
 """
 from __future__ import annotations
 
@@ -12,28 +12,35 @@ import numpy as np
 
 from tinyevo.registry import Registry
 from tinyevo.search.evolution.individual import Individual, fittest
+from tinyevo.search.evolution.operator import Operator, at_least_one
 
 PARENT_SELECTIONS: Registry = Registry("parent selection")
 
 
+@PARENT_SELECTIONS.register("tournament")
 @dataclass
-class Tournament:
+class Tournament(Operator):
     """Draw ``size`` distinct individuals at random; the fittest of them is the parent.
 
     Regularized evolution (Real et al. 2019) uses it with a sample size S. With ``size`` equal to
     the population it always picks the best; with ``size = 1`` it is uniform random choice.
     """
 
-    size: int
+    #: Sample size (S in Real et al. 2019).
+    tournament_size: int = 5
+
+    def check(self, population_size: int) -> None:
+        at_least_one("tournament_size", self.tournament_size)
 
     def select(self, population: list[Individual], rng: np.random.Generator) -> Individual:
-        count = min(self.size, len(population))
+        count = min(self.tournament_size, len(population))
         picked = rng.choice(len(population), size=count, replace=False)
         return fittest([population[i] for i in picked])
 
 
+@PARENT_SELECTIONS.register("roulette")
 @dataclass
-class Roulette:
+class Roulette(Operator):
     """Fitness-proportionate selection: P(pick i) = fitness_i / sum of fitness.
 
     Fitness must be non-negative to be used as it is (accuracies are); when some is negative
@@ -56,28 +63,19 @@ def roulette_probabilities(population: list[Individual]) -> np.ndarray:
     return weights / weights.sum()
 
 
+@PARENT_SELECTIONS.register("truncation")
 @dataclass
-class Truncation:
-    """Uniform choice among the ``size`` fittest (MCUNet breeds from its top-20 of 100)."""
+class Truncation(Operator):
+    """Uniform choice among the ``truncation_size`` fittest (MCUNet breeds from its top-20 of 100)."""
 
-    size: int
+    #: Breeds from this many best; default: population_size // 5.
+    truncation_size: int | None = None
+    population_shares = {"truncation_size": 5}
+
+    def check(self, population_size: int) -> None:
+        at_least_one("truncation_size", self.truncation_size)
 
     def select(self, population: list[Individual], rng: np.random.Generator) -> Individual:
         ranked = sorted(population, key=lambda i: (i.fitness, i.born), reverse=True)
-        best = ranked[:max(1, min(self.size, len(ranked)))]
+        best = ranked[:max(1, min(self.truncation_size, len(ranked)))]
         return best[rng.integers(len(best))]
-
-
-@PARENT_SELECTIONS.register("tournament")
-def _tournament(config, space) -> Tournament:
-    return Tournament(config.tournament_size)
-
-
-@PARENT_SELECTIONS.register("roulette")
-def _roulette(config, space) -> Roulette:
-    return Roulette()
-
-
-@PARENT_SELECTIONS.register("truncation")
-def _truncation(config, space) -> Truncation:
-    return Truncation(config.truncation_size)
