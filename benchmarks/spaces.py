@@ -80,7 +80,7 @@ import numpy as np
 import torch
 
 from common import REPO_ROOT, json_safe, log, mean, print_json, pyplot, repo_path
-from tinyevo.config import SearchConfig, search_cost_model
+from tinyevo.config import SearchConfig
 from tinyevo.deploy.codegen import mcu
 from tinyevo.deploy.codegen.emit import generate_c
 from tinyevo.deploy.export_run import calibration_inputs, int8_record, load_run_model, network_inputs
@@ -90,6 +90,7 @@ from tinyevo.errors import TinyevoError
 from tinyevo.estimate import EstimationFailed, EvalContext
 from tinyevo.estimate.training import cached_dataset
 from tinyevo.hardware import load_board
+from tinyevo.hardware.cost_model import search_cost_model
 from tinyevo.model_file import load_architecture
 from tinyevo.pipeline import SearchJob, load_results, write_results
 from tinyevo.spaces import SPACES, create_space
@@ -678,8 +679,8 @@ def main(argv=None) -> int:
     report = {
         "benchmark": "spaces", "targets": targets(report_spaces, reference, bounds), "reference": reference,
         "bounds": bounds, "spaces": report_spaces, "skipped_spaces": skipped,
-        "strategy": {"name": default.strategy, "source": "tinyevo.config.SearchConfig().strategy (the "
-                     "search job's default)", "options": {"population_size": settings.population_size},
+        "strategy": {"name": default.strategy, "source": "tinyevo.search.DEFAULT_STRATEGY (the "
+                     "default of the search job, the CLI and the API)", "options": {"population_size": settings.population_size},
                      "objectives": default.objectives},
         "estimator": {"name": "training", "search": trainer_settings(0, settings, data_dir)["fidelity"],
                       "final": {"epochs": settings.final_epochs, "data_fraction": 1.0,
