@@ -1,4 +1,5 @@
-"""Smoke test of ``benchmarks/mnist_constrained.py`` and checks of its Optuna peer.
+"""Smoke tests of ``benchmarks/mnist_constrained.py`` (and checks of its Optuna peer) and of
+``benchmarks/spaces.py`` (on scikit-learn's digits as a folder of 32x32 images).
 
 The quick run uses scikit-learn's 8x8 digits saved as an .npz (a few seconds of training in all);
 its report is checked against oracles outside the benchmark: the bounds against the cost model
@@ -14,16 +15,19 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+from PIL import Image
 from sklearn.datasets import load_digits
 
+from tinyevo.deploy.codegen import mcu
 from tinyevo.estimate.base import Estimator
 from tinyevo.hardware import estimate_cost
 from tinyevo.run import Budget, Runner
-from tinyevo.spaces import create_space
+from tinyevo.spaces import SPACES, create_space
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 import mnist_constrained as bench  # noqa: E402
+import spaces as spaces_bench  # noqa: E402
 
 SRAM, FLASH = bench.MAX_PEAK_SRAM_BYTES, bench.MAX_FLASH_BYTES
 
@@ -164,3 +168,119 @@ def test_optuna_peer_sees_the_bounds_and_trains_only_feasible_candidates():
         fits = cost.peak_sram_bytes <= SRAM and cost.flash_bytes <= FLASH
         assert (max(trial.constraints.values()) <= 0) == fits
         assert trial.values[1] == cost.peak_sram_bytes
+
+
+# --- benchmarks/spaces.py ------------------------------------------------------------------------
+#: ResNet-8's memory as issue 15 publishes it (``tinyevo cost examples/resnet8.json``), and half.
+RESNET8_SRAM, RESNET8_FLASH = 49_152, 81_512
+
+
+@pytest.fixture(scope="module")
+def digits_folder(tmp_path_factory) -> Path:
+    """scikit-learn's digits as an image folder of 32x32 RGB PNGs (each pixel 4x4, gray), 12 per
+    class in train/ and in test/: the layout of ``../shared/datasets/cifar10-jpg``."""
+    root = tmp_path_factory.mktemp("digits_folder")
+    digits = load_digits()
+    counts: dict = {}
+    for image, label in zip(digits.images, digits.target):
+        n = counts.get(label, 0)
+        if n >= 24:
+            continue
+        counts[label] = n + 1
+        folder = root / ("train" if n < 12 else "test") / f"digit{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = np.kron((image * 15).astype(np.uint8), np.ones((4, 4), np.uint8))
+        Image.fromarray(np.stack([pixels] * 3, axis=-1)).save(folder / f"{n}.png")
+    return root
+
+
+def spaces_command(data: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(BENCHMARKS / "spaces.py"), "--quick", "--spaces", "chain", "--data", str(data),
+            "--out", str(out), *extra]
+
+
+def results_files() -> dict:
+    return {p.name: p.read_bytes() for p in (BENCHMARKS / "results").glob("spaces*")}
+
+
+@pytest.fixture(scope="module")
+def spaces_run(digits_folder, tmp_path_factory) -> tuple[dict, Path, list[str], dict]:
+    out = tmp_path_factory.mktemp("spaces_out")
+    before = results_files()
+    command = spaces_command(digits_folder, out)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout), out, command, before
+
+
+@pytest.mark.slow
+def test_spaces_quick_run_bounds_are_resnet8s_memory_and_half(spaces_run):
+    report, *_ = spaces_run
+    assert report["bounds"] == {"resnet8": {"max_peak_sram_bytes": RESNET8_SRAM, "max_flash_bytes": RESNET8_FLASH},
+                                "half": {"max_peak_sram_bytes": 24_576, "max_flash_bytes": 40_756}}
+    reference = report["reference"]
+    assert (reference["peak_sram_bytes"], reference["flash_bytes"]) == (RESNET8_SRAM, RESNET8_FLASH)
+    assert 0 <= reference["test_accuracy"] <= 1 and reference["per_seed"][0]["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_spaces_quick_run_models_meet_their_bound_by_the_cost_model(spaces_run):
+    """Each reported model, re-read from its genome string, costs what it is reported to cost, within its
+    bound; one search per bound, each with its budget of 2 trained candidates."""
+    report, *_ = spaces_run
+    chain = report["spaces"]["chain"]
+    space = create_space("chain", **chain["options"])
+    for bound, result in chain["bounds"].items():
+        limits = report["bounds"][bound]
+        (row,) = result["per_seed"]
+        assert row["status"] == "ok" and row["trained_candidates"] == 2
+        for model in [row] + row["finalists"]:
+            cost = estimate_cost(space.decode(space.parse(model["architecture"])), "stm32f746")
+            assert cost.peak_sram_bytes == model["peak_sram_bytes"] <= limits["max_peak_sram_bytes"]
+            assert cost.flash_bytes == model["flash_bytes"] <= limits["max_flash_bytes"]
+            assert 0 <= model["test_accuracy"] <= 1
+        assert result["test_accuracy"] == row["test_accuracy"] and row["search_cpu_seconds"] > 0
+        if mcu.mcu_available():  # SMLAD does two MACs per instruction: at least MACs / 2 of them
+            assert row["mcu_bit_exact"] is True and row["mcu_instructions"] >= row["macs"] / 2
+
+
+@pytest.mark.slow
+def test_spaces_quick_run_target_and_files(spaces_run):
+    report, out, _, before = spaces_run
+    target = report["targets"]["searched_model_matches_resnet8_with_half_its_peak_sram_and_flash"]
+    half = report["spaces"]["chain"]["bounds"]["half"]["test_accuracy"]
+    assert target["met"] == (half >= report["reference"]["test_accuracy"])
+    assert (out / "spaces_quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "spaces_quick.json").read_text()) == report
+    assert results_files() == before, "a quick run never writes benchmarks/results"
+
+
+@pytest.mark.slow
+def test_spaces_rerun_resumes_without_training_again(spaces_run):
+    report, out, command, _ = spaces_run
+    stores = {p: p.read_bytes() for p in (out / "runs").glob("*/trials.sqlite")}
+    assert len(stores) == 2
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    second = json.loads(again.stdout)
+    assert without_timings(second["spaces"]) == without_timings(report["spaces"])
+    assert second["reference"] == report["reference"]  # ResNet-8 read back, not trained again
+    assert {p: p.read_bytes() for p in stores} == stores
+
+
+def test_spaces_unknown_space_or_missing_data_is_one_clear_line(digits_folder, tmp_path, capsys):
+    for argv, named in [(spaces_command(digits_folder, tmp_path, "--spaces", "nosuch")[2:], "nosuch"),
+                        (spaces_command(tmp_path / "nothing", tmp_path)[2:], "nothing")]:
+        assert spaces_bench.main(argv) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.strip().count("\n") == 0 and named in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_every_tabled_space_fits_the_half_bound_at_its_smallest():
+    """The CIFAR settings of each registered space: its smallest architecture (32x32x3, 10 classes)
+    is within half ResNet-8's peak SRAM and flash (24,576 B and 40,756 B)."""
+    for name in set(spaces_bench.SPACE_OPTIONS) & set(SPACES.names()):
+        space = create_space(name, **spaces_bench.space_options(name))
+        costs = [estimate_cost(space.decode(g), "stm32f746") for g in space.smallest()]
+        assert any(c.peak_sram_bytes <= 24_576 and c.flash_bytes <= 40_756 for c in costs), name
