@@ -76,5 +76,5 @@ def test_the_settings_of_a_stored_run_give_the_identity_it_was_stored_with(fixtu
         stored, search_config = store.config(), store.get("search_config")
     job = SearchJob.create(SearchConfig.from_dict(search_config), ROOT / "unused")
     runner = Runner(job.space, job.strategy(), job.estimator(), Store(), constraints=job.constraints(),
-                    board=job.board, execution=job.config.execution, runtime=job.config.runtime)
+                    board=job.board, execution=job.config.execution_model())
     assert without_unset(runner.config()) == without_unset(stored)
