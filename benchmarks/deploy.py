@@ -132,8 +132,8 @@ def space_cases(options: dict, per_space: int) -> list[Case]:
 
 def run_cases(run_dir: Path) -> list[Case]:
     """The final-trained models of a search's front, with their weights and calibration data."""
-    from tinyevo.deploy.export_run import load_run_model
-    from tinyevo.pipeline import load_results
+    from tinyevo.runs.export import load_run_model
+    from tinyevo.runs.results import load_results
 
     rows = [row for row in load_results(run_dir)["front"] if row.get("weights")]
     if not rows:

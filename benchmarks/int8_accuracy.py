@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 from tinyevo.data import load_dataset
-from tinyevo.deploy.export_run import int8_accuracy, quantize_trained
 from tinyevo.estimate.training import TrainingEstimator
 from tinyevo.hardware import estimate_cost, load_board
+from tinyevo.runs.int8 import int8_accuracy, quantize_trained
 from tinyevo.spaces import create_space
 
 ROOT = Path(__file__).resolve().parent.parent

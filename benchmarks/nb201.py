@@ -5,7 +5,8 @@
 
 Every method searches the same space, tinyevo's ``nb201`` (6 edges x 5 ops = 15,625 cells), and
 is answered by the same table (``tinyevo.estimate.tabular``, default
-``../shared/datasets/nb201_12epoch.csv.gz``; any file of that format with ``--table``):
+``../shared/datasets/nb201_12epoch.csv.gz`` from the repository root; any file of that format
+with ``--table``):
 
 - The search sees ``cifar10-val`` only. After each query a method is scored by the
   ``cifar10-test`` of the architecture with the best ``cifar10-val`` it has seen so far;
@@ -47,11 +48,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import log, print_json, pyplot, quick_path, repo_path  # noqa: E402
 from tinyevo.errors import TinyevoError  # noqa: E402
-from tinyevo.estimate.tabular import DEFAULT_PATH, TabularEstimator  # noqa: E402
+from tinyevo.estimate.tabular import TabularEstimator  # noqa: E402
 from tinyevo.search import DEFAULT_STRATEGY, OK, Objective, Trial, create_strategy  # noqa: E402
 from tinyevo.spaces import create_space  # noqa: E402
 
 DATASET = "cifar10"
+DEFAULT_TABLE = "../shared/datasets/nb201_12epoch.csv.gz"  # from the repository root (benchmarks/common.repo_path)
 #: tinyevo methods: name -> (registered strategy, options). ``evolution`` runs with its defaults
 #: (aging, tournament of 5 in a population of 25); ``evolution_ga`` assembles the same parts as a
 #: steady-state GA (uniform crossover at rate 0.5, the worst discarded).
@@ -295,7 +297,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, help="seeds per method (0, 1, ..., N-1); default 50")
     parser.add_argument("--budgets", type=int, nargs="+", help="distinct architectures; default 100 300")
     parser.add_argument("--methods", nargs="+", choices=METHODS, help="default: all")
-    parser.add_argument("--table", default=DEFAULT_PATH,
+    parser.add_argument("--table", default=DEFAULT_TABLE,
                         help="NAS-Bench-201 table (.csv.gz with arch, cifar10-val, cifar10-test, ...)")
     parser.add_argument("--plot", help=f"PNG of mean regret against queries (default {DEFAULT_PLOT}, "
                                        f"or a temporary {QUICK_PLOT} with --quick)")
@@ -320,7 +322,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     settings, start = settings_of(args), time.perf_counter()
     space = create_space("nb201")
-    table = Table(args.table, space)
+    table = Table(str(repo_path(args.table)), space)
     _WORLD.update(table=table, space=space)
     log(f"table {args.table}: oracle {table.oracle:.2f}, floor regret {table.floor_regret:.2f}; "
         f"{settings}")

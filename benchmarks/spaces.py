@@ -92,7 +92,6 @@ from common import REPO_ROOT, json_safe, log, mean, print_json, pyplot, quick_pa
 from tinyevo.config import SearchConfig
 from tinyevo.deploy.codegen import mcu
 from tinyevo.deploy.codegen.emit import generate_c
-from tinyevo.deploy.export_run import calibration_inputs, int8_record, load_run_model, network_inputs
 from tinyevo.deploy.int8_reference import run_int8
 from tinyevo.deploy.quantize import quantize
 from tinyevo.errors import TinyevoError
@@ -101,7 +100,10 @@ from tinyevo.estimate.training import cached_dataset
 from tinyevo.hardware import load_board
 from tinyevo.hardware.cost_model import search_cost_model
 from tinyevo.model_file import load_architecture
-from tinyevo.pipeline import SearchJob, load_results, write_results
+from tinyevo.pipeline import SearchJob
+from tinyevo.runs import load_results, write_results
+from tinyevo.runs.export import load_run_model
+from tinyevo.runs.int8 import calibration_inputs, int8_record, network_inputs
 from tinyevo.spaces import SPACES, create_space
 
 DEFAULT_DATA = "../shared/datasets/cifar10-jpg"

@@ -40,10 +40,10 @@ import torch
 
 from common import log, print_json
 from tinyevo.hardware.cost_model import search_cost_model
-from tinyevo.deploy.export_run import export_model
 from tinyevo.deploy.quantize import quantize
 from tinyevo.deploy.runtimes import tflm_arena_bytes, tflm_required_arena_bytes
 from tinyevo.deploy.tflite_writer import to_tflite
+from tinyevo.export_job import export_model
 from tinyevo.hardware import estimate_cost, load_board
 from tinyevo.model_file import genome_document
 from tinyevo.nn.build import build, randomize_batch_norms

@@ -43,11 +43,11 @@ import torch
 from common import log, print_json, quick_path, repo_path
 from tinyevo.arch import GraphBuilder
 from tinyevo.errors import TinyevoError
-from tinyevo.deploy.export_run import int8_record
 from tinyevo.estimate import EvalContext
 from tinyevo.estimate.training import TrainingEstimator
 from tinyevo.hardware import load_board
 from tinyevo.run import Budget, Constraints, Runner
+from tinyevo.runs.int8 import int8_record
 from tinyevo.search import create_strategy
 from tinyevo.spaces.mbv2 import MobileNetV2Space
 from tinyevo.tinynas.cost import deployed_cost

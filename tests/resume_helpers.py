@@ -25,6 +25,8 @@ from tinyevo.search import Candidate, Strategy, create_strategy
 from tinyevo.spaces import create_space
 from tinyevo.store import Store
 
+TABLE = str(Path(__file__).resolve().parents[1] / "../shared/datasets/nb201_12epoch.csv.gz")
+
 HOLD_SECONDS = 120  # a held evaluation gives up after this, so no process lingers for long
 
 
@@ -84,6 +86,7 @@ def executor_contract(executor, jobs: int = 5) -> None:
 class SlowTabular(TabularEstimator):
     """The tabular estimator, slowed down; blocks on trial ``$TINYEVO_TEST_HOLD_AT``."""
 
+    path: str = TABLE
     sleep_s: float = 0.0
     name = "test-slow-tabular"
 
@@ -102,6 +105,7 @@ class Doomed(TabularEstimator):
     (blocks), ``"stuck"`` (blocks with SIGALRM blocked, like native code that never returns to
     Python) or ``"fail"`` (raises EstimationFailed: the same candidate failing politely)."""
 
+    path: str = TABLE
     fates: dict = field(default_factory=dict)
     name = "test-doomed"
 

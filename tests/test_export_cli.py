@@ -19,12 +19,13 @@ from tinyevo.cli import main
 from tinyevo.config import SearchConfig, merge
 from tinyevo.data import load_dataset
 from tinyevo.deploy import run_int8, to_tflite
-from tinyevo.deploy.export_run import quantize_trained, write_atomically
+from tinyevo.deploy.output import write_atomically
 from tinyevo.deploy.runtimes import run_onnxruntime, run_tflm
 from tinyevo.errors import TinyevoError
 from tinyevo.estimate.training import to_input
 from tinyevo.model_file import load_architecture
 from tinyevo.nn import build
+from tinyevo.runs.int8 import quantize_trained
 from tinyevo.search.base import Trial
 from tinyevo.store import Store
 

@@ -16,7 +16,7 @@ from tinyevo.arch import Architecture
 from tinyevo.data import imagefolder, load_dataset
 from tinyevo.data.imagefolder import find_splits
 from tinyevo.errors import TinyevoError
-from tinyevo.pipeline import load_results
+from tinyevo.runs.results import load_results
 from tinyevo.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]

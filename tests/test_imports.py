@@ -12,7 +12,6 @@ import ast
 from pathlib import Path
 
 import networkx as nx
-import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tinyevo"
 
@@ -89,8 +88,6 @@ def test_a_cycle_is_found_and_named():
     assert cycles(graph) == [["a", "b", "c", "a"]]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: config <-> run.runner and pipeline <-> deploy.export_run "
-                   "are being broken; remove this mark when they are")
 def test_the_package_has_no_import_cycle():
     found = cycles(import_graph())
     assert not found, "import cycles (break each; do not hide it in a function):\n" + "\n".join(

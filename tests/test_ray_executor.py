@@ -37,7 +37,7 @@ def test_a_search_on_ray_equals_the_serial_search(local_ray, tmp_path):
     def search(executor, path):
         space = create_space("nb201")
         with Store(path) as store:
-            return Runner(space, regularized(space, 4), TabularEstimator(), store,
+            return Runner(space, regularized(space, 4), TabularEstimator(path=str(TABLE)), store,
                           Budget(evaluations=10), executor=executor, batch_size=2,
                           progress=False).run()
 

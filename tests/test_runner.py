@@ -47,6 +47,8 @@ def space():
 class Recording(TabularEstimator):
     """The tabular estimator, keeping every genome and context it was asked about."""
 
+    path: str = str(TABLE)
+
     def __post_init__(self):
         super().__post_init__()
         self._contexts = []
@@ -63,6 +65,8 @@ class Recording(TabularEstimator):
 @dataclass
 class Flaky(TabularEstimator):
     """Breaks on purpose, by the first edge of the cell."""
+
+    path: str = str(TABLE)
 
     def evaluate(self, architecture, context):
         first_edge = context.genome.split("|")[1]
@@ -246,7 +250,7 @@ def test_a_resume_that_does_not_replay_is_refused(space, tmp_path):
 
 def test_process_pool_gives_the_serial_result(space, tmp_path):
     def run(executor):
-        runner = Runner(space, regularized(space, 3), TabularEstimator(), executor=executor,
+        runner = Runner(space, regularized(space, 3), TabularEstimator(path=str(TABLE)), executor=executor,
                         budget=Budget(evaluations=12), batch_size=2, progress=False)
         return runner.run(), runner.store.records()
 

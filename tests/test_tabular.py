@@ -6,10 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinyevo.cli import main
 from tinyevo.errors import TinyevoError
 from tinyevo.estimate import ESTIMATORS, EvalContext, create_estimator
 from tinyevo.estimate.tabular import TabularEstimator
 from tinyevo.spaces import create_space
+from tinyevo.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "../shared/datasets/nb201_12epoch.csv.gz"
@@ -85,8 +87,23 @@ def test_unknown_cell_and_missing_file_are_one_line_errors(tmp_path):
         TabularEstimator(path=str(broken)).table()
 
 
-def test_default_path_is_relative_to_the_repository_root(monkeypatch, tmp_path, rows):
-    monkeypatch.chdir(tmp_path)  # the default path works from any working directory
-    cell = next(iter(rows))
-    assert TabularEstimator().validation_accuracy(cell) == pytest.approx(
-        float(rows[cell]["cifar10-val"]) / 100)
+def test_without_a_table_path_the_search_stops_with_one_line(tmp_path, capfd):
+    code = main(["search", "--space", "nb201", "--estimator", "tabular", "--budget", "2",
+                 "--no-progress", "--out", str(tmp_path / "run")])
+    err = capfd.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "needs the NAS-Bench-201 table" in err and "[estimator_options] path" in err
+
+
+def test_the_table_path_comes_from_the_toml_config(tmp_path, capfd, rows):
+    config = tmp_path / "search.toml"
+    config.write_text(f'space = "nb201"\nestimator = "tabular"\nbudget = 3\n'
+                      f'[estimator_options]\npath = "{TABLE.resolve()}"\n')
+    assert main(["search", "--config", str(config), "--no-progress", "--out", str(tmp_path / "run")]) == 0
+    capfd.readouterr()
+    with Store(tmp_path / "run" / "trials.sqlite") as store:
+        records = store.records()
+    assert len(records) == 3
+    for record in records:  # each accuracy is the table's cifar10-val of that cell, read with csv
+        cell = record.trial.genome  # an nb201 genome is its cell string
+        assert record.trial.metrics["accuracy"] == pytest.approx(float(rows[cell]["cifar10-val"]) / 100)

@@ -30,10 +30,12 @@ import numpy as np
 
 from tinyevo.commands.search import FLAGS
 from tinyevo.config import SearchConfig, load_config, merge
-from tinyevo.deploy.export_run import ExportResult, export_model
-from tinyevo.errors import TinyevoError
 from tinyevo.data.npz import write_npz
-from tinyevo.pipeline import SearchJob, load_results, write_results
+from tinyevo.deploy.export import ExportResult
+from tinyevo.errors import TinyevoError
+from tinyevo.export_job import export_model
+from tinyevo.pipeline import SearchJob
+from tinyevo.runs.results import load_results, write_results
 
 DATA_FILE = "data.npz"  # a run's own data (data=), in its folder
 

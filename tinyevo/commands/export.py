@@ -52,7 +52,7 @@ def add_parser(sub) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from tinyevo.deploy.export_run import export_model
+    from tinyevo.export_job import export_model
 
     result = export_model(args.source, args.format, args.out, trial=args.trial, weights=args.weights,
                           seed=args.seed, warn=lambda line: print(line, file=sys.stderr),

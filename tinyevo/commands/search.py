@@ -107,7 +107,8 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from tinyevo.pipeline import SearchJob, write_results
+    from tinyevo.pipeline import SearchJob
+    from tinyevo.runs.results import write_results
 
     job = SearchJob.create(config_from_args(args), args.out)
     job.run(progress=not args.no_progress)
@@ -116,7 +117,7 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from tinyevo.pipeline import load_results
+    from tinyevo.runs.results import load_results
 
     results = load_results(args.run_dir)
     if args.json:

@@ -8,6 +8,9 @@
 ONNX needs the ``onnx`` package (``pip install tinyevo[deploy]``); import ``tinyevo.deploy.onnx_export``
 for it. ``tinyevo.deploy.runtimes`` runs a .tflite in TFLM or LiteRT, and an .onnx in onnxruntime with
 the setting that makes its int8 kernels exact on every x86 CPU (``onnxruntime_session``).
+``tinyevo.deploy.exporters`` has one exporter per file format (``EXPORTERS``: tflite, onnx, onnx-qdq,
+c); ``tinyevo.deploy.export.write_model`` quantizes a network and writes it with one. Deploy takes an
+``Architecture`` with its weights and calibration inputs, and never reads a run folder.
 """
 from tinyevo.deploy.fold import FloatGraph, FloatOp, fold
 from tinyevo.deploy.int8_reference import run_int8

@@ -20,34 +20,9 @@ in ``context.extra[COMPETITORS_KEY]`` (``tinyevo.estimate.base``), the objective
 finished before the candidate's batch and the candidate's computed costs; ``competition_target`` turns them into the accuracy to
 beat (the ``top_k``-th best, or what the Pareto front needs at those costs).
 
-What replaces Domhan's MCMC, and why. Domhan et al. sample the joint posterior of all family
-parameters, ensemble weights and noise with MCMC, which takes far longer than a fit. Here each
-family is fitted alone by bounded least squares from a few starts, and its posterior is the Laplace
-approximation around the fit, covariance ``(J^T J / s^2 + P)^-1``: ``J`` is the Jacobian of the
-residuals, ``s`` the residual standard deviation (floored at ``min_noise_std`` so that a smooth
-curve is not taken as certain) and ``P`` a broad Gaussian prior with the variance of a uniform prior
-over the family's parameter box, so parameters the data do not pin down stay uncertain. Draws are
-Student t with n - k degrees of freedom rather than Gaussian, because ``s`` is itself estimated
-from few residuals. The prediction is a parametric bootstrap: parameter vectors are drawn from each
-family's posterior, draws are rejected where Domhan's prior rules them out (final value not in
-[0, 1], or below the value at epoch 1: learning curves rise), observation noise is added, and the families are mixed by weight. The spread thus comes from
-each family's parameter uncertainty, from the disagreement between families and from the noise.
-
-Weights and guards, set on synthetic curves (8 shapes like those of tests/test_learning_curve.py,
-30 epochs, noise std 0.01, 8 seeds each, a decision at every epoch from 6 to 18):
-- Families are weighted by tempered BIC, ``exp(-eta BIC / 2)`` with ``eta = 1/4`` (a generalised-
-  Bayes learning rate, as Gruenwald & van Ommen 2017 advise when no candidate model is exactly
-  true). With ``eta = 1`` the
-  weight collapsed onto whichever 4-parameter family fitted the noise of the first epochs best, and
-  7 of 32 noisy curves (4 shapes x 8 seeds) that end at 0.93-0.95 were stopped against an
-  incumbent of 0.9 within 10 epochs of 30; with ``eta = 1/4`` 1 of 32 was, while all 32 curves
-  ending at 0.5-0.86 were still stopped, and the error of the mean at 40 % of the curve stayed at
-  0.015-0.05.
-- No prediction until every family can be fitted with two residual degrees of freedom: at 4
-  epochs only the rigid two-parameter families fit, and they put P(final > 0.9) near 0.005 for a
-  curve that ends at 0.91.
-- A prediction takes about 0.1-0.3 s (nine families, a few least-squares starts each): cheap next
-  to an epoch of training.
+What replaces Domhan's MCMC (per-family least squares with a Laplace posterior and a parametric
+bootstrap), and how the model weights (``MODEL_WEIGHT_ETA``) and guards were tuned on synthetic
+curves: ``docs/learning_curve_tuning.md``.
 """
 from __future__ import annotations
 
@@ -64,7 +39,7 @@ from tinyevo.estimate.base import COMPETITORS_KEY, ESTIMATORS, Capabilities, Eva
 from tinyevo.estimate.curve_models import DEFAULT_FAMILIES, CurveFamily
 from tinyevo.estimate.training import TrainedModel, TrainingEstimator, trial_seed
 
-#: Learning rate of the tempered model weights ``exp(-eta BIC / 2)`` (see the module docstring).
+#: Learning rate of the tempered model weights ``exp(-eta BIC / 2)`` (docs/learning_curve_tuning.md).
 MODEL_WEIGHT_ETA = 0.25
 #: Residual given to the least-squares solver where a formula is not finite (steers it away).
 _NOT_FINITE_RESIDUAL = 1e3

@@ -1,6 +1,7 @@
 """Tabular estimation (survey section I-C): look a cell up in NAS-Bench-201 instead of training it.
 
-The table (``nb201_12epoch.csv.gz``: all 15,625 cells after the 12-epoch schedule) gives, per
+The table (``nb201_12epoch.csv.gz``: all 15,625 cells after the 12-epoch schedule; its path is the
+estimator's ``path`` option, ``[estimator_options] path = "..."`` in a TOML config) gives, per
 dataset, a validation and a test accuracy in percent. The search sees the validation accuracy only
 (``accuracy`` in [0, 1]); the test accuracy stays out of the metrics and is offered by
 ``test_accuracy`` for reporting the result of a finished search, as NAS-Bench-201 prescribes.
@@ -17,11 +18,9 @@ from typing import Any
 from tinyevo.errors import TinyevoError
 from tinyevo.estimate.base import ESTIMATORS, Estimator, EvalContext
 
-DEFAULT_PATH = "../shared/datasets/nb201_12epoch.csv.gz"
 DATASETS = ("cifar10", "cifar100", "imagenet")
 #: NB201 edges in cell-string order: (to node, from node).
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @ESTIMATORS.register("tabular")
@@ -29,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 class TabularEstimator(Estimator):
     """``TabularEstimator(path=..., dataset="cifar10")``: NB201 accuracies by cell string."""
 
-    path: str = DEFAULT_PATH
+    path: str | None = None
     dataset: str = "cifar10"
 
     name = "tabular"
@@ -37,6 +36,10 @@ class TabularEstimator(Estimator):
     needs = ("genome",)
 
     def __post_init__(self):
+        if self.path is None:
+            raise TinyevoError("the tabular estimator needs the NAS-Bench-201 table: give its path, "
+                               "e.g. [estimator_options] path = \"nb201_12epoch.csv.gz\" in the TOML "
+                               "config (path=... in Python)")
         if self.dataset not in DATASETS:
             raise TinyevoError(f"unknown NAS-Bench-201 dataset {self.dataset!r}; "
                                f"choose one of: {', '.join(DATASETS)}")
@@ -80,12 +83,10 @@ def cell_string(genome: Any) -> str:
 
 
 def resolve_path(path: str | Path) -> Path:
-    """``path`` as given if it exists, else relative to the repository root (where
-    ``../shared/datasets`` lives)."""
+    """``path`` (``~`` expanded), when it is a file."""
     given = Path(path).expanduser()
-    for candidate in (given, REPO_ROOT / given):
-        if candidate.is_file():
-            return candidate.resolve()
+    if given.is_file():
+        return given.resolve()
     raise TinyevoError(f"NAS-Bench-201 table not found at {path}: download nb201_12epoch.csv.gz "
                        f"(see the README) and give its path")
 

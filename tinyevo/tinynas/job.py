@@ -233,7 +233,7 @@ class TinyNASJob:
     def finetune(self, space, trials, store) -> dict:
         """Fine-tune the best trials from inherited weights; float and int8 test accuracy, weights kept."""
         from tinyevo.estimate import EstimationFailed, EvalContext
-        from tinyevo.pipeline import final_record
+        from tinyevo.runs.final import final_record
         from tinyevo.tinynas.stage2 import InheritedTraining, best_trials
 
         s, final, start = self.settings, dict(store.get("final", {}) or {}), time.perf_counter()
@@ -262,7 +262,8 @@ class TinyNASJob:
     # --- the whole run -------------------------------------------------------------------------
     def run(self) -> dict:
         """Both stages; returns the summary also written to ``results.json`` (see ``summary``)."""
-        from tinyevo.pipeline import STORE_FILE, write_results
+        from tinyevo.runs.layout import STORE_FILE
+        from tinyevo.runs.results import write_results
         from tinyevo.store import Store
 
         self.prepare()

@@ -1,0 +1,67 @@
+"""What ``tinyevo show`` prints and ``RUN/results.json`` holds: the run's settings, its Pareto front with
+the final scores, and the best model under the constraints."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tinyevo.errors import TinyevoError
+from tinyevo.runs.config import objectives_of, stored_config, stored_final
+from tinyevo.runs.layout import RESULTS_FILE, STORE_FILE, atomic_write
+from tinyevo.search.base import Trial
+from tinyevo.search.pareto import pareto_front
+from tinyevo.store import Store
+
+COST_FIELDS = ("params", "macs", "flash_bytes", "peak_sram_bytes", "latency_ms")
+
+
+def load_results(out_dir: str | Path) -> dict:
+    """What ``tinyevo show`` prints: settings, the front with its final scores, the best model."""
+    out_dir = Path(out_dir)
+    path = out_dir / STORE_FILE
+    if not path.is_file():
+        raise TinyevoError(f"{out_dir}: no search results here (no {STORE_FILE}); "
+                           f"run `tinyevo search --out {out_dir}` first")
+    with Store(path) as store:
+        records = store.records()
+        config = stored_config(store)
+        final = stored_final(store)
+    trials = [r.trial for r in records]
+    objectives = objectives_of(config)
+    front = sorted(pareto_front(trials, objectives), key=lambda t: (-t.metrics.get("accuracy", 0), t.id))
+    rows = [_row(t, final.get(str(t.id)), records) for t in front]
+    return {"run": str(out_dir), "space": config.space, "dataset": config.dataset, "board": config.board,
+            "execution": config.execution, "runtime": config.runtime, "strategy": config.strategy,
+            "objectives": config.objectives,
+            "trials": len(trials), "evaluated": sum(1 for r in records if r.evaluated),
+            "infeasible": sum(1 for t in trials if t.status == "infeasible"),
+            "failed": sum(1 for t in trials if t.status == "failed"),
+            "front": rows, "best": best_row(rows)}
+
+
+def _row(trial: Trial, final: dict | None, records) -> dict:
+    describe = next((r.describe for r in records if r.trial.id == trial.id), "")
+    row = {"trial": trial.id, "describe": describe, "val_accuracy": trial.metrics.get("accuracy"),
+           **{k: trial.metrics.get(k) for k in COST_FIELDS}}
+    if final and final.get("status") == "ok":
+        row.update(final_val_accuracy=final["val_accuracy"], test_accuracy=final["test_accuracy"],
+                   int8_test_accuracy=final.get("int8_test_accuracy"), weights=final["weights"])
+    return row
+
+
+def best_row(rows: list[dict]) -> dict | None:
+    """The best model under the constraints: among the finally trained models (if any), the one of
+    highest final validation accuracy; else the highest search accuracy. A search accuracy (lower
+    fidelity, or a supernet's) is not compared with a final one."""
+    trained = [r for r in rows if "final_val_accuracy" in r]
+    if not (trained or rows):
+        return None
+    return max(trained or rows,
+               key=lambda r: (r.get("final_val_accuracy", r["val_accuracy"]) or 0, -r["trial"]))
+
+
+def write_results(out_dir: Path) -> dict:
+    """``load_results``, also written to ``RUN/results.json``."""
+    results = load_results(out_dir)
+    atomic_write(Path(out_dir) / RESULTS_FILE, json.dumps(results, indent=1).encode())
+    return results
