@@ -9,6 +9,8 @@ PIP := $(PY) -m pip -q --disable-pip-version-check
 STAMP := $(VENV)/.installed-test
 LOCK := constraints.txt
 LOCK_VENV := .lock-venv
+#: Test processes (pytest-xdist); auto: one per core. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= auto
 
 .PHONY: test demo install lock clean
 
@@ -21,7 +23,7 @@ $(STAMP): pyproject.toml $(LOCK)
 install: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 demo: $(STAMP)
 	$(PY) -m tinyevo.demo
