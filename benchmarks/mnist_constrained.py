@@ -91,8 +91,8 @@ from tinyevo.estimate.training import TrainingEstimator
 from tinyevo.run import Budget, Constraints, Runner
 from tinyevo.run.executors import ProcessExecutor
 from tinyevo.run.constraints import LIMITED_METRICS
-from tinyevo.search import FAILED, Candidate, Objective, Strategy, Trial, create_strategy
-from tinyevo.search.pareto import feasible, hypervolume, pareto_front
+from tinyevo.strategies import FAILED, Candidate, Objective, Strategy, Trial, create_strategy
+from tinyevo.strategies.pareto import feasible, hypervolume, pareto_front
 from tinyevo.spaces import create_space
 from tinyevo.spaces.chain import FEATURES, HEADS, POOLS
 from tinyevo.store import Store

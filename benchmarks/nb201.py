@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import log, print_json, pyplot, quick_path, repo_path  # noqa: E402
 from tinyevo.errors import TinyevoError  # noqa: E402
 from tinyevo.estimate.tabular import TabularEstimator  # noqa: E402
-from tinyevo.search import DEFAULT_STRATEGY, OK, Objective, Trial, create_strategy  # noqa: E402
+from tinyevo.strategies import DEFAULT_STRATEGY, OK, Objective, Trial, create_strategy  # noqa: E402
 from tinyevo.spaces import create_space  # noqa: E402
 
 DATASET = "cifar10"

@@ -5,7 +5,7 @@
 
 What is compared (issue 15): each registered image search space (``tinyevo.spaces.SPACES``; a
 space whose inputs are not images is skipped and listed) searched with the same strategy (the
-search job's, the CLI's and the API's default, ``tinyevo.search.DEFAULT_STRATEGY``, read from the
+search job's, the CLI's and the API's default, ``tinyevo.strategies.DEFAULT_STRATEGY``, read from the
 config's default), with one population size for all, the same estimator (the
 ``training`` estimator), the same budget and seeds, on CIFAR-10 read from
 ``../shared/datasets/cifar10-jpg`` through the ``imagefolder`` dataset (45,000 training rows, a
@@ -694,7 +694,7 @@ def main(argv=None) -> int:
     report = {
         "benchmark": "spaces", "targets": targets(report_spaces, reference, bounds), "reference": reference,
         "bounds": bounds, "spaces": report_spaces, "skipped_spaces": skipped,
-        "strategy": {"name": default.strategy, "source": "tinyevo.search.DEFAULT_STRATEGY (the "
+        "strategy": {"name": default.strategy, "source": "tinyevo.strategies.DEFAULT_STRATEGY (the "
                      "default of the search job, the CLI and the API)", "options": {"population_size": settings.population_size},
                      "objectives": default.objectives},
         "estimator": {"name": "training", "search": trainer_settings(0, settings, data_dir)["fidelity"],

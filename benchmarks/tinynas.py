@@ -48,7 +48,7 @@ from tinyevo.estimate.training import TrainingEstimator
 from tinyevo.hardware import load_board
 from tinyevo.run import Budget, Constraints, Runner
 from tinyevo.runs.int8 import int8_record
-from tinyevo.search import create_strategy
+from tinyevo.strategies import create_strategy
 from tinyevo.spaces.mbv2 import MobileNetV2Space
 from tinyevo.tinynas.cost import deployed_cost
 from tinyevo.tinynas.job import TinyNASJob, TinyNASSettings

@@ -21,7 +21,7 @@ from tinyevo.estimate.base import EstimationFailed, Estimator, EvalContext
 from tinyevo.estimate.tabular import TabularEstimator
 from tinyevo.run import Budget, ProcessExecutor, Runner, SerialExecutor
 from tinyevo.run.jobs import Job, evaluate_job
-from tinyevo.search import Candidate, Strategy, create_strategy
+from tinyevo.strategies import Candidate, Strategy, create_strategy
 from tinyevo.spaces import create_space
 from tinyevo.store import Store
 

@@ -15,8 +15,6 @@ import torch
 from sklearn.datasets import load_digits
 
 import tinyevo
-import tinyevo.api as _api
-tinyevo.search, tinyevo.load = _api.search, _api.load  # TEMP until rename
 from tinyevo.api import data_arrays
 from tinyevo.deploy.runtimes import run_tflm
 from tinyevo.store import Store

@@ -261,7 +261,7 @@ def test_mutation_flips_bits_and_crossover_exchanges_whole_stages():
 
 
 def test_space_operators_run_in_an_evolution():
-    from tinyevo.search import create_strategy
+    from tinyevo.strategies import create_strategy
 
     space = create_space("dag", input_shape=(8, 8, 1))
     strategy = create_strategy("evolution", space, seed=0, population_size=4, crossover_rate=0.5,

@@ -22,7 +22,7 @@ from tinyevo.errors import TinyevoError
 from tinyevo.hardware import estimate_cost
 from tinyevo.hardware.arena import peak_sram_bytes
 from tinyevo.nn import build
-from tinyevo.search import create_strategy
+from tinyevo.strategies import create_strategy
 from tinyevo.spaces import create_space
 
 torch.set_num_threads(1)

@@ -15,12 +15,12 @@ from scipy import stats
 
 from tinyevo.errors import InvalidArchitecture, TinyevoError
 from tinyevo.hardware import estimate_cost
-from tinyevo.search import Trial, create_strategy
-from tinyevo.search.evolution import (CROSSOVERS, INITIALIZATIONS, MUTATIONS, PARENT_SELECTIONS,
-                                      POPULATION_UPDATES, EvolutionConfig, Individual, Operator,
-                                      build_operator)
-from tinyevo.search.evolution.config import PARTS
-from tinyevo.search.evolution.crossover import one_point, uniform
+from tinyevo.strategies import Trial, create_strategy
+from tinyevo.strategies.evolution import (CROSSOVERS, INITIALIZATIONS, MUTATIONS, PARENT_SELECTIONS,
+                                          POPULATION_UPDATES, EvolutionConfig, Individual, Operator,
+                                          build_operator)
+from tinyevo.strategies.evolution.config import PARTS
+from tinyevo.strategies.evolution.crossover import one_point, uniform
 from tinyevo.spaces import create_space
 from tinyevo.spaces.base import SearchSpace
 
@@ -346,7 +346,7 @@ def test_local_optimum_restart_fires_exactly_when_the_best_has_no_unasked_neighb
 
 
 def test_restart_auto_is_local_optimum_on_fixed_length_spaces_and_none_on_variable_length():
-    from tinyevo.search.evolution.restart import LocalOptimumRestart, NoRestart
+    from tinyevo.strategies.evolution.restart import LocalOptimumRestart, NoRestart
     assert isinstance(create_strategy("regularized", create_space("nb201")).restart,
                       LocalOptimumRestart)
     assert isinstance(create_strategy("regularized", create_space("chain")).restart, NoRestart)

@@ -26,7 +26,7 @@ from tinyevo.estimate.training import to_input
 from tinyevo.model_file import load_architecture
 from tinyevo.nn import build
 from tinyevo.runs.int8 import quantize_trained
-from tinyevo.search.base import Trial
+from tinyevo.strategies.base import Trial
 from tinyevo.store import Store
 
 torch.set_num_threads(1)

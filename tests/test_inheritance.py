@@ -198,7 +198,7 @@ def test_registered_picklable_and_checked():
 
 def test_evolution_children_inherit_through_a_process_pool(tmp_path):
     from tinyevo.run import Budget, ProcessExecutor, Runner
-    from tinyevo.search import create_strategy
+    from tinyevo.strategies import create_strategy
 
     space = ChainSpace(input_shape=(8, 8, 1), filters=(4, 8), kernels=(1, 3), units=(16,),
                        max_initial_layers=2)
@@ -222,7 +222,7 @@ def test_pruning_keeps_possible_parents_the_front_and_trials_not_seen_yet(tmp_pa
     from types import SimpleNamespace
 
     from tinyevo.estimate.weights_store import possible_parents, prune_run_weights
-    from tinyevo.search import Candidate, Objective, Trial
+    from tinyevo.strategies import Candidate, Objective, Trial
 
     arch = arch_of("c8k3s1-gap")
     for trial_id in range(8):

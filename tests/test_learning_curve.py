@@ -327,7 +327,7 @@ def test_learning_curve_search_on_digits_competes_with_the_trials_before(objecti
     """A real search: a candidate competes with the trials finished before it; with peak SRAM as a
     second objective, only with those at most as large (the rule worked out by hand)."""
     from tinyevo.run import Budget, Runner
-    from tinyevo.search import Objective, create_strategy
+    from tinyevo.strategies import Objective, create_strategy
     from tinyevo.spaces.chain import ChainSpace
 
     torch.set_num_threads(1)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyevo.search import DEFAULT_STRATEGY, STRATEGIES
+from tinyevo.strategies import DEFAULT_STRATEGY, STRATEGIES
 from tinyevo.spaces import create_space
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "nb201.py"

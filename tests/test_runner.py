@@ -17,7 +17,7 @@ from tinyevo.estimate.base import EstimationFailed
 from tinyevo.estimate.tabular import TabularEstimator
 from tinyevo.run import Budget, Constraints, ProcessExecutor, RayExecutor, Runner
 from tinyevo.run.progress import Progress
-from tinyevo.search import Objective, Trial, create_strategy
+from tinyevo.strategies import Objective, Trial, create_strategy
 from tinyevo.spaces import create_space
 from tinyevo.store import Store
 

@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 
 from tinyevo.errors import TinyevoError
-from tinyevo.search.base import FAILED, INFEASIBLE, OK, Trial
+from tinyevo.strategies.base import FAILED, INFEASIBLE, OK, Trial
 from tinyevo.store import Store
 
 

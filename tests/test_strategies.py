@@ -18,7 +18,7 @@ import json
 
 import pytest
 
-from tinyevo.search import FAILED, OK, STRATEGIES, Candidate, Trial, create_strategy
+from tinyevo.strategies import FAILED, OK, STRATEGIES, Candidate, Trial, create_strategy
 from tinyevo.spaces import create_space
 
 #: Spaces of every encoding: NAS-Bench-201 cells (fixed), MCUNet's MobileNetV2 (fixed, gated

@@ -15,7 +15,7 @@ from tinyevo.cli import main
 from tinyevo.errors import TinyevoError
 from tinyevo.estimate.supernet import Supernet, SupernetEstimator
 from tinyevo.run import Constraints
-from tinyevo.search import OK
+from tinyevo.strategies import OK
 from tinyevo.spaces.base import SearchSpace
 from tinyevo.spaces.mbv2 import MobileNetV2Space, make_divisible
 from tinyevo.store import Store

@@ -42,7 +42,7 @@ from typing import Any
 from tinyevo.errors import TinyevoError
 from tinyevo.hardware.execution import EXECUTIONS, RUNTIMES, SEARCHED, ExecutionModel
 from tinyevo.hardware.limits import Constraints
-from tinyevo.search.base import DEFAULT_STRATEGY
+from tinyevo.strategies.base import DEFAULT_STRATEGY
 from tinyevo.units import check_eval_timeout
 
 

@@ -18,7 +18,7 @@ from tinyevo.runs.config import dataset_options, objectives_of
 from tinyevo.runs.estimators import run_estimator, trains
 from tinyevo.runs.final import finalize
 from tinyevo.runs.layout import CONFIG_KEY, STORE_FILE
-from tinyevo.search.base import Trial
+from tinyevo.strategies.base import Trial
 
 
 @dataclass
@@ -57,7 +57,7 @@ class SearchJob:
         return run_estimator(self.config, final)
 
     def strategy(self):
-        from tinyevo.search import create_strategy
+        from tinyevo.strategies import create_strategy
 
         try:
             return create_strategy(self.config.strategy, self.space, seed=self.config.seed,

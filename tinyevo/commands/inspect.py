@@ -82,7 +82,7 @@ def _catalogue(what: str) -> tuple[list[str], list[dict]]:
         return SPACES.names(), [{"name": n, "encoding": SPACES.get(n).encoding,
                                  "what": summary(SPACES.get(n))} for n in SPACES.names()]
     if what == "strategies":
-        from tinyevo.search import STRATEGIES
+        from tinyevo.strategies import STRATEGIES
         return STRATEGIES.names(), [{"name": n, "what": summary(STRATEGIES.get(n))} for n in STRATEGIES.names()]
     from tinyevo.estimate import ESTIMATORS
     return ESTIMATORS.names(), [{"name": n, "what": summary(ESTIMATORS.get(n))} for n in ESTIMATORS.names()]

@@ -7,7 +7,7 @@ import json
 from tinyevo.config import CHOICES, SearchConfig, load_config, merge
 from tinyevo.hardware.execution import SEARCHED
 from tinyevo.hardware.limits import BY_METRIC, LIMITS
-from tinyevo.search.base import DEFAULT_STRATEGY
+from tinyevo.strategies.base import DEFAULT_STRATEGY
 
 EPILOG = """\
 examples:

@@ -116,7 +116,7 @@ def prune_run_weights(run_dir: str | Path, strategy, trials, objectives) -> list
     """The cleanup policy (module docstring): among ``trials``, delete the weights of those that are
     neither ``possible_parents(strategy)`` nor on the Pareto front of ``trials`` under ``objectives``;
     files of other trial ids are left alone. Returns the ids deleted."""
-    from tinyevo.search.pareto import pareto_front
+    from tinyevo.strategies.pareto import pareto_front
 
     trials = list(trials)
     keep = possible_parents(strategy) | {int(t.id) for t in pareto_front(trials, list(objectives))}

@@ -19,7 +19,7 @@ import time
 import warnings
 from pathlib import Path
 
-from tinyevo.search.base import FAILED, Trial
+from tinyevo.strategies.base import FAILED, Trial
 from tinyevo.store import RunningRecord, Store
 
 #: Evaluations of one trial a run may die in (with no fatal error logged) before it is recorded failed.

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from tinyevo.arch import Architecture
 from tinyevo.errors import TinyevoError
 from tinyevo.estimate.base import EstimationFailed, Estimator, EvalContext
-from tinyevo.search.base import FAILED, OK
+from tinyevo.strategies.base import FAILED, OK
 
 
 @dataclass

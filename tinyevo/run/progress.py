@@ -8,7 +8,7 @@ import sys
 
 from tqdm.auto import tqdm
 
-from tinyevo.search.base import Objective, Trial
+from tinyevo.strategies.base import Objective, Trial
 
 
 class Progress:

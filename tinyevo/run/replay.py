@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from tinyevo.errors import TinyevoError
-from tinyevo.search.base import OK, Objective, Trial
+from tinyevo.strategies.base import OK, Objective, Trial
 from tinyevo.store import Store, TrialRecord
 
 

@@ -58,7 +58,7 @@ from tinyevo.run.limits import AUTO, check_eval_timeout, eval_limit
 from tinyevo.run.progress import Progress
 from tinyevo.run.replay import TrialCache
 from tinyevo.run.resume import check_config, run_config
-from tinyevo.search.base import FAILED, INFEASIBLE, OK, Candidate, Strategy, Trial
+from tinyevo.strategies.base import FAILED, INFEASIBLE, OK, Candidate, Strategy, Trial
 from tinyevo.spaces.base import SearchSpace
 from tinyevo.store import Store, TrialRecord, json_text
 from tinyevo.store.sqlite_store import RUNNING

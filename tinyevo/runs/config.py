@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tinyevo.config import SearchConfig
 from tinyevo.runs.layout import CONFIG_KEY, FINAL_KEY
-from tinyevo.search.base import Objective
+from tinyevo.strategies.base import Objective
 
 
 def stored_config(store) -> SearchConfig:

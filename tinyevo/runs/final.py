@@ -14,8 +14,8 @@ from tinyevo.runs.estimators import run_estimator
 from tinyevo.runs.int8 import int8_record
 from tinyevo.runs.layout import FINAL_KEY
 from tinyevo.runs.models import save_model
-from tinyevo.search.base import Objective, Trial
-from tinyevo.search.pareto import pareto_front
+from tinyevo.strategies.base import Objective, Trial
+from tinyevo.strategies.pareto import pareto_front
 
 
 def final_candidates(trials: list[Trial], objectives: list[Objective], count: int) -> list[Trial]:

@@ -8,8 +8,8 @@ from pathlib import Path
 from tinyevo.errors import TinyevoError
 from tinyevo.runs.config import objectives_of, stored_config, stored_final
 from tinyevo.runs.layout import RESULTS_FILE, STORE_FILE, atomic_write
-from tinyevo.search.base import Trial
-from tinyevo.search.pareto import pareto_front
+from tinyevo.strategies.base import Trial
+from tinyevo.strategies.pareto import pareto_front
 from tinyevo.store import Store
 
 COST_FIELDS = ("params", "macs", "flash_bytes", "peak_sram_bytes", "latency_ms")

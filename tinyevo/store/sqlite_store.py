@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyevo.errors import TinyevoError
-from tinyevo.search.base import Trial
+from tinyevo.strategies.base import Trial
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (

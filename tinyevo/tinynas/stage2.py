@@ -24,8 +24,8 @@ from tinyevo.estimate.supernet import (Supernet, SupernetEstimator, SupernetTrai
                                        recalibrate_bn, train_supernet)
 from tinyevo.estimate.training import TrainingEstimator, to_input
 from tinyevo.run import Budget, Constraints, Runner
-from tinyevo.search import Trial, create_strategy
-from tinyevo.search.base import OK
+from tinyevo.strategies import Trial, create_strategy
+from tinyevo.strategies.base import OK
 from tinyevo.spaces.mbv2 import MobileNetV2Space
 from tinyevo.tinynas.cost import deployed_cost
 

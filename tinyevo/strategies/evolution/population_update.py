@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from tinyevo.errors import TinyevoError
 from tinyevo.registry import Registry
-from tinyevo.search.evolution.individual import Individual
-from tinyevo.search.evolution.operator import Operator
+from tinyevo.strategies.evolution.individual import Individual
+from tinyevo.strategies.evolution.operator import Operator
 
 POPULATION_UPDATES: Registry = Registry("population update")
 

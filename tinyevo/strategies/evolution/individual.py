@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tinyevo.search.base import Trial
+from tinyevo.strategies.base import Trial
 
 
 @dataclass

@@ -18,10 +18,10 @@ from pymoo.operators.survival.rank_and_crowding.metrics import get_crowding_func
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from tinyevo.errors import TinyevoError
-from tinyevo.search.base import INFEASIBLE, OK, STRATEGIES, Objective, Trial
-from tinyevo.search.evolution.algorithm import Evolution
-from tinyevo.search.evolution.individual import Individual
-from tinyevo.search.pareto import losses
+from tinyevo.strategies.base import INFEASIBLE, OK, STRATEGIES, Objective, Trial
+from tinyevo.strategies.evolution.algorithm import Evolution
+from tinyevo.strategies.evolution.individual import Individual
+from tinyevo.strategies.pareto import losses
 
 DEFAULT_OBJECTIVES = (Objective("accuracy", "max"), Objective("peak_sram_bytes", "min"))
 DEFAULTS = dict(population_size=50, generational=True, crossover="auto", crossover_rate=0.9,

@@ -13,8 +13,8 @@ import numpy as np
 
 from tinyevo.registry import Registry
 from tinyevo.spaces.base import Genome, SearchSpace
-from tinyevo.search.evolution.genes import first_valid, is_fixed_length, require_fixed
-from tinyevo.search.evolution.operator import Operator
+from tinyevo.strategies.evolution.genes import first_valid, is_fixed_length, require_fixed
+from tinyevo.strategies.evolution.operator import Operator
 
 CROSSOVERS: Registry = Registry("crossover")
 

@@ -19,9 +19,9 @@ import math
 from dataclasses import dataclass
 
 from tinyevo.registry import Registry
-from tinyevo.search.evolution.genes import choice_counts, is_fixed_length, require_fixed
-from tinyevo.search.evolution.individual import Individual
-from tinyevo.search.evolution.operator import Operator, at_least_one
+from tinyevo.strategies.evolution.genes import choice_counts, is_fixed_length, require_fixed
+from tinyevo.strategies.evolution.individual import Individual
+from tinyevo.strategies.evolution.operator import Operator, at_least_one
 from tinyevo.spaces.base import SearchSpace
 
 RESTARTS: Registry = Registry("restart")

@@ -5,12 +5,12 @@ Registered strategies: ``random``, ``evolution`` (assembled from named parts), i
 ``create_strategy("regularized", space, seed=0)``; a run without one uses
 ``DEFAULT_STRATEGY`` (nsga2).
 """
-from tinyevo.search.base import (DEFAULT_OBJECTIVES, DEFAULT_STRATEGY, FAILED, INFEASIBLE, OK,
-                                 STRATEGIES, Candidate, Objective, Strategy, Trial)
-from tinyevo.search import random_search  # noqa: F401  (registers "random")
-from tinyevo.search.evolution import Evolution, EvolutionConfig
-from tinyevo.search.nsga2 import NSGA2
-from tinyevo.search.pareto import hypervolume, pareto_front
+from tinyevo.strategies.base import (DEFAULT_OBJECTIVES, DEFAULT_STRATEGY, FAILED, INFEASIBLE, OK,
+                                     STRATEGIES, Candidate, Objective, Strategy, Trial)
+from tinyevo.strategies import random_search  # noqa: F401  (registers "random")
+from tinyevo.strategies.evolution import Evolution, EvolutionConfig
+from tinyevo.strategies.nsga2 import NSGA2
+from tinyevo.strategies.pareto import hypervolume, pareto_front
 from tinyevo.spaces.base import SearchSpace
 
 

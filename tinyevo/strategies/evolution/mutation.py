@@ -12,8 +12,8 @@ import numpy as np
 
 from tinyevo.registry import Registry
 from tinyevo.spaces.base import Genome, SearchSpace
-from tinyevo.search.evolution.genes import choice_counts, first_valid, is_fixed_length, require_fixed
-from tinyevo.search.evolution.operator import Operator, probability
+from tinyevo.strategies.evolution.genes import choice_counts, first_valid, is_fixed_length, require_fixed
+from tinyevo.strategies.evolution.operator import Operator, probability
 
 MUTATIONS: Registry = Registry("mutation")
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyevo.registry import Registry
-from tinyevo.search.evolution.individual import Individual, fittest
-from tinyevo.search.evolution.operator import Operator, at_least_one
+from tinyevo.strategies.evolution.individual import Individual, fittest
+from tinyevo.strategies.evolution.operator import Operator, at_least_one
 
 PARENT_SELECTIONS: Registry = Registry("parent selection")
 

@@ -12,8 +12,8 @@ import numpy as np
 
 from tinyevo.errors import TinyevoError
 from tinyevo.registry import Registry
-from tinyevo.search.base import Candidate
-from tinyevo.search.evolution.operator import Operator
+from tinyevo.strategies.base import Candidate
+from tinyevo.strategies.evolution.operator import Operator
 from tinyevo.spaces.base import SearchSpace
 
 INITIALIZATIONS: Registry = Registry("initialization")

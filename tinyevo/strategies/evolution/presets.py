@@ -32,9 +32,9 @@ Every preset takes the options of ``EvolutionConfig`` as keyword overrides.
 """
 from __future__ import annotations
 
-from tinyevo.search.base import DEFAULT_OBJECTIVES, STRATEGIES
-from tinyevo.search.evolution.algorithm import Evolution
-from tinyevo.search.evolution.genes import is_fixed_length
+from tinyevo.strategies.base import DEFAULT_OBJECTIVES, STRATEGIES
+from tinyevo.strategies.evolution.algorithm import Evolution
+from tinyevo.strategies.evolution.genes import is_fixed_length
 from tinyevo.spaces.base import SearchSpace
 
 MCUNET_GENERATIONS = 30

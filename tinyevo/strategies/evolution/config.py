@@ -2,7 +2,7 @@
 
 The search's own settings (population and generation sizes, rates, which operator fills each part)
 are fields; each operator's parameters (``tournament_size``, ``elite_size``...) belong to the
-operator that declares them (``tinyevo.search.evolution.operator``) and are kept here only as the
+operator that declares them (``tinyevo.strategies.evolution.operator``) and are kept here only as the
 options given, by name, so that a config file or the command line reaches them.
 """
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import Any
 
 from tinyevo.errors import TinyevoError
 from tinyevo.registry import Registry
-from tinyevo.search.evolution.crossover import CROSSOVERS
-from tinyevo.search.evolution.initialization import INITIALIZATIONS
-from tinyevo.search.evolution.mutation import MUTATIONS
-from tinyevo.search.evolution.operator import at_least_one, build_operator, probability
-from tinyevo.search.evolution.population_update import POPULATION_UPDATES
-from tinyevo.search.evolution.restart import RESTARTS
-from tinyevo.search.evolution.selection import PARENT_SELECTIONS
+from tinyevo.strategies.evolution.crossover import CROSSOVERS
+from tinyevo.strategies.evolution.initialization import INITIALIZATIONS
+from tinyevo.strategies.evolution.mutation import MUTATIONS
+from tinyevo.strategies.evolution.operator import at_least_one, build_operator, probability
+from tinyevo.strategies.evolution.population_update import POPULATION_UPDATES
+from tinyevo.strategies.evolution.restart import RESTARTS
+from tinyevo.strategies.evolution.selection import PARENT_SELECTIONS
 from tinyevo.spaces.base import SearchSpace
 
 #: The parts of an evolutionary search: the option that names each part's operator, and its registry.

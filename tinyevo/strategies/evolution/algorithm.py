@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections import deque
 
-from tinyevo.search.base import DEFAULT_OBJECTIVES, STRATEGIES, Candidate, Strategy, Trial
-from tinyevo.search.evolution.config import EvolutionConfig
-from tinyevo.search.evolution.individual import Individual
-from tinyevo.search.evolution.restart import NoRestart
+from tinyevo.strategies.base import DEFAULT_OBJECTIVES, STRATEGIES, Candidate, Strategy, Trial
+from tinyevo.strategies.evolution.config import EvolutionConfig
+from tinyevo.strategies.evolution.individual import Individual
+from tinyevo.strategies.evolution.restart import NoRestart
 from tinyevo.spaces.base import SearchSpace
 
 #: How often a child whose architecture was already asked for (or that breaks a hard constraint)

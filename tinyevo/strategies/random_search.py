@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from tinyevo.errors import TinyevoError
-from tinyevo.search.base import DEFAULT_OBJECTIVES, STRATEGIES, Candidate, Strategy, Trial
+from tinyevo.strategies.base import DEFAULT_OBJECTIVES, STRATEGIES, Candidate, Strategy, Trial
 
 
 @STRATEGIES.register("random")

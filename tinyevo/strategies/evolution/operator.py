@@ -9,7 +9,7 @@ from the options it declares and binds it to the search space.
 
 A new operator is one file: a subclass of the family's base with its parameters as fields, its
 method (``select``, ``cross``...) and ``@REGISTRY.register("name")``; its module is imported by
-``tinyevo.search.evolution`` so that it registers.
+``tinyevo.strategies.evolution`` so that it registers.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import numpy as np
 from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-from tinyevo.search.base import Objective, Trial
+from tinyevo.strategies.base import Objective, Trial
 
 
 def feasible(trials: Sequence[Trial], objectives: Sequence[Objective]) -> list[Trial]:
