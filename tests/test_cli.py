@@ -113,3 +113,21 @@ def test_the_example_config_file_builds_a_search(tmp_path):
     assert job.constraints().max_flash_bytes == 64 * 1024
     assert set(job.space.filters) == {4, 8, 16, 32}
     assert job.strategy().config.population_size == 10
+
+
+def test_show_all_lists_every_trial_of_the_store(tmp_path):
+    """``show --all``: one row per trial in the store (read here with sqlite3), in id order, with its
+    status; the plain table has a row for each too."""
+    import shutil
+    import sqlite3
+
+    run = tmp_path / "run"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "run_afcad80", run)
+    with sqlite3.connect(run / "trials.sqlite") as db:
+        stored = db.execute("SELECT id, status FROM trials ORDER BY id").fetchall()
+    code, out, _ = tinyevo("show", run, "--all", "--json")
+    assert code == 0
+    assert [(row["trial"], row["status"]) for row in json.loads(out)["all"]] == stored
+    code, out, _ = tinyevo("show", run, "--all")
+    table = out.split("every trial", 1)[1].splitlines()[2:]
+    assert code == 0 and [int(line.split()[0]) for line in table[:len(stored)]] == [i for i, _ in stored]

@@ -95,6 +95,8 @@ def add_parser(sub) -> None:
                                    "constraints, with validation and test accuracy and cost.")
     p.add_argument("run_dir", help="the --out folder of a search")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.add_argument("--all", action="store_true", help="also list every trial with its status (ok, "
+                                                      "infeasible, failed: with its error); JSON: \"all\"")
     p.set_defaults(handler=run_show)
 
 
@@ -119,7 +121,7 @@ def run_search(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     from tinyevo.runs.results import load_results
 
-    results = load_results(args.run_dir)
+    results = load_results(args.run_dir, every_trial=args.all)
     if args.json:
         print(json.dumps(results, indent=1))
     else:
@@ -132,8 +134,28 @@ def _pct(value) -> str:
 
 
 def _figure(row: dict, metric: str) -> str:
-    """A limited figure of a front row in its unit (``tinyevo.hardware.limits``)."""
-    return BY_METRIC[metric].format(row[metric])
+    """A limited figure of a row in its unit (``tinyevo.hardware.limits``); - when it has none (a
+    trial that failed before it was costed)."""
+    return "-" if row.get(metric) is None else BY_METRIC[metric].format(row[metric])
+
+
+def print_rows(rows: list[dict], status: bool = False) -> None:
+    """Trials as a table under a header; ``status`` adds a column for it (ok, infeasible, failed)."""
+    first = f"{'status':<10}  " if status else ""
+    print(f"  {'trial':>5}  {first}{'search':>8}  {'val acc':>8}  {'test acc':>8}  {'int8 acc':>8}  "
+          f"{'params':>9}  {'MACs':>11}  {'flash':>9}  {'peak SRAM':>9}  {'latency':>9}  architecture")
+    for row in rows:
+        first = f"{row['status']:<10}  " if status else ""
+        error = f"  ({row['error']})" if row.get("error") else ""
+        print(f"  {row['trial']:>5}  {first}{_pct(row['val_accuracy']):>8}  "
+              f"{_pct(row.get('final_val_accuracy')):>8}  {_pct(row.get('test_accuracy')):>8}  "
+              f"{_pct(row.get('int8_test_accuracy')):>8}  {_count(row.get('params')):>9}  "
+              f"{_figure(row, 'macs'):>11}  {_figure(row, 'flash_bytes'):>9}  "
+              f"{_figure(row, 'peak_sram_bytes'):>9}  {_figure(row, 'latency_ms'):>9}  {row['describe']}{error}")
+
+
+def _count(value) -> str:
+    return "-" if value is None else f"{value:,}"
 
 
 def print_results(results: dict) -> None:
@@ -149,14 +171,10 @@ def print_results(results: dict) -> None:
         return
     print(f"Pareto front ({', '.join(results['objectives'])}; by the search's accuracy, which is "
           f"measured at the search fidelity; val/test/int8 are of the final training):")
-    header = f"  {'trial':>5}  {'search':>8}  {'val acc':>8}  {'test acc':>8}  {'int8 acc':>8}  {'params':>9}  " \
-             f"{'MACs':>11}  {'flash':>9}  {'peak SRAM':>9}  {'latency':>9}  architecture"
-    print(header)
-    for row in results["front"]:
-        print(f"  {row['trial']:>5}  {_pct(row['val_accuracy']):>8}  {_pct(row.get('final_val_accuracy')):>8}  "
-              f"{_pct(row.get('test_accuracy')):>8}  {_pct(row.get('int8_test_accuracy')):>8}  "
-              f"{row['params']:>9,}  {_figure(row, 'macs'):>11}  {_figure(row, 'flash_bytes'):>9}  "
-              f"{_figure(row, 'peak_sram_bytes'):>9}  {_figure(row, 'latency_ms'):>9}  {row['describe']}")
+    print_rows(results["front"])
+    if "all" in results:
+        print(f"every trial ({len(results['all'])}; a failed one's error after its architecture):")
+        print_rows(results["all"], status=True)
     best = results["best"]
     print(f"best model under the constraints: trial {best['trial']} "
           f"(val {_pct(best.get('final_val_accuracy', best['val_accuracy']))}, "

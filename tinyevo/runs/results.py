@@ -15,8 +15,9 @@ from tinyevo.store import Store
 COST_FIELDS = ("params", "macs", "flash_bytes", "peak_sram_bytes", "latency_ms")
 
 
-def load_results(out_dir: str | Path) -> dict:
-    """What ``tinyevo show`` prints: settings, the front with its final scores, the best model."""
+def load_results(out_dir: str | Path, every_trial: bool = False) -> dict:
+    """What ``tinyevo show`` prints: settings, the front with its final scores, the best model;
+    ``every_trial`` adds ``all``, a row for each trial in id order with its status (and error)."""
     out_dir = Path(out_dir)
     path = out_dir / STORE_FILE
     if not path.is_file():
@@ -30,13 +31,14 @@ def load_results(out_dir: str | Path) -> dict:
     objectives = objectives_of(config)
     front = sorted(pareto_front(trials, objectives), key=lambda t: (-t.metrics.get("accuracy", 0), t.id))
     rows = [_row(t, final.get(str(t.id)), records) for t in front]
+    extra = {"all": [_status_row(t, final.get(str(t.id)), records) for t in trials]} if every_trial else {}
     return {"run": str(out_dir), "space": config.space, "dataset": config.dataset, "board": config.board,
             "execution": config.execution, "runtime": config.runtime, "strategy": config.strategy,
             "objectives": config.objectives,
             "trials": len(trials), "evaluated": sum(1 for r in records if r.evaluated),
             "infeasible": sum(1 for t in trials if t.status == "infeasible"),
             "failed": sum(1 for t in trials if t.status == "failed"),
-            "front": rows, "best": best_row(rows)}
+            "front": rows, "best": best_row(rows), **extra}
 
 
 def _row(trial: Trial, final: dict | None, records) -> dict:
@@ -46,6 +48,13 @@ def _row(trial: Trial, final: dict | None, records) -> dict:
     if final and final.get("status") == "ok":
         row.update(final_val_accuracy=final["val_accuracy"], test_accuracy=final["test_accuracy"],
                    int8_test_accuracy=final.get("int8_test_accuracy"), weights=final["weights"])
+    return row
+
+
+def _status_row(trial: Trial, final: dict | None, records) -> dict:
+    row = {"status": trial.status, **_row(trial, final, records)}
+    if trial.metrics.get("error"):
+        row["error"] = str(trial.metrics["error"])
     return row
 
 
