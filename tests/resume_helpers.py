@@ -10,6 +10,7 @@ without depending on timing.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import signal
 import sys
@@ -116,8 +117,7 @@ class Doomed(TabularEstimator):
         elif fate == "abort":
             os.abort()
         elif fate == "stuck":
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
-            hold(os.getppid())
+            stuck_in_native_code()
         elif fate == "hang":
             hold(os.getppid())
         elif fate == "fail":
@@ -135,6 +135,18 @@ def doomed_search(store_path, fates, evaluations=12, seed=1, workers=0, eval_tim
                       Budget(evaluations=evaluations), executor=executor,
                       batch_size=batch_size or max(1, workers), progress=False,
                       eval_timeout=eval_timeout).run()
+
+
+def stuck_in_native_code() -> None:
+    """Never return to Python, as native code that loops forever: ``sigsuspend`` with every signal
+    blocked. Blocking SIGALRM in this thread alone is not enough: the kernel may hand it to another
+    thread (faulthandler's watchdog), Python then runs the timeout handler here at the next
+    bytecode, and the candidate times out politely. Only SIGKILL (or the watchdog's exit) ends it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    every_signal = ctypes.create_string_buffer(128)  # a sigset_t
+    libc.sigfillset(every_signal)
+    libc.sigsuspend(every_signal)
+    os._exit(3)  # not reached
 
 
 def hold(parent_pid: int) -> None:
