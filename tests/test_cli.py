@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Every registered space but nasnet, whose default networks take seconds to cost (tests/test_nasnet.py
+#: runs the same commands on a small nasnet).
+SPACE_NAMES = ["blocks", "chain", "dag", "densenet", "mbv2", "nb201"]
 
 
 def tinyevo(*args, cwd=ROOT):
@@ -131,3 +134,30 @@ def test_show_all_lists_every_trial_of_the_store(tmp_path):
     code, out, _ = tinyevo("show", run, "--all")
     table = out.split("every trial", 1)[1].splitlines()[2:]
     assert code == 0 and [int(line.split()[0]) for line in table[:len(stored)]] == [i for i, _ in stored]
+
+
+@pytest.mark.parametrize("space_name", SPACE_NAMES)
+def test_list_sample_and_cost_of_every_registered_space(space_name, tmp_path):
+    """``list`` names the space with its encoding, ``sample --json`` writes a genome document the
+    space reads back, and ``cost`` of that file counts the MACs the cost model counts for it."""
+    from tinyevo.hardware import estimate_cost
+    from tinyevo.spaces import SPACES, create_space
+
+    code, listed, _ = tinyevo("list", "spaces")
+    assert code == 0 and [space_name, SPACES.get(space_name).encoding] in [
+        line.split()[:2] for line in listed.splitlines()]
+    code, text, _ = tinyevo("sample", "--space", space_name, "--seed", "2", "--json")
+    assert code == 0
+    document = json.loads(text)
+    space = create_space(space_name)
+    assert document["space"] == space_name and document["describe"] == space.describe(document["genome"])
+    (tmp_path / "g.json").write_text(text)
+    code, cost, _ = tinyevo("cost", tmp_path / "g.json", "--json")
+    assert code == 0
+    assert json.loads(cost)["macs"] == estimate_cost(space.decode(document["genome"])).macs
+
+
+def test_the_space_list_above_names_every_registered_space():
+    from tinyevo.spaces import SPACES
+
+    assert set(SPACE_NAMES) | {"nasnet"} == set(SPACES.names()), "add the new space to SPACE_NAMES"

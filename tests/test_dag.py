@@ -278,20 +278,6 @@ def cli(*args) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-def test_list_sample_and_cost_on_the_command_line(tmp_path):
-    code, listed = cli("list", "spaces")
-    assert code == 0 and ["dag", "fixed"] in [line.split()[:2] for line in listed.splitlines()]
-    code, text = cli("sample", "--space", "dag", "--seed", "2", "--json")
-    assert code == 0
-    document = json.loads(text)
-    space = create_space("dag")
-    assert document["space"] == "dag" and document["describe"] == space.describe(document["genome"])
-    (tmp_path / "g.json").write_text(text)
-    code, cost = cli("cost", str(tmp_path / "g.json"), "--json")
-    assert code == 0
-    assert json.loads(cost)["macs"] == estimate_cost(space.decode(document["genome"])).macs
-
-
 def test_bad_genome_file_is_one_line(tmp_path, capsys):
     (tmp_path / "g.json").write_text(json.dumps({"space": "dag", "genome": ["1-01", "1-2-111", "0-00-000-0000"]}))
     assert main(["cost", str(tmp_path / "g.json")]) != 0

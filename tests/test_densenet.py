@@ -6,8 +6,6 @@ parameters and MACs worked out by hand layer by layer (docstrings), and PyTorch'
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import numpy as np
@@ -195,25 +193,7 @@ def test_space_operators_run_in_an_evolution():
 
 
 # --- the command line ----------------------------------------------------------------------------
-def cli(*args) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(list(args))
-    return code, out.getvalue()
-
-
-def test_list_sample_and_cost_on_the_command_line(tmp_path, capsys):
-    code, listed = cli("list", "spaces")
-    assert code == 0 and ["densenet", "fixed"] in [line.split()[:2] for line in listed.splitlines()]
-    code, text = cli("sample", "--space", "densenet", "--seed", "2", "--json")
-    assert code == 0
-    document = json.loads(text)
-    space = create_space("densenet")
-    assert document["space"] == "densenet" and document["describe"] == space.describe(document["genome"])
-    (tmp_path / "g.json").write_text(text)
-    code, cost = cli("cost", str(tmp_path / "g.json"), "--json")
-    assert code == 0
-    assert json.loads(cost)["macs"] == estimate_cost(space.decode(document["genome"])).macs
+def test_a_bad_genome_file_on_the_command_line_is_one_line(tmp_path, capsys):
     (tmp_path / "bad.json").write_text(json.dumps({"space": "densenet",
                                                    "genome": ["L1_g4_b1_k3", "L1_g4_b1_k9", "L1_g4_b1_k3"]}))
     assert main(["cost", str(tmp_path / "bad.json")]) != 0
