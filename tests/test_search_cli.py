@@ -237,3 +237,11 @@ def test_bad_execution_is_one_line_and_writes_nothing(tmp_path):
     assert "execution must be one of layer_by_layer, streamed, got 'rowwise'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_an_out_that_is_a_file_is_one_line_and_left_alone(tmp_path):
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    result = run([sys.executable, "-m", "tinyevo.cli", "search", "--out", str(taken), "--budget", "1"])
+    assert result.returncode == 2 and "is a file, not a run folder" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and taken.read_text() == "mine"

@@ -37,6 +37,10 @@ class SearchJob:
         from tinyevo.hardware import load_board
         from tinyevo.spaces import create_space
 
+        out_dir = Path(out_dir)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise TinyevoError(f"{out_dir} is a file, not a run folder; give --out a folder (new, or "
+                               f"a run to resume)")
         board = load_board(config.board)
         dataset = None
         space_options = dict(config.space_options)
