@@ -281,6 +281,12 @@ def test_npz_without_labels_is_a_one_line_error(tmp_path):
         load_dataset("npz", path=tmp_path / "bad.npz")
 
 
+def test_npz_with_no_rows_says_so(tmp_path):
+    np.savez(tmp_path / "empty.npz", x=np.zeros((0, 8, 8)), y=np.zeros(0, np.int64))
+    with pytest.raises(TinyevoError, match="x has no rows"):
+        load_dataset("npz", path=tmp_path / "empty.npz")
+
+
 @pytest.mark.skipif(not MNIST70K.exists(), reason="shared MNIST file not present")
 def test_shared_mnist70k_loads_through_npz():
     data = load_dataset("npz", path=MNIST70K, test_size=10000, seed=0)

@@ -35,6 +35,8 @@ def npz_path(path, data_dir) -> Path:
 
 def as_images(x: np.ndarray, where: str) -> np.ndarray:
     """(N, H, W, C) from (N, H, W, C), (N, H, W) or (N, L)."""
+    if x.ndim and not len(x):
+        raise TinyevoError(f"{where}: x has no rows; give at least one example per class")
     if x.ndim == 2:
         return x[:, None, :, None]
     if x.ndim == 3:
