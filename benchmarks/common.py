@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import os
 import sys
 import tempfile
 import time
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 #: The repository root (the folder holding ``benchmarks/``).
@@ -65,3 +68,36 @@ def pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+def set_threads(threads: int) -> None:
+    """Torch threads of this process, and of the processes it starts (``OMP_NUM_THREADS``)."""
+    import torch  # only the benchmarks that train need it
+
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+class InlineExecutor:
+    """``--jobs 1``: each task runs at once, in this process."""
+
+    def submit(self, fn, *args) -> Future:
+        future = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def task_pool(jobs: int, threads: int):
+    """``jobs`` worker processes (forked where possible, so they share what the parent loaded) of
+    ``threads`` torch threads each; the parent itself for one job."""
+    if jobs <= 1:
+        return InlineExecutor()
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
+                                          else None)
+    return ProcessPoolExecutor(jobs, mp_context=context, initializer=set_threads, initargs=(threads,))

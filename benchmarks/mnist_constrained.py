@@ -71,19 +71,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import multiprocessing
 import os
 import sys
 import time
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 import torch
 
-from common import log, mean, print_json, pyplot, quick_path, repo_path
+from common import log, mean, print_json, pyplot, quick_path, repo_path, set_threads, task_pool
 from tinyevo.data import Dataset, load_dataset
 from tinyevo.errors import TinyevoError
 from tinyevo.estimate import EstimationFailed, EvalContext
@@ -367,40 +366,12 @@ class WorkDir:
 _SHARED: dict = {}  # the dataset, set before the worker processes fork
 
 
-def _init_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
-    os.environ["OMP_NUM_THREADS"] = str(threads)  # and so in the processes that train candidates
-
-
 def _search_job(method: str, seed: int, settings: Settings, work: Path | None) -> dict:
     return run_search(method, seed, _SHARED["data"], settings, work)
 
 
 def _final_job(architecture: str, settings: Settings) -> dict:
     return final_training(architecture, _SHARED["data"], settings)
-
-
-class InlineExecutor:
-    """``--jobs 1``: each job runs at once, in this process."""
-
-    def submit(self, fn, *args) -> Future:
-        future = Future()
-        future.set_result(fn(*args))
-        return future
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def executor(jobs: int, threads: int):
-    if jobs <= 1:
-        return InlineExecutor()
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
-                                          else None)
-    return ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(threads,))
 
 
 def completed(futures):
@@ -418,7 +389,7 @@ def run_benchmark(data: Dataset, settings: Settings, methods=METHODS, work: Work
     work = work or WorkDir(None, data, settings)
     _SHARED["data"] = data
     runs: dict = {method: [] for method in methods}
-    with executor(jobs, threads) as pool:
+    with task_pool(jobs, threads) as pool:
         searches = {pool.submit(_search_job, method, seed, settings, work.path): (method, seed)
                     for seed in settings.seeds for method in methods}
         finals: dict[str, Future] = {}  # architecture -> its final training
@@ -576,7 +547,7 @@ def png_path(args: argparse.Namespace) -> Path:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    _init_worker(args.threads)
+    set_threads(args.threads)
     settings, start, png = settings_of(args), time.perf_counter(), png_path(args)
     try:
         data = load_data(args.data, args.test_size, args.quick)

@@ -74,21 +74,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import multiprocessing
 import os
 import resource
 import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from common import REPO_ROOT, json_safe, log, mean, print_json, pyplot, quick_path, repo_path
+from common import (REPO_ROOT, json_safe, log, mean, print_json, pyplot, quick_path, repo_path,
+                    set_threads, task_pool)
 from tinyevo.config import SearchConfig
 from tinyevo.deploy.codegen import mcu
 from tinyevo.deploy.codegen.emit import generate_c
@@ -389,11 +389,6 @@ def train_resnet8(seed: int, settings: Settings, data_dir: str, out: Path) -> di
 
 
 # --- processes ------------------------------------------------------------------------------------------
-def _init_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
-    os.environ["OMP_NUM_THREADS"] = str(threads)  # and so in the processes that train candidates
-
-
 def _search_task(space, bound_name, bound, seed, settings, data_dir, out) -> dict:
     try:
         return run_search(space, bound_name, bound, seed, settings, data_dir, out)
@@ -405,35 +400,12 @@ def _resnet8_task(seed, settings, data_dir, out) -> dict:
     return train_resnet8(seed, settings, data_dir, out)
 
 
-class InlineExecutor:
-    """``--jobs 1``: each task runs at once, in this process."""
-
-    def submit(self, fn, *args) -> Future:
-        future = Future()
-        future.set_result(fn(*args))
-        return future
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def executor(jobs: int, threads: int):
-    if jobs <= 1:
-        return InlineExecutor()
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
-                                          else None)
-    return ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(threads,))
-
-
 # --- the benchmark --------------------------------------------------------------------------------------
 def run_benchmark(spaces: list[str], checks: dict, bounds: dict, settings: Settings, data_dir: str, out: Path,
                   jobs: int = 1, threads: int = 1) -> tuple[dict, list[dict]]:
     """ResNet-8 per seed and every (space, bound, seed) search that can fit, ``jobs`` at a time."""
     runs: dict = {space: {bound: [] for bound in bounds} for space in spaces}
-    with executor(jobs, threads) as pool:
+    with task_pool(jobs, threads) as pool:
         resnet8 = [pool.submit(_resnet8_task, seed, settings, data_dir, out) for seed in settings.seeds]
         searches = {pool.submit(_search_task, space, name, bound, seed, settings, data_dir, out): (space, name)
                     for seed in settings.seeds for space in spaces for name, bound in bounds.items()
@@ -662,7 +634,7 @@ def load_data(data_dir: str, settings: Settings):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    _init_worker(args.threads)
+    set_threads(args.threads)
     settings, start, cpu_start = settings_of(args), time.perf_counter(), cpu_seconds()
     try:
         out, results_dir, stem = output_paths(args)
