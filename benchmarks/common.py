@@ -5,6 +5,7 @@ stderr (``log``), so ``python benchmarks/X.py > result.json`` keeps a clean resu
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import multiprocessing
@@ -101,3 +102,19 @@ def task_pool(jobs: int, threads: int):
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
                                           else None)
     return ProcessPoolExecutor(jobs, mp_context=context, initializer=set_threads, initargs=(threads,))
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an int of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a float in (0, 1]."""
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return value

@@ -82,7 +82,8 @@ from pathlib import Path
 import optuna
 import torch
 
-from common import log, mean, print_json, pyplot, quick_path, repo_path, set_threads, task_pool
+from common import (fraction, log, mean, positive_int, print_json, pyplot, quick_path, repo_path,
+                    set_threads, task_pool)
 from tinyevo.data import Dataset, load_dataset
 from tinyevo.errors import TinyevoError
 from tinyevo.estimate import EstimationFailed, EvalContext
@@ -477,20 +478,6 @@ def _plot_run(panel, run: dict, method: str, color: str) -> None:
 
 
 # --- command line --------------------------------------------------------------------------------
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def fraction(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
-    return value
-
-
 def test_size(text: str) -> int | float:
     value = float(text) if "." in text else int(text)
     if value <= 0:

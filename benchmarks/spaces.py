@@ -88,7 +88,7 @@ import numpy as np
 import torch
 
 from common import (REPO_ROOT, json_safe, log, mean, print_json, pyplot, quick_path, repo_path,
-                    set_threads, task_pool)
+                    fraction, positive_int, set_threads, task_pool)
 from tinyevo.config import SearchConfig
 from tinyevo.deploy.codegen import mcu
 from tinyevo.deploy.codegen.emit import generate_c
@@ -537,20 +537,6 @@ def plot(spaces: dict, reference: dict, bounds: dict, path: Path) -> None:
 
 
 # --- command line -----------------------------------------------------------------------------------------
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def fraction(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
-    return value
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
