@@ -2,13 +2,19 @@
 included; the shared Free Spoken Digit Dataset if it is there."""
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.io import wavfile
 
+import tinyevo as tinyevo_api
 from tinyevo.audio.wav import read_wav, resample
 from tinyevo.data import load_dataset
 from tinyevo.errors import TinyevoError
@@ -148,8 +154,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path, bad, message):
 def test_layout_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     for options, message in [
-        (dict(data_dir=tmp_path / "empty"), "no class folders"),
-        (dict(data_dir=tmp_path / "empty", labels="filename"), "has no files"),
+        (dict(data_dir=tmp_path / "empty"), "no class folders and no WAV files"),
+        (dict(data_dir=tmp_path / "empty", labels="folder"), "has no class folders; put"),
         (dict(data_dir=tmp_path / "missing"), "does not exist"),
         (dict(), "needs the folder"),
         (dict(data_dir=tmp_path / "empty", features="spectrogram"), "features must be one of"),
@@ -158,7 +164,7 @@ def test_layout_errors(tmp_path):
             load_dataset("wavfolder", **options)
     write(tmp_path / "flat" / "hello.wav", 8000, tone(500, 8000, 0.1))
     with pytest.raises(TinyevoError, match="does not match name_pattern"):
-        load_dataset("wavfolder", data_dir=tmp_path / "flat", labels="filename")
+        load_dataset("wavfolder", data_dir=tmp_path / "flat")  # no class folders: labels from names
     root = class_folders(tmp_path / "wav")
     with pytest.raises(TinyevoError, match="needs each clip's speaker"):
         load_dataset("wavfolder", data_dir=root, split="speaker")
@@ -175,8 +181,65 @@ def test_read_wav_returns_the_written_samples(tmp_path):
 
 @pytest.mark.skipif(not FSDD.is_dir(), reason="the shared FSDD recordings are not there")
 def test_fsdd_speaker_split():
-    data = load_dataset("wavfolder", data_dir=FSDD, labels="filename", test_speakers=["theo"],
+    data = load_dataset("wavfolder", data_dir=FSDD, test_speakers=["theo"],  # labels from the names
                         features="pcm", classes=["0", "1"], clip_ms=100)
     # FSDD: 6 speakers x 50 clips per digit; theo's 100 clips of digits 0 and 1 are the test split
     assert len(data.y_test) == 100 and data.meta["test_speakers"] == ["theo"]
     assert len(data.y_train) + len(data.y_val) == 500 and data.meta["frontend"]["sample_rate"] == 8000
+
+
+# --- search and export ----------------------------------------------------------------------------
+CONFIG = """
+space = "chain"
+dataset = "wavfolder"
+strategy = "random"
+objectives = ["accuracy"]
+budget = 1
+final_models = 1
+final_epochs = 1
+
+[dataset_options]
+name_pattern = "{speaker}_nohash_{index}"
+split = "speaker"
+clip_ms = 400
+frame_ms = 32
+hop_ms = 32
+n_mels = 20
+n_mfcc = 8
+
+[space_options]
+filters = [4]
+units = [8]
+
+[fidelity]
+epochs = 1
+"""
+
+
+def tinyevo(tmp_path, *args) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "tinyevo.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env=environment)
+
+
+@pytest.mark.slow  # about 25 CPU seconds: a search of one model and two CLI processes (torch imports)
+@pytest.mark.skipif(shutil.which(os.environ.get("CC", "gcc")) is None, reason="no host C compiler")
+def test_search_on_a_wav_folder_then_export_c_with_its_front_end(tmp_path):
+    """``tinyevo.search`` reads the clips as the CLI does; ``tinyevo export --format c`` of the run
+    writes the front-end that made its features (400 ms at 8 kHz, 32 ms frames: 12 x 8 MFCC)."""
+    root = class_folders(tmp_path / "wav")
+    (tmp_path / "c.toml").write_text(CONFIG)
+    result = tinyevo_api.search(tmp_path / "run", config=tmp_path / "c.toml", data_dir=str(root),
+                                progress=False)
+    assert result.best.test_accuracy is not None
+    done = tinyevo(tmp_path, "export", str(tmp_path / "run"), "--format", "c", "--out", str(tmp_path / "c"))
+    assert done.returncode == 0, done.stderr
+    meta = json.loads((tmp_path / "c" / "metadata.json").read_text())
+    assert meta["input"]["shape"] == [1, 12, 8, 1] and meta["frontend"]["output_shape"] == [12, 8, 1]
+    assert (tmp_path / "c" / "tinyevo_frontend.c").is_file()
+
+    (root / "low" / "notes.txt").write_text("not audio")
+    bad = tinyevo(tmp_path, "search", "--dataset", "wavfolder", "--data-dir", str(root), "--out",
+                  str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "notes.txt is not a WAV file" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

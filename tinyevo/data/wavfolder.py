@@ -12,8 +12,10 @@ with a dot are skipped, and so are folders starting with ``_`` (Speech Commands'
 ``_background_noise_``); files beside the class folders are not read.
 
 Options:
-- ``labels``: ``"folder"`` (default: the class is the folder name) or ``"filename"`` (the
-  ``{label}`` field of ``name_pattern``; the files lie in ``data_dir`` itself).
+- ``labels``: ``"folder"`` (the class is the folder name) or ``"filename"`` (the ``{label}`` field
+  of ``name_pattern``; the files lie in ``data_dir`` itself). Default: ``"folder"`` when
+  ``data_dir`` holds class folders, else ``"filename"`` (so ``--data-dir`` of FSDD's recordings
+  needs no option).
 - ``name_pattern``: the file name without ``.wav`` with fields in braces: ``{label}``, ``{speaker}``
   and any others (ignored), separated by literal text, e.g. ``{speaker}_nohash_{index}``. Default
   ``{label}_{speaker}_{index}`` for filename labels, none for folder labels (no speakers known).
@@ -113,8 +115,9 @@ def list_clips(folder: Path, label_source: str, pattern: str | None) -> Clips:
     else:
         files = visible(folder, folders=False)
         if not files:
-            raise TinyevoError(f"WAV folder {str(folder)!r} has no files; for labels=\"filename\" the "
-                               f"folder holds the clips, named like {pattern}.wav")
+            raise TinyevoError(f"WAV folder {str(folder)!r} has no class folders and no WAV files; put "
+                               f"the clips of each class in a folder of its own (e.g. {folder}/yes/0001.wav), "
+                               f"or the clips themselves, named like {pattern}.wav")
         pairs = [(path, name_fields(path, regex, pattern)["label"]) for path in files]
     speakers = [name_fields(path, regex, pattern).get("speaker") if regex else None for path, _ in pairs]
     return Clips(tuple(p for p, _ in pairs), tuple(label for _, label in pairs), tuple(speakers))
@@ -191,7 +194,7 @@ def checked_choice(value, choices, what: str) -> str:
 
 
 @DATASETS.register("wavfolder")
-def load_wavfolder(data_dir=None, seed: int = 0, labels: str = "folder", name_pattern: str | None = None,
+def load_wavfolder(data_dir=None, seed: int = 0, labels: str | None = None, name_pattern: str | None = None,
                    classes: list | None = None, split: str = "random", test_speakers: list | None = None,
                    features: str = "mfcc", sample_rate: int | None = None, clip_ms: float = 1000,
                    frame_ms: float = 40, hop_ms: float = 20, n_mels: int = 40, n_mfcc: int = 10,
@@ -201,7 +204,6 @@ def load_wavfolder(data_dir=None, seed: int = 0, labels: str = "folder", name_pa
     if data_dir is None:
         raise TinyevoError("dataset 'wavfolder' needs the folder of WAV files: pass --data-dir DIR "
                            "(DIR/<class>/*.wav, or with labels=\"filename\" DIR/<label>_<speaker>_<n>.wav)")
-    checked_choice(labels, LABEL_SOURCES, "labels")
     checked_choice(split, SPLITS, "split")
     checked_choice(features, FEATURES, "features")
     if limit_per_class is not None and (isinstance(limit_per_class, bool) or not isinstance(limit_per_class, int)
@@ -212,6 +214,8 @@ def load_wavfolder(data_dir=None, seed: int = 0, labels: str = "folder", name_pa
         problem = "is not a folder" if folder.exists() else "does not exist"
         raise TinyevoError(f"data dir {str(folder)!r} for dataset 'wavfolder' {problem}; give the folder "
                            f"of WAV files")
+    labels = labels or ("folder" if visible(folder, folders=True) else "filename")
+    checked_choice(labels, LABEL_SOURCES, "labels")
     pattern = name_pattern or (FILENAME_PATTERN if labels == "filename" else None)
     if labels == "filename" and "{label}" not in pattern:
         raise TinyevoError(f"labels=\"filename\" needs a {{label}} field in name_pattern, got {pattern!r}")
