@@ -21,7 +21,9 @@ from tinyevo.audio import FrontEnd
 from tinyevo.deploy import run_int8
 from tinyevo.deploy.codegen.frontend_c import (TOLERANCE, build_frontend_host, render_frontend,
                                                run_frontend_host)
+from tinyevo.deploy.codegen.frontend_mcu import run_frontend_mcu
 from tinyevo.deploy.codegen.host import build_host, run_host
+from tinyevo.deploy.codegen.mcu import mcu_available
 from tinyevo.deploy.export import ModelToExport, write_model
 from tinyevo.deploy.exporters import create_exporter
 from tinyevo.deploy.quantize import quantize
@@ -149,3 +151,17 @@ def test_a_front_end_that_does_not_give_the_models_input_is_one_line(tmp_path):
     exporter = create_exporter("c")
     with pytest.raises(TinyevoError, match="front-end gives"):
         write_model(model, exporter, exporter.check_out(tmp_path / "bad"))
+
+
+@pytest.mark.skipif(not mcu_available(), reason="no ARM toolchain / QEMU")
+def test_front_end_on_the_emulated_cortex_m4f(tmp_path):
+    """On QEMU's Cortex-M4 with the FPU: the int8 inputs within one step of the Python reference;
+    static RAM (arm-none-eabi-size's bss) is the counted buffers plus the harness's clip copy."""
+    fe = FrontEnd(kind="mfcc", sample_rate=8000, clip_ms=200, frame_ms=32, hop_ms=16, n_mels=20, n_mfcc=8)
+    pcm = clips(fe, np.random.default_rng(2))[:3]
+    run = run_frontend_mcu(fe, pcm, 0.2, -20, tmp_path / "mcu")
+    expected = np.clip(np.round(fe(pcm).astype(np.float64) / 0.2) - 20, -128, 127)
+    assert np.abs(run.inputs.astype(np.int64) - expected).max() <= TOLERANCE["int8_steps"]
+    cost = fe.cost()
+    assert run.sizes.bss == cost.ram_bytes - cost.feature_bytes + cost.pcm_bytes
+    assert all(count > cost.macs for count in run.instructions)  # a MAC is at least one instruction
