@@ -233,9 +233,14 @@ def load_wavfolder(data_dir=None, seed: int = 0, labels: str | None = None, name
         return with_seeded_test(title, x, y, len(names), seed, val_size, test_size, scale, meta)
     speakers = np.asarray([clips.speakers[i] for i in rows], dtype=object)
     groups = speaker_split(speakers, seed, val_size, test_size, test_speakers)
-    parts = {part: np.flatnonzero(np.isin(speakers, members)) for part, members in groups.items()}
-    meta = {**meta, "split_seed": seed, "test_split": "speaker",
-            **{f"{part}_speakers": members for part, members in groups.items()}}
-    return Dataset(title, x[parts["train"]], as_labels(y[parts["train"]]), x[parts["val"]],
-                   as_labels(y[parts["val"]]), x[parts["test"]], as_labels(y[parts["test"]]),
-                   len(names), scale, meta)
+    return by_speaker(title, x, y, speakers, groups, len(names), scale,
+                      {**meta, "split_seed": seed, "test_split": "speaker"})
+
+
+def by_speaker(title: str, x, y, speakers: np.ndarray, groups: dict[str, list[str]], classes: int,
+               scale: float, meta: dict) -> Dataset:
+    """The clips of each part's speakers (``groups``: part -> speakers), recorded in ``meta``."""
+    rows = {part: np.flatnonzero(np.isin(speakers, members)) for part, members in groups.items()}
+    meta = {**meta, **{f"{part}_speakers": members for part, members in groups.items()}}
+    parts = [array for part in ("train", "val", "test") for array in (x[rows[part]], as_labels(y[rows[part]]))]
+    return Dataset(title, *parts, classes, scale, meta)
