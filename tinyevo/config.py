@@ -28,7 +28,9 @@ Example ``search.toml``::
 
 Options of the dataset's loader go in ``[dataset_options]``, e.g. for ``dataset = "imagefolder"``
 with ``data_dir = "../shared/datasets/cifar10-jpg"``: ``image_size = [32, 32]``,
-``color_mode = "grayscale"``. Augmentation of training batches is an estimator option:
+``color_mode = "grayscale"``; for ``dataset = "wavfolder"`` (``tinyevo.data.wavfolder``):
+``split = "speaker"``, ``test_speakers = ["theo"]``, ``features = "logmel"``, ``frame_ms = 32``,
+``n_mfcc = 13``. Augmentation of training batches is an estimator option:
 ``[estimator_options]`` with ``augment = "crop+flip"``.
 """
 from __future__ import annotations

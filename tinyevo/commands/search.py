@@ -29,8 +29,10 @@ FLAGS = {
     "--space": ("space", str, "search space (tinyevo list spaces); default chain"),
     "--dataset": ("dataset", str, "digits (default, offline), mnist1d, mnist, fashion-mnist, cifar10, npz, "
                                   "imagefolder (your images: --data-dir DIR with DIR/<class>/*.jpg, or "
-                                  "DIR/train/<class>/ and DIR/test/<class>/; loader options in the TOML "
-                                  "file's [dataset_options])"),
+                                  "DIR/train/<class>/ and DIR/test/<class>/), wavfolder (WAV clips as MFCC "
+                                  "maps: --data-dir DIR with DIR/<class>/*.wav, or files named "
+                                  "<label>_<speaker>_<n>.wav as in the Free Spoken Digit Dataset); "
+                                  "loader options in the TOML file's [dataset_options]"),
     "--data-dir": ("data_dir", str, "folder (or .npz file for --dataset npz) with the data already on disk"),
     "--board": ("board", str, "target board (tinyevo list boards); default stm32f746"),
     "--execution": ("execution", str, "how peak SRAM is counted. layer_by_layer (default): whole tensors, "

@@ -3,7 +3,8 @@
 ``digits`` (bundled with scikit-learn, the default) and ``mnist1d`` (generated) work offline;
 ``mnist``, ``fashion-mnist`` and ``cifar10`` download from their official sources into a cache
 folder (SHA-256 checked), or read files already on disk from ``data_dir``; ``npz`` reads a user's
-own ``x`` / ``y`` arrays, ``imagefolder`` a user's images in one folder per class. Splits are
+own ``x`` / ``y`` arrays, ``imagefolder`` a user's images in one folder per class, ``wavfolder``
+WAV clips (one folder per class, or labels in the file names) as MFCC / log-mel features. Splits are
 seeded; the test split is for final reporting only.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import inspect
 
 # the loaders register themselves
-from tinyevo.data import cifar10, digits, idx, imagefolder, mnist1d, npz  # noqa: F401
+from tinyevo.data import cifar10, digits, idx, imagefolder, mnist1d, npz, wavfolder  # noqa: F401
 from tinyevo.data.base import DATASETS, Dataset
 from tinyevo.errors import TinyevoError
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from tinyevo.arch import Architecture
+from tinyevo.audio.frontend import FrontEnd
 from tinyevo.deploy.exporters import Exporter, Network
 from tinyevo.deploy.quantize import quantize
 from tinyevo.deploy.quantized_model import QuantizedModel
@@ -60,6 +61,8 @@ class ModelToExport:
     measure_int8: Callable[[QuantizedModel], float | None] | None = None
     searched_runtime: str | None = None  # a run's model: the runtime its peak SRAM was searched for
     searched_peak_sram_bytes: int | None = None
+    #: the audio front-end whose features the network reads (``tinyevo export --format c`` emits it)
+    frontend: FrontEnd | None = None
 
 
 def write_model(model: ModelToExport, exporter: Exporter, path: Path) -> ExportResult:
@@ -69,7 +72,7 @@ def write_model(model: ModelToExport, exporter: Exporter, path: Path) -> ExportR
         qmodel = quantize(model.architecture, model.module, model.calibration)
         if model.int8_test_accuracy is None and model.measure_int8 is not None:
             model.int8_test_accuracy = model.measure_int8(qmodel)
-    written = exporter.export(Network(model.architecture, model.module, qmodel), path)
+    written = exporter.export(Network(model.architecture, model.module, qmodel, model.frontend), path)
     return ExportResult(str(path), exporter.name, written.size_bytes, model.source, model.trial,
                         model.test_accuracy, model.int8_test_accuracy, written.arena_bytes,
                         model.random_weights, written.flash_bytes, exporter.runtime,

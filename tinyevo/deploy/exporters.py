@@ -25,6 +25,7 @@ from typing import ClassVar
 import torch
 
 from tinyevo.arch import Architecture
+from tinyevo.audio.frontend import FrontEnd
 from tinyevo.deploy.codegen.emit import render_c
 from tinyevo.deploy.fold import fold
 from tinyevo.deploy.output import (check_output_folder, check_output_path, write_atomically,
@@ -46,6 +47,8 @@ class Network:
     architecture: Architecture
     module: torch.nn.Module
     qmodel: QuantizedModel | None = None
+    #: the audio front-end whose features the network reads (format c emits it too), or None
+    frontend: FrontEnd | None = None
 
 
 @dataclass
@@ -153,7 +156,8 @@ class OnnxQdqExporter(FileExporter):
 @_exporter("c")
 @dataclass
 class CExporter(Exporter):
-    """A C99 library folder: tinyevo_model.{c,h}, tinyevo_runtime.h, metadata.json; ``execution`` is
+    """A C99 library folder: tinyevo_model.{c,h}, tinyevo_runtime.h, metadata.json (and
+    tinyevo_frontend.{c,h} for a network of audio features, ``Network.frontend``); ``execution`` is
     how it runs its ops, an ``ExecutionModel`` (``ExecutionModel.deployed``) or its name
     (``streamed``: the first ops row by row through line buffers when that shrinks the arena;
     ``layer_by_layer``: whole tensors; in-place kernels either way)."""
@@ -169,7 +173,7 @@ class CExporter(Exporter):
         return check_output_folder(out)
 
     def export(self, network: Network, out: Path) -> Written:
-        generated = render_c(network.qmodel, **self.execution.arena_options())
+        generated = render_c(network.qmodel, **self.execution.arena_options(), frontend=network.frontend)
         files = {name: text.encode() for name, text in generated.files.items()}
         write_folder_atomically(out, files)
         meta = generated.metadata

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tinyevo.audio.frontend import FrontEnd
 from tinyevo.deploy.export import ModelToExport
 from tinyevo.deploy.quantized_model import QuantizedModel
 from tinyevo.errors import TinyevoError
@@ -43,7 +44,7 @@ def load_run_model(run_dir: Path, trial: int | None = None) -> ModelToExport:
     return ModelToExport(architecture, module, calibration, str(run_dir), chosen,
                          record.get("test_accuracy"), record.get("int8_test_accuracy"),
                          measure_int8=measure_int8, searched_runtime=config.runtime,
-                         searched_peak_sram_bytes=searched.get(chosen))
+                         searched_peak_sram_bytes=searched.get(chosen), frontend=data_frontend(data))
 
 
 def best_trained_trial(results: dict, run_dir: Path) -> int:
@@ -69,6 +70,13 @@ def trained_record(run_dir: Path, trial: int, final: dict, trial_ids: set[int]) 
         raise TinyevoError(f"{run_dir}: trial {trial} has no trained weights (only the final-trained "
                            f"Pareto-front models keep them); trials with trained models: {choices}")
     return record
+
+
+def data_frontend(data) -> FrontEnd | None:
+    """The audio front-end that made the dataset's features (``wavfolder``), or None."""
+    if data.meta.get("features") not in ("mfcc", "logmel"):
+        return None
+    return FrontEnd.from_json(data.meta["frontend"])
 
 
 def run_dataset(config):

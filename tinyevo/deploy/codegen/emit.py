@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from tinyevo.audio.frontend import FrontEnd
+from tinyevo.deploy.codegen.frontend_c import frontend_metadata, render_frontend
 from tinyevo.deploy.codegen.kernels import (Concatenation, Fill, FullyConnectedRows, Kernel,
                                             TensorView, kernel_class, template)
 from tinyevo.deploy.codegen.metadata import FORMAT_VERSION, ModelMetadata, OpInfo, TensorInfo
@@ -55,8 +57,10 @@ def generate_c(qmodel: QuantizedModel, out_dir: str | Path, in_place_kernels: bo
 
 
 def render_c(qmodel: QuantizedModel, in_place_kernels: bool = DEPLOYED.in_place_kernels,
-             plan: MemoryPlan | None = None, execution: str = DEPLOYED.execution) -> GeneratedC:
-    """The library's files in memory (what ``generate_c`` writes)."""
+             plan: MemoryPlan | None = None, execution: str = DEPLOYED.execution,
+             frontend: FrontEnd | None = None) -> GeneratedC:
+    """The library's files in memory (what ``generate_c`` writes); with ``frontend`` (a model of
+    audio features) also the front-end from PCM to the model's int8 input (``frontend_c``)."""
     plan = plan or plan_memory(qmodel, in_place_kernels=in_place_kernels, execution=execution)
     kernels = build_kernels(qmodel, plan)
     functions = share_functions(kernels)
@@ -64,9 +68,25 @@ def render_c(qmodel: QuantizedModel, in_place_kernels: bool = DEPLOYED.in_place_
     fields = _model_fields(qmodel, plan, kernels, functions)
     files = {SOURCE: template("model.c").substitute(fields),
              HEADER: template("model.h").substitute(fields),
-             RUNTIME: resources.files("tinyevo.deploy.codegen").joinpath("runtime_c", RUNTIME).read_text(),
-             METADATA: metadata.dumps()}
+             RUNTIME: resources.files("tinyevo.deploy.codegen").joinpath("runtime_c", RUNTIME).read_text()}
+    if frontend is not None:
+        files.update(_frontend_files(qmodel, frontend, metadata))
+    files[METADATA] = metadata.dumps()
     return GeneratedC(files, plan, metadata)
+
+
+def _frontend_files(qmodel: QuantizedModel, frontend: FrontEnd, metadata: ModelMetadata) -> dict[str, str]:
+    """The front-end's C files, its entry in ``metadata``; one line when its features are not the
+    model's input."""
+    spec = qmodel.input_spec
+    if tuple(spec.shape[1:]) != frontend.output_shape:
+        raise TinyevoError(f"the audio front-end gives {frontend.output_shape} features (frames, "
+                           f"coefficients, channels) but the model's input is {tuple(spec.shape[1:])}; "
+                           f"export the model with the front-end it was trained on")
+    files = render_frontend(frontend, spec.scale, spec.zero_point)
+    metadata.frontend = frontend_metadata(frontend, spec.scale, spec.zero_point)
+    metadata.files[-1:-1] = list(files)  # before metadata.json
+    return files
 
 
 WINDOW_KINDS = ("conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d")

@@ -190,11 +190,20 @@ def _inputs_source(inputs: np.ndarray) -> str:
             f"const int8_t tinyevo_mcu_inputs[] = {{\n    {body}\n}};\n")
 
 
+def target_flags(extra_cflags: list[str]) -> list[str]:
+    """``TARGET``, without its float ABI when ``extra_cflags`` gives one (e.g. ``-mfloat-abi=hard
+    -mfpu=fpv4-sp-d16`` for the Cortex-M4F's FPU): with two, gcc links the libraries of neither."""
+    if any(flag.startswith("-mfloat-abi=") for flag in extra_cflags):
+        return [flag for flag in TARGET if not flag.startswith("-mfloat-abi=")]
+    return list(TARGET)
+
+
 def build_mcu(out_dir: str | Path, inputs: np.ndarray, profile: bool = False,
-              build_dir: str | Path | None = None, extra_cflags: list[str] | None = None) -> McuImage:
+              build_dir: str | Path | None = None, extra_cflags: list[str] | None = None,
+              libraries: list[str] | None = None) -> McuImage:
     """Compile the library in ``out_dir`` for the Cortex-M4 and link it with the harness and
     ``inputs`` (int8, (N, H, W, C) or (H, W, C)); the files go to ``build_dir`` (default
-    ``out_dir/mcu`` or ``out_dir/mcu_profiled``)."""
+    ``out_dir/mcu`` or ``out_dir/mcu_profiled``); ``libraries`` (e.g. ``["-lm"]``) end the link."""
     _require_toolchain()
     out = Path(out_dir)
     if not (out / SOURCE).is_file():
@@ -220,14 +229,14 @@ def build_mcu(out_dir: str | Path, inputs: np.ndarray, profile: bool = False,
         source.write_text(profiled_source((out / SOURCE).read_text(), functions))
     (build / "tinyevo_mcu_inputs.c").write_text(_inputs_source(x))
     harness = harness_dir()
-    flags = [*TARGET, *CFLAGS, *(extra_cflags or []), "-I", str(out), "-I", str(harness)]
+    flags = [*target_flags(extra_cflags or []), *CFLAGS, *(extra_cflags or []), "-I", str(out), "-I", str(harness)]
     if profile:
         flags.append(f"-DTINYEVO_MCU_MARKS={len(functions) + 1}")
     model_object = build / "tinyevo_model.o"
     _call([CC, *flags, "-c", str(source), "-o", str(model_object)], f"compiling {source} for Cortex-M4")
     elf = build / "tinyevo_model.elf"
     _call([CC, *flags, *LINK, "-T", str(harness / LINKER_SCRIPT), *(str(harness / f) for f in HARNESS),
-           str(build / "tinyevo_mcu_inputs.c"), str(model_object), "-o", str(elf)],
+           str(build / "tinyevo_mcu_inputs.c"), str(model_object), *(libraries or []), "-o", str(elf)],
           f"linking {elf}")
     shape = tuple(meta["output"]["shape"][1:])
     return McuImage(elf, section_sizes(model_object), section_sizes(elf), len(x), shape, functions,

@@ -5,7 +5,8 @@ model library format), so that firmware and tools can check what they link.
      "flash_bytes": ..., "macs": ..., "input": {shape, dtype, scale, zero_point, bytes}, "output": {...},
      "op_order": [{name, kind, function, inputs, output, output_offset, output_bytes, scratch, macs}],
      "files": [...], "in_place_kernels": ..., "schedule_search": ...,
-     "execution": {"mode", "streamed_ops", "cut", "ring_rows", "stream_bytes"}}
+     "execution": {"mode", "streamed_ops", "cut", "ring_rows", "stream_bytes"},
+     "frontend": {...}}   # only for a model of audio features (``codegen.frontend_c.frontend_metadata``)
 """
 from __future__ import annotations
 
@@ -70,9 +71,14 @@ class ModelMetadata:
     notes: list[str] = field(default_factory=list)
     #: how the ops run: {"mode": "streamed" | "layer_by_layer", "streamed_ops", "cut", "ring_rows"}
     execution: dict = field(default_factory=dict)
+    #: the audio front-end emitted with the model (settings, arithmetic, tolerance, RAM, flash), or None
+    frontend: dict | None = None
 
     def to_json(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if data["frontend"] is None:  # models without one: the metadata of before
+            del data["frontend"]
+        return data
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=1) + "\n"

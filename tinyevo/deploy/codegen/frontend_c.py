@@ -1,0 +1,144 @@
+"""The audio front-end in C: ``tinyevo_frontend.{c,h}`` from a ``tinyevo.audio.FrontEnd`` and the
+model's input quantization, so firmware goes from int16 PCM to the model's int8 input.
+
+    files = render_frontend(frontend, input_scale, input_zero_point)   # name -> text
+    info = frontend_metadata(frontend, input_scale, input_zero_point)  # the metadata.json entry
+    binary = build_frontend_host(out_dir)                               # host check with gcc
+    features, inputs = run_frontend_host(binary, pcm, frontend)        # float32 and int8 maps
+
+Float32 arithmetic (Cortex-M4F has a single-precision FPU): the same steps as the float64
+reference (``FrontEnd.__call__``), with a radix-2 FFT over twiddle tables, the filterbank stored
+sparse (the nonzero weights of each band) and, for MFCC, the DCT table. ``TOLERANCE`` is what the
+host test holds it to against the reference. Entry points: ``tinyevo_frontend_features(pcm,
+float *features)`` and ``tinyevo_frontend_run(pcm, int8_t *input)`` (quantized as the model's
+input, ``np.round`` semantics through ``lrintf``). Needs ``<math.h>`` (``logf``, ``lrintf``: link
+with ``-lm`` on the host).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from tinyevo.audio.frontend import LOG_OFFSET, FrontEnd
+from tinyevo.deploy.codegen.host import OPTIMIZE, SANITIZE, SANITIZER_ENV, STRICT, host_compiler
+from tinyevo.deploy.codegen.kernels import template
+from tinyevo.errors import TinyevoError
+
+SOURCE, HEADER = "tinyevo_frontend.c", "tinyevo_frontend.h"
+ARITHMETIC = "float32"
+#: The C features against the float64 reference: |c - python| <= atol + rtol * |python|; the int8
+#: input may then differ by one step where a feature lies near a rounding boundary.
+TOLERANCE = {"atol": 2e-3, "rtol": 1e-4, "int8_steps": 1}
+VALUES_PER_LINE = 8
+
+
+def float_list(values) -> str:
+    """C float literals, ``VALUES_PER_LINE`` per line (9 significant digits: exact for float32)."""
+    items = [c_float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
+    if not items:
+        return "    0.0f"
+    return ",\n".join("    " + ", ".join(items[i:i + VALUES_PER_LINE])
+                      for i in range(0, len(items), VALUES_PER_LINE))
+
+
+def c_float(value: float) -> str:
+    """A C float literal of ``value``: 9 significant digits, always with a point or exponent."""
+    text = f"{float(value) + 0.0:.9g}"  # + 0.0: no "-0"
+    return f"{text}f" if any(c in text for c in ".en") else f"{text}.0f"
+
+
+def int_list(values) -> str:
+    items = [str(int(v)) for v in np.asarray(values).ravel()]
+    return ",\n".join("    " + ", ".join(items[i:i + 16]) for i in range(0, len(items), 16))
+
+
+def sparse_bands(frontend: FrontEnd) -> tuple[list[int], list[int], np.ndarray]:
+    """Per mel band its first bin and bin count (from its first to its last nonzero weight) and the
+    weights of those bins, all bands one after the other."""
+    first, count, weights = [], [], []
+    for row in frontend.mel_filters:
+        nonzero = np.flatnonzero(row)
+        start, stop = (int(nonzero[0]), int(nonzero[-1]) + 1) if len(nonzero) else (0, 0)
+        first.append(start)
+        count.append(stop - start)
+        weights.append(row[start:stop])
+    return first, count, np.concatenate(weights)
+
+
+def coefficient_code(frontend: FrontEnd) -> tuple[str, str]:
+    """The DCT table (MFCC) and the body of ``fe_coefficient``."""
+    if frontend.kind != "mfcc":
+        return "", "    return fe_mel[c];"
+    table = (f"static const float fe_dct[{frontend.n_mfcc * frontend.n_mels}] = {{\n"
+             f"{float_list(frontend.dct_matrix)}\n}};\n")
+    body = ("    float sum = 0.0f;\n"
+            f"    const float *row = fe_dct + c * FE_MELS;\n"
+            "    for (int32_t m = 0; m < FE_MELS; ++m) {\n"
+            "        sum += row[m] * fe_mel[m];\n"
+            "    }\n"
+            "    return sum;")
+    return table, body
+
+
+def render_frontend(frontend: FrontEnd, input_scale: float, input_zero_point: int) -> dict[str, str]:
+    """The front-end's C files (name -> text) writing the model's int8 input."""
+    first, count, weights = sparse_bands(frontend)
+    angles = 2 * np.pi * np.arange(frontend.n_fft // 2) / frontend.n_fft
+    dct_table, coefficient = coefficient_code(frontend)
+    fields = dict(
+        KIND=frontend.kind, FRAME=frontend.frame_samples, HOP=frontend.hop_samples, FFT=frontend.n_fft,
+        MELS=frontend.n_mels, WINDOW=float_list(frontend.window), COS=float_list(np.cos(angles)),
+        SIN=float_list(-np.sin(angles)), FIRST=int_list(first), COUNT=int_list(count),
+        WEIGHT_COUNT=max(1, len(weights)), WEIGHTS=float_list(weights), DCT_TABLE=dct_table,
+        COEFFICIENT=coefficient, LOG_OFFSET=c_float(LOG_OFFSET)[:-1], SAMPLE_RATE=frontend.sample_rate,
+        CLIP_SAMPLES=frontend.clip_samples, FRAMES=frontend.frames, COEFFICIENTS=frontend.coefficients,
+        INPUT_SCALE=c_float(input_scale)[:-1], INPUT_ZERO_POINT=int(input_zero_point))
+    return {SOURCE: template("frontend.c").substitute(fields), HEADER: template("frontend.h").substitute(fields)}
+
+
+def frontend_metadata(frontend: FrontEnd, input_scale: float, input_zero_point: int) -> dict:
+    """The ``frontend`` entry of ``metadata.json``: settings, arithmetic, tolerance, cost, files."""
+    cost = frontend.cost()
+    return {"settings": frontend.to_json(), "arithmetic": ARITHMETIC, "tolerance": TOLERANCE,
+            "output_shape": list(frontend.output_shape), "input_scale": float(input_scale),
+            "input_zero_point": int(input_zero_point), "ram_bytes": cost.ram_bytes,
+            "flash_bytes": cost.flash_bytes, "feature_bytes": cost.feature_bytes,
+            "pcm_bytes": cost.pcm_bytes, "macs": cost.macs, "logs": cost.logs, "files": [SOURCE, HEADER],
+            "entry_points": ["tinyevo_frontend_run", "tinyevo_frontend_features"]}
+
+
+HARNESS = "frontend_host.c"
+
+
+def build_frontend_host(out_dir: str | Path, sanitize: bool = False, cc: str | None = None) -> Path:
+    """Compile ``out_dir/tinyevo_frontend.c`` with the harness ``runtime_c/frontend_host.c`` (strict
+    C99, as ``host.build_host``); returns the executable."""
+    out = Path(out_dir)
+    target = out / ("tinyevo_frontend_host_sanitized" if sanitize else "tinyevo_frontend_host")
+    harness = Path(str(resources.files("tinyevo.deploy.codegen").joinpath("runtime_c", HARNESS)))
+    command = [host_compiler(cc), *STRICT, *(SANITIZE if sanitize else OPTIMIZE), "-I", str(out),
+               str(out / SOURCE), str(harness), "-o", str(target), "-lm"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise TinyevoError(f"compiling {out / SOURCE} failed:\n{done.stderr.strip()}")
+    return target
+
+
+def run_frontend_host(binary: str | Path, pcm: np.ndarray, frontend: FrontEnd) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 features, int8 inputs), each (N, frames, coefficients, 1), of int16 clips (N, samples)."""
+    clips = np.ascontiguousarray(np.asarray(pcm, dtype=np.int16).reshape(-1, frontend.clip_samples))
+    with tempfile.TemporaryDirectory(prefix="tinyevo_frontend_") as tmp:
+        paths = [Path(tmp) / name for name in ("pcm.bin", "features.bin", "inputs.bin")]
+        paths[0].write_bytes(clips.tobytes())
+        done = subprocess.run([str(binary), *map(str, paths)], capture_output=True, text=True,
+                              env={**os.environ, **SANITIZER_ENV})
+        if done.returncode != 0 or f"clips {len(clips)}" not in done.stdout:
+            raise TinyevoError(f"{binary} failed (exit {done.returncode}):\n{(done.stderr or done.stdout).strip()}")
+        shape = (len(clips), *frontend.output_shape)
+        return (np.frombuffer(paths[1].read_bytes(), np.float32).reshape(shape),
+                np.frombuffer(paths[2].read_bytes(), np.int8).reshape(shape))
