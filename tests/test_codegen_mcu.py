@@ -32,7 +32,7 @@ from tinyevo.spaces import create_space
 torch.set_num_threads(1)
 INPUTS_PER_MODEL = 4
 #: Small settings of each space (as in test_tflite_export), one seeded sample each (dag, blocks,
-#: densenet: three).
+#: densenet, nasnet, kws, tcn: three).
 SPACES = {
     "blocks": dict(input_shape=(12, 12, 3), channels=(4, 8), kernels=(1, 3), layers=(2, 3), growth=(4,)),
     "chain": dict(input_shape=(16, 16, 1), filters=(4, 8, 16), kernels=(1, 3, 5), units=(8, 16)),
@@ -72,8 +72,8 @@ def _generated(arch, seed, tmp_path, count=INPUTS_PER_MODEL, execution="streamed
     return qmodel, x
 
 
-#: Seed 3 of every space; the spaces of issue 15 get three samples.
-SAMPLES = [(name, 3) for name in sorted(SPACES)] + [(name, seed) for name in ("dag", "blocks", "densenet", "nasnet")
+#: Seed 3 of every space; the spaces of issues 15 and 17 get three samples.
+SAMPLES = [(name, 3) for name in sorted(SPACES)] + [(name, seed) for name in ("dag", "blocks", "densenet", "nasnet", "kws", "tcn")
                                                    for seed in (4, 5)]
 
 

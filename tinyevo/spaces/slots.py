@@ -51,9 +51,12 @@ def pair_choices(value, name: str, space: str) -> list[list[int]]:
     return pairs
 
 
-def _index(value, choices: list) -> int:
-    """Position of ``value`` among ``choices``, types compared too (True is not 1, 1.0 is not 1)."""
-    return [json.dumps(c) for c in choices].index(json.dumps(value))
+def _token(value):
+    """A hashable stand-in for a gene value that keeps its type: True is not 1, 1.0 is not 1, and a
+    pair is the same as a list or a tuple."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_token(v) for v in value)
+    return (type(value).__name__, value)
 
 
 class SlottedSpace(SearchSpace):
@@ -74,8 +77,15 @@ class SlottedSpace(SearchSpace):
         return dims + [(f"block{slot + 1}_{gene}", choices) for slot in range(self.max_blocks)
                        for gene, choices in self.slot_genes]
 
+    def _indices(self) -> list[dict]:
+        """Per gene of ``dimensions``, each choice's token -> its index (built once)."""
+        if getattr(self, "_index_tables", None) is None:
+            self._index_tables = [{_token(c): i for i, c in enumerate(choices)}
+                                  for _, choices in self.dimensions()]
+        return self._index_tables
+
     def to_vector(self, genome: Genome) -> list[int]:
-        return [_index(value, choices) for value, (_, choices) in zip(self._values(genome), self.dimensions())]
+        return self._vector(genome)
 
     def from_vector(self, vector: list[int]) -> Genome:
         dims = self.dimensions()
@@ -95,10 +105,10 @@ class SlottedSpace(SearchSpace):
     def check(self, genome: Genome) -> None:
         """Raise InvalidArchitecture unless ``genome`` has this space's keys and every value is one
         of its choices."""
-        self._values(genome)
+        self._vector(genome)
 
-    def _values(self, genome: Genome) -> list:
-        """Every gene's value in ``dimensions`` order, the genome checked on the way."""
+    def _vector(self, genome: Genome) -> list[int]:
+        """Every gene's choice index in ``dimensions`` order, the genome checked on the way."""
         keys = [gene for gene, _ in self.head_genes] + [COUNT] + [gene for gene, _ in self.slot_genes]
         if not isinstance(genome, dict) or set(genome) != set(keys):
             raise InvalidArchitecture(f"a {self.name} genome is an object with keys {keys}, "
@@ -109,13 +119,14 @@ class SlottedSpace(SearchSpace):
                                           f"{self.max_blocks} values (one per block slot)")
         values = [genome[gene] for gene, _ in self.head_genes] + [genome[COUNT]]
         values += [genome[gene][slot] for slot in range(self.max_blocks) for gene, _ in self.slot_genes]
-        for value, (name, choices) in zip(values, self.dimensions()):
+        vector = []
+        for value, table, (name, choices) in zip(values, self._indices(), self.dimensions()):
             try:
-                _index(value, choices)
-            except (ValueError, TypeError):
+                vector.append(table[_token(value)])
+            except (KeyError, TypeError):
                 raise InvalidArchitecture(f"{self.name} genome: {name}={value!r:.40} is not one of "
                                           f"{choices}") from None
-        return values
+        return vector
 
     def active_genes(self, genome: Genome) -> list[int]:
         """Vector positions that change the network: the genes of inactive slots are left out."""
