@@ -104,8 +104,9 @@ class TcnSpace(SlottedSpace):
         return genome
 
     def receptive_field(self, genome: Genome) -> int:
-        """Input steps one output step of the last block sees: 1 + sum over blocks of
-        2 (k - 1) d j, plus (p - 1) j for each pooling, j the product of the poolings before."""
+        """The span of input steps one output step of the last block sees: 1 + sum over blocks of
+        2 (k - 1) d j, plus (p - 1) j for each pooling, j the product of the poolings before. A
+        dilation wider than what each tap sees leaves steps inside the span unseen (gridding)."""
         field, jump, length = 1, 1, self.input_shape[1]
         for block in self.active_blocks(genome):
             field += 2 * (block["kernel"] - 1) * block["dilation"] * jump
