@@ -9,7 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 #: Every registered space but nasnet, whose default networks take seconds to cost (tests/test_nasnet.py
 #: runs the same commands on a small nasnet).
-SPACE_NAMES = ["blocks", "chain", "dag", "densenet", "mbv2", "nb201"]
+SPACE_NAMES = ["blocks", "chain", "dag", "densenet", "kws", "mbv2", "nb201", "tcn"]
 
 
 def tinyevo(*args, cwd=ROOT):

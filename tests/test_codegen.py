@@ -47,8 +47,9 @@ SAMPLES_PER_SPACE = 20
 #: Every how many samples the layer-by-layer plan is built too; the spaces of issue 15: every one.
 LAYER_BY_LAYER_EVERY = {"dag": 1, "blocks": 1, "densenet": 1, "nasnet": 1}
 #: Streamed samples each space must have (default: a quarter). A nasnet cell branches right after
-#: the stem, so only the stem conv can stream, and it rarely holds the peak.
-STREAMED_AT_LEAST = {"nasnet": 0}
+#: the stem, so only the stem conv can stream, and it rarely holds the peak. A tcn network is one
+#: row high (a 1-D sequence) and the planner streams rows, so its streamed plan is layer by layer.
+STREAMED_AT_LEAST = {"nasnet": 0, "tcn": 0}
 COMPILE_WORKERS = 2
 GOLDEN = Path(__file__).parent / "golden" / "codegen"
 #: Small settings of each space (small inputs and widths), so that 20 sanitized builds stay quick.
@@ -58,10 +59,14 @@ SMALL_SPACES = {
     "dag": dict(input_shape=(12, 12, 3), nodes=(4, 4), channels=(4, 8), op=("conv3x3", "ds3x3")),
     "densenet": dict(input_shape=(12, 12, 3), blocks=2, layers=(1, 2), growth=(2, 4),
                      bottleneck=(1, 2), kernels=(3, 5)),
+    "kws": dict(input_shape=(49, 10, 1), stem_kernels=((3, 3), (10, 4)), stem_channels=(4, 8),
+                blocks=(1, 2, 3), channels=(4, 8), kernels=(3, 5)),
     "mbv2": dict(input_shape=(32, 32, 3), resolutions=(32,), widths=(0.2,), depths=(1, 2),
                  feature_mix_layer=False),
     "nasnet": dict(input_shape=(12, 12, 3), blocks=2, cells_per_stage=1, reductions=1, channels=4),
     "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=1),
+    "tcn": dict(input_shape=(1, 40, 1), blocks=(1, 2, 3), kernels=(3, 5), dilations=(1, 2, 4),
+                channels=(4, 8), pools=(1, 2)),
 }
 
 

@@ -32,7 +32,7 @@ from tinyevo.spaces import create_space
 torch.set_num_threads(1)
 INPUTS_PER_MODEL = 4
 #: Small settings of each space (as in test_tflite_export), one seeded sample each (dag, blocks,
-#: densenet: three).
+#: densenet, nasnet, kws, tcn: three).
 SPACES = {
     "blocks": dict(input_shape=(12, 12, 3), channels=(4, 8), kernels=(1, 3), layers=(2, 3), growth=(4,)),
     "chain": dict(input_shape=(16, 16, 1), filters=(4, 8, 16), kernels=(1, 3, 5), units=(8, 16)),
@@ -40,9 +40,13 @@ SPACES = {
                 op=("conv3x3", "ds3x3", "conv1x1")),
     "densenet": dict(input_shape=(12, 12, 3), blocks=2, layers=(1, 2, 3), growth=(2, 4),
                      bottleneck=(1, 2), kernels=(3, 5)),
+    "kws": dict(input_shape=(20, 6, 1), stem_kernels=((3, 3), (10, 4)), stem_channels=(4, 8),
+                blocks=(1, 2, 3), channels=(4, 8), kernels=(3, 5)),
     "mbv2": dict(input_shape=(32, 32, 3), resolutions=(32,), widths=(0.2,), feature_mix_layer=False),
     "nasnet": dict(input_shape=(12, 12, 3), blocks=2, cells_per_stage=1, reductions=1, channels=4),
     "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=1),
+    "tcn": dict(input_shape=(1, 40, 1), blocks=(1, 2, 3), kernels=(3, 5), dilations=(1, 2, 4),
+                channels=(4, 8), pools=(1, 2)),
 }
 
 
@@ -68,8 +72,8 @@ def _generated(arch, seed, tmp_path, count=INPUTS_PER_MODEL, execution="streamed
     return qmodel, x
 
 
-#: Seed 3 of every space; the spaces of issue 15 get three samples.
-SAMPLES = [(name, 3) for name in sorted(SPACES)] + [(name, seed) for name in ("dag", "blocks", "densenet", "nasnet")
+#: Seed 3 of every space; the spaces of issues 15 and 17 get three samples.
+SAMPLES = [(name, 3) for name in sorted(SPACES)] + [(name, seed) for name in ("dag", "blocks", "densenet", "nasnet", "kws", "tcn")
                                                    for seed in (4, 5)]
 
 

@@ -252,7 +252,7 @@ def test_vector_operators_refuse_variable_length_spaces():
 
 # --- initialization ----------------------------------------------------------------------------
 SPACES = {"nb201": {}, "chain": {}, "mbv2": {}, "dag": {}, "blocks": {}, "densenet": {},
-          "nasnet": dict(input_shape=(12, 12, 3), blocks=2)}
+          "nasnet": dict(input_shape=(12, 12, 3), blocks=2), "kws": {}, "tcn": {}}
 
 
 @pytest.mark.parametrize("space_name", sorted(SPACES))

@@ -35,9 +35,13 @@ SPACE_SETTINGS = {
                 op=("conv3x3", "ds3x3", "conv1x1")),
     "densenet": dict(input_shape=(12, 12, 3), blocks=2, layers=(1, 2, 3), growth=(2, 4),
                      bottleneck=(1, 2), kernels=(3, 5)),
+    "kws": dict(input_shape=(20, 6, 1), stem_kernels=((3, 3), (10, 4)), stem_channels=(4, 8),
+                blocks=(1, 2, 3), channels=(4, 8), kernels=(3, 5)),
     "mbv2": dict(input_shape=(48, 48, 3), resolutions=(32, 48), widths=(0.2, 0.3)),
     "nasnet": dict(input_shape=(12, 12, 3), blocks=2, cells_per_stage=1, reductions=1, channels=4),
     "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=2),
+    "tcn": dict(input_shape=(1, 32, 3), blocks=(1, 2, 3), kernels=(3, 5), dilations=(1, 2, 4),
+                channels=(4, 8), pools=(1, 2)),
 }
 ELEMENT_WISE = {"add", "relu", "relu6", "quantize", "reshape"}
 LAYERS = "layer_by_layer"  # this file checks the layer-by-layer planner; streaming: test_streaming.py
@@ -156,11 +160,11 @@ def test_space_plans_are_sound_and_equal_the_cost_model(space_name):
     # The int8 graph is the searched one with nothing added: in-place chains merged into their
     # producer, aliases (identity, add of zeros) dropped, an n-ary add split into two-input adds
     # (as the cost model splits it too). Its arena equals the search's figure when nothing was
-    # dropped (every chain, mbv2, dag, nasnet, blocks and densenet network: their sums are two-input
-    # adds, blocks and densenet concatenate two tensors at a time), and can be below it otherwise
-    # (nb201 cells).
+    # dropped (every chain, mbv2, dag, nasnet, blocks, densenet, kws and tcn network: their sums are
+    # two-input adds, blocks and densenet concatenate two tensors at a time), and can be below it
+    # otherwise (nb201 cells).
     print(f"{space_name}: arena == searched peak for {equal} of {SAMPLES_PER_SPACE}")
-    if space_name in ("blocks", "chain", "mbv2", "dag", "densenet", "nasnet"):
+    if space_name in ("blocks", "chain", "mbv2", "dag", "densenet", "kws", "nasnet", "tcn"):
         assert equal == SAMPLES_PER_SPACE
 
 

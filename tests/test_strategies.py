@@ -25,7 +25,8 @@ from tinyevo.spaces import create_space
 #: genes), Genetic CNN's bits (fixed, canonical per stage) and chains of layers (variable length).
 #: mbv2 at a small input keeps decoding quick.
 SPACES = {"nb201": {}, "chain": {}, "mbv2": {"input_shape": (64, 64, 3)}, "dag": {}, "blocks": {},
-          "densenet": {}, "nasnet": dict(input_shape=(12, 12, 3), blocks=2, cells_per_stage=1, reductions=1, channels=4)}
+          "densenet": {}, "nasnet": dict(input_shape=(12, 12, 3), blocks=2, cells_per_stage=1, reductions=1, channels=4),
+          "kws": {}, "tcn": {}}
 #: Small populations, so that every strategy breeds within a few asks (the contract does not
 #: depend on sizes); ``evolution`` also crosses parents. A strategy not listed runs as registered.
 OPTIONS = {"regularized": dict(population_size=6, tournament_size=3),

@@ -146,8 +146,8 @@ def test_streamed_c_is_bit_exact_under_sanitizers(case, dense_as, tmp_path):
 def test_deployed_arena_agrees_with_the_searched_streamed_figure():
     """The int8 graph is the searched one with conv + batch norm + activation merged, aliases
     dropped and n-ary adds split, so the arena of its streamed plan is never above the cost
-    model's streamed figure for the searched architecture, and equals it on mbv2, dag, blocks, densenet
-    and nasnet networks."""
+    model's streamed figure for the searched architecture, and equals it on mbv2, dag, blocks, densenet,
+    nasnet, kws and tcn networks."""
     settings = {"chain": dict(input_shape=(16, 16, 1), filters=(4, 8, 16), kernels=(1, 3, 5), units=(8, 16)),
                 "mbv2": dict(input_shape=(48, 48, 3), resolutions=(32, 48), widths=(0.2, 0.3)),
                 "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=2),
@@ -155,7 +155,11 @@ def test_deployed_arena_agrees_with_the_searched_streamed_figure():
                 "blocks": dict(input_shape=(16, 16, 3), channels=(4, 8), layers=(2, 3), growth=(4,)),
                 "densenet": dict(input_shape=(12, 12, 3), blocks=2, layers=(1, 2, 3), growth=(2, 4),
                              bottleneck=(1, 2), kernels=(3, 5)),
-                "nasnet": dict(input_shape=(12, 12, 3), blocks=2, cells_per_stage=1, reductions=1, channels=4)}
+                "nasnet": dict(input_shape=(12, 12, 3), blocks=2, cells_per_stage=1, reductions=1, channels=4),
+                "kws": dict(input_shape=(20, 6, 1), stem_kernels=((3, 3), (10, 4)), stem_channels=(4, 8),
+                            blocks=(1, 2, 3), channels=(4, 8), kernels=(3, 5)),
+                "tcn": dict(input_shape=(1, 40, 1), blocks=(1, 2, 3), kernels=(3, 5), dilations=(1, 2, 4),
+                            channels=(4, 8), pools=(1, 2))}
     for space_name, options in settings.items():
         space = create_space(space_name, **options)
         for seed in range(8):
@@ -164,7 +168,7 @@ def test_deployed_arena_agrees_with_the_searched_streamed_figure():
             plan = plan_memory(qmodel)
             searched = peak_sram_bytes(arch, in_place_kernels=True, execution="streamed")
             assert plan.arena_bytes == plan.peak_bytes <= searched, (space_name, seed)
-            if space_name in ("mbv2", "dag", "blocks", "densenet", "nasnet"):
+            if space_name in ("mbv2", "dag", "blocks", "densenet", "nasnet", "kws", "tcn"):
                 assert plan.arena_bytes == searched, seed
 
 

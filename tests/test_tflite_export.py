@@ -27,9 +27,13 @@ SMALL_SPACES = {
                 op=("conv3x3", "ds3x3", "conv1x1")),
     "densenet": dict(input_shape=(12, 12, 3), blocks=2, layers=(1, 2, 3), growth=(2, 4),
                      bottleneck=(1, 2), kernels=(3, 5)),
+    "kws": dict(input_shape=(20, 6, 1), stem_kernels=((3, 3), (10, 4)), stem_channels=(4, 8),
+                blocks=(1, 2, 3), channels=(4, 8), kernels=(3, 5)),
     "mbv2": dict(input_shape=(32, 32, 3), resolutions=(32,), widths=(0.2,), feature_mix_layer=False),
     "nasnet": dict(input_shape=(12, 12, 3), blocks=2, cells_per_stage=1, reductions=1, channels=4),
     "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=1),
+    "tcn": dict(input_shape=(1, 32, 3), blocks=(1, 2, 3), kernels=(3, 5), dilations=(1, 2, 4),
+                channels=(4, 8), pools=(1, 2)),
 }
 
 

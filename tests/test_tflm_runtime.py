@@ -74,7 +74,7 @@ CALIBRATION_DEPENDENT = pytest.mark.xfail(strict=True, reason="densenet's concat
 
 
 @pytest.mark.parametrize("space_name", ["blocks", "chain", "dag", pytest.param("densenet", marks=CALIBRATION_DEPENDENT),
-                                        "mbv2", "nasnet", "nb201"])
+                                        "kws", "mbv2", "nasnet", "nb201", "tcn"])
 def test_searched_figure_is_the_tflm_arena_of_the_tflite(space_name, tmp_path):
     space = create_space(space_name, **TFLM_SPACE_OPTIONS.get(space_name, {}))
     rng = np.random.default_rng(7)
