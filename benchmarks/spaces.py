@@ -192,21 +192,19 @@ def space_options(name: str) -> dict:
 
 
 def image_spaces(names) -> tuple[list[str], dict]:
-    """The registered spaces among ``names`` that read images, and why each other one is skipped."""
+    """The registered spaces among ``names`` that read images (``SearchSpace.inputs``), and why each
+    other one is skipped."""
     chosen, skipped = [], {}
     for name in names:
-        if name in SPACE_OPTIONS:  # an image space with CIFAR settings (fit_check reports a failure)
-            chosen.append(name)
-            continue
         try:
-            shape = tuple(create_space(name).input_shape)  # the space's own default input
+            space = create_space(name, **SPACE_OPTIONS.get(name, {}))
         except (TinyevoError, TypeError, ValueError) as error:
             skipped[name] = f"cannot be built with its defaults: {error}"
             continue
-        if len(shape) == 3 and min(shape[:2]) > 1 and shape[2] in (1, 3):
+        if space.inputs == "image":
             chosen.append(name)
         else:
-            skipped[name] = f"not an image space (default input {list(shape)})"
+            skipped[name] = f"not an image space (it reads {space.inputs})"
     return chosen, skipped
 
 

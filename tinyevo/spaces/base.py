@@ -25,6 +25,9 @@ class SearchSpace(ABC):
     """Samples, varies and decodes genomes. Every method takes an explicit ``numpy`` Generator."""
 
     name: str = ""
+    #: What the space's networks read: "image" (height x width x channels), "features" (a time x
+    #: coefficient map of an audio front-end) or "sequence" (1 x time x channels).
+    inputs: str = "image"
     #: "fixed" (a vector of choices, ``dimensions`` lists them) or "variable" (any length).
     encoding: str = "fixed"
     #: How many times ``mutate``/``crossover`` retry before giving up on producing a valid genome.

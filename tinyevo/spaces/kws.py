@@ -43,6 +43,7 @@ class KwsSpace(SlottedSpace):
     depthwise-separable blocks of searched channels and kernels, pooling and a dense layer."""
 
     name = "kws"
+    inputs = "features"
 
     def __init__(self, input_shape=(49, 10, 1), num_classes: int = 12,
                  stem_kernels=((3, 3), (5, 3), (10, 4)), stem_strides=((1, 1), (2, 1), (2, 2)),

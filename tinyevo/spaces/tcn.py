@@ -47,6 +47,7 @@ class TcnSpace(SlottedSpace):
     dilated convolutions, each block's kernel, dilation, channels, residual and pooling searched."""
 
     name = "tcn"
+    inputs = "sequence"
 
     def __init__(self, input_shape=(1, 40, 1), num_classes: int = 10, blocks=(1, 2, 3, 4, 5, 6),
                  kernels=(3, 5, 7), dilations=(1, 2, 4, 8), channels=(8, 16, 24, 32, 48, 64),
