@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from tinyevo.audio.features import frontend_of
 from tinyevo.deploy.export import ExportResult, ModelToExport, runtime_note, write_model
 from tinyevo.deploy.exporters import create_exporter
 from tinyevo.errors import TinyevoError
@@ -79,4 +80,5 @@ def load_file_model(path: Path, weights: str | Path | None, seed: int,
     h, w, c = architecture.input_shape
     rng = np.random.default_rng(seed)
     calibration = rng.uniform(0.0, 1.0, size=(RANDOM_CALIBRATION_ROWS, c, h, w)).astype(np.float32)
-    return ModelToExport(architecture, module, calibration, str(path), random_weights=weights is None)
+    return ModelToExport(architecture, module, calibration, str(path), random_weights=weights is None,
+                         frontend=frontend_of(architecture))

@@ -10,15 +10,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tinyevo.audio.features import dataset_frontend
 from tinyevo.config import SearchConfig
 from tinyevo.errors import TinyevoError
-from tinyevo.hardware.cost_model import cost_model as execution_cost_model
 from tinyevo.hardware.limits import BY_FIELD
 from tinyevo.runs.config import dataset_options, objectives_of
 from tinyevo.runs.estimators import run_estimator, trains
 from tinyevo.runs.final import finalize
 from tinyevo.runs.layout import CONFIG_KEY, STORE_FILE
 from tinyevo.strategies.base import Trial
+
+
+def frontend_base(dataset, space: str) -> dict:
+    """The settings a search with front-end genes starts from: those of the dataset's raw clips."""
+    if dataset.meta.get("features") != "pcm":
+        raise TinyevoError(f"space option frontend searches the front-end, so it needs the raw clips: "
+                           f"give the dataset features = \"pcm\" (dataset_options), or drop the "
+                           f"{space} option frontend")
+    return dict(dataset.meta["frontend"])
 
 
 @dataclass
@@ -49,6 +58,8 @@ class SearchJob:
             dataset = cached_dataset(config.dataset, config.data_dir, config.seed, dataset_options(config))
             space_options.setdefault("input_shape", list(dataset.input_shape))
             space_options.setdefault("num_classes", dataset.num_classes)
+            if space_options.get("frontend") is not None:
+                space_options.setdefault("frontend_base", frontend_base(dataset, config.space))
         try:
             space = create_space(config.space, **space_options)
         except TypeError as error:
@@ -78,6 +89,10 @@ class SearchJob:
             options = {"address": e.address}
         return create_executor(e.kind, **options)
 
+    def frontend(self):
+        """The front-end that made the dataset's features (its cost is every candidate's), or None."""
+        return None if self.dataset is None else dataset_frontend(self.dataset.meta)
+
     def constraints(self):
         return self.config.constraints.build(self.board)
 
@@ -87,9 +102,12 @@ class SearchJob:
             smallest = self.space.smallest()
         except NotImplementedError:
             return
+        from tinyevo.run.constraints import ConstraintFilter
+
         constraints = self.constraints()
-        cost_model = execution_cost_model(self.config.execution_model())  # the runner's
-        costs = [cost_model(self.space.decode(g), self.board).to_dict() for g in smallest]
+        costs_of = ConstraintFilter(constraints, self.board, execution=self.config.execution_model(),
+                                    frontend=self.frontend())  # the runner's
+        costs = [costs_of.cost(self.space.decode(g)) for g in smallest]
         if costs and all(constraints.violation(c) > 0 for c in costs):
             broken = constraints.excess(costs[0])
             limit = BY_FIELD[next(iter(broken))]
@@ -110,7 +128,7 @@ class SearchJob:
             runner = Runner(self.space, self.strategy(), self.estimator(), store, budget,
                             self.constraints(), self.board, executor, progress=progress,
                             run_dir=self.out_dir, execution=self.config.execution_model(),
-                            eval_timeout=self.config.eval_timeout)
+                            eval_timeout=self.config.eval_timeout, frontend=self.frontend())
             check_config(store, runner.config())  # refuse a folder of another run before writing
             store.set(CONFIG_KEY, self.config.to_dict())
             trials = runner.run()

@@ -31,8 +31,9 @@ class GraphBuilder:
         self.nodes.append(check_node(Node(name, op, tuple(inputs), attrs), self.shapes))
         return name
 
-    def build(self, output: str | None = None, meta: dict | None = None) -> Architecture:
-        return Architecture(self.input_shape, self.nodes, output, self.name, meta)
+    def build(self, output: str | None = None, meta: dict | None = None,
+              frontend: dict | None = None) -> Architecture:
+        return Architecture(self.input_shape, self.nodes, output, self.name, meta, frontend)
 
     # --- one method per op ---------------------------------------------------------------------
     def conv2d(self, x, out_channels, kernel=3, stride=1, padding="same", groups=1, dilation=1,

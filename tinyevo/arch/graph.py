@@ -32,13 +32,22 @@ class Node:
 
 
 class Architecture:
-    """A validated graph: nodes in execution order, each output shape known."""
+    """A validated graph: nodes in execution order, each output shape known.
+
+    ``frontend`` (None for most networks) is the preprocessing stage in front of the graph: a JSON
+    object that another layer reads (``tinyevo.audio.features``: an audio front-end's settings and
+    how its features are laid out as ``input_shape``). The IR only keeps it: it survives JSON and
+    model files and is part of the fingerprint, so two candidates that differ only in their
+    front-end are different candidates."""
 
     def __init__(self, input_shape: Iterable[int], nodes: Iterable[Node], output: str | None = None,
-                 name: str = "", meta: dict | None = None):
+                 name: str = "", meta: dict | None = None, frontend: dict | None = None):
         self.input_shape: Shape = _shape(input_shape)
         self.name = name
         self.meta = dict(meta or {})
+        if frontend is not None and not isinstance(frontend, dict):
+            raise InvalidArchitecture(f"frontend must be a JSON object of settings or absent, got {frontend!r:.60}")
+        self.frontend = json.loads(json.dumps(frontend)) if frontend is not None else None
         self.nodes: list[Node] = []
         self.shapes: dict[str, Shape] = {INPUT: self.input_shape}
         for node in nodes:
@@ -98,15 +107,20 @@ class Architecture:
         graphs that compute the same function in the same way share a fingerprint.
         """
         memo: dict[str, str] = {INPUT: "input" + repr(self.input_shape)}
+        if self.frontend is not None:  # absent: the fingerprints of before
+            memo[INPUT] += "frontend" + json.dumps(self.frontend, sort_keys=True)
         for node in self.nodes:
             memo[node.name] = _node_hash(node, memo, self)
         return hashlib.sha1(memo[self.output].encode()).hexdigest()[:16]
 
     # --- (de)serialisation ---------------------------------------------------------------------
     def to_json(self) -> dict:
-        return {"format": "tinyevo.architecture", "version": FORMAT_VERSION, "name": self.name,
+        data = {"format": "tinyevo.architecture", "version": FORMAT_VERSION, "name": self.name,
                 "input_shape": list(self.input_shape), "output": self.output,
                 "nodes": [n.to_json() for n in self.nodes], "meta": self.meta}
+        if self.frontend is not None:  # absent: the files of before
+            data["frontend"] = self.frontend
+        return data
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=1)
@@ -123,7 +137,7 @@ class Architecture:
             nodes.append(Node(str(raw["name"]), str(raw["op"]), tuple(raw.get("inputs", [INPUT])),
                               dict(raw.get("attrs", {}))))
         return cls(data["input_shape"], nodes, data.get("output"), data.get("name", ""),
-                   data.get("meta"))
+                   data.get("meta"), data.get("frontend"))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Architecture) and self.to_json() == other.to_json()

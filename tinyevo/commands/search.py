@@ -138,7 +138,8 @@ def _pct(value) -> str:
 def _figure(row: dict, metric: str) -> str:
     """A limited figure of a row in its unit (``tinyevo.hardware.limits``); - when it has none (a
     trial that failed before it was costed)."""
-    return "-" if row.get(metric) is None else BY_METRIC[metric].format(row[metric])
+    limit = BY_METRIC[metric.replace("frontend_ram", "peak_sram").replace("frontend_", "")]
+    return "-" if row.get(metric) is None else limit.format(row[metric])
 
 
 def print_rows(rows: list[dict], status: bool = False) -> None:
@@ -174,6 +175,12 @@ def print_results(results: dict) -> None:
     print(f"Pareto front ({', '.join(results['objectives'])}; by the search's accuracy, which is "
           f"measured at the search fidelity; val/test/int8 are of the final training):")
     print_rows(results["front"])
+    with_frontend = [row for row in results["front"] if "frontend_ram_bytes" in row]
+    if with_frontend:
+        row = with_frontend[0]
+        print(f"SRAM, flash and MACs are network + audio front-end (e.g. trial {row['trial']}: front-end "
+              f"{_figure(row, 'frontend_ram_bytes')} RAM, {_figure(row, 'frontend_flash_bytes')} flash, "
+              f"{row['frontend_macs']:,} MACs)")
     if "all" in results:
         print(f"every trial ({len(results['all'])}; a failed one's error after its architecture):")
         print_rows(results["all"], status=True)

@@ -60,7 +60,7 @@ def scale_width(arch: Architecture, factor: float) -> Architecture:
             attrs["units"] = scaled(attrs["units"], factor)
         nodes.append(check_node(Node(node.name, node.op, node.inputs, attrs), shapes))
     return Architecture(arch.input_shape, nodes, arch.output, arch.name,
-                        {**arch.meta, "width_scale": factor})
+                        {**arch.meta, "width_scale": factor}, arch.frontend)
 
 
 def with_input_size(arch: Architecture, height: int, width: int) -> Architecture:
@@ -68,7 +68,7 @@ def with_input_size(arch: Architecture, height: int, width: int) -> Architecture
     if (height, width) == arch.input_shape[:2]:
         return arch
     return Architecture((height, width, arch.input_shape[2]), arch.nodes, arch.output, arch.name,
-                        {**arch.meta, "input_size": [height, width]})
+                        {**arch.meta, "input_size": [height, width]}, arch.frontend)
 
 
 def input_size(resolution, height: int, width: int) -> tuple[int, int]:

@@ -12,6 +12,9 @@ own. ``bn_recalibration`` recomputes the batch-norm statistics on that many trai
 before each validation: after a few dozen steps the running averages lag far behind the weights
 and a network validates near chance in eval mode (seen on mbv2 after one epoch on 1,200 rows).
 
+A network with its own audio front-end (``Architecture.frontend``, a search with front-end genes)
+is trained on the features of the dataset's raw clips computed by that front-end (``data_for``).
+
 ``context.extra`` may carry ``"fidelity"`` (knob overrides, e.g. ``{"epochs": 1}``, for
 multi-fidelity strategies) and ``"on_epoch"`` (a callable given the validation curve so far after
 each epoch; True stops training early, as a learning-curve pruner does).
@@ -36,6 +39,7 @@ from torch import nn
 from tinyevo.arch import Architecture
 from tinyevo.data import DEFAULT_DATASET, Dataset, load_dataset
 from tinyevo.data.augment import Augmenter
+from tinyevo.data.featurized import featurized
 from tinyevo.errors import TinyevoError
 from tinyevo.estimate.base import ESTIMATORS, EstimationFailed, EvalContext, Trainer
 from tinyevo.estimate.fidelity import input_size, scale_width, with_input_size
@@ -152,7 +156,7 @@ class TrainingEstimator(Trainer):
         """Train ``architecture``; raises EstimationFailed when it cannot be trained."""
         context = context or EvalContext()
         settings = self.with_fidelity(context)
-        data = settings.data()
+        data = settings.data_for(architecture)
         check_fits(architecture, data)
         try:
             return settings._train(architecture, data, context)
@@ -168,10 +172,11 @@ class TrainingEstimator(Trainer):
 
     def accuracy(self, trained: TrainedModel, part: str = "val") -> float:
         """Accuracy of a trained model on ``"val"`` or ``"test"`` of this estimator's dataset."""
-        x, y = self.data().split(part)
+        data = self.data_for(trained.architecture)
+        x, y = data.split(part)
         device = next(trained.module.parameters()).device
         return evaluate_accuracy(trained.module, torch.from_numpy(x).to(device),
-                                 torch.from_numpy(y).to(device), self.data().scale,
+                                 torch.from_numpy(y).to(device), data.scale,
                                  trained.architecture.input_shape[:2], self.eval_batch_size)
 
     # --- pieces --------------------------------------------------------------------------------
@@ -184,6 +189,13 @@ class TrainingEstimator(Trainer):
         if isinstance(self.dataset, Dataset):
             return self.dataset
         return cached_dataset(self.dataset, self.data_dir, self.dataset_seed, self.dataset_options)
+
+    def data_for(self, architecture: Architecture) -> Dataset:
+        """The data as ``architecture`` reads it: the dataset, or, for a network with its own audio
+        front-end (``Architecture.frontend``), the features of the dataset's raw clips
+        (``tinyevo.data.featurized``, computed once per front-end setting)."""
+        data = self.data()
+        return data if architecture.frontend is None else featurized(data, architecture.frontend)
 
     def device_name(self) -> str:
         if self.device == "auto":

@@ -113,7 +113,8 @@ def split_adds(arch: Architecture) -> Architecture:
             nodes.append(Node(partial_sum_name(node.name, k), "add", (total, source)))
             total = nodes[-1].name
         nodes.append(Node(node.name, "add", (total, node.inputs[-1]), node.attrs))
-    return Architecture(arch.input_shape, nodes, arch.output, name=arch.name, meta=arch.meta)
+    return Architecture(arch.input_shape, nodes, arch.output, name=arch.name, meta=arch.meta,
+                        frontend=arch.frontend)
 
 
 def schedule(arch: Architecture, in_place_ops: bool = True, order: list[str] | None = None,

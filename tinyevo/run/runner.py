@@ -79,7 +79,9 @@ class RunSettings:
     constraints are checked by a ``ConstraintFilter`` (``tinyevo.run.constraints``). ``run_dir``
     (None: the store's folder) is where kept files go. ``eval_timeout``: the wall-time limit of one
     evaluation, ``"auto"`` (default), seconds or None (``tinyevo.run.limits``); not part of the
-    run's identity, so a resume may change it.
+    run's identity, so a resume may change it. ``frontend`` (a ``tinyevo.audio.FrontEnd``; None:
+    none) is the audio front-end that made the data's features: its cost is added to every
+    candidate's (``ConstraintFilter``); a candidate with a front-end of its own is costed with that.
     """
 
     progress: bool = True
@@ -89,6 +91,7 @@ class RunSettings:
     run_dir: str | Path | None = None
     execution: ExecutionModel | None = None
     eval_timeout: str | float | None = AUTO
+    frontend: Any = None
 
     def __post_init__(self):
         if self.cost_model is not None and self.execution is not None:
@@ -138,7 +141,7 @@ class Runner:
         self.store = store if store is not None else Store()
         self.budget = budget if budget is not None else Budget(evaluations=100)
         self.filter = ConstraintFilter(constraints, board, self.settings.cost_model,
-                                       self.settings.execution)
+                                       self.settings.execution, self.settings.frontend)
         self.executor = executor if executor is not None else SerialExecutor()
         self.batch_size = int(self.settings.batch_size or self.executor.parallelism)
         run_dir = self.settings.run_dir

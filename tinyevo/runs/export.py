@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tinyevo.audio.features import dataset_frontend, frontend_of
 from tinyevo.audio.frontend import FrontEnd
+from tinyevo.data.featurized import featurized
 from tinyevo.deploy.export import ModelToExport
 from tinyevo.deploy.quantized_model import QuantizedModel
 from tinyevo.errors import TinyevoError
@@ -26,8 +28,7 @@ def load_run_model(run_dir: Path, trial: int | None = None) -> ModelToExport:
     with Store(run_dir / STORE_FILE) as store:
         config = stored_config(store)
         final = stored_final(store)
-        searched = {record.trial.id: record.trial.metrics.get("peak_sram_bytes")
-                    for record in store.records()}
+        searched = {record.trial.id: network_peak_sram(record.trial.metrics) for record in store.records()}
     trial_ids = set(searched)
     chosen = trial if trial is not None else best_trained_trial(results, run_dir)
     record = trained_record(run_dir, chosen, final, trial_ids)
@@ -35,6 +36,9 @@ def load_run_model(run_dir: Path, trial: int | None = None) -> ModelToExport:
     module = build(architecture)
     load_weights(module, run_dir / record["weights"])
     data = run_dataset(config)
+    frontend = frontend_of(architecture) or data_frontend(data)
+    if architecture.frontend is not None:  # the candidate's own front-end: its features of the clips
+        data = featurized(data, architecture.frontend)
     calibration = calibration_inputs(data, architecture, config.seed)
 
     def measure_int8(qmodel: QuantizedModel) -> float:
@@ -44,7 +48,14 @@ def load_run_model(run_dir: Path, trial: int | None = None) -> ModelToExport:
     return ModelToExport(architecture, module, calibration, str(run_dir), chosen,
                          record.get("test_accuracy"), record.get("int8_test_accuracy"),
                          measure_int8=measure_int8, searched_runtime=config.runtime,
-                         searched_peak_sram_bytes=searched.get(chosen), frontend=data_frontend(data))
+                         searched_peak_sram_bytes=searched.get(chosen), frontend=frontend)
+
+
+def network_peak_sram(metrics: dict) -> int | None:
+    """The searched peak SRAM of the network alone (a front-end's RAM, ``frontend_ram_bytes``, is
+    counted in a trial's ``peak_sram_bytes`` but lies outside the network's arena)."""
+    total = metrics.get("peak_sram_bytes")
+    return None if total is None else total - metrics.get("frontend_ram_bytes", 0)
 
 
 def best_trained_trial(results: dict, run_dir: Path) -> int:
@@ -74,9 +85,7 @@ def trained_record(run_dir: Path, trial: int, final: dict, trial_ids: set[int]) 
 
 def data_frontend(data) -> FrontEnd | None:
     """The audio front-end that made the dataset's features (``wavfolder``), or None."""
-    if data.meta.get("features") not in ("mfcc", "logmel"):
-        return None
-    return FrontEnd.from_json(data.meta["frontend"])
+    return dataset_frontend(data.meta)
 
 
 def run_dataset(config):

@@ -55,4 +55,5 @@ def final_record(out_dir: Path, trial_id: int, estimator, trained, seed: int) ->
     return {"status": "ok", "val_accuracy": trained.metrics["accuracy"],
             "test_accuracy": estimator.accuracy(trained, "test"),
             "weights": save_model(out_dir, trial_id, trained),
-            **int8_record(trained.architecture, trained.module, estimator.data(), seed)}
+            **int8_record(trained.architecture, trained.module, estimator.data_for(trained.architecture),
+                         seed)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tinyevo.audio.features import FRONTEND_COLUMNS
 from tinyevo.errors import TinyevoError
 from tinyevo.runs.config import objectives_of, stored_config, stored_final
 from tinyevo.runs.layout import RESULTS_FILE, STORE_FILE, atomic_write
@@ -13,6 +14,9 @@ from tinyevo.strategies.pareto import pareto_front
 from tinyevo.store import Store
 
 COST_FIELDS = ("params", "macs", "flash_bytes", "peak_sram_bytes", "latency_ms")
+#: A run whose inputs come from an audio front-end: its share of the totals above (rows of other
+#: runs have no such columns).
+FRONTEND_FIELDS = FRONTEND_COLUMNS
 
 
 def load_results(out_dir: str | Path, every_trial: bool = False) -> dict:
@@ -44,7 +48,8 @@ def load_results(out_dir: str | Path, every_trial: bool = False) -> dict:
 def _row(trial: Trial, final: dict | None, records) -> dict:
     describe = next((r.describe for r in records if r.trial.id == trial.id), "")
     row = {"trial": trial.id, "describe": describe, "val_accuracy": trial.metrics.get("accuracy"),
-           **{k: trial.metrics.get(k) for k in COST_FIELDS}}
+           **{k: trial.metrics.get(k) for k in COST_FIELDS},
+           **{k: trial.metrics[k] for k in FRONTEND_FIELDS if k in trial.metrics}}
     if final and final.get("status") == "ok":
         row.update(final_val_accuracy=final["val_accuracy"], test_accuracy=final["test_accuracy"],
                    int8_test_accuracy=final.get("int8_test_accuracy"), weights=final["weights"])

@@ -317,7 +317,7 @@ class NasNetSpace(SearchSpace):
         if len(live) == len(arch.nodes):
             return arch
         # a cell no later cell reads (the next one reads h_{i-2} alone, the one after h_{i-1}) is dropped
-        return Architecture(arch.input_shape, live, arch.output, arch.name, arch.meta)
+        return Architecture(arch.input_shape, live, arch.output, arch.name, arch.meta, arch.frontend)
 
     def _cell(self, g: GraphBuilder, blocks: list[tuple], prev_prev: str, prev: str, channels: int,
               reduction: bool) -> str:

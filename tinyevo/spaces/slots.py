@@ -13,6 +13,10 @@ of the decoded architecture), so a later mutation of the count can switch them b
 were. Every value is one of the space's choices; ``dimensions``/``to_vector``/``from_vector``
 give the genome as a vector of choice indices, so NSGA-II, REINFORCE and the generic vector
 operators apply. The space's own mutation re-draws one active gene; its crossover is uniform.
+
+A space with front-end genes (``frontend_genes``, ``tinyevo.spaces.frontend_genes``) has them among
+its head genes (``frontend_kind``, ...); settings that do not fit together do not decode, so
+``sample`` redraws until the genome decodes.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import numpy as np
 
 from tinyevo.errors import InvalidArchitecture, TinyevoError
 from tinyevo.spaces.base import Genome, SearchSpace
+from tinyevo.spaces.frontend_genes import FrontEndGenes
 
 COUNT = "blocks"
 
@@ -66,6 +71,12 @@ class SlottedSpace(SearchSpace):
     head_genes: list[tuple[str, list]]
     slot_genes: list[tuple[str, list]]
     block_counts: list[int]
+    #: The searched audio front-end (its genes are head genes too); None: the input is fixed.
+    frontend_genes: FrontEndGenes | None = None
+
+    @property
+    def searches_frontend(self) -> bool:
+        return self.frontend_genes is not None and self.frontend_genes.active
 
     @property
     def max_blocks(self) -> int:
@@ -131,12 +142,18 @@ class SlottedSpace(SearchSpace):
     def active_genes(self, genome: Genome) -> list[int]:
         """Vector positions that change the network: the genes of inactive slots are left out."""
         first_slot = len(self.head_genes) + 1
-        return list(range(first_slot + genome[COUNT] * len(self.slot_genes)))
+        active = range(first_slot + genome[COUNT] * len(self.slot_genes))
+        if not self.searches_frontend:
+            return list(active)
+        inactive = self.frontend_genes.inactive_genes(genome)
+        return [i for i in active if i >= len(self.head_genes) or self.head_genes[i][0] not in inactive]
 
     def genome(self, blocks: int, **genes) -> Genome:
         """A genome from head values and slot lists; a slot list shorter than ``max_blocks`` is
-        padded with its gene's first choice (the inactive slots)."""
-        out = {gene: genes[gene] for gene, _ in self.head_genes}
+        padded with its gene's first choice (the inactive slots); front-end genes not given take
+        their first choice."""
+        out = {gene: genes[gene] if gene in genes or not gene.startswith("frontend_") else choices[0]
+               for gene, choices in self.head_genes}
         out[COUNT] = blocks
         for gene, choices in self.slot_genes:
             given = list(genes[gene])
@@ -145,8 +162,13 @@ class SlottedSpace(SearchSpace):
 
     # --- sampling and variation ----------------------------------------------------------------
     def sample(self, rng: np.random.Generator) -> Genome:
-        """Every gene uniformly from its choices (the count too, so every depth is as likely)."""
-        return self.from_vector([int(rng.integers(len(choices))) for _, choices in self.dimensions()])
+        """Every gene uniformly from its choices (the count too, so every depth is as likely); with
+        front-end genes, drawn again (up to ``max_tries`` times) until the genome decodes."""
+        for _ in range(self.max_tries if self.searches_frontend else 1):
+            genome = self.from_vector([int(rng.integers(len(choices))) for _, choices in self.dimensions()])
+            if not self.searches_frontend or self.is_valid(genome):
+                break
+        return genome
 
     def _mutate(self, genome: Genome, rng: np.random.Generator) -> Genome:
         """One active gene re-drawn among its other choices (a gene with one choice cannot change:

@@ -27,6 +27,11 @@ count gene (``tinyevo.spaces.slots``)::
      "residual": [true, false, false], "pool": [1, 2, 1]}
 
 and reads ``k3d1c16r-k5d2c32p2`` in logs (``r``: residual; ``p2``: pooled by 2 after the block).
+
+With ``frontend="search"`` (or an object of genes to choices) and ``frontend_base`` (the data's
+rate and clip length), the genome also carries front-end genes (``tinyevo.spaces.frontend_genes``)
+and the network reads that front-end's features of the raw clips as a (1, frames, coefficients)
+sequence: one step per frame, the coefficients as its features.
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ import re
 from tinyevo.arch import Architecture, GraphBuilder
 from tinyevo.errors import InvalidArchitecture, TinyevoError
 from tinyevo.spaces.base import SPACES, Genome
+from tinyevo.spaces.frontend_genes import FrontEndGenes
 from tinyevo.spaces.slots import SlottedSpace, int_choices
 
 BLOCK = re.compile(r"k(\d+)d(\d+)c(\d+)(r?)(?:p(\d+))?")
@@ -51,16 +57,17 @@ class TcnSpace(SlottedSpace):
 
     def __init__(self, input_shape=(1, 40, 1), num_classes: int = 10, blocks=(1, 2, 3, 4, 5, 6),
                  kernels=(3, 5, 7), dilations=(1, 2, 4, 8), channels=(8, 16, 24, 32, 48, 64),
-                 residual=(False, True), pools=(1, 2)):
+                 residual=(False, True), pools=(1, 2), frontend=None, frontend_base=None):
         super().__init__(input_shape, num_classes)
-        if self.input_shape[0] != 1:
+        self.frontend_genes = FrontEndGenes(frontend, frontend_base, "sequence", "tcn")
+        if self.input_shape[0] != 1 and not self.searches_frontend:
             raise TinyevoError(f"tcn convolves 1-D sequences, shape (1, length, features); got "
                                f"input_shape {list(self.input_shape)}: put the features in the "
                                f"last axis, or use the kws space for 2-D (time x coefficient) maps")
         residual = [residual] if isinstance(residual, bool) else list(residual)
         if not residual or any(type(r) is not bool for r in residual) or len(set(residual)) != len(residual):
             raise TinyevoError(f"tcn option residual must be a list of distinct booleans, got {residual!r}")
-        self.head_genes = []
+        self.head_genes = self.frontend_genes.head_genes()
         self.block_counts = int_choices(blocks, "blocks", "tcn", least=0)
         self.slot_genes = [("kernel", int_choices(kernels, "kernels", "tcn")),
                            ("dilation", int_choices(dilations, "dilations", "tcn")),
@@ -70,7 +77,8 @@ class TcnSpace(SlottedSpace):
     def options(self) -> dict:
         kernels, dilations, channels, residual, pools = (choices for _, choices in self.slot_genes)
         return {**super().options(), "blocks": self.block_counts, "kernels": kernels,
-                "dilations": dilations, "channels": channels, "residual": residual, "pools": pools}
+                "dilations": dilations, "channels": channels, "residual": residual, "pools": pools,
+                **self.frontend_genes.options()}
 
     def smallest(self) -> list[Genome]:
         """The fewest blocks, the smallest kernel, dilation and channels, no residual (no 1x1
@@ -79,16 +87,18 @@ class TcnSpace(SlottedSpace):
         n = min(self.block_counts)
         return [self.genome(n, kernel=[min(kernels)] * n, dilation=[min(dilations)] * n,
                             channels=[min(channels)] * n, residual=[min(residual)] * n,
-                            pool=[max(pools)] * n)]
+                            pool=[max(pools)] * n,
+                            **(self.frontend_genes.smallest() if self.searches_frontend else {}))]
 
     # --- readable strings ----------------------------------------------------------------------
     def describe(self, genome: Genome) -> str:
         parts = [f"k{b['kernel']}d{b['dilation']}c{b['channels']}{'r' if b['residual'] else ''}"
                  f"{'p%d' % b['pool'] if b['pool'] > 1 else ''}" for b in self.active_blocks(genome)]
-        return "-".join(parts) or NO_BLOCKS
+        return self.frontend_genes.describe(genome, "-".join(parts) or NO_BLOCKS)
 
     def parse(self, text: str) -> Genome:
         """The genome of a ``describe`` string (inactive slots at their first choice)."""
+        frontend, text = self.frontend_genes.parse(text.strip() if isinstance(text, str) else text)
         parts = [] if text == NO_BLOCKS else text.strip().split("-") if isinstance(text, str) else [""]
         blocks = [BLOCK.fullmatch(p) for p in parts]
         if not all(blocks) or len(blocks) > self.max_blocks:
@@ -100,7 +110,7 @@ class TcnSpace(SlottedSpace):
         genome = self.genome(len(values), kernel=[int(v[0]) for v in values],
                              dilation=[int(v[1]) for v in values], channels=[int(v[2]) for v in values],
                              residual=[v[3] == "r" for v in values],
-                             pool=[int(v[4] or 1) for v in values])
+                             pool=[int(v[4] or 1) for v in values], **frontend)
         self.check(genome)
         return genome
 
@@ -108,7 +118,7 @@ class TcnSpace(SlottedSpace):
         """The span of input steps one output step of the last block sees: 1 + sum over blocks of
         2 (k - 1) d j, plus (p - 1) j for each pooling, j the product of the poolings before. A
         dilation wider than what each tap sees leaves steps inside the span unseen (gridding)."""
-        field, jump, length = 1, 1, self.input_shape[1]
+        field, jump, length = 1, 1, self.frontend_genes.input_shape(genome, self.input_shape)[1]
         for block in self.active_blocks(genome):
             field += 2 * (block["kernel"] - 1) * block["dilation"] * jump
             if 1 < block["pool"] <= length:
@@ -119,7 +129,7 @@ class TcnSpace(SlottedSpace):
     # --- decoding ------------------------------------------------------------------------------
     def decode(self, genome: Genome) -> Architecture:
         blocks = self.active_blocks(genome)
-        g = GraphBuilder(self.input_shape, name="tcn")
+        g = GraphBuilder(self.frontend_genes.input_shape(genome, self.input_shape), name="tcn")
         x = g.input
         for block in blocks:
             x = _temporal_block(g, x, block["kernel"], block["dilation"], block["channels"],
@@ -127,7 +137,8 @@ class TcnSpace(SlottedSpace):
             if 1 < block["pool"] <= g.shapes[x][1]:
                 x = g.max_pool(x, kernel=(1, block["pool"]), stride=(1, block["pool"]))
         return g.build(g.dense(g.global_avg_pool(x), self.num_classes),
-                       meta={"space": self.name, "genome": self.describe(genome)})
+                       meta={"space": self.name, "genome": self.describe(genome)},
+                       frontend=self.frontend_genes.record(genome))
 
 
 def _temporal_block(g: GraphBuilder, x: str, kernel: int, dilation: int, channels: int,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from tinyevo.audio.features import LAYOUTS, feature_shape
 from tinyevo.audio.frontend import FrontEnd
 from tinyevo.deploy.codegen.frontend_c import frontend_metadata, render_frontend
 from tinyevo.deploy.codegen.kernels import (Concatenation, Fill, FullyConnectedRows, Kernel,
@@ -77,9 +78,10 @@ def render_c(qmodel: QuantizedModel, in_place_kernels: bool = DEPLOYED.in_place_
 
 def _frontend_files(qmodel: QuantizedModel, frontend: FrontEnd, metadata: ModelMetadata) -> dict[str, str]:
     """The front-end's C files, its entry in ``metadata``; one line when its features are not the
-    model's input."""
+    model's input, as a (frames, coefficients, 1) map or a (1, frames, coefficients) sequence (the
+    same bytes in the same order)."""
     spec = qmodel.input_spec
-    if tuple(spec.shape[1:]) != frontend.output_shape:
+    if tuple(spec.shape[1:]) not in {feature_shape(frontend, layout) for layout in LAYOUTS}:
         raise TinyevoError(f"the audio front-end gives {frontend.output_shape} features (frames, "
                            f"coefficients, channels) but the model's input is {tuple(spec.shape[1:])}; "
                            f"export the model with the front-end it was trained on")
