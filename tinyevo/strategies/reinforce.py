@@ -56,6 +56,7 @@ DRAW_TRIES = 50
 #: Zoph & Le initialize the controller's weights uniformly in [-INIT_RANGE, INIT_RANGE].
 INIT_RANGE = 0.08
 CONTROLLERS = ("lstm", "factorized")
+DEFAULT_LEARNING_RATES = {"lstm": 0.01, "factorized": 0.1}
 
 
 class VariableLengthSpace(TinyevoError):
@@ -69,8 +70,10 @@ class ReinforceConfig:
     controller: str = "lstm"  # lstm | factorized
     #: Units of the LSTM's state (and of its choice embeddings); Zoph & Le use 35.
     hidden_size: int = 32
-    #: Adam's step size.
-    learning_rate: float = 0.01
+    #: Adam's step size; default 0.01 for the lstm, 0.1 for the factorized policy (Adam moves a
+    #: logit by about this much per step, and a softmax of its own logits has far fewer weights
+    #: to share the move than the LSTM).
+    learning_rate: float | None = None
     #: The moving-average baseline keeps this share of itself at each reward.
     baseline_decay: float = 0.9
     #: Weight of the entropy bonus (keeps the controller exploring).
@@ -89,6 +92,8 @@ class ReinforceConfig:
             raise TinyevoError(f"reinforce option controller must be one of {', '.join(CONTROLLERS)}, "
                                f"got {self.controller!r}")
         _check("hidden_size", self.hidden_size, integer=True, low=1)
+        if self.learning_rate is None:
+            self.learning_rate = DEFAULT_LEARNING_RATES[self.controller]
         _check("learning_rate", self.learning_rate, low=0, open_low=True)
         _check("baseline_decay", self.baseline_decay, low=0, high=1)
         _check("entropy_weight", self.entropy_weight, low=0)
@@ -250,7 +255,7 @@ class Reinforce(Strategy):
         """The controller's distribution over each decision's choices along ``vector``."""
         with torch.no_grad():
             steps = self._teacher_forced(torch.tensor([vector]))
-        return [torch.softmax(logits[0], dim=0).numpy() for logits in steps]
+            return [torch.softmax(logits[0], dim=0).numpy() for logits in steps]
 
     def _teacher_forced(self, vectors: torch.Tensor) -> list[torch.Tensor]:
         return self.policy.unroll(len(vectors), lambda i, logits: vectors[:, i])
