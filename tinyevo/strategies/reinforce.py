@@ -25,7 +25,8 @@ controller's distributions along the path it took. The reward is MnasNet's (M. T
 ``under_target_weight`` (default 0: within budget the reward is the accuracy, the best network that
 fits; -0.07 is MnasNet's soft reward, which also favours cheaper networks) at or below it. The
 targets are the run's hard limits (``Strategy.set_limits``: ``--max-sram``, ``--max-flash``, ...)
-or, without hard limits, the ``targets`` option (soft targets, e.g. ``{max_sram = "64KB"}``). The
+and the ``targets`` option (soft targets, e.g. ``{max_sram = "64KB"}``), which wins for the figure
+it names: a network between a soft target and the hard limit is trained and penalised. The
 runner never trains a candidate over a hard limit: it comes back ``infeasible`` and, like a
 failed one, gets the reward ``penalty`` (default 0, the worst accuracy), so the controller learns
 the bounds from the cost model alone. With a "min" first objective the reward is minus its value
@@ -82,7 +83,7 @@ class ReinforceConfig:
     over_target_weight: float = -0.07
     #: MnasNet's exponent at or below a target (0: plain accuracy within budget).
     under_target_weight: float = 0.0
-    #: Soft targets by TOML key or metric (``{"max_sram": "64KB"}``); the run's hard limits win.
+    #: Soft targets by TOML key or metric (``{"max_sram": "64KB"}``), before the run's hard limits.
     targets: dict = field(default_factory=dict)
     #: Reward of a failed or infeasible trial.
     penalty: float = 0.0
@@ -301,8 +302,8 @@ class Reinforce(Strategy):
         return factor
 
     def targets(self) -> dict[str, float]:
-        """The run's hard limits (``set_limits``), else the ``targets`` option."""
-        return dict(self.limits) if self.limits else dict(self.config.targets)
+        """The run's hard limits (``set_limits``), overridden by the ``targets`` option."""
+        return {**self.limits, **self.config.targets}
 
     def _update(self, vectors: list[list[int]], rewards: list[float]) -> None:
         if self.baseline is None:
