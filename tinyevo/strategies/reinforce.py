@@ -32,6 +32,11 @@ failed one, gets the reward ``penalty`` (default 0, the worst accuracy), so the 
 the bounds from the cost model alone. With a "min" first objective the reward is minus its value
 and no cost factor applies.
 
+The controller samples with replacement, as Zoph & Le's does: an architecture it proposes again
+costs no evaluation (the runner answers it with the earlier trial) and still counts in its update;
+the entropy bonus keeps it from settling on one too early (a run whose controller proposes
+``max_consecutive_skips`` known architectures in a row stops, as for every strategy).
+
 Same seed, same told results, same asks: the controller's weights start from a ``torch.Generator``
 seeded with the strategy's seed (uniform in [-0.08, 0.08], Zoph & Le's initialization), it computes
 in float64, and its choices are drawn with the strategy's ``numpy`` Generator.
