@@ -22,8 +22,10 @@ with ``--table``):
 Methods: tinyevo's registered strategies by name, through ``ask``/``tell`` one candidate at a
 time -- ``regularized`` (the default strategy), ``unas``, ``mcunet``, ``random``, ``nsga2`` with
 the validation accuracy as its only objective (a (mu + lambda) GA ranked by fitness and crowding),
-``evolution`` with its defaults, and ``evolution_ga``, the same parts assembled as a steady-state
-GA (tournament, uniform crossover at rate 0.5, discard worst; see ``TINYEVO``) -- against
+``evolution`` with its defaults, ``evolution_ga``, the same parts assembled as a steady-state
+GA (tournament, uniform crossover at rate 0.5, discard worst; see ``TINYEVO``), ``reinforce``
+(Zoph & Le's LSTM controller trained by REINFORCE, its defaults) and ``reinforce_factorized`` (one
+independent softmax per edge, as in the NAS-Bench-201 paper's REINFORCE) -- against
 ``optuna_tpe`` (Optuna's ``TPESampler``), ``optuna_nsga2`` (``NSGAIISampler``) and
 ``optuna_random`` (``RandomSampler``), each with default settings and the run's seed, one
 categorical parameter per edge.
@@ -67,6 +69,8 @@ TINYEVO = {
                                        population_update="discard_worst")),
     "nsga2": ("nsga2", dict(objectives=(Objective("accuracy", "max"),))),
     "random": ("random", {}),
+    "reinforce": ("reinforce", {}),
+    "reinforce_factorized": ("reinforce", dict(controller="factorized")),
 }
 OPTUNA = ("optuna_tpe", "optuna_nsga2", "optuna_random")
 METHODS = (*TINYEVO, *OPTUNA)

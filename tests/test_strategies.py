@@ -9,7 +9,9 @@ eight fails), repeats answered with the earlier trial, batches of varying size. 
 - every asked genome is valid: it decodes, passes the space's own check, survives the JSON round
   trip the store makes, and (fixed-length spaces) its choice vector gives it back;
 - ask/tell is enough: candidates are ``Candidate`` records, their parents are trials told before,
-  and the strategies that learn (all but ``random``) breed children from told trials.
+  and the strategies that learn (all but ``random``) breed children from told trials;
+- a strategy that needs a fixed-length decision view (``needs_fixed_length``: ``reinforce``)
+  refuses a variable-length space with one line that names it.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import json
 
 import pytest
 
+from tinyevo.errors import TinyevoError
 from tinyevo.strategies import FAILED, OK, STRATEGIES, Candidate, Trial, create_strategy
 from tinyevo.spaces import create_space
 
@@ -105,6 +108,12 @@ CASES = [(strategy, space) for strategy in STRATEGIES.names() for space in SPACE
 
 @pytest.mark.parametrize("strategy_name,space_name", CASES)
 def test_strategy_contract(strategy_name, space_name):
+    if getattr(STRATEGIES.get(strategy_name), "needs_fixed_length", False) and \
+            space_of(space_name).encoding != "fixed":
+        with pytest.raises(TinyevoError, match=f"space {space_name!r} has a variable-length") as refusal:
+            create_strategy(strategy_name, space_of(space_name), seed=7)
+        assert "\n" not in str(refusal.value)
+        return
     first = drive(strategy_name, space_name, seed=7)
     assert drive(strategy_name, space_name, seed=7) == first, "same seed must give the same run"
     assert drive(strategy_name, space_name, seed=8, asks=8) != first[:8], "the seed must matter"

@@ -122,6 +122,10 @@ class Constraints:
         """The constraints that are set, by field name."""
         return {name: value for name, value in asdict(self).items() if value is not None}
 
+    def by_metric(self) -> dict[str, float]:
+        """The limits that are set, by the cost-model figure each bounds (``peak_sram_bytes``)."""
+        return {LIMITED_METRICS[name]: value for name, value in self.limits().items()}
+
     def excess(self, cost: dict[str, float]) -> dict[str, float]:
         """Relative excess ``(value - limit) / limit`` of every broken constraint."""
         broken = {}

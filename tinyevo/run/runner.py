@@ -10,7 +10,8 @@ For every candidate of a batch, in the order the strategy asked for them:
 3. **Infeasible** (the cost model says it breaks a hard constraint): stored with status
    ``infeasible`` and metrics = cost + ``constraint_violation``; never evaluated, not counted.
    Before the first ask, a run with constraints gives the strategy the same check
-   (``Strategy.set_feasibility``), so that it can redraw such candidates before asking.
+   (``Strategy.set_feasibility``), so that it can redraw such candidates before asking, and the
+   limits themselves (``Strategy.set_limits``), the targets of a hardware-aware reward.
 4. Otherwise it is **evaluated** by the estimator through the executor; metrics = cost + the
    estimator's metrics (+ ``constraint_violation`` = 0). Exceptions, ``EstimationFailed`` and NaN
    make it ``failed``; it counts as an evaluation and the search goes on. So does a candidate
@@ -170,6 +171,7 @@ class Runner:
     def _begin(self) -> None:
         _check_needs(self.estimator, self.run_dir)
         self.strategy.set_feasibility(self.meets_constraints if self.filter.active else None)
+        self.strategy.set_limits(self.filter.constraints.by_metric())
         check_config(self.store, self.config())
         self.store.set("budget", self.budget.to_dict())
         self.running = RunningTrials(self.store, self.strategy.name, self.executor.in_process)

@@ -84,6 +84,9 @@ class Strategy(ABC):
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.objectives = tuple(o if isinstance(o, Objective) else Objective(*o) for o in objectives)
+        #: The run's hard limits by cost-model metric (``{"peak_sram_bytes": 65536}``), set by the
+        #: runner (``set_limits``); empty when the run has none.
+        self.limits: dict[str, float] = {}
 
     #: ``feasible(genome) -> bool``: the cost model's verdict on the run's hard constraints, set by
     #: the runner (``set_feasibility``); None when the run has no constraints.
@@ -92,6 +95,11 @@ class Strategy(ABC):
     def set_feasibility(self, check: Callable[[Genome], bool] | None) -> None:
         """Told by the runner before the first ask: which genomes meet the hard constraints."""
         self.feasible = check
+
+    def set_limits(self, limits: dict[str, float]) -> None:
+        """Told by the runner before the first ask: the hard limits of the run, by the cost-model
+        metric each bounds; a hardware-aware reward takes them as its targets (``reinforce``)."""
+        self.limits = dict(limits)
 
     def meets_constraints(self, genome: Genome) -> bool:
         """True unless the runner's cost model says ``genome`` breaks a hard constraint."""
