@@ -22,22 +22,19 @@ import math
 import torch
 import torch.nn.functional as F
 
-from tinyevo.darts.expected_cost import expected_cost
-from tinyevo.darts.relaxed_nb201 import RelaxedNb201
 from tinyevo.hardware.limits import LIMITED_METRICS, Constraints
-from tinyevo.spaces.nb201 import NasBench201Space
 
 FINITE_DIFFERENCE = 0.01  # Liu et al.'s eps numerator
 
 
 class CostPenalty:
     """``weight * sum over set limits of relu(E[metric] / limit - (1 - margin))``: pushes the expected
-    cost of ``space``'s network below each limit (MACs, flash, peak SRAM), nothing once under it."""
+    cost of the target network (``cost_of(net)``: MACs, flash, peak SRAM) below each limit, nothing
+    once under it."""
 
-    def __init__(self, space: NasBench201Space, constraints: Constraints | None, weight: float,
-                 margin: float):
+    def __init__(self, cost_of, constraints: Constraints | None, weight: float, margin: float):
         limits = {} if constraints is None else constraints.limits()
-        self.space, self.weight, self.margin = space, float(weight), float(margin)
+        self.cost_of, self.weight, self.margin = cost_of, float(weight), float(margin)
         self.limits = {LIMITED_METRICS[name]: float(value) for name, value in limits.items()
                        if LIMITED_METRICS[name] in ("macs", "flash_bytes", "peak_sram_bytes")}
 
@@ -45,13 +42,14 @@ class CostPenalty:
     def active(self) -> bool:
         return bool(self.limits) and self.weight > 0
 
-    def expected(self, edge_weights: torch.Tensor) -> dict[str, float]:
+    def expected(self, net) -> dict[str, float]:
         """The expected figures of the limited metrics (for the progress record)."""
-        cost = expected_cost(self.space, edge_weights)
+        with torch.no_grad():
+            cost = self.cost_of(net)
         return {metric: float(cost[metric]) for metric in self.limits}
 
-    def __call__(self, edge_weights: torch.Tensor) -> torch.Tensor:
-        cost = expected_cost(self.space, edge_weights)
+    def __call__(self, net) -> torch.Tensor:
+        cost = self.cost_of(net)
         terms = [F.relu(cost[metric] / limit - (1 - self.margin)) for metric, limit in self.limits.items()]
         return self.weight * sum(terms)
 
@@ -60,7 +58,7 @@ def cosine_lr(epoch: int, epochs: int, high: float, low: float) -> float:
     return low + 0.5 * (high - low) * (1 + math.cos(math.pi * epoch / epochs))
 
 
-def weight_step(net: RelaxedNb201, optimizer, x, y, clip: float) -> float:
+def weight_step(net, optimizer, x, y, clip: float) -> float:
     """One SGD step of ``w`` on a training batch; the loss."""
     optimizer.zero_grad(set_to_none=True)
     loss = F.cross_entropy(net(x), y)
@@ -70,7 +68,7 @@ def weight_step(net: RelaxedNb201, optimizer, x, y, clip: float) -> float:
     return loss.item()
 
 
-def alpha_step(net: RelaxedNb201, optimizer, batch_w, batch_alpha, penalty: CostPenalty, order: int,
+def alpha_step(net, optimizer, batch_w, batch_alpha, penalty: CostPenalty, order: int,
                xi: float, weight_decay: float) -> tuple[float, float]:
     """One Adam step of ``alpha`` on a validation batch; (the loss, the batch's accuracy)."""
     optimizer.zero_grad(set_to_none=True)
@@ -79,18 +77,26 @@ def alpha_step(net: RelaxedNb201, optimizer, batch_w, batch_alpha, penalty: Cost
     else:
         logits = net(batch_alpha[0])
         loss = F.cross_entropy(logits, batch_alpha[1])
-        net.alpha.grad = torch.autograd.grad(loss, net.alpha)[0]
+        set_grads(net.arch_parameters(), torch.autograd.grad(loss, net.arch_parameters()))
         correct = (logits.argmax(1) == batch_alpha[1]).float().mean().item()
     if penalty.active:
-        net.alpha.grad = net.alpha.grad + torch.autograd.grad(penalty(net.edge_weights()), net.alpha)[0]
+        extra = torch.autograd.grad(penalty(net), net.arch_parameters(), allow_unused=True)
+        set_grads(net.arch_parameters(), [p.grad + (0 if g is None else g)
+                                          for p, g in zip(net.arch_parameters(), extra)])
     optimizer.step()
     return float(loss.detach()) if torch.is_tensor(loss) else float(loss), correct
 
 
-def second_order_gradient(net: RelaxedNb201, batch_w, batch_alpha, xi: float,
+def set_grads(params, grads) -> None:
+    for p, g in zip(params, grads):
+        p.grad = torch.zeros_like(p) if g is None else g
+
+
+def second_order_gradient(net, batch_w, batch_alpha, xi: float,
                           weight_decay: float) -> tuple[float, float]:
-    """Set ``alpha.grad`` to Liu et al.'s unrolled gradient (equation 8); the loss at ``w'``."""
-    weights = net.weight_parameters()
+    """Set the architecture weights' ``grad`` to Liu et al.'s unrolled gradient (equation 8); the
+    loss at ``w'``."""
+    weights, arch = net.weight_parameters(), net.arch_parameters()
     saved = [p.detach().clone() for p in weights]
     grads = torch.autograd.grad(F.cross_entropy(net(batch_w[0]), batch_w[1]), weights, allow_unused=True)
     with torch.no_grad():  # w' = w - xi (grad + weight decay)
@@ -98,7 +104,8 @@ def second_order_gradient(net: RelaxedNb201, batch_w, batch_alpha, xi: float,
             p.sub_(xi * ((0 if g is None else g) + weight_decay * p))
     logits = net(batch_alpha[0])
     loss = F.cross_entropy(logits, batch_alpha[1])
-    d_alpha, *d_w = torch.autograd.grad(loss, [net.alpha, *weights], allow_unused=True)
+    grads = torch.autograd.grad(loss, [*arch, *weights], allow_unused=True)
+    d_alpha, d_w = grads[:len(arch)], grads[len(arch):]
     d_w = [torch.zeros_like(p) if g is None else g for p, g in zip(weights, d_w)]
     eps = FINITE_DIFFERENCE / (torch.sqrt(sum((g * g).sum() for g in d_w)) + 1e-12)
     hessian = []
@@ -107,9 +114,10 @@ def second_order_gradient(net: RelaxedNb201, batch_w, batch_alpha, xi: float,
             for p, s, g in zip(weights, saved, d_w):
                 p.copy_(s + sign * eps * g)
         train_loss = F.cross_entropy(net(batch_w[0]), batch_w[1])
-        hessian.append(torch.autograd.grad(train_loss, net.alpha)[0])
+        hessian.append(torch.autograd.grad(train_loss, arch, allow_unused=True))
     with torch.no_grad():
         for p, s in zip(weights, saved):
             p.copy_(s)
-    net.alpha.grad = d_alpha - xi * (hessian[0] - hessian[1]) / (2 * eps)
+    set_grads(arch, [None if a is None else a - xi * ((0 if p is None else p) - (0 if m is None else m)) / (2 * eps)
+                     for a, p, m in zip(d_alpha, *hessian)])
     return loss.item(), (logits.argmax(1) == batch_alpha[1]).float().mean().item()

@@ -19,6 +19,7 @@ from tinyevo.data import Dataset
 from tinyevo.hardware.cost_model import cost_model
 from tinyevo.hardware.limits import BY_FIELD, LIMITED_METRICS
 from tinyevo.run.resume import check_config
+from tinyevo.spaces.nb201 import NasBench201Space
 from tinyevo.strategies.base import INFEASIBLE, OK, Trial
 
 DARTS = "darts"
@@ -48,8 +49,10 @@ def run_darts(config: SearchConfig, space, board, data: Dataset, store, out_dir:
     if broken:
         print(f"darts: the discretized cell does not fit: {misfit(broken, cost, constraints)}; raise "
               f"cost_weight in strategy_options or loosen the limit", file=sys.stderr, flush=True)
-    metrics = {"accuracy": result.accuracy, **cost, "skip_connections": skip_count(result.genome),
-               "search_cpu_seconds": result.seconds, "search_epochs": result.epochs}
+    metrics = {"accuracy": result.accuracy, **cost, "search_cpu_seconds": result.seconds,
+               "search_epochs": result.epochs}
+    if isinstance(space, NasBench201Space):
+        metrics["skip_connections"] = skip_count(result.genome)
     trial = Trial(0, result.genome, INFEASIBLE if broken else OK, metrics, origin=DARTS,
                   key=space.key(result.genome))
     now = time.time()

@@ -103,6 +103,9 @@ class RelaxedNb201(nn.Module):
         self.last_bn = nn.BatchNorm2d(c * 4)
         self.classifier = nn.Linear(c * 4, space.num_classes)
 
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return [self.alpha]
+
     def weight_parameters(self) -> list[nn.Parameter]:
         """The network's weights ``w`` (everything but ``alpha``)."""
         return [p for name, p in self.named_parameters() if name != "alpha"]

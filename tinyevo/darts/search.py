@@ -1,9 +1,10 @@
-"""``DartsSearch``: the one-shot DARTS pipeline on the nb201 space, resumable epoch by epoch.
+"""``DartsSearch``: the one-shot DARTS pipeline on the nb201 or mbv2 space, resumable epoch by epoch.
 
 It trains the relaxed network of a *proxy* of the target space (``channels`` and ``cells_per_stage``
 of its own, as Liu et al. search 8 cells of 16 channels and train 20 of 36), bilevel on two halves
 of the training rows, applies the chosen remedy, and discretizes to a cell string of the target
-space. The hardware penalty is the expected cost of the *target* space's network, the one that will
+space. On mbv2 (``relaxed_mbv2``) it searches kernels, expand ratios and depths at one width and
+resolution (``width``, ``resolution``). The hardware penalty is the expected cost of the *target* space's network, the one that will
 be trained, exported and flashed.
 
 After every epoch the whole state (weights, ``alpha``, masks, both optimizers, history) is written
@@ -25,6 +26,9 @@ import numpy as np
 import torch
 
 from tinyevo.darts.bilevel import CostPenalty, alpha_step, cosine_lr, weight_step
+from tinyevo.darts.expected_cost import expected_cost
+from tinyevo.darts.expected_cost_mbv2 import expected_cost_mbv2
+from tinyevo.darts.relaxed_mbv2 import RelaxedMbv2
 from tinyevo.darts.relaxed_nb201 import RelaxedNb201, skip_count
 from tinyevo.darts.remedies import REMEDIES, accuracy, perturbation_select, shrink
 from tinyevo.data import Dataset
@@ -32,6 +36,7 @@ from tinyevo.errors import TinyevoError
 from tinyevo.estimate.training import to_input
 from tinyevo.hardware.limits import Constraints
 from tinyevo.runs.layout import atomic_write
+from tinyevo.spaces.mbv2 import MobileNetV2Space
 from tinyevo.spaces.nb201 import NB201_OPS, NasBench201Space
 
 CHECKPOINT_FILE = "darts_checkpoint.npz"
@@ -62,6 +67,8 @@ class DartsSettings:
     tune_steps: int = 20  # perturbation: weight steps between edges
     cost_weight: float = 1.0  # hardware penalty's weight (0: off; on only when limits are set)
     cost_margin: float = 0.05  # the penalty starts at (1 - margin) x each limit
+    width: float | None = None  # mbv2: the width searched at (None: the space's first)
+    resolution: int | None = None  # mbv2: the resolution searched at (None: the space's first)
 
     def __post_init__(self):
         if self.remedy not in REMEDIES:
@@ -93,27 +100,45 @@ class DartsResult:
     selection: list
 
 
+def relaxation(space, settings: DartsSettings, seed: int):
+    """(relaxed network, its expected cost function, input size) for ``space``."""
+    if isinstance(space, NasBench201Space):
+        proxy = NasBench201Space(space.input_shape, space.num_classes, settings.channels or space.channels,
+                                 settings.cells_per_stage or space.cells_per_stage)
+        return (RelaxedNb201(proxy), lambda net: expected_cost(space, net.edge_weights()),
+                tuple(space.input_shape[:2]))
+    if isinstance(space, MobileNetV2Space):
+        if settings.remedy != "none" or settings.channels or settings.cells_per_stage:
+            raise TinyevoError("darts on mbv2 takes no remedy, channels or cells_per_stage (nb201 "
+                               "options); drop them, or search --space nb201")
+        width = space.widths[0] if settings.width is None else float(settings.width)
+        resolution = space.resolutions[0] if settings.resolution is None else int(settings.resolution)
+        if width not in space.widths or resolution not in space.resolutions:
+            raise TinyevoError(f"darts width {width} / resolution {resolution} must be among the mbv2 "
+                               f"space's widths {space.widths} and resolutions {space.resolutions}")
+        net = RelaxedMbv2(space, width, resolution, seed)
+        return (net, lambda n: expected_cost_mbv2(space, width, resolution, n.choice_weights()),
+                (resolution, resolution))
+    raise TinyevoError(f"--strategy darts searches the nb201 and mbv2 spaces; got space {space.name!r}")
+
+
 class DartsSearch:
     """``DartsSearch(space, data, settings, seed, constraints, run_dir).run()`` -> ``DartsResult``."""
 
-    def __init__(self, space: NasBench201Space, data: Dataset, settings: DartsSettings, seed: int = 0,
+    def __init__(self, space, data: Dataset, settings: DartsSettings, seed: int = 0,
                  constraints: Constraints | None = None, run_dir: str | Path | None = None,
                  progress: bool = True):
-        if not isinstance(space, NasBench201Space):
-            raise TinyevoError(f"--strategy darts searches the nb201 space (and its options); got space "
-                               f"{space.name!r}: use --space nb201")
         self.space, self.data, self.settings, self.seed = space, data, settings, int(seed)
         self.run_dir, self.progress = (None if run_dir is None else Path(run_dir)), progress
-        s = settings
-        self.proxy = NasBench201Space(space.input_shape, space.num_classes, s.channels or space.channels,
-                                      s.cells_per_stage or space.cells_per_stage)
-        self.penalty = CostPenalty(space, constraints, s.cost_weight, s.cost_margin)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            self.net = RelaxedNb201(self.proxy)
+            self.net, cost_of, self.input_size = relaxation(space, settings, self.seed)
+        self.penalty = CostPenalty(cost_of, constraints, settings.cost_weight, settings.cost_margin)
+        self.is_cell = isinstance(space, NasBench201Space)
+        s = settings
         self.w_opt = torch.optim.SGD(self.net.weight_parameters(), lr=s.w_lr, momentum=s.w_momentum,
                                      weight_decay=s.w_weight_decay)
-        self.alpha_opt = torch.optim.Adam([self.net.alpha], lr=s.alpha_lr, betas=(0.5, 0.999),
+        self.alpha_opt = torch.optim.Adam(self.net.arch_parameters(), lr=s.alpha_lr, betas=(0.5, 0.999),
                                           weight_decay=s.alpha_weight_decay)
         self.state = {"epoch": 0, "history": [], "stopped": False, "kept_alpha": None, "seconds": 0.0,
                       "selection": None}
@@ -129,7 +154,7 @@ class DartsSearch:
         x, y = self.data.split("train")
         rows = np.random.default_rng(self.seed).permutation(len(y))
         rows = rows[:max(4, int(round(len(y) * self.settings.data_fraction)))]
-        size = tuple(self.space.input_shape[:2])
+        size = self.input_size
         half = len(rows) // 2
         parts = []
         for chosen in (np.sort(rows[:half]), np.sort(rows[half:])):
@@ -162,8 +187,7 @@ class DartsSearch:
             self.state["seconds"] += time.process_time() - start
             self.save()
         genome = self.net.genome()
-        self.log(f"cell {genome} ({skip_count(genome)} skip-connections), "
-                 f"{self.state['seconds']:.1f} CPU s")
+        self.log(f"discretized: {self.space.describe(genome)}, {self.state['seconds']:.1f} CPU s")
         final_acc = self.state["history"][-1]["alpha_accuracy"] if self.state["history"] else 0.0
         return DartsResult(genome, final_acc, self.state["epoch"], self.state["seconds"],
                            self.state["history"], self.state["selection"])
@@ -186,14 +210,15 @@ class DartsSearch:
         genome = net.genome()
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
                   "alpha_loss": float(np.mean(alpha_losses)), "alpha_accuracy": float(np.mean(correct)),
-                  "genome": genome, "skips": skip_count(genome)}
+                  "genome": genome}
+        if self.is_cell:
+            record["skips"] = skip_count(genome)
         if self.penalty.active:
-            with torch.no_grad():
-                from_cost = self.penalty.expected(net.edge_weights())
-            record["expected_cost"] = from_cost
+            record["expected_cost"] = self.penalty.expected(net)
+        skips = f"skips {record['skips']}  " if self.is_cell else ""
         self.log(f"epoch {epoch + 1}/{s.epochs}  train loss {record['train_loss']:.3f}  val loss "
-                 f"{record['alpha_loss']:.3f}  val acc {record['alpha_accuracy']:.3f}  skips "
-                 f"{record['skips']}  {genome}")
+                 f"{record['alpha_loss']:.3f}  val acc {record['alpha_accuracy']:.3f}  {skips}"
+                 f"{self.space.describe(genome)}")
         return record
 
     def after_epoch(self, record: dict) -> None:
