@@ -234,3 +234,11 @@ def test_python_api_reaches_darts(tmp_path):
                             strategy_options={"epochs": 1, "data_fraction": 0.15})
     assert result.summary["strategy"] == "darts" and result.best is not None
     assert result.best.test_accuracy is not None
+
+
+def test_darts_on_a_space_it_cannot_relax_is_one_line_and_writes_nothing(tmp_path, capsys):
+    code = cli.main(["search", "--strategy", "darts", "--space", "chain", "--out", str(tmp_path / "run"),
+                     "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "--space nb201" in err
+    assert not (tmp_path / "run").exists()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinyevo.config import SearchConfig
-from tinyevo.darts.job import DARTS, run_darts
+from tinyevo.darts.job import DARTS, check_darts, run_darts
 from tinyevo.errors import TinyevoError
 from tinyevo.hardware.cost_model import cost_model as execution_cost_model
 from tinyevo.hardware.limits import BY_FIELD
@@ -104,6 +104,8 @@ class SearchJob:
         from tinyevo.run.resume import check_config
         from tinyevo.store import Store
 
+        if self.config.strategy == DARTS:
+            check_darts(self.config, self.space)
         self.check_feasible()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.config.strategy == DARTS:

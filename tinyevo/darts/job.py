@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tinyevo.config import SearchConfig
 from tinyevo.darts.relaxed_nb201 import skip_count
-from tinyevo.darts.search import DartsSearch, DartsSettings
+from tinyevo.darts.search import DartsSearch, DartsSettings, check_space
 from tinyevo.data import Dataset
 from tinyevo.hardware.cost_model import cost_model
 from tinyevo.hardware.limits import BY_FIELD, LIMITED_METRICS
@@ -24,6 +24,11 @@ from tinyevo.strategies.base import INFEASIBLE, OK, Trial
 
 DARTS = "darts"
 DARTS_KEY = "darts"  # the store's entry with the search's summary
+
+
+def check_darts(config: SearchConfig, space) -> None:
+    """The options and the space, checked before anything is written."""
+    check_space(space, DartsSettings.from_options(config.strategy_options))
 
 
 def darts_identity(config: SearchConfig, space, constraints) -> dict:

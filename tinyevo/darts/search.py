@@ -100,13 +100,8 @@ class DartsResult:
     selection: list
 
 
-def relaxation(space, settings: DartsSettings, seed: int):
-    """(relaxed network, its expected cost function, input size) for ``space``."""
-    if isinstance(space, NasBench201Space):
-        proxy = NasBench201Space(space.input_shape, space.num_classes, settings.channels or space.channels,
-                                 settings.cells_per_stage or space.cells_per_stage)
-        return (RelaxedNb201(proxy), lambda net: expected_cost(space, net.edge_weights()),
-                tuple(space.input_shape[:2]))
+def check_space(space, settings: DartsSettings) -> None:
+    """A one-line TinyevoError unless DARTS can relax ``space`` with ``settings``."""
     if isinstance(space, MobileNetV2Space):
         if settings.remedy != "none" or settings.channels or settings.cells_per_stage:
             raise TinyevoError("darts on mbv2 takes no remedy, channels or cells_per_stage (nb201 "
@@ -116,10 +111,24 @@ def relaxation(space, settings: DartsSettings, seed: int):
         if width not in space.widths or resolution not in space.resolutions:
             raise TinyevoError(f"darts width {width} / resolution {resolution} must be among the mbv2 "
                                f"space's widths {space.widths} and resolutions {space.resolutions}")
-        net = RelaxedMbv2(space, width, resolution, seed)
-        return (net, lambda n: expected_cost_mbv2(space, width, resolution, n.choice_weights()),
-                (resolution, resolution))
-    raise TinyevoError(f"--strategy darts searches the nb201 and mbv2 spaces; got space {space.name!r}")
+    elif not isinstance(space, NasBench201Space):
+        raise TinyevoError(f"--strategy darts searches the nb201 and mbv2 spaces; got space "
+                           f"{space.name!r}: use --space nb201 or --space mbv2")
+
+
+def relaxation(space, settings: DartsSettings, seed: int):
+    """(relaxed network, its expected cost function, input size) for ``space``."""
+    check_space(space, settings)
+    if isinstance(space, NasBench201Space):
+        proxy = NasBench201Space(space.input_shape, space.num_classes, settings.channels or space.channels,
+                                 settings.cells_per_stage or space.cells_per_stage)
+        return (RelaxedNb201(proxy), lambda net: expected_cost(space, net.edge_weights()),
+                tuple(space.input_shape[:2]))
+    width = space.widths[0] if settings.width is None else float(settings.width)
+    resolution = space.resolutions[0] if settings.resolution is None else int(settings.resolution)
+    net = RelaxedMbv2(space, width, resolution, seed)
+    return (net, lambda n: expected_cost_mbv2(space, width, resolution, n.choice_weights()),
+            (resolution, resolution))
 
 
 class DartsSearch:
