@@ -19,6 +19,7 @@ from tinyevo.darts.search import DartsSearch, DartsSettings
 from tinyevo.errors import TinyevoError
 from tinyevo.estimate.training import cached_dataset
 from tinyevo.hardware.cost import estimate_cost
+from tinyevo.hardware.limits import Constraints
 from tinyevo.nn import build
 from tinyevo.spaces.nb201 import NB201_OPS, NasBench201Space, format_cell
 
@@ -242,3 +243,16 @@ def test_darts_on_a_space_it_cannot_relax_is_one_line_and_writes_nothing(tmp_pat
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "--space nb201" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_second_order_search_with_a_limit_pushes_the_expected_cost_down(digits):
+    """With an SRAM limit below every conv-bearing cell, the penalty lowers the expected MACs
+    (the peak's proxy counts conv buffers, and convs cost the MACs) from their uniform start."""
+    space = NasBench201Space(digits.input_shape, digits.num_classes, channels=2, cells_per_stage=1)
+    settings = DartsSettings(epochs=1, order=2, data_fraction=0.15, batch_size=32, cost_weight=50.0)
+    search = DartsSearch(space, digits, settings, seed=4, progress=False,
+                         constraints=Constraints(max_peak_sram_bytes=300))
+    uniform = float(expected_cost(space, search.net.edge_weights().detach())["macs"])
+    result = search.run()
+    assert result.history[0]["expected_cost"]["peak_sram_bytes"] > 0
+    assert float(expected_cost(space, search.net.edge_weights().detach())["macs"]) < uniform
