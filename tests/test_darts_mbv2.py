@@ -65,6 +65,7 @@ def test_mbv2_expected_cost_is_differentiable():
         alphas["depth"].detach().requires_grad_())
 
 
+@pytest.mark.slow
 def test_tiny_mbv2_search_ends_on_a_genome_and_refuses_nb201_options():
     data = cached_dataset("digits", None, 0, {})
     space = MobileNetV2Space(input_shape=data.input_shape, num_classes=10, resolutions=[8], widths=[0.2],
