@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tinyevo.audio.features import dataset_frontend
 from tinyevo.config import SearchConfig
+from tinyevo.darts.job import DARTS, check_darts, run_darts
 from tinyevo.errors import TinyevoError
 from tinyevo.hardware.limits import BY_FIELD
 from tinyevo.runs.config import dataset_options, objectives_of
@@ -53,7 +54,7 @@ class SearchJob:
         board = load_board(config.board)
         dataset = None
         space_options = dict(config.space_options)
-        if trains(config):
+        if trains(config) or config.strategy == DARTS:
             from tinyevo.estimate.training import cached_dataset  # the estimator's copy, loaded once
             dataset = cached_dataset(config.dataset, config.data_dir, config.seed, dataset_options(config))
             space_options.setdefault("input_shape", list(dataset.input_shape))
@@ -121,8 +122,12 @@ class SearchJob:
         from tinyevo.run.resume import check_config
         from tinyevo.store import Store
 
+        if self.config.strategy == DARTS:
+            check_darts(self.config, self.space)
         self.check_feasible()
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.config.strategy == DARTS:
+            return self.run_darts(progress)
         budget = Budget(evaluations=self.config.budget, seconds=self.config.max_seconds)
         with Store(self.out_dir / STORE_FILE) as store, self.executor() as executor:
             runner = Runner(self.space, self.strategy(), self.estimator(), store, budget,
@@ -134,4 +139,15 @@ class SearchJob:
             trials = runner.run()
             if trains(self.config):
                 finalize(self.config, self.space, self.out_dir, trials, store, progress)
+        return trials
+
+    def run_darts(self, progress: bool = True) -> list[Trial]:
+        """DARTS as its own one-shot pipeline (``tinyevo.darts.job``), then the same final training."""
+        from tinyevo.store import Store
+
+        with Store(self.out_dir / STORE_FILE) as store:
+            trials = run_darts(self.config, self.space, self.board, self.dataset, store, self.out_dir,
+                               progress)
+            store.set(CONFIG_KEY, self.config.to_dict())
+            finalize(self.config, self.space, self.out_dir, trials, store, progress)
         return trials

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from tinyevo.commands.tinynas import json_object
 from tinyevo.config import CHOICES, SearchConfig, load_config, merge
 from tinyevo.hardware.execution import SEARCHED
 from tinyevo.hardware.limits import BY_METRIC, LIMITS
@@ -49,7 +50,11 @@ FLAGS = {
                                   "tensors and op data, the kernels' temporary memory, alignment), so "
                                   "--max-sram bounds the arena the .tflite is flashed with. Needs the "
                                   "tflite-micro package; layer by layer only"),
-    "--strategy": ("strategy", str, f"search strategy (tinyevo list strategies); default {DEFAULT_STRATEGY}"),
+    "--strategy": ("strategy", str, f"search strategy (tinyevo list strategies), or darts "
+                                  f"(gradient-based, nb201 space); default {DEFAULT_STRATEGY}"),
+    "--strategy-options": ("strategy_options", json_object, "the strategy's options as JSON, e.g. "
+                                                            "'{\"remedy\": \"shrink\", \"epochs\": 20}' "
+                                                            "for --strategy darts (see the README)"),
     "--estimator": ("estimator", str, "performance estimator (tinyevo list estimators): training (default), "
                                       "learning_curve (training that stops candidates unlikely to beat the "
                                       "best or reach the Pareto front; give --epochs 10 or more), "

@@ -52,7 +52,7 @@ def _list(text: str, kind) -> list:
     return values
 
 
-def _json_object(text: str) -> dict:
+def json_object(text: str) -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
@@ -77,7 +77,7 @@ FLAGS = {
     "--resolutions": ("resolutions", _ints, "stage 1 input resolutions, e.g. 16,28,40 (default: "
                                             "48..160, or around the data's own size when smaller)"),
     "--samples": ("samples", int, "stage 1: random models per sub-space (default 1000)"),
-    "--space-options": ("space_options", _json_object, "other mbv2 options as JSON, e.g. "
+    "--space-options": ("space_options", json_object, "other mbv2 options as JSON, e.g. "
                                                        "'{\"depths\": [1, 2], \"kernels\": [3, 5]}'"),
     "--supernet-epochs": ("supernet_epochs", int, "supernet training epochs (default 5)"),
     "--data-fraction": ("data_fraction", float, "share of the training rows the supernet trains on"),
