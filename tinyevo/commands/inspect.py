@@ -82,8 +82,13 @@ def _catalogue(what: str) -> tuple[list[str], list[dict]]:
         return SPACES.names(), [{"name": n, "encoding": SPACES.get(n).encoding,
                                  "what": summary(SPACES.get(n))} for n in SPACES.names()]
     if what == "strategies":
+        from tinyevo.darts.job import DARTS
         from tinyevo.strategies import STRATEGIES
-        return STRATEGIES.names(), [{"name": n, "what": summary(STRATEGIES.get(n))} for n in STRATEGIES.names()]
+        rows = [{"name": n, "what": summary(STRATEGIES.get(n))} for n in STRATEGIES.names()]
+        # DARTS trains while it searches, so it is a one-shot pipeline of its own, not an ask/tell strategy
+        rows.append({"name": DARTS, "what": "Gradient-based one-shot search (DARTS, Liu et al. 2019) on "
+                                             "nb201 or mbv2, trained bilevel, then discretized"})
+        return [row["name"] for row in rows], sorted(rows, key=lambda row: row["name"])
     from tinyevo.estimate import ESTIMATORS
     return ESTIMATORS.names(), [{"name": n, "what": summary(ESTIMATORS.get(n))} for n in ESTIMATORS.names()]
 
