@@ -70,7 +70,8 @@ def trial_row(record, final: dict | None, front_ids: list[int]) -> dict:
            "accuracy": trial.metrics.get("accuracy"), "describe": record.describe,
            "seconds": record.seconds, "origin": trial.origin,
            "error": record.error or (str(trial.metrics["error"]) if trial.metrics.get("error") else ""),
-           **{key: trial.metrics.get(key) for key in COST_FIELDS}}
+           **{key: trial.metrics.get(key) for key in COST_FIELDS},
+           "final_val_accuracy": None, "test_accuracy": None, "int8_test_accuracy": None, "weights": None}
     if final and final.get("status") == "ok":
         row.update(final_val_accuracy=final.get("val_accuracy"), test_accuracy=final.get("test_accuracy"),
                    int8_test_accuracy=final.get("int8_test_accuracy"), weights=final.get("weights"))
@@ -89,7 +90,7 @@ def settings_rows(view: RunView) -> list[tuple[str, str]]:
     c = view.config
     limits = ", ".join(f"{key} {value}" for key, value in vars(c.constraints).items() if value is not None)
     rows = [("run folder", str(view.run_dir)), ("space", c.space), ("dataset", c.dataset),
-            ("board", c.board), ("peak SRAM counted", f"{c.execution} (runtime {c.runtime})"),
+            ("peak SRAM counted", f"{c.execution} (runtime {c.runtime})"),
             ("strategy", c.strategy), ("estimator", c.estimator), ("objectives", ", ".join(c.objectives)),
             ("constraints", limits or "the board's SRAM and flash"),
             ("budget", f"{c.budget} evaluations" + (f", {c.max_seconds:g} s" if c.max_seconds else "")),
