@@ -34,6 +34,7 @@ def to_svg(fig: Figure, titles: dict[str, str] | None = None) -> str:
     text = text[text.index("<svg"):]
     for gid, title in (titles or {}).items():
         text = text.replace(f'<g id="{gid}">', f'<g id="{gid}"><title>{html.escape(title)}</title>', 1)
+    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)  # matplotlib's RDF credits
     return re.sub(r"<!--.*?-->", "", text, flags=re.S)
 
 
