@@ -22,7 +22,7 @@ from PIL import Image
 
 from tinyevo.cli import main
 from tinyevo.model_file import load_architecture
-from tinyevo.report import write_report
+from tinyevo.report import RunView, render, report_data, write_report
 from tinyevo.report.memory import flash_breakdown, timeline
 from tinyevo.store import Store
 
@@ -129,9 +129,8 @@ def test_running_search_is_said(tmp_path):
                    "attempt, in_process, pid) VALUES (3, 'k', '[]', 'x', '{}', '[]', 1, 1, ?)", (pid,))
         db.commit()
         db.close()
-        _, data = write_report(run)
-        assert data.state == state
-        assert f'data-state="{state}"' in (run / "report.html").read_text()
+        assert report_data(RunView.open(run)).state == state
+    assert 'data-state="incomplete"' in render(report_data(RunView.open(run)))
 
 
 def test_show_says_where_the_report_is(tmp_path, capsys):
@@ -172,6 +171,7 @@ def ink_profile(path: Path, bands: int = 104) -> np.ndarray:
     return np.array([band.mean() for band in np.array_split(ink, bands, axis=0)])
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_demo_report_in_chromium(tmp_path):
     run = copy_run(DEMO_RUN, tmp_path)

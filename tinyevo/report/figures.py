@@ -11,6 +11,7 @@ import re
 
 import matplotlib
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from tinyevo.units import format_bytes
 
@@ -29,7 +30,7 @@ def to_svg(fig: Figure, titles: dict[str, str] | None = None) -> str:
     ``<title>``."""
     buffer = io.StringIO()
     with matplotlib.rc_context(SVG_STYLE):
-        fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
     text = text[text.index("<svg"):]
     for gid, title in (titles or {}).items():
@@ -136,6 +137,7 @@ def memory_figure(timelines, board_sram: int, limit: int | None) -> str:
         ax.set_ylabel("live bytes")
         if log:
             ax.set_yscale("log")
+            ax.yaxis.set_minor_locator(NullLocator())
         ax.legend(loc="upper right", fontsize=8)
     return to_svg(fig)
 
