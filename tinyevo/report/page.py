@@ -2,12 +2,11 @@
 and the figures of ``tinyevo.report.figures``, inline: one file that needs no network."""
 from __future__ import annotations
 
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 
 import jinja2
 
-from tinyevo import __version__
 from tinyevo.report.data import COLUMNS, ReportData
 from tinyevo.report.figures import flash_figure, memory_figure, pareto_figure, progress_figure
 from tinyevo.units import format_bytes
@@ -27,7 +26,7 @@ def render(data: ReportData) -> str:
         figures["flash"] = flash_figure(data.flash, data.board["flash_bytes"], data.limits.get("flash_bytes"))
     counts = {"trials": len(data.trials),
               **{s: sum(1 for t in data.trials if t["status"] == s) for s in ("ok", "infeasible", "failed")}}
-    return template.render(data=data, best=data.best, columns=COLUMNS, counts=counts, version=__version__,
+    return template.render(data=data, best=data.best, columns=COLUMNS, counts=counts, version=_version(),
                            run_name=Path(data.run_dir).name or data.run_dir, **figures)
 
 
@@ -54,3 +53,12 @@ def _cell(value, key: str) -> str:
     if isinstance(value, float) and not float(value).is_integer() or key in ("latency_ms", "seconds"):
         return f"{value:.2f}"
     return f"{int(value):,}"
+
+
+def _version() -> str:
+    """tinyevo's installed version (its package metadata: ``tinyevo.__version__`` would import the
+    whole package back)."""
+    try:
+        return metadata.version("tinyevo")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
