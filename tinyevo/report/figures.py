@@ -11,7 +11,7 @@ import re
 
 import matplotlib
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import MaxNLocator, NullLocator
 
 from tinyevo.units import format_bytes
 
@@ -66,6 +66,9 @@ def progress_figure(trials: list[dict]) -> str:
     left.set(xlabel="trial (in the order evaluated)", ylabel="search accuracy",
              title="Accuracy over trials")
     left.legend(loc="lower right", fontsize=8)
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=ax is right))
     for status, colour in STATUS_COLOURS.items():
         counts, n = [], 0
         for t in trials:
@@ -102,6 +105,9 @@ def pareto_figure(trials: list[dict], front_ids: list[int], metrics: list[str],
         front = sorted((t[metric], t["accuracy"]) for t in shown if t["trial"] in front_ids)
         if front:
             ax.step(*zip(*front), where="post", color=FRONT, linewidth=1, label="Pareto front")
+        values = [t[metric] for t in shown]
+        if metric.endswith("_bytes") and values and min(values) > 0 and limits.get(metric, 0) > 5 * max(values):
+            ax.set_xscale("log")  # bytes over orders of magnitude, up to the limit
         if metric in limits:
             ax.axvline(limits[metric], color=LIMIT, linestyle="--", linewidth=1,
                        label=f"limit {_amount(metric, limits[metric])}")
@@ -144,7 +150,7 @@ def memory_figure(timelines, board_sram: int, limit: int | None) -> str:
 
 def flash_figure(parts: dict[str, int | None], board_flash: int, limit: int | None) -> str:
     """The best model's constants in flash, stacked: weights, biases, scales."""
-    fig = _figure(10, 1.6)
+    fig = _figure(10, 1.9)
     ax = fig.subplots()
     left = 0
     colours = {"weights": "#1f77b4", "biases": "#ff7f0e", "scales": "#2ca02c"}
@@ -156,7 +162,7 @@ def flash_figure(parts: dict[str, int | None], board_flash: int, limit: int | No
         ax.axvline(limit, color=LIMIT, linestyle="--", linewidth=1, label=f"--max-flash {format_bytes(limit)}")
     ax.set_yticks([])
     ax.set_xlabel(f"bytes (board flash {format_bytes(board_flash)})")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.55), ncol=4, fontsize=8, frameon=False)
+    fig.legend(loc="outside lower center", ncol=4, fontsize=8, frameon=False)
     return to_svg(fig)
 
 

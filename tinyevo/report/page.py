@@ -26,7 +26,8 @@ def render(data: ReportData) -> str:
         figures["flash"] = flash_figure(data.flash, data.board["flash_bytes"], data.limits.get("flash_bytes"))
     counts = {"trials": len(data.trials),
               **{s: sum(1 for t in data.trials if t["status"] == s) for s in ("ok", "infeasible", "failed")}}
-    return template.render(data=data, best=data.best, columns=COLUMNS, counts=counts, version=_version(),
+    columns = [c for c in COLUMNS if c[0] != "error" or any(t["error"] for t in data.trials)]
+    return template.render(data=data, best=data.best, columns=columns, counts=counts, version=_version(),
                            run_name=Path(data.run_dir).name or data.run_dir, **figures)
 
 
