@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from tinyevo.commands.report import report_hint
 from tinyevo.commands.tinynas import json_object
 from tinyevo.config import CHOICES, SearchConfig, load_config, merge
 from tinyevo.hardware.execution import SEARCHED
@@ -133,6 +134,7 @@ def run_show(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=1))
     else:
         print_results(results)
+        print(report_hint(args.run_dir))
     return 0
 
 

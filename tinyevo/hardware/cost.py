@@ -90,6 +90,15 @@ def flash_bytes(arch: Architecture) -> int:
                for weights, biases, channels in _stored_tensors(arch))
 
 
+def flash_parts(arch: Architecture) -> dict[str, int]:
+    """``flash_bytes`` split by what is stored: ``weights`` (int8), ``biases`` (int32) and ``scales``
+    (the per-channel requantization multiplier and shift); the three add up to ``flash_bytes``."""
+    layers = _stored_tensors(arch)
+    return {"weights": sum(w for w, _, _ in layers) * WEIGHT_BYTES,
+            "biases": sum(b for _, b, _ in layers) * BIAS_BYTES,
+            "scales": sum(c for _, _, c in layers) * QUANT_BYTES_PER_CHANNEL}
+
+
 def _stored_tensors(arch: Architecture) -> list[tuple[int, int, int]]:
     """(weights, biases, quantized output channels) of each layer that stores parameters."""
     folds = batch_norm_folds(arch)

@@ -7,6 +7,7 @@ from pathlib import Path
 STORE_FILE = "trials.sqlite"
 MODELS_DIR = "models"
 RESULTS_FILE = "results.json"
+REPORT_FILE = "report.html"  # tinyevo report's page, by default
 CONFIG_KEY = "search_config"  # the store's entry with the run's SearchConfig
 FINAL_KEY = "final"  # the store's entry with the final records, {trial id: record}
 
