@@ -17,7 +17,8 @@ from tinyevo.hardware.limits import BY_FIELD
 from tinyevo.runs.config import dataset_options, objectives_of
 from tinyevo.runs.estimators import run_estimator, trains
 from tinyevo.runs.final import finalize
-from tinyevo.runs.layout import CONFIG_KEY, STORE_FILE
+from tinyevo.runs.folder import RunLock, check_out_dir
+from tinyevo.runs.layout import CONFIG_KEY, RUN_MARKERS, STORE_FILE
 from tinyevo.strategies.base import Trial
 
 
@@ -46,10 +47,7 @@ class SearchJob:
         from tinyevo.hardware import load_board
         from tinyevo.spaces import create_space
 
-        out_dir = Path(out_dir)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise TinyevoError(f"{out_dir} is a file, not a run folder; give --out a folder (new, or "
-                               f"a run to resume)")
+        out_dir = check_out_dir(out_dir, RUN_MARKERS)
         board = load_board(config.board)
         dataset = None
         space_options = dict(config.space_options)
@@ -124,7 +122,8 @@ class SearchJob:
         self.check_feasible()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         budget = Budget(evaluations=self.config.budget, seconds=self.config.max_seconds)
-        with Store(self.out_dir / STORE_FILE) as store, self.executor() as executor:
+        with RunLock(self.out_dir), Store(self.out_dir / STORE_FILE) as store, \
+                self.executor() as executor:
             runner = Runner(self.space, self.strategy(), self.estimator(), store, budget,
                             self.constraints(), self.board, executor, progress=progress,
                             run_dir=self.out_dir, execution=self.config.execution_model(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from tinyevo.commands import arguments
 from tinyevo.config import CHOICES, SearchConfig, load_config, merge
 from tinyevo.hardware.execution import SEARCHED
 from tinyevo.hardware.limits import BY_METRIC, LIMITS
@@ -60,7 +61,7 @@ FLAGS = {
                                             "run's median evaluation time, at least 60 s, at most 2 h), "
                                             "none, or seconds (600, 90s, 15min); a candidate over it is "
                                             "recorded failed"),
-    "--seed": ("seed", int, "random seed: same seed, same run (default 0)"),
+    "--seed": ("seed", arguments.seed, "random seed: same seed, same run (default 0)"),
     **{limit.flag: (f"constraints.{limit.key}", str, limit.help()) for limit in LIMITS},
     "--epochs": ("fidelity.epochs", int, "training epochs per candidate during the search (default 3)"),
     "--data-fraction": ("fidelity.data_fraction", float, "share of the training data per candidate"),
@@ -90,7 +91,7 @@ def add_parser(sub) -> None:
         choices = CHOICES.get(field)  # checked with the config (one-line error), listed here
         p.add_argument(flag, type=kind, help=text, metavar="{%s}" % ",".join(choices) if choices else None)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(handler=run_search)
+    p.set_defaults(handler=run_search, resumes=True)
 
     p = sub.add_parser("show", help="the Pareto front and best model of a search",
                        description="Print the Pareto front of a run and its best model under the "
