@@ -21,6 +21,9 @@ def read_json(path: str | Path, what: str = "file") -> object:
         raise TinyevoError(f"{path}: is a folder, expected a JSON {what}")
     try:
         return json.loads(path.read_text())
+    except OSError as error:
+        raise TinyevoError(f"{path}: cannot read the {what} ({error.strerror or error}); check its "
+                           f"permissions") from None
     except UnicodeDecodeError:
         raise TinyevoError(f"{path}: not a text file; expected JSON") from None
     except json.JSONDecodeError as error:

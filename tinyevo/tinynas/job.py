@@ -28,6 +28,7 @@ from tinyevo.hardware.execution import DEPLOYED
 from tinyevo.hardware.limits import Constraints
 from tinyevo.runs.folder import RunInUse, RunLock, check_out_dir
 from tinyevo.runs.layout import atomic_write
+from tinyevo.units import check_seed
 
 SETTINGS_FILE, STAGE1_FILE, CDF_FILE, SUPERNET_FILE = ("tinynas.json", "stage1.json", "stage1_cdf.png",
                                                        "supernet.npz")
@@ -336,6 +337,7 @@ def merged_seconds(before: dict, now: dict) -> dict:
 
 
 def _check_settings(s: TinyNASSettings) -> None:
+    check_seed(s.seed)
     positive = {"samples": s.samples, "supernet_epochs": s.supernet_epochs, "batch_size": s.batch_size,
                 "population": s.population, "calibration_batches": s.calibration_batches,
                 "finetune_epochs": s.finetune_epochs, "finetune_models": s.finetune_models}
