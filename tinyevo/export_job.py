@@ -30,6 +30,7 @@ from tinyevo.model_file import load_architecture
 from tinyevo.nn import build
 from tinyevo.runs.export import load_run_model
 from tinyevo.runs.models import load_weights
+from tinyevo.runs.results import load_results
 
 RANDOM_CALIBRATION_ROWS = 64  # random inputs for a genome file with no data
 
@@ -51,6 +52,9 @@ def export_model(source: str | Path, format: str, out: str | Path, trial: int | 
     if source.is_dir():
         if weights is not None:
             raise TinyevoError(f"--weights is for a genome file; the run {source} keeps its own weights")
+        note = load_results(source).get("incomplete")
+        if note:
+            warn(f"warning: {source} is an incomplete run ({note}); exporting from what it holds now")
         model = load_run_model(source, trial)
     else:
         if trial is not None:

@@ -18,7 +18,7 @@ from tinyevo.runs.config import dataset_options, objectives_of
 from tinyevo.runs.estimators import run_estimator, trains
 from tinyevo.runs.final import finalize
 from tinyevo.runs.folder import RunLock, check_out_dir
-from tinyevo.runs.layout import CONFIG_KEY, RUN_MARKERS, STORE_FILE
+from tinyevo.runs.layout import CONFIG_KEY, FINISHED_KEY, RUN_MARKERS, STORE_FILE
 from tinyevo.strategies.base import Trial
 
 
@@ -130,7 +130,9 @@ class SearchJob:
                             eval_timeout=self.config.eval_timeout, frontend=self.frontend())
             check_config(store, runner.config())  # refuse a folder of another run before writing
             store.set(CONFIG_KEY, self.config.to_dict())
+            store.set(FINISHED_KEY, False)  # until this session has done all it was asked
             trials = runner.run()
             if trains(self.config):
                 finalize(self.config, self.space, self.out_dir, trials, store, progress)
+            store.set(FINISHED_KEY, True)
         return trials

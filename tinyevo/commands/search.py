@@ -162,6 +162,15 @@ def _count(value) -> str:
     return "-" if value is None else f"{value:,}"
 
 
+def no_front(results: dict) -> str:
+    """Why a run has no Pareto front yet."""
+    if not results["evaluated"] and not results["trials"]:
+        return "no trial has been evaluated yet"
+    if results["failed"] and results["failed"] == results["trials"] - results["infeasible"]:
+        return "no model: every evaluated trial failed (why: above)"
+    return "no model fits the constraints yet"
+
+
 def print_results(results: dict) -> None:
     peak = results.get("execution", SEARCHED.execution).replace("_", " ")
     if results.get("runtime", "c") == "tflm":
@@ -170,8 +179,12 @@ def print_results(results: dict) -> None:
           f"(peak SRAM {peak}), "
           f"{results['strategy']}; {results['evaluated']} evaluated, {results['infeasible']} rejected "
           f"by constraints, {results['failed']} failed")
+    if results.get("incomplete"):
+        print(f"incomplete run: {results['incomplete']}")
+    for failure in results.get("failures", []):
+        print(f"  trial {failure['trial']} failed: {failure['error']}")
     if not results["front"]:
-        print("no model fits the constraints yet")
+        print(no_front(results))
         return
     print(f"Pareto front ({', '.join(results['objectives'])}; by the search's accuracy, which is "
           f"measured at the search fidelity; val/test/int8 are of the final training):")

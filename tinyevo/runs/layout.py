@@ -9,6 +9,7 @@ MODELS_DIR = "models"
 RESULTS_FILE = "results.json"
 CONFIG_KEY = "search_config"  # the store's entry with the run's SearchConfig
 FINAL_KEY = "final"  # the store's entry with the final records, {trial id: record}
+FINISHED_KEY = "finished"  # set when a run's command has done all it was asked (search, final training)
 DATA_FILE = "data.npz"  # a run's own data (``tinyevo.search(data=...)``)
 #: Files of which a search's run folder holds one from its start (``folder.check_out_dir``).
 RUN_MARKERS = (STORE_FILE, DATA_FILE)

@@ -27,7 +27,7 @@ from tinyevo.errors import TinyevoError
 from tinyevo.hardware.execution import DEPLOYED
 from tinyevo.hardware.limits import Constraints
 from tinyevo.runs.folder import RunInUse, RunLock, check_out_dir
-from tinyevo.runs.layout import atomic_write
+from tinyevo.runs.layout import FINISHED_KEY, atomic_write
 from tinyevo.units import check_seed
 
 SETTINGS_FILE, STAGE1_FILE, CDF_FILE, SUPERNET_FILE = ("tinynas.json", "stage1.json", "stage1_cdf.png",
@@ -307,10 +307,12 @@ class TinyNASJob:
         self.supernet(space)
         with Store(self.out_dir / STORE_FILE) as store:
             store.set("search_config", self.search_config(space).to_dict())
+            store.set(FINISHED_KEY, False)
             trials = self.evolve(space, store)
             final = self.finetune(space, trials, store)
             self.seconds = merged_seconds((store.get("tinynas") or {}).get("seconds", {}), self.seconds)
             store.set("tinynas", {"stage1": stage1.chosen, "seconds": self.seconds})
+            store.set(FINISHED_KEY, True)
         results = write_results(self.out_dir)
         return self.summary(stage1, trials, final, results)
 
