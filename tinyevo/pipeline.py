@@ -120,11 +120,12 @@ class SearchJob:
         from tinyevo.store import Store
 
         self.check_feasible()
+        strategy, estimator = self.strategy(), self.estimator()  # a bad name fails before any write
+        executor = self.executor()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         budget = Budget(evaluations=self.config.budget, seconds=self.config.max_seconds)
-        with RunLock(self.out_dir), Store(self.out_dir / STORE_FILE) as store, \
-                self.executor() as executor:
-            runner = Runner(self.space, self.strategy(), self.estimator(), store, budget,
+        with executor, RunLock(self.out_dir), Store(self.out_dir / STORE_FILE) as store:
+            runner = Runner(self.space, strategy, estimator, store, budget,
                             self.constraints(), self.board, executor, progress=progress,
                             run_dir=self.out_dir, execution=self.config.execution_model(),
                             eval_timeout=self.config.eval_timeout, frontend=self.frontend())

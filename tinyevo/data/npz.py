@@ -90,9 +90,11 @@ def load_npz(data_dir=None, seed: int = 0, path=None, val_size: float | int = VA
     arrays = read_npz(file)
     x = as_images(arrays["x"], str(file))
     y = class_labels(arrays["y"], len(x), str(file))
+    check_inputs(x, str(file))  # before the pixels become floats
     has_test = "x_test" in arrays and "y_test" in arrays
     x_test = as_images(arrays["x_test"], str(file)) if has_test else x[:0]
     y_test = class_labels(arrays["y_test"], len(x_test), str(file)) if has_test else y[:0]
+    check_inputs(x_test, str(file))
     if x_test.shape[1:] != x.shape[1:]:
         raise TinyevoError(f"{file}: x_test rows are {x_test.shape[1:]} but x rows are {x.shape[1:]}")
     classes = int(num_classes or max(y.max(initial=0), y_test.max(initial=0)) + 1)

@@ -35,7 +35,8 @@ def check_out_dir(path: str | Path, markers: tuple[str, ...], flag: str = "--out
     if not os.access(existing, os.W_OK | os.X_OK):
         raise TinyevoError(f"{flag} {path}: cannot write in {existing} (permission denied or a "
                            f"read-only file system); give {flag} a folder you can write")
-    if existing == resolved and any(path.iterdir()) and not any((path / m).exists() for m in markers):
+    others = [p for p in path.iterdir() if p.name != LOCK_FILE] if existing == resolved else []
+    if others and not any((path / m).exists() for m in markers):
         raise TinyevoError(f"{flag} {path} holds other files and no run (no {markers[0]}); tinyevo does "
                            f"not write among files it did not make: give {flag} a new or empty folder")
     return path
