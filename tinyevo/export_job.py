@@ -52,10 +52,10 @@ def export_model(source: str | Path, format: str, out: str | Path, trial: int | 
     if source.is_dir():
         if weights is not None:
             raise TinyevoError(f"--weights is for a genome file; the run {source} keeps its own weights")
-        note = load_results(source).get("incomplete")
-        if note:
-            warn(f"warning: {source} is an incomplete run ({note}); exporting from what it holds now")
         model = load_run_model(source, trial)
+        note = load_results(source).get("incomplete")
+        if note:  # after the model loaded: a refusal stays one line
+            warn(f"warning: {source} is an incomplete run ({note}); exporting from what it holds now")
     else:
         if trial is not None:
             raise TinyevoError(f"--trial picks a model of a run folder, and {source} is not a folder")
