@@ -35,9 +35,10 @@ from tinyevo.deploy.export import ExportResult
 from tinyevo.errors import TinyevoError
 from tinyevo.export_job import export_model
 from tinyevo.pipeline import SearchJob
+from tinyevo.runs.folder import check_out_dir
+from tinyevo.runs.layout import DATA_FILE, RUN_MARKERS
 from tinyevo.runs.results import load_results, write_results
 
-DATA_FILE = "data.npz"  # a run's own data (data=), in its folder
 
 #: keyword -> config field: the CLI's flags, e.g. ``max_sram`` -> ``constraints.max_sram``.
 KEYWORDS = {flag[2:].replace("-", "_"): target for flag, (target, _, _) in FLAGS.items()}
@@ -93,8 +94,8 @@ class SearchResult:
 def search(out: str | Path, *, data: Any = None, config: str | Path | None = None,
            objectives: list[str] | str | None = None, progress: bool = True, **settings) -> SearchResult:
     """Run (or resume) a search into the folder ``out`` and return its results."""
-    out = Path(out)
     search_config = settings_config(settings, config, objectives)
+    out = check_out_dir(out, RUN_MARKERS, "out")  # before data= is written there
     if data is not None:
         search_config = with_own_data(search_config, data, out)
     job = SearchJob.create(search_config, out)

@@ -45,7 +45,15 @@ from tinyevo.errors import TinyevoError
 from tinyevo.hardware.execution import EXECUTIONS, RUNTIMES, SEARCHED, ExecutionModel
 from tinyevo.hardware.limits import Constraints
 from tinyevo.strategies.base import DEFAULT_STRATEGY
-from tinyevo.units import check_eval_timeout
+from tinyevo.units import check_count, check_eval_timeout, check_seed
+
+#: What a search can optimize: the estimator's accuracy and every figure of the cost model
+#: (``tinyevo.hardware.cost.Cost``).
+OBJECTIVE_METRICS = ("accuracy", "params", "macs", "flash_bytes", "peak_sram_bytes", "latency_ms",
+                     "energy_mj")
+#: Settings that count something, and the least each may be.
+LEAST = {"budget": 1, "final_epochs": 1, "final_models": 0, "fidelity.epochs": 0,
+         "fidelity.batch_size": 1, "executor.workers": 1}
 
 
 @dataclass
@@ -148,12 +156,43 @@ def _build(cls, data: dict, source: str):
         if cls is SearchConfig and key == "eval_timeout":
             check_eval_timeout(value, f"{source}: eval_timeout")
     config = cls(**values)
+    if cls is SearchConfig:
+        check_ranges(config, source)
     if cls is SearchConfig and "runtime" in values:
         try:
             config.execution_model()
         except TinyevoError as error:
             raise TinyevoError(f"{source}: {error}") from None
     return config
+
+
+def check_ranges(config: "SearchConfig", source: str) -> None:
+    """Refuse, in one line and before any work, settings of the right type but out of range."""
+    check_seed(config.seed, f"{source}: seed")
+    for dotted, least in LEAST.items():
+        section, _, name = dotted.rpartition(".")
+        check_count(getattr(getattr(config, section) if section else config, name),
+                    f"{source}: {dotted.replace('fidelity.', '').replace('executor.', '')}", least)
+    fraction = config.fidelity.data_fraction
+    if isinstance(fraction, bool) or not 0 < fraction <= 1:
+        raise TinyevoError(f"{source}: data_fraction must be in (0, 1], got {fraction!r}")
+    if config.max_seconds is not None and not config.max_seconds > 0:
+        raise TinyevoError(f"{source}: max_seconds must be a positive number of seconds, got "
+                           f"{config.max_seconds!r}")
+    check_objectives(config.objectives, source)
+
+
+def check_objectives(objectives: list, source: str) -> None:
+    """Objectives are metrics the estimator and the cost model give, each once."""
+    if not objectives:
+        raise TinyevoError(f"{source}: objectives is empty; give e.g. accuracy,peak_sram_bytes")
+    unknown = [o for o in objectives if o not in OBJECTIVE_METRICS]
+    if unknown:
+        raise TinyevoError(f"{source}: unknown objective {unknown[0]!r}; objectives are "
+                           f"{', '.join(OBJECTIVE_METRICS)}")
+    twice = sorted({o for o in objectives if objectives.count(o) > 1})
+    if twice:
+        raise TinyevoError(f"{source}: objective {twice[0]!r} is given twice")
 
 
 _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "dict": (dict,),
@@ -176,6 +215,9 @@ def load_config(path: str | Path) -> SearchConfig:
         raise TinyevoError(f"{path}: config file not found; check the path")
     try:
         data = tomllib.loads(path.read_text())
+    except OSError as error:
+        raise TinyevoError(f"{path}: cannot read the config file ({error.strerror or error}); check "
+                           f"its permissions") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise TinyevoError(f"{path}: not valid TOML: {error}") from None
     return SearchConfig.from_dict(data, str(path))

@@ -30,6 +30,7 @@ from tinyevo.model_file import load_architecture
 from tinyevo.nn import build
 from tinyevo.runs.export import load_run_model
 from tinyevo.runs.models import load_weights
+from tinyevo.runs.results import load_results
 
 RANDOM_CALIBRATION_ROWS = 64  # random inputs for a genome file with no data
 
@@ -52,6 +53,9 @@ def export_model(source: str | Path, format: str, out: str | Path, trial: int | 
         if weights is not None:
             raise TinyevoError(f"--weights is for a genome file; the run {source} keeps its own weights")
         model = load_run_model(source, trial)
+        note = load_results(source).get("incomplete")
+        if note:  # after the model loaded: a refusal stays one line
+            warn(f"warning: {source} is an incomplete run ({note}); exporting from what it holds now")
     else:
         if trial is not None:
             raise TinyevoError(f"--trial picks a model of a run folder, and {source} is not a folder")

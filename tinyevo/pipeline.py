@@ -18,7 +18,8 @@ from tinyevo.hardware.limits import BY_FIELD
 from tinyevo.runs.config import dataset_options, objectives_of
 from tinyevo.runs.estimators import run_estimator, trains
 from tinyevo.runs.final import finalize
-from tinyevo.runs.layout import CONFIG_KEY, STORE_FILE
+from tinyevo.runs.folder import RunLock, check_out_dir
+from tinyevo.runs.layout import CONFIG_KEY, FINISHED_KEY, RUN_MARKERS, STORE_FILE
 from tinyevo.strategies.base import Trial
 
 
@@ -47,10 +48,7 @@ class SearchJob:
         from tinyevo.hardware import load_board
         from tinyevo.spaces import create_space
 
-        out_dir = Path(out_dir)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise TinyevoError(f"{out_dir} is a file, not a run folder; give --out a folder (new, or "
-                               f"a run to resume)")
+        out_dir = check_out_dir(out_dir, RUN_MARKERS)
         board = load_board(config.board)
         dataset = None
         space_options = dict(config.space_options)
@@ -125,20 +123,24 @@ class SearchJob:
         if self.config.strategy == DARTS:
             check_darts(self.config, self.space)
         self.check_feasible()
+        strategy, estimator = self.strategy(), self.estimator()  # a bad name fails before any write
+        executor = self.executor()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.config.strategy == DARTS:
             return self.run_darts(progress)
         budget = Budget(evaluations=self.config.budget, seconds=self.config.max_seconds)
-        with Store(self.out_dir / STORE_FILE) as store, self.executor() as executor:
-            runner = Runner(self.space, self.strategy(), self.estimator(), store, budget,
+        with executor, RunLock(self.out_dir), Store(self.out_dir / STORE_FILE) as store:
+            runner = Runner(self.space, strategy, estimator, store, budget,
                             self.constraints(), self.board, executor, progress=progress,
                             run_dir=self.out_dir, execution=self.config.execution_model(),
                             eval_timeout=self.config.eval_timeout, frontend=self.frontend())
             check_config(store, runner.config())  # refuse a folder of another run before writing
             store.set(CONFIG_KEY, self.config.to_dict())
+            store.set(FINISHED_KEY, False)  # until this session has done all it was asked
             trials = runner.run()
             if trains(self.config):
                 finalize(self.config, self.space, self.out_dir, trials, store, progress)
+            store.set(FINISHED_KEY, True)
         return trials
 
     def run_darts(self, progress: bool = True) -> list[Trial]:

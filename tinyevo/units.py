@@ -16,6 +16,8 @@ AUTO = "auto"  # the eval_timeout that follows the run's median evaluation time 
 
 
 def _parse(text: str, units: dict, what: str, example: str) -> float:
+    if str(text).strip().startswith("-"):
+        raise TinyevoError(f"{what} cannot be negative, got {text!r}; write it like {example}")
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
     if not match or match.group(2).lower() not in units:
         raise TinyevoError(f"cannot read {what} {text!r}; write it like {example}")
@@ -32,6 +34,28 @@ def parse_ms(text: str | float) -> float:
 
 def parse_count(text: str | int) -> int:
     return int(_parse(str(text), _MACS, "a count", "5M or 200000"))
+
+
+#: Seeds are whole numbers in [0, MAX_SEED]: every generator (numpy, torch) takes them as they are.
+MAX_SEED = 2**31 - 1
+
+
+def check_seed(value, where: str = "seed") -> int:
+    """``value`` as a seed, or a one-line TinyevoError naming ``where``."""
+    if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise TinyevoError(f"{where} must be a whole number from 0 to {MAX_SEED}, got {value!r}")
+    return value
+
+
+def check_count(value, where: str, minimum: int = 1) -> int:
+    """``value`` as a whole number of at least ``minimum``, or a one-line TinyevoError."""
+    if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise TinyevoError(f"{where} must be a whole number of at least {minimum}, got {value!r}")
+    return value
 
 
 def format_bytes(n: float | None) -> str:

@@ -7,6 +7,7 @@ import json
 import sys
 from dataclasses import asdict
 
+from tinyevo.commands import arguments
 from tinyevo.hardware.execution import DEPLOYED, LAYER_BY_LAYER, STREAMED, ExecutionModel
 
 EPILOG = """\
@@ -42,7 +43,7 @@ def add_parser(sub) -> None:
                    help="file to write (its folder must exist); for --format c, the library's folder")
     p.add_argument("--trial", type=int, help="trial id of the run's model to export (default: the best)")
     p.add_argument("--weights", help="trained weights (.npz state dict) for a genome / architecture file")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=arguments.seed, default=0,
                    help="seed of the random weights and calibration of a genome file (default 0)")
     p.add_argument("--execution", default=DEPLOYED.execution, choices=(STREAMED, LAYER_BY_LAYER),
                    help="--format c: streamed (default: the first ops run row by row through line "

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+from tinyevo.commands import arguments
 from tinyevo.hardware.execution import SEARCHED
 from tinyevo.model_file import genome_document, load_architecture
 from tinyevo.units import format_bytes
@@ -22,8 +23,8 @@ def add_parser(sub) -> None:
                        description="Draw a random genome of a space and show it. With --json the "
                                    "output is a genome file that `tinyevo cost` reads.")
     p.add_argument("--space", required=True, help="search space name (see `tinyevo list spaces`)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--count", type=int, default=1, help="how many genomes (default 1)")
+    p.add_argument("--seed", type=arguments.seed, default=0, help="random seed (default 0)")
+    p.add_argument("--count", type=arguments.count, default=1, help="how many genomes (default 1)")
     p.add_argument("--board", default="stm32f746", help="board for the cost column (default stm32f746)")
     p.add_argument("--json", action="store_true", help="print the genome file(s) as JSON")
     p.set_defaults(handler=run_sample)
@@ -100,7 +101,7 @@ def run_sample(args: argparse.Namespace) -> int:
     space, board = create_space(args.space), load_board(args.board)
     rng = np.random.default_rng(args.seed)
     documents = []
-    for _ in range(max(args.count, 1)):
+    for _ in range(args.count):
         genome = space.sample(rng)
         cost = estimate_cost(space.decode(genome), board)
         documents.append({**genome_document(space, genome), "cost": cost.to_dict()})

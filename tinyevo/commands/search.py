@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from tinyevo.commands import arguments
 from tinyevo.commands.report import report_hint
 from tinyevo.commands.tinynas import json_object
 from tinyevo.config import CHOICES, SearchConfig, load_config, merge
@@ -66,7 +67,7 @@ FLAGS = {
                                             "run's median evaluation time, at least 60 s, at most 2 h), "
                                             "none, or seconds (600, 90s, 15min); a candidate over it is "
                                             "recorded failed"),
-    "--seed": ("seed", int, "random seed: same seed, same run (default 0)"),
+    "--seed": ("seed", arguments.seed, "random seed: same seed, same run (default 0)"),
     **{limit.flag: (f"constraints.{limit.key}", str, limit.help()) for limit in LIMITS},
     "--epochs": ("fidelity.epochs", int, "training epochs per candidate during the search (default 3)"),
     "--data-fraction": ("fidelity.data_fraction", float, "share of the training data per candidate"),
@@ -96,7 +97,7 @@ def add_parser(sub) -> None:
         choices = CHOICES.get(field)  # checked with the config (one-line error), listed here
         p.add_argument(flag, type=kind, help=text, metavar="{%s}" % ",".join(choices) if choices else None)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(handler=run_search)
+    p.set_defaults(handler=run_search, resumes=True)
 
     p = sub.add_parser("show", help="the Pareto front and best model of a search",
                        description="Print the Pareto front of a run and its best model under the "
@@ -168,6 +169,15 @@ def _count(value) -> str:
     return "-" if value is None else f"{value:,}"
 
 
+def no_front(results: dict) -> str:
+    """Why a run has no Pareto front yet."""
+    if not results["evaluated"] and not results["trials"]:
+        return "no trial has been evaluated yet"
+    if results["failed"] and results["failed"] == results["trials"] - results["infeasible"]:
+        return "no model: every evaluated trial failed (why: above)"
+    return "no model fits the constraints yet"
+
+
 def print_results(results: dict) -> None:
     peak = results.get("execution", SEARCHED.execution).replace("_", " ")
     if results.get("runtime", "c") == "tflm":
@@ -176,8 +186,12 @@ def print_results(results: dict) -> None:
           f"(peak SRAM {peak}), "
           f"{results['strategy']}; {results['evaluated']} evaluated, {results['infeasible']} rejected "
           f"by constraints, {results['failed']} failed")
+    if results.get("incomplete"):
+        print(f"incomplete run: {results['incomplete']}")
+    for failure in results.get("failures", []):
+        print(f"  trial {failure['trial']} failed: {failure['error']}")
     if not results["front"]:
-        print("no model fits the constraints yet")
+        print(no_front(results))
         return
     print(f"Pareto front ({', '.join(results['objectives'])}; by the search's accuracy, which is "
           f"measured at the search fidelity; val/test/int8 are of the final training):")

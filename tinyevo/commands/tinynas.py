@@ -6,6 +6,7 @@ import argparse
 import json
 
 from tinyevo.errors import TinyevoError
+from tinyevo.commands import arguments
 from tinyevo.hardware.execution import DEPLOYED, check_runtime
 from tinyevo.hardware.limits import BY_KEY
 from tinyevo.units import format_bytes
@@ -72,7 +73,7 @@ FLAGS = {
     "--data-dir": ("data_dir", str, "folder (or .npz file for --dataset npz) with the data on disk"),
     "--board": ("board", str, "target board (tinyevo list boards); default stm32f746"),
     **{BY_KEY[key].flag: (key, str, BY_KEY[key].help(example)) for key, example in LIMIT_EXAMPLES.items()},
-    "--seed": ("seed", int, "random seed: same seed, same run (default 0)"),
+    "--seed": ("seed", arguments.seed, "random seed: same seed, same run (default 0)"),
     "--widths": ("widths", _floats, "stage 1 width multipliers, e.g. 0.2,0.3,0.5 (default 0.2..1.0)"),
     "--resolutions": ("resolutions", _ints, "stage 1 input resolutions, e.g. 16,28,40 (default: "
                                             "48..160, or around the data's own size when smaller)"),
@@ -106,7 +107,7 @@ def add_parser(sub) -> None:
                         "models); use `tinyevo search --space mbv2 --runtime tflm` for that")
     p.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(handler=run_tinynas)
+    p.set_defaults(handler=run_tinynas, resumes=True)
 
 
 def settings_from_args(args: argparse.Namespace):

@@ -13,7 +13,7 @@ import inspect
 
 # the loaders register themselves
 from tinyevo.data import cifar10, digits, idx, imagefolder, mnist1d, npz, wavfolder  # noqa: F401
-from tinyevo.data.base import DATASETS, Dataset
+from tinyevo.data.base import DATASETS, Dataset, check_dataset
 from tinyevo.errors import TinyevoError
 
 DEFAULT_DATASET = "digits"
@@ -29,7 +29,7 @@ def load_dataset(name: str = DEFAULT_DATASET, data_dir=None, seed: int = 0, **op
         unknown = sorted(set(options) - set(allowed))
         raise TinyevoError(f"dataset {name!r} has no option(s) {', '.join(unknown)}; "
                            f"its options are: {', '.join(allowed)}") from None
-    return loader(data_dir=data_dir, seed=seed, **options)
+    return check_dataset(loader(data_dir=data_dir, seed=seed, **options))
 
 
 __all__ = ["DATASETS", "DEFAULT_DATASET", "Dataset", "load_dataset"]

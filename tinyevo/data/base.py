@@ -111,6 +111,47 @@ def with_seeded_test(name: str, x, y, num_classes: int, seed: int, val_size: flo
                    num_classes, scale, {"split_seed": seed, "test_split": "seeded", **(meta or {})})
 
 
+def check_inputs(x: np.ndarray, where: str) -> None:
+    """Inputs are real numbers, all finite: no booleans, complex numbers, objects, NaN or infinity."""
+    if x.dtype == np.bool_:
+        raise TinyevoError(f"{where}: x holds booleans; give numbers (e.g. x.astype(numpy.uint8))")
+    if np.issubdtype(x.dtype, np.complexfloating):
+        raise TinyevoError(f"{where}: x holds complex numbers; give real ones (e.g. numpy.abs(x))")
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise TinyevoError(f"{where}: x holds {x.dtype} values; give numbers (uint8 pixels or floats)")
+    if np.issubdtype(x.dtype, np.floating):
+        bad = int(np.count_nonzero(~np.isfinite(x)))
+        if bad:
+            raise TinyevoError(f"{where}: x holds {bad:,} NaN or infinite value(s); replace them "
+                               f"(e.g. numpy.nan_to_num) or drop those rows")
+
+
+def check_labels(y_train: np.ndarray, num_classes: int, rows: int, where: str) -> None:
+    """At least two classes to tell apart, and labels numbered 0..K-1 with K no more than the rows."""
+    if len(np.unique(y_train)) < 2:
+        raise TinyevoError(f"{where}: the training rows hold {len(np.unique(y_train))} class(es); a "
+                           f"classifier needs at least two")
+    if num_classes > rows:
+        raise TinyevoError(f"{where}: labels go up to {num_classes - 1:,} but there are only {rows:,} "
+                           f"rows; number the classes 0..K-1 (numpy.unique(y, return_inverse=True) "
+                           f"does it)")
+
+
+def check_dataset(dataset: Dataset) -> Dataset:
+    """``dataset`` if every loader's rules hold for it (``check_inputs``, ``check_labels``)."""
+    where = dataset.meta.get("source") or dataset.name
+    rows = 0
+    for part in ("train", "val", "test"):
+        x, y = dataset.split(part)
+        check_inputs(x, where)
+        rows += len(y)
+        if len(y) and (y.min() < 0 or y.max() >= dataset.num_classes):
+            raise TinyevoError(f"{where}: {part} labels must be 0..{dataset.num_classes - 1}, got "
+                               f"{int(y.min())}..{int(y.max())}")
+    check_labels(dataset.y_train, dataset.num_classes, rows, where)
+    return dataset
+
+
 def labels(y: np.ndarray) -> np.ndarray:
     return np.asarray(y, dtype=np.int64).reshape(-1)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyevo.data.base import (DATASETS, TEST_SIZE, VAL_SIZE, Dataset, check_data_dir,
-                               with_official_test, with_seeded_test)
+from tinyevo.data.base import (DATASETS, TEST_SIZE, VAL_SIZE, Dataset, check_data_dir, check_inputs,
+                               check_labels, with_official_test, with_seeded_test)
 from tinyevo.errors import TinyevoError
 
 
@@ -54,12 +54,25 @@ def class_labels(y: np.ndarray, rows: int, where: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def read_npz(path: Path) -> dict[str, np.ndarray]:
+def read_arrays(path: Path, what: str = ".npz file") -> dict[str, np.ndarray]:
+    """Every array of a .npz (or .npy) file, read without pickle; one line when it is not one. Its
+    message never suggests loading pickled data: that would run code from the file."""
     try:
         with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise TinyevoError(f"{path}: not a readable .npz file ({error})") from None
+            if isinstance(archive, np.ndarray):
+                raise ValueError("a single .npy array, not an archive of named arrays")
+            return {key: archive[key] for key in archive.files}
+    except PermissionError:
+        raise TinyevoError(f"{path}: permission denied; make the {what} readable") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as error:
+        reason = ("not a NumPy .npz archive" if "pickle" in str(error) else
+                  " ".join(str(error).split())[:120] or type(error).__name__)
+        raise TinyevoError(f"{path}: not a readable {what} ({reason}); save it with "
+                           f"numpy.savez") from None
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    arrays = read_arrays(path)
     missing = {"x", "y"} - set(arrays)
     if missing:
         raise TinyevoError(f"{path}: lacks array(s) {sorted(missing)}; save it with "
@@ -77,9 +90,11 @@ def load_npz(data_dir=None, seed: int = 0, path=None, val_size: float | int = VA
     arrays = read_npz(file)
     x = as_images(arrays["x"], str(file))
     y = class_labels(arrays["y"], len(x), str(file))
+    check_inputs(x, str(file))  # before the pixels become floats
     has_test = "x_test" in arrays and "y_test" in arrays
     x_test = as_images(arrays["x_test"], str(file)) if has_test else x[:0]
     y_test = class_labels(arrays["y_test"], len(x_test), str(file)) if has_test else y[:0]
+    check_inputs(x_test, str(file))
     if x_test.shape[1:] != x.shape[1:]:
         raise TinyevoError(f"{file}: x_test rows are {x_test.shape[1:]} but x rows are {x.shape[1:]}")
     classes = int(num_classes or max(y.max(initial=0), y_test.max(initial=0)) + 1)
@@ -91,17 +106,23 @@ def load_npz(data_dir=None, seed: int = 0, path=None, val_size: float | int = VA
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Save ``arrays`` (x, y[, x_test, y_test]) as a .npz this loader reads, checked first, written
-    atomically; a file already there must hold the same arrays (a run's data cannot change)."""
+    """Save ``arrays`` (x, y[, x_test, y_test]) as a .npz this loader reads, checked first (as
+    ``load_dataset`` checks every dataset), written atomically; a file already there must hold the
+    same arrays (a run's data cannot change)."""
     path = Path(path)
     where = "data"
     x = as_images(np.asarray(arrays["x"]), where)
-    class_labels(np.asarray(arrays["y"]), len(x), where)
+    y = class_labels(np.asarray(arrays["y"]), len(x), where)
+    check_inputs(x, where)
+    rows, top = len(y), int(y.max(initial=0))
     if "x_test" in arrays:
         x_test = as_images(np.asarray(arrays["x_test"]), f"{where} (test)")
-        class_labels(np.asarray(arrays["y_test"]), len(x_test), f"{where} (test)")
+        y_test = class_labels(np.asarray(arrays["y_test"]), len(x_test), f"{where} (test)")
+        check_inputs(x_test, f"{where} (test)")
+        rows, top = rows + len(y_test), max(top, int(y_test.max(initial=0)))
         if x_test.shape[1:] != x.shape[1:]:
             raise TinyevoError(f"{where}: x_test rows are {x_test.shape[1:]} but x rows are {x.shape[1:]}")
+    check_labels(y, top + 1, rows, where)
     if path.is_file():
         if _same_arrays(read_npz(path), arrays):
             return path

@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 from tinyevo.arch import Architecture
 from tinyevo.data import DEFAULT_DATASET, Dataset, load_dataset
+from tinyevo.data.npz import read_arrays
 from tinyevo.errors import InvalidArchitecture, TinyevoError
 from tinyevo.estimate.base import ESTIMATORS, EvalContext, Estimator
 from tinyevo.estimate.supernet_layers import (ConvBnAct, ElasticInvertedResidual, ElasticLinear,
@@ -224,8 +225,8 @@ class Supernet(nn.Module):
         if meta.get("format") != FORMAT or meta.get("version") != VERSION:
             raise TinyevoError(f"{sidecar} is not a {FORMAT} version {VERSION} file")
         net = cls(MobileNetV2Space(**meta["space"]), meta["width"], meta["kernel_transform"], meta["seed"])
-        with np.load(weights, allow_pickle=False) as arrays:
-            net.load_state_dict({key: torch.from_numpy(arrays[key]) for key in arrays.files})
+        net.load_state_dict({key: torch.from_numpy(array)
+                             for key, array in read_arrays(weights, "supernet weights file").items()})
         net.trained_with = meta.get("training", {})
         return net.to(device)
 

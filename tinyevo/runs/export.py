@@ -16,7 +16,7 @@ from tinyevo.nn import build
 from tinyevo.runs.config import stored_config, stored_final
 from tinyevo.runs.estimators import run_estimator
 from tinyevo.runs.int8 import calibration_inputs, int8_accuracy
-from tinyevo.runs.layout import FINAL_KEY, STORE_FILE
+from tinyevo.runs.layout import STORE_FILE
 from tinyevo.runs.models import load_weights
 from tinyevo.runs.results import best_row, load_results
 from tinyevo.store import Store
@@ -25,7 +25,7 @@ from tinyevo.store import Store
 def load_run_model(run_dir: Path, trial: int | None = None) -> ModelToExport:
     """The best final-trained model of a run (or ``trial``), its weights and its calibration data."""
     results = load_results(run_dir)  # one clear line when the folder holds no run
-    with Store(run_dir / STORE_FILE) as store:
+    with Store(run_dir / STORE_FILE, read_only=True) as store:  # export never writes to the run
         config = stored_config(store)
         final = stored_final(store)
         searched = {record.trial.id: network_peak_sram(record.trial.metrics) for record in store.records()}
@@ -41,10 +41,8 @@ def load_run_model(run_dir: Path, trial: int | None = None) -> ModelToExport:
         data = featurized(data, architecture.frontend)
     calibration = calibration_inputs(data, architecture, config.seed)
 
-    def measure_int8(qmodel: QuantizedModel) -> float:
-        accuracy = int8_accuracy(qmodel, data, architecture, "test")
-        remember_int8_accuracy(run_dir, chosen, accuracy)
-        return accuracy
+    def measure_int8(qmodel: QuantizedModel) -> float:  # a run finalized before int8 was recorded
+        return int8_accuracy(qmodel, data, architecture, "test")
     return ModelToExport(architecture, module, calibration, str(run_dir), chosen,
                          record.get("test_accuracy"), record.get("int8_test_accuracy"),
                          measure_int8=measure_int8, searched_runtime=config.runtime,
@@ -91,12 +89,3 @@ def data_frontend(data) -> FrontEnd | None:
 def run_dataset(config):
     """The dataset of a run, loaded as its final training loaded it."""
     return run_estimator(config, final=True).data()
-
-
-def remember_int8_accuracy(run_dir: Path, trial: int, accuracy: float) -> None:
-    """Store a lazily measured int8 test accuracy in the run's ``final`` record, for ``tinyevo show``."""
-    with Store(run_dir / STORE_FILE) as store:
-        final = stored_final(store)
-        if str(trial) in final:
-            final[str(trial)]["int8_test_accuracy"] = accuracy
-            store.set(FINAL_KEY, final)

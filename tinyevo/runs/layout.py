@@ -10,6 +10,10 @@ RESULTS_FILE = "results.json"
 REPORT_FILE = "report.html"  # tinyevo report's page, by default
 CONFIG_KEY = "search_config"  # the store's entry with the run's SearchConfig
 FINAL_KEY = "final"  # the store's entry with the final records, {trial id: record}
+FINISHED_KEY = "finished"  # set when a run's command has done all it was asked (search, final training)
+DATA_FILE = "data.npz"  # a run's own data (``tinyevo.search(data=...)``)
+#: Files of which a search's run folder holds one from its start (``folder.check_out_dir``).
+RUN_MARKERS = (STORE_FILE, DATA_FILE)
 
 
 def model_stem(out_dir: Path, trial_id: int) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tinyevo.data.npz import read_arrays
 from tinyevo.errors import TinyevoError
 from tinyevo.runs.layout import atomic_write, model_stem
 
@@ -29,11 +30,7 @@ def load_weights(module: torch.nn.Module, path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise TinyevoError(f"{path}: no such weights file; give the .npz of a trained model")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            state = {key: torch.from_numpy(archive[key]) for key in archive.files}
-    except (OSError, ValueError) as error:
-        raise TinyevoError(f"{path}: not a readable .npz weights file ({error})") from None
+    state = {key: torch.from_numpy(array) for key, array in read_arrays(path, ".npz weights file").items()}
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as error:

@@ -8,7 +8,9 @@ from pathlib import Path
 from tinyevo.audio.features import FRONTEND_COLUMNS
 from tinyevo.errors import TinyevoError
 from tinyevo.runs.config import objectives_of, stored_config, stored_final
-from tinyevo.runs.layout import RESULTS_FILE, STORE_FILE, atomic_write
+from tinyevo.runs.estimators import trains
+from tinyevo.runs.folder import lock_owner
+from tinyevo.runs.layout import FINISHED_KEY, RESULTS_FILE, STORE_FILE, atomic_write
 from tinyevo.strategies.base import Trial
 from tinyevo.strategies.pareto import pareto_front
 from tinyevo.store import Store
@@ -27,10 +29,12 @@ def load_results(out_dir: str | Path, every_trial: bool = False) -> dict:
     if not path.is_file():
         raise TinyevoError(f"{out_dir}: no search results here (no {STORE_FILE}); "
                            f"run `tinyevo search --out {out_dir}` first")
-    with Store(path) as store:
+    with Store(path, read_only=True) as store:  # reading a run never writes to it
         records = store.records()
         config = stored_config(store)
         final = stored_final(store)
+        finished = bool(store.get(FINISHED_KEY))
+        running = [r.trial.id for r in store.running()]
     trials = [r.trial for r in records]
     objectives = objectives_of(config)
     front = sorted(pareto_front(trials, objectives), key=lambda t: (-t.metrics.get("accuracy", 0), t.id))
@@ -42,7 +46,35 @@ def load_results(out_dir: str | Path, every_trial: bool = False) -> dict:
             "trials": len(trials), "evaluated": sum(1 for r in records if r.evaluated),
             "infeasible": sum(1 for t in trials if t.status == "infeasible"),
             "failed": sum(1 for t in trials if t.status == "failed"),
-            "front": rows, "best": best_row(rows), **extra}
+            "front": rows, "best": best_row(rows), "failures": failures(records),
+            "incomplete": incomplete(out_dir, config, records, final, rows, finished, running), **extra}
+
+
+def failures(records) -> list[dict]:
+    """Each failed trial and why it failed (its error as the store keeps it)."""
+    return [{"trial": r.trial.id, "describe": r.describe,
+             "error": str(r.trial.metrics.get("error") or r.error or "no error recorded")}
+            for r in records if r.trial.status == "failed"]
+
+
+def incomplete(out_dir: Path, config, records, final: dict, rows: list[dict], finished: bool,
+               running: list[int]) -> str | None:
+    """Why the run is not finished (a line for ``show`` and ``export``), or None when it is."""
+    owner = lock_owner(out_dir)
+    if owner is not None:
+        return f"a search is writing it now (pid {owner}): these are its results so far"
+    if finished:
+        return None
+    again = "rerun its command to resume"
+    if running:
+        return (f"it was interrupted while evaluating trial(s) {', '.join(map(str, running))}; "
+                f"{again}")
+    evaluated = sum(1 for r in records if r.evaluated)
+    if config.max_seconds is None and evaluated < config.budget:
+        return f"it stopped after {evaluated} of its {config.budget} evaluations; {again}"
+    if trains(config) and config.final_models and rows and not any(str(r["trial"]) in final for r in rows):
+        return f"its final training has not run; {again}"
+    return None
 
 
 def _row(trial: Trial, final: dict | None, records) -> dict:

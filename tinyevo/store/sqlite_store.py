@@ -18,6 +18,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from tinyevo.errors import TinyevoError
 from tinyevo.strategies.base import Trial
@@ -101,10 +102,15 @@ class RunningRecord:
 
 
 class Store:
-    """``Store("run.sqlite")`` opens or creates a run's file; ``Store(":memory:")`` keeps nothing."""
+    """``Store("run.sqlite")`` opens or creates a run's file; ``Store(":memory:")`` keeps nothing.
+    ``Store(path, read_only=True)`` reads a run's file without ever writing to it (SQLite's
+    ``mode=ro``; a run on a read-only disk is read as immutable): what ``show`` and ``export`` use."""
 
-    def __init__(self, path: str | Path = ":memory:"):
-        self.path = str(path)
+    def __init__(self, path: str | Path = ":memory:", read_only: bool = False):
+        self.path, self.read_only = str(path), read_only
+        if read_only:
+            self._db = _open_read_only(Path(self.path))
+            return
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -113,8 +119,8 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
         except sqlite3.DatabaseError as error:
-            raise TinyevoError(f"cannot open the run store {self.path}: {error}; "
-                               f"give a new file or delete the broken one") from None
+            raise TinyevoError(f"cannot open the run store {self.path}: {error}; it was left as it "
+                               f"is: give a new --out (or restore the file from a backup)") from None
 
     # --- trials --------------------------------------------------------------------------------
     def save_trial(self, trial: Trial, *, describe: str = "", strategy: str = "",
@@ -144,6 +150,8 @@ class Store:
     def running(self) -> list[RunningRecord]:
         """The trials marked running and never saved, in id order: in a store no process is
         using, those its last run was evaluating when it stopped."""
+        if self.read_only and RUNNING not in _tables(self._db):  # a store made before the table
+            return []
         cursor = self._db.execute(f"SELECT {', '.join(RUNNING_COLUMNS)} FROM running WHERE id NOT IN "
                                   f"(SELECT id FROM trials) ORDER BY id")
         return [_running_record(dict(zip(RUNNING_COLUMNS, row))) for row in cursor]
@@ -204,6 +212,42 @@ class Store:
 
     def _transaction(self):
         return _Transaction(self._db)
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write ``path``; a one-line TinyevoError when it is no run store.
+    Nothing here suggests deleting the file: it may hold a run that another copy no longer has."""
+    if not path.is_file():
+        raise TinyevoError(f"{path}: no run store here; run `tinyevo search --out {path.parent}` first")
+    size = path.stat().st_size
+    if size == 0:
+        raise TinyevoError(f"{path} is empty (0 bytes): it holds no trials; it was left as it is "
+                           f"(restore it from a backup, or rerun the search into a new --out)")
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    error = None
+    # No -wal file: the store was closed cleanly and holds everything; read it as immutable, which
+    # makes no -shm or -wal beside it (and works on a read-only disk). Else a writer may be adding
+    # to it now: read it as a WAL reader does.
+    suffixes = ("", "&immutable=1") if Path(f"{path}-wal").exists() else ("&immutable=1",)
+    for suffix in suffixes:
+        try:
+            db = sqlite3.connect(uri + suffix, uri=True, isolation_level=None)
+            tables = _tables(db)
+            break
+        except sqlite3.DatabaseError as failure:
+            error = failure
+    else:
+        raise TinyevoError(f"cannot read the run store {path} ({error}); it was left as it is "
+                           f"(restore it from a backup, or rerun the search into a new --out)") from None
+    if "trials" not in tables:
+        db.close()
+        raise TinyevoError(f"{path} is an SQLite file without a trials table ({size:,} bytes), not a "
+                           f"tinyevo run store; it was left as it is")
+    return db
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 class _Transaction:

@@ -3,8 +3,9 @@
 The folder (``--out DIR``) holds, in the order they are produced:
 
 - ``tinynas.json``: the settings of the run (a rerun with other settings is refused);
-- ``stage1.json`` and ``stage1_cdf.png``: every candidate sub-space's sample and the choice
-  (read back, not recomputed, on a rerun);
+- ``stage1.partial.json`` while stage 1 runs: what it has sampled so far (every few models), so an
+  interrupted stage 1 goes on where it stopped; then ``stage1.json`` and ``stage1_cdf.png``: every
+  candidate sub-space's sample and the choice (read back, not recomputed, on a rerun);
 - ``supernet.npz`` / ``supernet.json``: the trained supernet of the chosen sub-space;
 - ``trials.sqlite``: the evolution's trials (the runner's store: a rerun replays it and goes on),
   with the run's settings as a ``tinyevo search`` run keeps them, and the ``final`` records of the
@@ -25,9 +26,13 @@ from pathlib import Path
 from tinyevo.errors import TinyevoError
 from tinyevo.hardware.execution import DEPLOYED
 from tinyevo.hardware.limits import Constraints
+from tinyevo.runs.folder import RunInUse, RunLock, check_out_dir
+from tinyevo.runs.layout import FINISHED_KEY, atomic_write
+from tinyevo.units import check_seed
 
 SETTINGS_FILE, STAGE1_FILE, CDF_FILE, SUPERNET_FILE = ("tinynas.json", "stage1.json", "stage1_cdf.png",
                                                        "supernet.npz")
+STAGE1_PARTIAL = "stage1.partial.json"
 #: Settings a rerun may change: they extend or shorten the evolution, or change what is printed.
 EXTENDABLE = ("generations", "max_seconds", "finetune_models", "device")
 #: The limits a TinyNAS run takes: its settings of those TOML keys (``tinyevo.hardware.limits``).
@@ -127,6 +132,7 @@ class TinyNASJob:
     def check_folder(self) -> bool:
         """Whether ``out_dir`` holds this run already; refuse one with a run of other settings or
         other files. Writes nothing."""
+        check_out_dir(self.out_dir, (SETTINGS_FILE,))
         path = self.out_dir / SETTINGS_FILE
         current = {k: v for k, v in self.settings.to_dict().items() if k not in EXTENDABLE}
         if path.is_file():
@@ -144,7 +150,17 @@ class TinyNASJob:
 
     def start_folder(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / SETTINGS_FILE).write_text(json.dumps(self.settings.to_dict(), indent=1))
+        if not (self.out_dir / SETTINGS_FILE).is_file():
+            atomic_write(self.out_dir / SETTINGS_FILE, json.dumps(self.settings.to_dict(), indent=1).encode())
+
+    def remove_new_folder(self) -> None:
+        """Undo ``start_folder`` of a run that stopped at its first step: a refusal leaves nothing."""
+        for name in (SETTINGS_FILE, STAGE1_PARTIAL):
+            (self.out_dir / name).unlink(missing_ok=True)
+        try:
+            self.out_dir.rmdir()
+        except OSError:
+            pass  # not empty: keep it
 
     def stage1(self):
         """The stage-1 result: read from ``stage1.json`` when there, else computed and saved."""
@@ -157,13 +173,19 @@ class TinyNASJob:
             return SpaceOptimization.from_json(json.loads(path.read_text()))
         s, start = self.settings, time.perf_counter()
         candidates = mbv2_sub_spaces(self.space, self.widths, self.resolutions)
-        self.log(f"stage 1: {len(candidates)} sub-spaces x {s.samples} random models")
-        result = optimize_search_space(candidates, self.constraints, model_cost(self.board), s.samples,
-                                       s.seed, self.progress)
-        self.start_folder()  # only now: a run whose limits nothing fits leaves no folder behind
+        partial_path = self.out_dir / STAGE1_PARTIAL
+        partial = json.loads(partial_path.read_text()) if partial_path.is_file() else {}
+        done = sum(int(p.get("drawn", 0)) for p in partial.values())
+        self.log(f"stage 1: {len(candidates)} sub-spaces x {s.samples} random models"
+                 + (f", going on after the {done} sampled before" if done else "")
+                 + " (kept as it goes; --samples fewer to make it shorter)")
+        result = optimize_search_space(
+            candidates, self.constraints, model_cost(self.board), s.samples, s.seed, self.progress,
+            partial=partial, checkpoint=lambda now: atomic_write(partial_path, json.dumps(now).encode()))
         plot_cdfs(result, self.out_dir / CDF_FILE, title=f"TinyNAS stage 1 on {self.data.name}, "
                   f"{self.board.name}\n{self.constraints.summary()}")
         result.save(path)
+        partial_path.unlink(missing_ok=True)
         self.seconds["stage1"] = time.perf_counter() - start
         chosen = result.chosen_stats()
         self.log(f"stage 1: chose {result.chosen} (mean {chosen.mean_macs / 1e6:.3f}M MACs over "
@@ -262,21 +284,35 @@ class TinyNASJob:
     # --- the whole run -------------------------------------------------------------------------
     def run(self) -> dict:
         """Both stages; returns the summary also written to ``results.json`` (see ``summary``)."""
+        self.prepare()
+        new = not self.check_folder()
+        self.start_folder()
+        try:
+            with RunLock(self.out_dir):
+                return self._run()
+        except RunInUse:
+            raise
+        except TinyevoError:
+            if new and not (self.out_dir / STAGE1_FILE).is_file():
+                self.remove_new_folder()  # e.g. limits nothing fits: no folder left behind
+            raise
+
+    def _run(self) -> dict:
         from tinyevo.runs.layout import STORE_FILE
         from tinyevo.runs.results import write_results
         from tinyevo.store import Store
 
-        self.prepare()
-        self.check_folder()
         stage1 = self.stage1()
         space = self.sub_space(stage1)
         self.supernet(space)
         with Store(self.out_dir / STORE_FILE) as store:
             store.set("search_config", self.search_config(space).to_dict())
+            store.set(FINISHED_KEY, False)
             trials = self.evolve(space, store)
             final = self.finetune(space, trials, store)
             self.seconds = merged_seconds((store.get("tinynas") or {}).get("seconds", {}), self.seconds)
             store.set("tinynas", {"stage1": stage1.chosen, "seconds": self.seconds})
+            store.set(FINISHED_KEY, True)
         results = write_results(self.out_dir)
         return self.summary(stage1, trials, final, results)
 
@@ -303,6 +339,7 @@ def merged_seconds(before: dict, now: dict) -> dict:
 
 
 def _check_settings(s: TinyNASSettings) -> None:
+    check_seed(s.seed)
     positive = {"samples": s.samples, "supernet_epochs": s.supernet_epochs, "batch_size": s.batch_size,
                 "population": s.population, "calibration_batches": s.calibration_batches,
                 "finetune_epochs": s.finetune_epochs, "finetune_models": s.finetune_models}

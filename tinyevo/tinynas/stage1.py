@@ -124,16 +124,35 @@ def model_cost(board=None, cost_model=None) -> CostFunction:
 
 
 # --- sampling and choosing ---------------------------------------------------------------------
+#: Stage 1 keeps its progress every this many models (``optimize_search_space``'s ``checkpoint``).
+CHECKPOINT_EVERY = 20
+#: What stage 1 has done of one sub-space: models drawn, (MACs, peak SRAM) of those that fit, and
+#: the generator's state after them, so that a resumed sample draws exactly the models still to come.
+Progress = dict
+
+
 def sample_sub_space(label: str, space: SearchSpace, samples: int, rng: np.random.Generator,
-                     constraints: Constraints, cost: CostFunction) -> SubSpaceStats:
-    """Draw ``samples`` random models of ``space``; keep the MACs of those within ``constraints``."""
-    stats = SubSpaceStats(label, sub_space_options(space), samples)
-    kept = []
-    for _ in range(samples):
+                     constraints: Constraints, cost: CostFunction, start: Progress | None = None,
+                     checkpoint: Callable[[Progress], None] | None = None,
+                     tick: Callable[[], None] | None = None) -> SubSpaceStats:
+    """Draw ``samples`` random models of ``space``; keep the MACs of those within ``constraints``.
+    ``start``: the progress of an interrupted sample to go on from; ``checkpoint`` gets the progress
+    every ``CHECKPOINT_EVERY`` models and at the end."""
+    kept = [tuple(pair) for pair in (start or {}).get("kept", [])]
+    drawn = int((start or {}).get("drawn", 0))
+    if start:
+        rng.bit_generator.state = start["rng"]
+    while drawn < samples:
         figures = cost(space, space.sample(rng))
+        drawn += 1
         if constraints.violation(figures) == 0:
             kept.append((int(figures["macs"]), int(figures["peak_sram_bytes"])))
+        if tick:
+            tick()
+        if checkpoint and (drawn % CHECKPOINT_EVERY == 0 or drawn == samples):
+            checkpoint({"drawn": drawn, "kept": [list(k) for k in kept], "rng": rng.bit_generator.state})
     kept.sort()
+    stats = SubSpaceStats(label, sub_space_options(space), samples)
     stats.macs = [m for m, _ in kept]
     stats.peak_sram_bytes = [p for _, p in kept]
     return stats
@@ -152,20 +171,31 @@ def choose_sub_space(stats: list[SubSpaceStats]) -> str:
 
 def optimize_search_space(candidates: dict[str, SearchSpace], constraints: Constraints,
                           cost: CostFunction, samples: int = 1000, seed: int = 0,
-                          progress: bool = False) -> SpaceOptimization:
+                          progress: bool = False, partial: dict[str, Progress] | None = None,
+                          checkpoint: Callable[[dict[str, Progress]], None] | None = None
+                          ) -> SpaceOptimization:
     """Stage 1: sample each candidate space, choose by the FLOPs-CDF heuristic.
 
     Each candidate gets its own seeded generator (from ``seed`` and its position), so adding a
-    candidate does not change the sample of the others."""
+    candidate does not change the sample of the others. ``partial`` ({label: progress}) is what an
+    interrupted stage 1 had done, ``checkpoint`` is handed that record as it grows: resumed from
+    it, stage 1 gives what an uninterrupted one gives."""
     if samples < 1:
         raise TinyevoError(f"stage 1 needs at least one sample per sub-space, got {samples}")
+    partial = dict(partial or {})
     stats = []
     bar = tqdm(total=len(candidates) * samples, desc="stage 1", unit="model", disable=not progress,
-               leave=False)
+               leave=False, initial=sum(int(p.get("drawn", 0)) for p in partial.values()))
     for index, (label, space) in enumerate(candidates.items()):
         rng = np.random.default_rng([int(seed), index])
-        stats.append(sample_sub_space(label, space, samples, rng, constraints, cost))
-        bar.update(samples)
+
+        def keep(state: Progress, label: str = label) -> None:
+            partial[label] = state
+            if checkpoint:
+                checkpoint(partial)
+        stats.append(sample_sub_space(label, space, samples, rng, constraints, cost,
+                                      start=partial.get(label), checkpoint=keep,
+                                      tick=lambda: bar.update(1)))
     bar.close()
     return SpaceOptimization(stats, choose_sub_space(stats), constraints.to_dict())
 
