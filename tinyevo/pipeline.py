@@ -123,11 +123,14 @@ class SearchJob:
         if self.config.strategy == DARTS:
             check_darts(self.config, self.space)
         self.check_feasible()
-        strategy, estimator = self.strategy(), self.estimator()  # a bad name fails before any write
+        darts = self.config.strategy == DARTS  # a one-shot pipeline of its own, not an ask/tell strategy
+        strategy = None if darts else self.strategy()
+        estimator = self.estimator()  # a bad name fails before any write
         executor = self.executor()
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        if self.config.strategy == DARTS:
-            return self.run_darts(progress)
+        if darts:
+            with RunLock(self.out_dir):
+                return self.run_darts(progress)
         budget = Budget(evaluations=self.config.budget, seconds=self.config.max_seconds)
         with executor, RunLock(self.out_dir), Store(self.out_dir / STORE_FILE) as store:
             runner = Runner(self.space, strategy, estimator, store, budget,

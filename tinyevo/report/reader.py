@@ -1,9 +1,9 @@
 """A run folder read without writing to it: ``RunView.open(RUN)``.
 
-The store is opened through SQLite's read-only URI (``mode=ro``), so no schema is created and no row
-is changed, and a search writing the same store meanwhile is seen as it is (each query reads the
-last committed trials). A store whose folder cannot be written (a read-only copy of a run) and that
-no search has open is opened ``immutable``: SQLite then takes no lock and writes no ``-shm`` file.
+The store is opened as ``show`` and ``export`` open it (``tinyevo.store.sqlite_store.open_read_only``):
+a store closed cleanly is read ``immutable`` (no lock, no ``-shm`` or ``-wal`` beside it), one that a
+search may be writing is read through SQLite's read-only URI (``mode=ro``), so each query sees the
+last committed trials; no schema is created and no row is changed.
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from pathlib import Path
 from tinyevo.config import SearchConfig
 from tinyevo.errors import TinyevoError
 from tinyevo.runs.layout import CONFIG_KEY, FINAL_KEY, STORE_FILE
-from tinyevo.store.sqlite_store import COLUMNS, RUNNING_COLUMNS, TrialRecord, _record, _running_record
+from tinyevo.store.sqlite_store import (COLUMNS, RUNNING_COLUMNS, TrialRecord, _record, _running_record,
+                                         open_read_only)
 
 
 @dataclass
@@ -39,7 +40,7 @@ class RunView:
         if not path.is_file():
             raise TinyevoError(f"{run_dir}: no search results here (no {STORE_FILE}); "
                                f"run `tinyevo search --out {run_dir}` first")
-        db = connect_read_only(path)
+        db = open_read_only(path)
         try:
             values = dict(db.execute("SELECT key, value_json FROM run").fetchall())
             rows = db.execute(f"SELECT {', '.join(COLUMNS)} FROM trials ORDER BY id").fetchall()
@@ -69,21 +70,6 @@ class RunView:
         wanted = self.budget.get("evaluations")
         spent = wanted is None or self.evaluated >= wanted
         return spent and bool(self.final) and not self.in_progress
-
-
-def connect_read_only(path: Path) -> sqlite3.Connection:
-    """A connection that cannot write ``path``: ``mode=ro``, or ``immutable=1`` when the folder is
-    not writable and no search has the store open (no ``-wal`` file)."""
-    uri = path.resolve().as_uri()
-    wal = path.with_name(path.name + "-wal")
-    if not os.access(path.parent, os.W_OK) and not wal.exists():
-        return sqlite3.connect(f"{uri}?immutable=1", uri=True)
-    try:
-        db = sqlite3.connect(f"{uri}?mode=ro", uri=True)
-        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-        return db
-    except sqlite3.OperationalError:  # read-only folder holding a WAL file: read the main file
-        return sqlite3.connect(f"{uri}?immutable=1", uri=True)
 
 
 def _running_pids(db: sqlite3.Connection) -> list[int]:

@@ -109,7 +109,7 @@ class Store:
     def __init__(self, path: str | Path = ":memory:", read_only: bool = False):
         self.path, self.read_only = str(path), read_only
         if read_only:
-            self._db = _open_read_only(Path(self.path))
+            self._db = open_read_only(Path(self.path))
             return
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -214,7 +214,7 @@ class Store:
         return _Transaction(self._db)
 
 
-def _open_read_only(path: Path) -> sqlite3.Connection:
+def open_read_only(path: Path) -> sqlite3.Connection:
     """A connection that cannot write ``path``; a one-line TinyevoError when it is no run store.
     Nothing here suggests deleting the file: it may hold a run that another copy no longer has."""
     if not path.is_file():
