@@ -1,4 +1,4 @@
-"""Benchmark: keyword spotting on spoken digits, tinyevo's kws and tcn searches against MLPerf Tiny's DS-CNN, front-end included.
+"""Benchmark: keyword spotting on FSDD, kws and tcn searches against MLPerf Tiny's DS-CNN, front-end included.
 
     python benchmarks/kws.py [--quick] [--arms kws tcn kws_frontend] [--seeds 0] [--budget 16]
         [--final-epochs 15] [--final-models 2] [--jobs 1] [--out DIR] [--results DIR|none] > kws.json
@@ -485,7 +485,8 @@ def run_benchmark(arms: dict, checks: dict, bounds: dict, settings: Settings, da
             runs[arm][name].append(row)
             log(f"{arm} under {name}, seed {row['seed']}: {row['status']} "
                 + (f"{row.get('error')}" if row["status"] == "error" else
-                   f"{row.get('architecture')} test {row.get('test_accuracy')}, peak SRAM {row.get('peak_sram_bytes')} B, "
+                   f"{row.get('architecture')} test {row.get('test_accuracy')}, "
+                   f"peak SRAM {row.get('peak_sram_bytes')} B, "
                    f"flash {row.get('flash_bytes')} B (front-end included), {row.get('mcu_instructions')} + "
                    f"{row.get('frontend_mcu_instructions')} instructions, search {row['search_cpu_seconds']} CPU s "
                    f"({row['trained_candidates']} trained), finals {row['final_cpu_seconds']} CPU s"))
@@ -531,7 +532,8 @@ def targets(arms: dict, reference: dict, bounds: dict) -> dict:
         rows = [r for r in quarter["per_seed"] if r["status"] == "ok"]
         candidates.append({"arm": name, "test_accuracy": quarter["test_accuracy"],
                            "int8_test_accuracy": quarter["int8_test_accuracy"],
-                           "within_quarter": all(r["peak_sram_bytes"] <= sram and r["flash_bytes"] <= flash for r in rows),
+                           "within_quarter": all(r["peak_sram_bytes"] <= sram and r["flash_bytes"] <= flash
+                                                 for r in rows),
                            "peak_sram_bytes": max(r["peak_sram_bytes"] for r in rows),
                            "flash_bytes": max(r["flash_bytes"] for r in rows),
                            "architectures": [r["architecture"] for r in rows]})
@@ -711,7 +713,8 @@ def main(argv=None) -> int:
     runs, references = run_benchmark(arms, checks, bounds, settings, data_dir, out, args.jobs, args.threads)
     reference = reference_summary(network, references)
     report_arms = {name: {**checks[name], "searches_frontend": arm.searches_frontend,
-                          "bounds": {bound: summary(runs[name][bound], checks[name]["fits"][bound]) for bound in bounds}}
+                          "bounds": {bound: summary(runs[name][bound], checks[name]["fits"][bound])
+                                     for bound in bounds}}
                    for name, arm in arms.items()}
     for name, reason in pending.items():
         report_arms[name] = pending_summary(reason, report_arms.get("kws"))
@@ -732,8 +735,9 @@ def main(argv=None) -> int:
         "strategy": {"name": default.strategy, "source": "tinyevo.strategies.DEFAULT_STRATEGY (the default of the "
                      "search job, the CLI and the API)", "options": {"population_size": settings.population_size},
                      "objectives": default.objectives},
-        "estimator": {"name": "training", "search": trainer_settings(0, settings, data_dir, arms[next(iter(arms))])["fidelity"]
-                      if arms else None, "final": {"epochs": settings.final_epochs, "data_fraction": 1.0},
+        "estimator": {"name": "training", "search": {"epochs": settings.epochs, "data_fraction": settings.data_fraction,
+                                                     "batch_size": settings.batch_size, "lr": settings.lr},
+                      "final": {"epochs": settings.final_epochs, "data_fraction": 1.0},
                       "cost_model": {"execution": default.execution, "runtime": default.runtime, "board": BOARD}},
         "settings": {**dataclasses.asdict(settings), "quick": args.quick, "jobs": args.jobs, "threads": args.threads,
                      "versions": {"torch": torch.__version__}},

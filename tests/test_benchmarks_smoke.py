@@ -370,7 +370,7 @@ def test_kws_quick_run_models_meet_their_bound_with_the_front_end(kws_run):
 @pytest.mark.slow
 def test_kws_quick_run_target_pending_arm_and_files(kws_run):
     report, out, _, before = kws_run
-    target = report["targets"]["searched_model_matches_dscnn_with_a_quarter_of_its_peak_sram_and_flash_frontend_included"]
+    (target,) = report["targets"].values()
     best = max(report["arms"][a]["bounds"]["quarter"]["test_accuracy"] for a in ("kws", "tcn"))
     assert target["met"] == (best >= report["reference"]["test_accuracy"])
     pending = report["arms"]["kws_frontend"]["status"] == "pending"
