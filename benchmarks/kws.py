@@ -85,6 +85,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import itertools
 import json
 import os
 import shutil
@@ -288,16 +289,35 @@ def fit_check(arm: Arm, bounds: dict, cost_model, board) -> dict:
                    "frontend_base": fixed_frontend().to_json()}
     try:
         space = create_space(arm.space, **options)
-        arch = space.decode(space.smallest()[0])
-        frontend = architecture_frontend(arch) or fixed_frontend()
-        total = with_frontend(cost_model(arch, board).to_dict(), frontend)
+        genomes = space.smallest()
+        if arm.searches_frontend:  # the smallest network behind every front-end the genes allow
+            genomes += with_every_frontend(space, genomes[0])
+        totals = [total_cost(space.decode(g), cost_model, board) for g in genomes]
     except (TinyevoError, TypeError, ValueError) as error:
         return {"options": arm.space_options, "error": f"{type(error).__name__}: {error}",
                 "fits": {bound: False for bound in bounds}}
-    fits = {name: total["peak_sram_bytes"] <= b["max_peak_sram_bytes"] and total["flash_bytes"] <= b["max_flash_bytes"]
-            for name, b in bounds.items()}
+    fits = {name: any(t["peak_sram_bytes"] <= b["max_peak_sram_bytes"] and t["flash_bytes"] <= b["max_flash_bytes"]
+                      for t in totals) for name, b in bounds.items()}
     return {"options": arm.space_options, "dataset_options": arm.dataset_options,
-            "smallest": {"describe": space.describe(space.smallest()[0]), **total}, "fits": fits}
+            "checked_on": "smallest" + (" network behind every front-end" if len(genomes) > 1 else ""),
+            "smallest": {"describe": space.describe(genomes[0]), **totals[0]}, "fits": fits}
+
+
+def with_every_frontend(space, genome: dict) -> list[dict]:
+    """``genome`` with each combination of its front-end genes' choices (the head genes named
+    ``frontend_*``) that decodes."""
+    genes = [(name, choices) for name, choices in space.head_genes if name.startswith("frontend_")]
+    out = []
+    for values in itertools.product(*(choices for _, choices in genes)):
+        candidate = {**genome, **{name: value for (name, _), value in zip(genes, values)}}
+        if space.is_valid(candidate):
+            out.append(candidate)
+    return out
+
+
+def total_cost(arch, cost_model, board) -> dict:
+    """Network + front-end (the architecture's own front-end, else the fixed one)."""
+    return with_frontend(cost_model(arch, board).to_dict(), architecture_frontend(arch) or fixed_frontend())
 
 
 def architecture_frontend(arch) -> FrontEnd | None:
