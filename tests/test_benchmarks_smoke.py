@@ -1,5 +1,6 @@
 """Smoke tests of ``benchmarks/mnist_constrained.py`` (and checks of its Optuna peer) and of
-``benchmarks/spaces.py`` (on scikit-learn's digits as a folder of 32x32 images).
+``benchmarks/spaces.py`` (on scikit-learn's digits as a folder of 32x32 images) and of
+``benchmarks/kws.py`` (on generated tones named like FSDD's clips).
 
 The quick run uses scikit-learn's 8x8 digits saved as an .npz (a few seconds of training in all);
 its report is checked against oracles outside the benchmark: the bounds against the cost model
@@ -16,8 +17,10 @@ import numpy as np
 import optuna
 import pytest
 from PIL import Image
+from scipy.io import wavfile
 from sklearn.datasets import load_digits
 
+from tinyevo.audio import FrontEnd
 from tinyevo.deploy.codegen import mcu
 from tinyevo.estimate.base import Estimator
 from tinyevo.hardware import estimate_cost
@@ -28,6 +31,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 import mnist_constrained as bench  # noqa: E402
 import spaces as spaces_bench  # noqa: E402
+import kws as kws_bench  # noqa: E402
 
 SRAM, FLASH = bench.MAX_PEAK_SRAM_BYTES, bench.MAX_FLASH_BYTES
 
@@ -284,3 +288,113 @@ def test_every_tabled_space_fits_the_half_bound_at_its_smallest():
         space = create_space(name, **spaces_bench.space_options(name))
         costs = [estimate_cost(space.decode(g), "stm32f746") for g in space.smallest()]
         assert any(c.peak_sram_bytes <= 24_576 and c.flash_bytes <= 40_756 for c in costs), name
+
+
+# --- benchmarks/kws.py ---------------------------------------------------------------------------
+#: The fixed front-end at 8 kHz, by hand: 30 ms = 240-sample windows (FFT 256, 129 bins), 40 mel
+#: bands, 49 frames x 10 MFCCs. RAM = (2 x 256 FFT floats + 129 bins + 40 mels) x 4 B + 490 int8
+#: features = 2,724 + 490 = 3,214 B. The DS-CNN's layer-by-layer peak is its 25x5x64 int8 maps in
+#: and out: 2 x 8,000 = 16,000 B.
+FRONTEND_RAM, DSCNN_NETWORK_SRAM = 3_214, 16_000
+SPEAKERS_FSDD = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+
+
+@pytest.fixture(scope="module")
+def fsdd_like(tmp_path_factory) -> Path:
+    """Files named like FSDD's, {digit}_{speaker}_{index}.wav at 8 kHz: digits 0-2 as tones of 400,
+    900 and 1,600 Hz (a speaker's pitch a little off), two 0.5 s clips per speaker and digit."""
+    root = tmp_path_factory.mktemp("fsdd_like")
+    for digit, hz in enumerate((400, 900, 1600)):
+        for s, speaker in enumerate(SPEAKERS_FSDD):
+            for index in range(2):
+                t = np.arange(4000) / 8000
+                wave = 0.4 * 32767 * np.sin(2 * np.pi * hz * (1 + 0.02 * s) * t)
+                wavfile.write(root / f"{digit}_{speaker}_{index}.wav", 8000, np.round(wave).astype(np.int16))
+    return root
+
+
+def kws_command(data: Path, out: Path) -> list[str]:
+    return [sys.executable, str(BENCHMARKS / "kws.py"), "--quick", "--data", str(data), "--out", str(out)]
+
+
+@pytest.fixture(scope="module")
+def kws_run(fsdd_like, tmp_path_factory) -> tuple[dict, Path, list[str], dict]:
+    out = tmp_path_factory.mktemp("kws_out")
+    before = {p.name: p.read_bytes() for p in (BENCHMARKS / "results").glob("kws*")}
+    command = kws_command(fsdd_like, out)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout), out, command, before
+
+
+@pytest.mark.slow  # the quick run: about 25 CPU s (5 trainings of 1 epoch, 10 Cortex-M4 builds)
+def test_kws_quick_run_bounds_are_the_dscnns_memory_with_its_front_end(kws_run):
+    report, *_ = kws_run
+    reference = report["reference"]
+    dscnn = create_space("kws", input_shape=(49, 10, 1), num_classes=3, **kws_bench.KWS_OPTIONS)
+    network = estimate_cost(dscnn.decode(dscnn.parse("c64_k10x4_s2x2-ds64_k3-ds64_k3-ds64_k3-ds64_k3")), "stm32f746")
+    fe_flash = FrontEnd(kind="mfcc", sample_rate=8000, frame_ms=30, hop_ms=20).cost().flash_bytes
+    assert network.peak_sram_bytes == DSCNN_NETWORK_SRAM and reference["frontend_ram_bytes"] == FRONTEND_RAM
+    assert reference["peak_sram_bytes"] == DSCNN_NETWORK_SRAM + FRONTEND_RAM
+    assert reference["flash_bytes"] == network.flash_bytes + fe_flash
+    assert report["bounds"]["quarter"] == {"max_peak_sram_bytes": (DSCNN_NETWORK_SRAM + FRONTEND_RAM) // 4,
+                                           "max_flash_bytes": (network.flash_bytes + fe_flash) // 4}
+    assert report["split"]["test"] == ["theo"] and len(report["split"]["val"]) == 1
+    assert 0 <= reference["test_accuracy"] <= 1 and reference["per_seed"][0]["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_kws_quick_run_models_meet_their_bound_with_the_front_end(kws_run):
+    """Each reported model, re-read from its genome string, costs its network by the cost model plus
+    the front-end by hand, within its bound; on the Cortex-M4 its outputs are the int8 reference's."""
+    report, *_ = kws_run
+    layouts = {"kws": (49, 10, 1), "tcn": (1, 49, 10)}
+    for name, shape in layouts.items():
+        arm = report["arms"][name]
+        space = create_space(name, **arm["options"])
+        assert tuple(space.input_shape) == shape
+        for bound, result in arm["bounds"].items():
+            limits = report["bounds"][bound]
+            (row,) = result["per_seed"]
+            assert row["status"] == "ok" and row["trained_candidates"] == 2
+            for model in [row] + row["finalists"]:
+                cost = estimate_cost(space.decode(space.parse(model["architecture"])), "stm32f746")
+                assert model["peak_sram_bytes"] == cost.peak_sram_bytes + FRONTEND_RAM <= limits["max_peak_sram_bytes"]
+                assert model["network_flash_bytes"] == cost.flash_bytes
+                assert model["flash_bytes"] <= limits["max_flash_bytes"]
+            if mcu.mcu_available():  # SMLAD does two MACs per instruction; a front-end MAC is one at least
+                assert row["mcu_bit_exact"] is True and row["mcu_instructions"] >= row["network_macs"] / 2
+                assert row["frontend_mcu_instructions"] > row["frontend_macs"] and row["frontend_mcu_max_step"] <= 1
+
+
+@pytest.mark.slow
+def test_kws_quick_run_target_pending_arm_and_files(kws_run):
+    report, out, _, before = kws_run
+    (target,) = report["targets"].values()
+    best = max(report["arms"][a]["bounds"]["quarter"]["test_accuracy"] for a in ("kws", "tcn"))
+    assert target["met"] == (best >= report["reference"]["test_accuracy"])
+    pending = report["arms"]["kws_frontend"]["status"] == "pending"
+    assert pending == (not kws_bench.frontend_search_available())
+    assert (out / "kws_quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "kws_quick.json").read_text()) == report
+    assert {p.name: p.read_bytes() for p in (BENCHMARKS / "results").glob("kws*")} == before
+
+
+@pytest.mark.slow
+def test_kws_rerun_resumes_without_training_again(kws_run):
+    report, out, command, _ = kws_run
+    stores = {p: p.read_bytes() for p in (out / "runs").glob("*/trials.sqlite")}
+    assert len(stores) == 4
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    second = json.loads(again.stdout)
+    assert without_timings(second["arms"]) == without_timings(report["arms"])
+    assert second["reference"] == report["reference"]  # the DS-CNN read back, not trained again
+    assert {p: p.read_bytes() for p in stores} == stores
+
+
+def test_kws_missing_data_is_one_clear_line(tmp_path, capsys):
+    assert kws_bench.main(kws_command(tmp_path / "nothing", tmp_path)[2:]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip().count("\n") == 0 and "nothing" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()

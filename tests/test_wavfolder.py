@@ -54,6 +54,18 @@ def test_class_folders_give_mfcc_maps_padded_to_the_clip_length(tmp_path):
     assert data.x_train.dtype == np.float32 and data.scale == 1.0
 
 
+def test_sequence_layout_puts_the_coefficients_in_the_channels(tmp_path):
+    """layout="sequence": (1, frames, coefficients) for the tcn space, frame t's coefficients at
+    [0, t, :], the map layout's row t; an unknown layout is a one-line error."""
+    options = dict(data_dir=class_folders(tmp_path / "wav"), clip_ms=500, frame_ms=32, hop_ms=16, n_mels=20,
+                   n_mfcc=10)
+    maps, sequences = load_dataset("wavfolder", **options), load_dataset("wavfolder", layout="sequence", **options)
+    assert sequences.input_shape == (1, 30, 10) and sequences.meta["layout"] == "sequence"
+    np.testing.assert_array_equal(sequences.x_train[:, 0], maps.x_train[..., 0])
+    with pytest.raises(TinyevoError, match="layout must be one of map, sequence"):
+        load_dataset("wavfolder", layout="columns", **options)
+
+
 def test_pcm_clips_are_cut_and_padded_at_the_end(tmp_path):
     root = tmp_path / "wav"
     long = tone(500, 8000, 0.3)

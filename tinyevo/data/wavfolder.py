@@ -31,6 +31,10 @@ Options:
   1/32768: for a search whose genes include the front-end); ``frame_ms``, ``hop_ms``, ``n_mels``,
   ``n_mfcc`` set the front-end (``FrontEnd``'s defaults otherwise); ``meta["frontend"]`` holds its
   settings (also for ``pcm``: the rate and clip length), which ``tinyevo export --format c`` reads.
+- ``layout``: ``"map"`` (default: features as (frames, coefficients, 1), the ``kws`` space's 2-D
+  map) or ``"sequence"`` ((1, frames, coefficients): a sequence of frames with the coefficients as
+  channels, the ``tcn`` space's 1-D layout). Both hold a clip's features in the same order in
+  memory (frame by frame), so the C front-end's output feeds either. PCM is (1, samples, 1) in both.
 - ``limit_per_class``: only the first N files (sorted by name) of each class.
 """
 from __future__ import annotations
@@ -50,6 +54,7 @@ from tinyevo.errors import TinyevoError
 LABEL_SOURCES = ("folder", "filename")
 SPLITS = ("random", "speaker")
 FEATURES = ("mfcc", "logmel", "pcm")
+LAYOUTS = ("map", "sequence")
 FILENAME_PATTERN = "{label}_{speaker}_{index}"
 FIELD = re.compile(r"\{(\w+)\}")
 
@@ -199,13 +204,14 @@ def load_wavfolder(data_dir=None, seed: int = 0, labels: str | None = None, name
                    features: str = "mfcc", sample_rate: int | None = None, clip_ms: float = 1000,
                    frame_ms: float = 40, hop_ms: float = 20, n_mels: int = 40, n_mfcc: int = 10,
                    val_size: float | int = VAL_SIZE, test_size: float | int = TEST_SIZE,
-                   limit_per_class: int | None = None, name: str | None = None) -> Dataset:
+                   limit_per_class: int | None = None, layout: str = "map", name: str | None = None) -> Dataset:
     """The clips under ``data_dir`` as features (or PCM), split at random or by speaker."""
     if data_dir is None:
         raise TinyevoError("dataset 'wavfolder' needs the folder of WAV files: pass --data-dir DIR "
                            "(DIR/<class>/*.wav, or with labels=\"filename\" DIR/<label>_<speaker>_<n>.wav)")
     checked_choice(split, SPLITS, "split")
     checked_choice(features, FEATURES, "features")
+    checked_choice(layout, LAYOUTS, "layout")
     if limit_per_class is not None and (isinstance(limit_per_class, bool) or not isinstance(limit_per_class, int)
                                         or limit_per_class < 1):
         raise TinyevoError(f"limit_per_class must be a positive number of files, got {limit_per_class!r}")
@@ -226,8 +232,10 @@ def load_wavfolder(data_dir=None, seed: int = 0, labels: str | None = None, name
     frontend = FrontEnd(kind="mfcc" if features == "pcm" else features, sample_rate=rate, clip_ms=clip_ms,
                         frame_ms=frame_ms, hop_ms=hop_ms, n_mels=n_mels, n_mfcc=n_mfcc)
     x, scale = (pcm[:, None, :, None], PCM_SCALE) if features == "pcm" else (frontend(pcm), 1.0)
+    if layout == "sequence" and features != "pcm":
+        x = x.reshape(len(x), 1, *frontend.output_shape[:2])  # same bytes: frame by frame
     meta = {"source": str(folder), "classes": names, "features": features, "frontend": frontend.to_json(),
-            "file_sample_rates": rates}
+            "file_sample_rates": rates, "layout": layout}
     title = name or folder.resolve().name
     if split == "random" and test_speakers is None:
         return with_seeded_test(title, x, y, len(names), seed, val_size, test_size, scale, meta)
