@@ -22,7 +22,7 @@ from PIL import Image
 
 from tinyevo.cli import main
 from tinyevo.model_file import load_architecture
-from tinyevo.report import RunView, render, report_data, write_report
+from tinyevo.report import RunView, render, report_data, watch_report, write_report
 from tinyevo.report.memory import flash_breakdown, timeline
 from tinyevo.store import Store
 
@@ -131,6 +131,33 @@ def test_running_search_is_said(tmp_path):
         db.close()
         assert report_data(RunView.open(run)).state == state
     assert 'data-state="incomplete"' in render(report_data(RunView.open(run)))
+
+
+def test_watch_rewrites_while_the_search_runs_then_stops(tmp_path, capsys):
+    """``report --watch``: while a live process (this one) has a trial running, each page reloads
+    itself every N seconds and is rewritten; once the mark is gone the last page is written without
+    the reload and watching ends. The sleep between writes is where the mark is cleared."""
+    run = copy_run(SMALL_RUN, tmp_path)
+    Store(run / "trials.sqlite").close()
+    with sqlite3.connect(run / "trials.sqlite") as db:
+        db.execute("INSERT INTO running (id, key, genome_json, describe, metrics_json, parents_json, "
+                   "attempt, in_process, pid) VALUES (3, 'k', '[]', 'x', '{}', '[]', 1, 1, ?)", (os.getpid(),))
+    pages, sleeps = [], []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        pages.append((run / "report.html").read_text())
+        with sqlite3.connect(run / "trials.sqlite") as db:
+            db.execute("DELETE FROM running")
+
+    path, data = watch_report(run, every_seconds=7, sleep=sleep)
+    assert sleeps == [7] and data.state != "in progress"
+    assert '<meta http-equiv="refresh" content="7">' in pages[0]
+    assert 'http-equiv="refresh"' not in path.read_text()
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", str(run), "--watch", "0"])
+    assert exit_.value.code == 2
+    assert "argument --watch: whole seconds of at least 1, got '0'" in capsys.readouterr().err
 
 
 def test_show_says_where_the_report_is(tmp_path, capsys):

@@ -12,8 +12,9 @@ from tinyevo.report.figures import flash_figure, memory_figure, pareto_figure, p
 from tinyevo.units import format_bytes
 
 
-def render(data: ReportData) -> str:
-    """The HTML text of the report of ``data``."""
+def render(data: ReportData, refresh_seconds: int | None = None) -> str:
+    """The HTML text of the report of ``data``; with ``refresh_seconds``, a page of a search in
+    progress reloads itself that often (``tinyevo report --watch`` rewrites the file meanwhile)."""
     template = _environment().get_template("report.html")
     cost_metrics = [m for m in data.objectives if m != "accuracy"] or ["peak_sram_bytes"]
     ok = [t for t in data.trials if t["status"] == "ok"]
@@ -27,7 +28,7 @@ def render(data: ReportData) -> str:
     counts = {"trials": len(data.trials),
               **{s: sum(1 for t in data.trials if t["status"] == s) for s in ("ok", "infeasible", "failed")}}
     columns = [c for c in COLUMNS if c[0] != "error" or any(t["error"] for t in data.trials)]
-    return template.render(data=data, best=data.best, columns=columns, counts=counts, version=_version(),
+    return template.render(data=data, refresh_seconds=refresh_seconds, best=data.best, columns=columns, counts=counts, version=_version(),
                            run_name=Path(data.run_dir).name or data.run_dir, **figures)
 
 
