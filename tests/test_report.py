@@ -18,11 +18,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from deploy_helpers import quantized_model
+from tinyevo.arch import GraphBuilder
 from tinyevo.cli import main
+from tinyevo.deploy.codegen.code_size import measure_code
+from tinyevo.deploy.codegen.emit import generate_c
+from tinyevo.deploy.codegen.mcu import mcu_available
 from tinyevo.model_file import load_architecture
 from tinyevo.report import RunView, render, report_data, watch_report, write_report
+from tinyevo.report import memory
 from tinyevo.report.memory import flash_breakdown, timeline
 from tinyevo.store import Store
 
@@ -32,6 +39,7 @@ DEMO_RUN = FIXTURES / "run_demo"  # `make demo`'s run: its store and model files
 DEMO_SHOT = Path(__file__).parents[1] / "docs" / "report_demo.png"
 WINDOW = (1200, 3400)
 CHROMIUM = shutil.which("chromium")
+needs_mcu = pytest.mark.skipif(not mcu_available(), reason="the ARM toolchain is not installed")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
                                     "(apt-get install -y --no-install-recommends chromium; CI does)")
 
@@ -55,7 +63,8 @@ def test_flash_parts_by_hand():
     46,272 int8 weights. A bias per output channel (batch norms fold): 96+8+48+10 = 162, at 4 bytes
     648; the per-channel multiplier and shift, 8 bytes each of the 162 channels: 1,296."""
     arch = load_architecture(SMALL_RUN / "models" / "trial_0.json")
-    assert flash_breakdown(arch) == {"weights": 46272, "biases": 648, "scales": 1296, "code": None}
+    assert flash_breakdown(arch) == {"weights": 46272, "biases": 648, "scales": 1296, "code": None,
+                                      "library_constants": None}
 
 
 def test_memory_timeline_by_hand():
@@ -68,6 +77,79 @@ def test_memory_timeline_by_hand():
     assert [s.live_bytes for s in line.steps] == [1600, 1536, 1536, 1664, 128, 128, 896, 768, 768, 816, 58]
     assert [s.kind for s in line.steps][:4] == ["conv2d", "batch_norm", "relu", "conv2d"]
     assert line.peak_bytes == 1664
+
+
+def small_arch():
+    """Depthwise 3x3 on 8x8x4 (36 weights, its batch norm folds: 4 biases), global pool, dense
+    4->10 (40 weights, 10 biases): no layer takes im2col (grouped, or one output pixel), so the
+    library stores each array as the cost model counts it: 76 B of weights, 14 int32 biases
+    (56 B), 14 channels of int32 multiplier and shift (112 B)."""
+    g = GraphBuilder((8, 8, 4), name="small")
+    x = g.relu(g.batch_norm(g.conv2d(g.input, 4, kernel=3, groups=4, bias=False)))
+    return g.build(g.dense(g.flatten(g.global_avg_pool(x)), 10))
+
+
+def symbol_sizes(arch, tmp_path: Path) -> dict[str, tuple[str, int]]:
+    """name -> (nm type, bytes) of the generated library of ``arch`` (the tests' own random int8
+    model, other weights than the report's), compiled here for the Cortex-M4 at -O2."""
+    torch.set_num_threads(1)
+    _, qmodel, _ = quantized_model(arch, seed=5, calibration_count=4)
+    generate_c(qmodel, tmp_path / "lib")
+    obj = tmp_path / "model.o"
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-std=c99", "-O2",
+                    "-I", str(tmp_path / "lib"), "-c", str(tmp_path / "lib" / "tinyevo_model.c"), "-o", str(obj)],
+                   check=True, capture_output=True)
+    listing = subprocess.run(["arm-none-eabi-nm", "--size-sort", "-S", str(obj)], check=True,
+                             capture_output=True, text=True).stdout
+    rows = (line.split() for line in listing.splitlines())
+    return {name: (kind, int(size, 16)) for _, size, kind, name in (r for r in rows if len(r) == 4)}
+
+
+def function_bytes(symbols: dict[str, tuple[str, int]]) -> tuple[int, int]:
+    """Total size of the function (T/t) symbols, and how many there are."""
+    sizes = [size for kind, size in symbols.values() if kind in "Tt"]
+    return sum(sizes), len(sizes)
+
+
+@needs_mcu
+def test_code_bytes_match_the_symbols(tmp_path):
+    """The measured code is the functions' symbols: each function's ``.size`` covers its literal
+    pool, and between functions there are at most 3 bytes of padding (Thumb code aligned to 4),
+    so the tolerance is 3 B per function. The constant arrays (r/R/D symbols) are the weights,
+    biases and scales the cost model counts, and all the constants the measurement subtracts."""
+    arch = small_arch()
+    symbols = symbol_sizes(arch, tmp_path)
+    functions, count = function_bytes(symbols)
+    size = measure_code(arch)
+    assert size.code > 0 and abs(size.code - functions) <= 3 * count
+    data = {name: n for name, (kind, n) in symbols.items() if kind in "rRdD"}
+    by_suffix = lambda *suffixes: sum(n for name, n in data.items() if name.endswith(suffixes))
+    parts = flash_breakdown(arch, size)
+    assert by_suffix("_weights") == parts["weights"] == 76
+    assert by_suffix("_bias") == parts["biases"] == 56
+    assert by_suffix("_multiplier", "_shift") == parts["scales"] == 112
+    assert sum(data.values()) == parts["library_constants"] == size.constants
+
+
+@needs_mcu
+def test_report_shows_measured_code(tmp_path):
+    """The best model of the small run (``trial_0.json``) compiled here: the page's code bytes are
+    its function symbols' (3 B of padding per function at most) and it says how they were measured."""
+    run = copy_run(SMALL_RUN, tmp_path)
+    path, data = write_report(run)
+    functions, count = function_bytes(symbol_sizes(load_architecture(run / "models" / "trial_0.json"), tmp_path))
+    shown = re.search(r'data-part="code">([\d,]+) B<', path.read_text())
+    assert shown and abs(int(shown.group(1).replace(",", "")) - functions) <= 3 * count
+    assert "arm-none-eabi-gcc -mcpu=cortex-m4" in path.read_text() and "-O2" in data.code_how
+
+
+def test_report_without_toolchain_says_how_to_measure(tmp_path, monkeypatch):
+    monkeypatch.setattr(memory, "mcu_available", lambda: False)
+    run = copy_run(SMALL_RUN, tmp_path)
+    path, data = write_report(run)
+    assert data.flash["code"] is None
+    page = path.read_text()
+    assert '<td data-part="code">not estimated by the cost model' in page and "arm-none-eabi-size" in page
 
 
 def test_report_reads_without_writing(tmp_path, capsys):

@@ -10,7 +10,7 @@ from tinyevo.errors import TinyevoError
 from tinyevo.hardware.board import load_board
 from tinyevo.hardware.limits import BY_FIELD, LIMITED_METRICS
 from tinyevo.model_file import load_architecture
-from tinyevo.report.memory import Timeline, flash_breakdown, timelines
+from tinyevo.report.memory import Timeline, flash_breakdown, measured_code, timelines
 from tinyevo.report.reader import RunView
 from tinyevo.runs.config import objectives_of
 from tinyevo.runs.layout import model_stem
@@ -40,6 +40,7 @@ class ReportData:
     timelines: list[Timeline] = field(default_factory=list)
     flash: dict[str, int | None] = field(default_factory=dict)
     memory_note: str = ""
+    code_how: str = ""  # how the code bytes were measured, or why they were not
 
 
 def report_data(view: RunView) -> ReportData:
@@ -129,6 +130,17 @@ def best_architecture(view: RunView, trial_id: int):
     return create_space(space["name"], **space.get("options", {})).decode(record.trial.genome)
 
 
+def add_code(data: ReportData, arch) -> None:
+    """The flash parts, with the code bytes measured when the ARM toolchain is installed."""
+    try:
+        code = measured_code(arch)
+    except (TinyevoError, ValueError, RuntimeError) as error:  # a compile error, an odd model
+        data.code_how = f"not measured: {(str(error).splitlines() or [type(error).__name__])[0]}"
+        return
+    if code is not None:
+        data.flash, data.code_how = flash_breakdown(arch, code), code.how
+
+
 def add_memory(data: ReportData, view: RunView, trial_id: int) -> None:
     """The best model's timelines and flash parts, or a note saying why there are none."""
     try:
@@ -138,6 +150,7 @@ def add_memory(data: ReportData, view: RunView, trial_id: int) -> None:
     except (TinyevoError, ValueError, KeyError, TypeError) as error:
         data.memory_note = f"no memory figures for trial {trial_id}: {error}"
         return
+    add_code(data, arch)
     if arch.frontend is not None:
         data.memory_note = ("the network's activations only: the audio front-end's RAM and flash "
                             "are counted apart (see the trial table's figures)")

@@ -149,12 +149,14 @@ def memory_figure(timelines, board_sram: int, limit: int | None) -> str:
 
 
 def flash_figure(parts: dict[str, int | None], board_flash: int, limit: int | None) -> str:
-    """The best model's constants in flash, stacked: weights, biases, scales."""
+    """The best model's flash, stacked: weights, biases, scales and, when measured, code."""
     fig = _figure(10, 1.9)
     ax = fig.subplots()
     left = 0
-    colours = {"weights": "#1f77b4", "biases": "#ff7f0e", "scales": "#2ca02c"}
+    colours = {"weights": "#1f77b4", "biases": "#ff7f0e", "scales": "#2ca02c", "code": "#9467bd"}
     for name, colour in colours.items():
+        if name == "code" and parts.get(name) is None:
+            continue
         size = parts.get(name) or 0
         ax.barh([0], [size], left=left, color=colour, label=f"{name} {size:,} B")
         left += size
@@ -162,7 +164,7 @@ def flash_figure(parts: dict[str, int | None], board_flash: int, limit: int | No
         ax.axvline(limit, color=LIMIT, linestyle="--", linewidth=1, label=f"--max-flash {format_bytes(limit)}")
     ax.set_yticks([])
     ax.set_xlabel(f"bytes (board flash {format_bytes(board_flash)})")
-    fig.legend(loc="outside lower center", ncol=4, fontsize=8, frameon=False)
+    fig.legend(loc="outside lower center", ncol=5, fontsize=8, frameon=False)
     return to_svg(fig)
 
 

@@ -10,9 +10,12 @@ streaming phase (every ring, the input and the cut live at once).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from tinyevo.arch import Architecture
+from tinyevo.deploy.codegen.code_size import CodeSize, measure_code
+from tinyevo.deploy.codegen.mcu import mcu_available
 from tinyevo.hardware.arena import plan_arena
 from tinyevo.hardware.cost import flash_parts
 from tinyevo.hardware.execution import EXECUTIONS, ExecutionModel
@@ -57,7 +60,23 @@ def timelines(arch: Architecture) -> list[Timeline]:
     return [timeline(arch, execution) for execution in EXECUTIONS]
 
 
-def flash_breakdown(arch: Architecture) -> dict[str, int | None]:
-    """Weights, biases and scales as the cost model stores them; ``code`` is None: the cost model
-    does not count code (``tinyevo export --format c`` and the ARM toolchain measure it)."""
-    return {**flash_parts(arch), "code": None}
+def flash_breakdown(arch: Architecture, code: CodeSize | None = None) -> dict[str, int | None]:
+    """Weights, biases and scales as the cost model stores them; ``code`` (the cost model does not
+    count it) and ``library_constants`` (the constant arrays of the generated library, which pads
+    im2col filters and packs 16 bytes per channel) from ``code``, a measured ``CodeSize``, else None."""
+    return {**flash_parts(arch), "code": code.code if code else None,
+            "library_constants": code.constants if code else None}
+
+
+_MEASURED: dict[str, CodeSize] = {}  # architecture JSON -> its code size (``report --watch`` redraws)
+
+
+def measured_code(arch: Architecture) -> CodeSize | None:
+    """``measure_code(arch)`` when the ARM toolchain is installed, else None; once per architecture
+    in a process."""
+    if not mcu_available():
+        return None
+    key = json.dumps(arch.to_json(), sort_keys=True)
+    if key not in _MEASURED:
+        _MEASURED[key] = measure_code(arch)
+    return _MEASURED[key]

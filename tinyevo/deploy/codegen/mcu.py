@@ -198,6 +198,27 @@ def target_flags(extra_cflags: list[str]) -> list[str]:
     return list(TARGET)
 
 
+def compile_flags(out_dir: str | Path, extra_cflags: list[str] | None = None) -> list[str]:
+    """The flags every object of an MCU build is compiled with: the target, ``CFLAGS``,
+    ``extra_cflags`` and the library's and the harness's folders as include paths."""
+    extra = list(extra_cflags or [])
+    return [*target_flags(extra), *CFLAGS, *extra, "-I", str(out_dir), "-I", str(harness_dir())]
+
+
+def compile_model(source: Path, model_object: Path, flags: list[str]) -> Path:
+    """``arm-none-eabi-gcc -c`` of the model's source into ``model_object``."""
+    _call([CC, *flags, "-c", str(source), "-o", str(model_object)], f"compiling {source} for Cortex-M4")
+    return model_object
+
+
+def constant_bytes(path: str | Path) -> int:
+    """Bytes of an object's read-only data sections (``.rodata*``, where the generated library's
+    ``static const`` arrays go), from ``arm-none-eabi-size -A``."""
+    out = _call([SIZE, "-A", str(path)], f"{SIZE} -A {path}")
+    rows = (line.split() for line in out.splitlines())
+    return sum(int(row[1]) for row in rows if len(row) == 3 and row[0].startswith(".rodata"))
+
+
 def build_mcu(out_dir: str | Path, inputs: np.ndarray, profile: bool = False,
               build_dir: str | Path | None = None, extra_cflags: list[str] | None = None,
               libraries: list[str] | None = None) -> McuImage:
@@ -229,11 +250,10 @@ def build_mcu(out_dir: str | Path, inputs: np.ndarray, profile: bool = False,
         source.write_text(profiled_source((out / SOURCE).read_text(), functions))
     (build / "tinyevo_mcu_inputs.c").write_text(_inputs_source(x))
     harness = harness_dir()
-    flags = [*target_flags(extra_cflags or []), *CFLAGS, *(extra_cflags or []), "-I", str(out), "-I", str(harness)]
+    flags = compile_flags(out, extra_cflags)
     if profile:
         flags.append(f"-DTINYEVO_MCU_MARKS={len(functions) + 1}")
-    model_object = build / "tinyevo_model.o"
-    _call([CC, *flags, "-c", str(source), "-o", str(model_object)], f"compiling {source} for Cortex-M4")
+    model_object = compile_model(source, build / "tinyevo_model.o", flags)
     elf = build / "tinyevo_model.elf"
     _call([CC, *flags, *LINK, "-T", str(harness / LINKER_SCRIPT), *(str(harness / f) for f in HARNESS),
            str(build / "tinyevo_mcu_inputs.c"), str(model_object), *(libraries or []), "-o", str(elf)],
