@@ -24,14 +24,14 @@ import torch
 
 from tinyevo.arch import Architecture
 from tinyevo.deploy.codegen.emit import SOURCE, generate_c
-from tinyevo.deploy.codegen.mcu import (CC, CFLAGS, _require_toolchain, compile_flags, compile_model,
+from tinyevo.deploy.codegen.mcu import (CC, CFLAGS, require_toolchain, compile_flags, compile_model,
                                         constant_bytes, section_sizes, target_flags)
 from tinyevo.deploy.quantize import quantize
 from tinyevo.deploy.quantized_model import QuantizedModel
 from tinyevo.nn.build import build, randomize_batch_norms
 
 CALIBRATION_COUNT = 4
-HOW = f"{CC} {' '.join([*target_flags([]), *CFLAGS])} of the generated C library (tinyevo_model.o)"
+HOW = f"{CC} {' '.join([*target_flags([]), *CFLAGS])} -c tinyevo_model.c"
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def random_quantized_model(arch: Architecture, rng: np.random.Generator,
 def measure_code(arch: Architecture, seed: int = 0) -> CodeSize:
     """Compile the generated library of ``arch`` (random int8 weights from ``seed``) for the
     Cortex-M4 and split its flash into code and constants. Needs the ARM toolchain."""
-    _require_toolchain()
+    require_toolchain()
     qmodel = random_quantized_model(arch, np.random.default_rng(seed))
     with tempfile.TemporaryDirectory(prefix="tinyevo-code-") as folder:
         out = Path(folder)

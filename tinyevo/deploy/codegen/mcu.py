@@ -118,7 +118,7 @@ def harness_dir() -> Path:
     return Path(str(resources.files("tinyevo.deploy.codegen").joinpath("runtime_c", "cortex_m")))
 
 
-def _require_toolchain() -> None:
+def require_toolchain() -> None:
     missing = mcu_missing()
     if missing:
         raise TinyevoError(f"{', '.join(missing)} not found; install the ARM toolchain and QEMU: "
@@ -225,7 +225,7 @@ def build_mcu(out_dir: str | Path, inputs: np.ndarray, profile: bool = False,
     """Compile the library in ``out_dir`` for the Cortex-M4 and link it with the harness and
     ``inputs`` (int8, (N, H, W, C) or (H, W, C)); the files go to ``build_dir`` (default
     ``out_dir/mcu`` or ``out_dir/mcu_profiled``); ``libraries`` (e.g. ``["-lm"]``) end the link."""
-    _require_toolchain()
+    require_toolchain()
     out = Path(out_dir)
     if not (out / SOURCE).is_file():
         raise TinyevoError(f"{out}: no {SOURCE}; write the library with generate_c first")
@@ -265,7 +265,7 @@ def build_mcu(out_dir: str | Path, inputs: np.ndarray, profile: bool = False,
 
 def run_mcu(image: McuImage, timeout: float = 300.0) -> McuRun:
     """Run ``image`` on QEMU's Cortex-M4 (mps2-an386) and parse its outputs and counts."""
-    _require_toolchain()
+    require_toolchain()
     console = image.elf.with_suffix(".out")
     console.unlink(missing_ok=True)
     command = [QEMU, "-M", MACHINE, "-display", "none", "-monitor", "none", "-serial", "null",
