@@ -50,7 +50,7 @@ SPACES = {
 }
 
 
-def require_toolchain() -> None:
+def _require_toolchain() -> None:
     missing = mcu.mcu_missing()
     if not missing:
         return
@@ -62,7 +62,7 @@ def require_toolchain() -> None:
 
 @pytest.fixture
 def toolchain():
-    require_toolchain()
+    _require_toolchain()
 
 
 def _generated(arch, seed, tmp_path, count=INPUTS_PER_MODEL, execution="streamed"):
