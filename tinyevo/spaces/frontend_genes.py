@@ -116,6 +116,23 @@ class FrontEndGenes:
         kind = genome.get(PREFIX + "kind", self.base.kind if self.base else None)
         return {PREFIX + "n_mfcc"} if kind == "logmel" and "n_mfcc" in self.genes else set()
 
+    def assignments(self) -> list[dict]:
+        """Every distinct choice of the front-end genes that fits the base settings, as genome head
+        genes (``frontend_kind``, ...); a log-mel front-end once, its inactive ``n_mfcc`` at its
+        first choice (as ``parse`` writes it)."""
+        out = []
+        for values in itertools.product(*self.genes.values()):
+            genes = dict(zip(self.genes, values))
+            if (genes.get("kind", self.base.kind) == "logmel" and "n_mfcc" in genes
+                    and genes["n_mfcc"] != self.genes["n_mfcc"][0]):
+                continue
+            try:
+                self.base.with_genes(genes)
+            except TinyevoError:
+                continue
+            out.append({PREFIX + gene: value for gene, value in genes.items()})
+        return out
+
     def smallest(self) -> dict:
         """The front-end genes of least RAM + flash (then fewest features) among those that fit."""
         best = None
