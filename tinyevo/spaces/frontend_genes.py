@@ -133,25 +133,6 @@ class FrontEndGenes:
             out.append({PREFIX + gene: value for gene, value in genes.items()})
         return out
 
-    def smallest(self) -> dict:
-        """The front-end genes of least RAM + flash (then fewest features) among those that fit."""
-        best = None
-        for values in itertools.product(*self.genes.values()):
-            genes = dict(zip(self.genes, values))
-            try:
-                frontend = self.base.with_genes(genes)
-            except TinyevoError:
-                continue
-            cost = frontend.cost()
-            rank = (cost.ram_bytes + cost.flash_bytes, cost.feature_bytes, values.__repr__())
-            if best is None or rank < best[0]:
-                best = (rank, genes)
-        if best is None:
-            raise TinyevoError(f"{self.space} option frontend: no choice of front-end genes fits the "
-                               f"base settings {self.base.to_json()}; give choices with hop_ms <= "
-                               f"frame_ms <= clip_ms")
-        return {PREFIX + gene: value for gene, value in best[1].items()}
-
     # --- readable strings ----------------------------------------------------------------------
     def describe(self, genome: dict, network: str) -> str:
         frontend = self.frontend(genome)
