@@ -77,6 +77,9 @@ search (population 8), 4 epochs each on the 2,000 training clips (about 0.2 CPU 
 smallest networks, 5 s for the DS-CNN's 2.7 M MACs) -- 430 CPU s of search (kws 239 and 68, tcn
 71 and 52, at the DS-CNN's bound and a quarter) -- 2 finalists per search at 15 epochs (144 CPU s)
 and the DS-CNN at 15 epochs (92 CPU s), the rest loading clips and the Cortex-M4 runs.
+The ``kws_frontend`` arm, run after them into the same folder, took 386 CPU s more (search 269 and
+69 CPU s, finals 25 and 15; at a quarter, 6 of 46 candidates were rejected by the cost model
+before training: few random genomes with front-end genes fit there, and the strategy redraws).
 ``--budget``, ``--population``, ``--epochs``, ``--final-epochs``,
 ``--final-models`` and ``--seeds`` scale it up. ``--quick`` (about 30 CPU s, under a minute on idle
 cores): digits 0-2 only, 2 candidates per search, 1 epoch, one finalist, candidates trained in the

@@ -371,9 +371,11 @@ def test_kws_quick_run_models_meet_their_bound_with_the_front_end(kws_run):
 def test_kws_quick_run_target_pending_arm_and_files(kws_run):
     report, out, _, before = kws_run
     (target,) = report["targets"].values()
-    best = max(report["arms"][a]["bounds"]["quarter"]["test_accuracy"] for a in ("kws", "tcn"))
+    searched = [arm["bounds"]["quarter"]["test_accuracy"] for arm in report["arms"].values()
+                if arm.get("status") != "pending"]
+    best = max(a for a in searched if a is not None)
     assert target["met"] == (best >= report["reference"]["test_accuracy"])
-    pending = report["arms"]["kws_frontend"]["status"] == "pending"
+    pending = report["arms"]["kws_frontend"].get("status") == "pending"
     assert pending == (not kws_bench.frontend_search_available())
     assert (out / "kws_quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "kws_quick.json").read_text()) == report
@@ -384,7 +386,7 @@ def test_kws_quick_run_target_pending_arm_and_files(kws_run):
 def test_kws_rerun_resumes_without_training_again(kws_run):
     report, out, command, _ = kws_run
     stores = {p: p.read_bytes() for p in (out / "runs").glob("*/trials.sqlite")}
-    assert len(stores) == 4
+    assert len(stores) == (6 if kws_bench.frontend_search_available() else 4)  # arms x bounds
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     second = json.loads(again.stdout)

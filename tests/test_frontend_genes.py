@@ -4,6 +4,7 @@ hand), features of the raw clips equal to the loader's own, and a search on gene
 that rejects a candidate over --max-sram because of its front-end, then exports its C front-end."""
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch
 
 import tinyevo as tinyevo_api
 from tinyevo.arch import Architecture
-from tinyevo.audio import FrontEnd
+from tinyevo.audio import FRONTEND_GENES, FrontEnd
 from tinyevo.audio.features import frontend_record
 from tinyevo.data import load_dataset
 from tinyevo.data.featurized import featurized
@@ -191,3 +192,31 @@ def test_a_search_with_front_end_genes_costs_rejects_and_exports_them(tmp_path):
     header = (tmp_path / "c" / "tinyevo_frontend.h").read_text()
     assert "#define TINYEVO_FRONTEND_FRAMES 12\n" in header and "#define TINYEVO_FRONTEND_COEFFICIENTS 20\n" in header
     assert meta["input"]["shape"] == [1, 12, 20, 1]
+
+
+@pytest.mark.parametrize("name", ["kws", "tcn"])
+def test_smallest_is_the_least_total_of_network_and_front_end(name):
+    """Oracle: a brute force over the whole front-end gene grid (``FRONTEND_GENES``) in this test,
+    each FrontEnd built directly, its ``cost()`` added to the cost of the space's smallest network
+    built without front-end genes on that front-end's feature shape. ``smallest`` returns the
+    totals on the Pareto front of (peak SRAM, flash), least SRAM + flash first: the front-end of
+    least cost alone is not the cheapest whole (a longer hop makes a smaller map for the network)."""
+    totals = set()
+    for values in itertools.product(*FRONTEND_GENES.values()):
+        try:
+            fe = FrontEnd(**BASE, **dict(zip(FRONTEND_GENES, values)))
+        except TinyevoError:
+            continue
+        frames, coefficients, _ = fe.output_shape
+        shape = [frames, coefficients, 1] if name == "kws" else [1, frames, coefficients]
+        plain = create_space(name, input_shape=shape, num_classes=2)
+        net = estimate_cost(plain.decode(plain.smallest()[0]))
+        totals.add((net.peak_sram_bytes + fe.cost().ram_bytes, net.flash_bytes + fe.cost().flash_bytes))
+    pareto = {t for t in totals if not any(o[0] <= t[0] and o[1] <= t[1] and o != t for o in totals)}
+    space = create_space(name, input_shape=[1, 4000, 1], num_classes=2, frontend="search", frontend_base=BASE)
+    got = []
+    for genome in space.smallest():
+        cost = ConstraintFilter(None, None).cost(space.decode(genome))
+        got.append((cost["peak_sram_bytes"], cost["flash_bytes"]))
+    assert set(got) == pareto and len(got) == len(pareto)
+    assert sum(got[0]) == min(sum(t) for t in totals)

@@ -116,24 +116,22 @@ class FrontEndGenes:
         kind = genome.get(PREFIX + "kind", self.base.kind if self.base else None)
         return {PREFIX + "n_mfcc"} if kind == "logmel" and "n_mfcc" in self.genes else set()
 
-    def smallest(self) -> dict:
-        """The front-end genes of least RAM + flash (then fewest features) among those that fit."""
-        best = None
+    def assignments(self) -> list[dict]:
+        """Every distinct choice of the front-end genes that fits the base settings, as genome head
+        genes (``frontend_kind``, ...); a log-mel front-end once, its inactive ``n_mfcc`` at its
+        first choice (as ``parse`` writes it)."""
+        out = []
         for values in itertools.product(*self.genes.values()):
             genes = dict(zip(self.genes, values))
+            if (genes.get("kind", self.base.kind) == "logmel" and "n_mfcc" in genes
+                    and genes["n_mfcc"] != self.genes["n_mfcc"][0]):
+                continue
             try:
-                frontend = self.base.with_genes(genes)
+                self.base.with_genes(genes)
             except TinyevoError:
                 continue
-            cost = frontend.cost()
-            rank = (cost.ram_bytes + cost.flash_bytes, cost.feature_bytes, values.__repr__())
-            if best is None or rank < best[0]:
-                best = (rank, genes)
-        if best is None:
-            raise TinyevoError(f"{self.space} option frontend: no choice of front-end genes fits the "
-                               f"base settings {self.base.to_json()}; give choices with hop_ms <= "
-                               f"frame_ms <= clip_ms")
-        return {PREFIX + gene: value for gene, value in best[1].items()}
+            out.append({PREFIX + gene: value for gene, value in genes.items()})
+        return out
 
     # --- readable strings ----------------------------------------------------------------------
     def describe(self, genome: dict, network: str) -> str:

@@ -73,15 +73,16 @@ class KwsSpace(SlottedSpace):
 
     def smallest(self) -> list[Genome]:
         """The fewest blocks, the thinnest channels, the smallest kernels and the largest stride (and
-        the front-end of least memory)."""
+        with front-end genes, that network behind each front-end of least total cost, network +
+        front-end: ``cheapest_frontends``)."""
         (_, kernels), (_, strides), (_, stem) = self.head_genes[:3]
         (_, channels), (_, block_kernels) = self.slot_genes
         fewest = min(self.block_counts)
-        return [self.genome(fewest, stem_kernel=min(kernels, key=lambda k: (k[0] * k[1], k)),
-                            stem_stride=max(strides, key=lambda s: (s[0] * s[1], s)),
-                            stem_channels=min(stem), channels=[min(channels)] * fewest,
-                            kernel=[min(block_kernels)] * fewest,
-                            **(self.frontend_genes.smallest() if self.searches_frontend else {}))]
+        network = self.genome(fewest, stem_kernel=min(kernels, key=lambda k: (k[0] * k[1], k)),
+                               stem_stride=max(strides, key=lambda s: (s[0] * s[1], s)),
+                               stem_channels=min(stem), channels=[min(channels)] * fewest,
+                               kernel=[min(block_kernels)] * fewest)
+        return self.cheapest_frontends(network) if self.searches_frontend else [network]
 
     # --- readable strings ----------------------------------------------------------------------
     def describe(self, genome: Genome) -> str:

@@ -24,7 +24,9 @@ import json
 
 import numpy as np
 
+from tinyevo.audio.features import frontend_of, with_frontend_cost
 from tinyevo.errors import InvalidArchitecture, TinyevoError
+from tinyevo.hardware.cost import estimate_cost
 from tinyevo.spaces.base import Genome, SearchSpace
 from tinyevo.spaces.frontend_genes import FrontEndGenes
 
@@ -159,6 +161,32 @@ class SlottedSpace(SearchSpace):
             given = list(genes[gene])
             out[gene] = given + [choices[0]] * (self.max_blocks - len(given))
         return json.loads(json.dumps(out))
+
+    def cheapest_frontends(self, network: Genome) -> list[Genome]:
+        """``network`` (the genome of the smallest network) behind each front-end whose total, network
+        + front-end (``FrontEnd.cost``), is on the Pareto front of peak SRAM and flash, least
+        SRAM + flash first: the front-end's input shape changes the network's cost, so the cheapest
+        front-end alone is not the cheapest whole (``smallest`` of a space with front-end genes)."""
+        totals = []
+        for genes in self.frontend_genes.assignments():
+            genome = {**network, **genes}
+            try:
+                arch = self.decode(genome)
+            except InvalidArchitecture:
+                continue
+            cost = with_frontend_cost(estimate_cost(arch), frontend_of(arch))
+            totals.append(((cost["peak_sram_bytes"], cost["flash_bytes"]), genome))
+        if not totals:
+            raise TinyevoError(f"{self.name}: no choice of front-end genes decodes behind the smallest "
+                               f"network; give front-end choices with hop_ms <= frame_ms <= clip_ms")
+        front = [(cost, genome) for cost, genome in totals
+                 if not any(other[0] <= cost[0] and other[1] <= cost[1] and other != cost
+                            for other, _ in totals)]
+        front.sort(key=lambda item: (sum(item[0]), item[0]))
+        unique = {}
+        for cost, genome in front:  # one genome per total
+            unique.setdefault(cost, genome)
+        return list(unique.values())
 
     # --- sampling and variation ----------------------------------------------------------------
     def sample(self, rng: np.random.Generator) -> Genome:

@@ -82,13 +82,14 @@ class TcnSpace(SlottedSpace):
 
     def smallest(self) -> list[Genome]:
         """The fewest blocks, the smallest kernel, dilation and channels, no residual (no 1x1
-        shortcut) where the space allows, and the coarsest pooling."""
+        shortcut) where the space allows, and the coarsest pooling (with front-end genes, that
+        network behind each front-end of least total cost: ``cheapest_frontends``)."""
         kernels, dilations, channels, residual, pools = (choices for _, choices in self.slot_genes)
         n = min(self.block_counts)
-        return [self.genome(n, kernel=[min(kernels)] * n, dilation=[min(dilations)] * n,
-                            channels=[min(channels)] * n, residual=[min(residual)] * n,
-                            pool=[max(pools)] * n,
-                            **(self.frontend_genes.smallest() if self.searches_frontend else {}))]
+        network = self.genome(n, kernel=[min(kernels)] * n, dilation=[min(dilations)] * n,
+                              channels=[min(channels)] * n, residual=[min(residual)] * n,
+                              pool=[max(pools)] * n)
+        return self.cheapest_frontends(network) if self.searches_frontend else [network]
 
     # --- readable strings ----------------------------------------------------------------------
     def describe(self, genome: Genome) -> str:
