@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml $(LOCK)
 install: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 demo: $(STAMP)
 	$(PY) -m tinyevo.demo
