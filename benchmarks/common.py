@@ -6,6 +6,7 @@ stderr (``log``), so ``python benchmarks/X.py > result.json`` keeps a clean resu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -71,6 +72,15 @@ def pyplot():
     return plt
 
 
+def save_png(figure, path: Path, dpi: int = 110) -> None:
+    """Write ``figure`` to ``path`` whole or not at all (a temporary file, then a rename), and close it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp.png")
+    figure.savefig(temporary, dpi=dpi)
+    os.replace(temporary, path)
+    pyplot().close(figure)
+
+
 def set_threads(threads: int) -> None:
     """Torch threads of this process, and of the processes it starts (``OMP_NUM_THREADS``)."""
     import torch  # only the benchmarks that train need it
@@ -118,3 +128,20 @@ def fraction(text: str) -> float:
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
     return value
+
+
+def add_search_arguments(parser: argparse.ArgumentParser, rows: str = "training rows") -> None:
+    """The flags every search benchmark takes for its searches' settings (each None when not given)."""
+    parser.add_argument("--budget", type=positive_int, help="trained candidates per search")
+    parser.add_argument("--population", type=positive_int, help="population size of the strategy")
+    parser.add_argument("--epochs", type=positive_int, help="epochs per candidate during the search")
+    parser.add_argument("--data-fraction", type=fraction, help=f"share of the {rows} per candidate")
+
+
+def settings_from(args: argparse.Namespace, base, **more):
+    """``base`` (a settings dataclass) with what the command line gave: ``--seeds`` (repeats
+    dropped), the flags of ``add_search_arguments`` and ``more`` (field: value; None: not given)."""
+    given = {"seeds": tuple(dict.fromkeys(args.seeds)) if args.seeds else None, "budget": args.budget,
+             "population_size": args.population, "epochs": args.epochs,
+             "data_fraction": args.data_fraction, **more}
+    return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})

@@ -103,8 +103,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import (REPO_ROOT, fraction, json_safe, log, positive_int, print_json, pyplot, quick_path,
-                    repo_path, set_threads, task_pool)
+from common import (REPO_ROOT, add_search_arguments, json_safe, log, positive_int, print_json, pyplot,
+                    quick_path, repo_path, save_png, set_threads, settings_from, task_pool)
 from spaces import Ledger, cpu_seconds, final_trainer, seed_mean
 from tinyevo.audio import FrontEnd
 from tinyevo.config import SearchConfig
@@ -620,11 +620,7 @@ def plot(arms: dict, reference: dict, bounds: dict, path: Path) -> None:
     axes.title.set_fontsize(9)
     axes.legend(fontsize=7, loc="best")
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp.png")
-    figure.savefig(temporary, dpi=110)
-    os.replace(temporary, path)
-    plt.close(figure)
+    save_png(figure, path)
 
 
 # --- command line -----------------------------------------------------------------------------------------
@@ -640,10 +636,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="FSDD's recordings, {digit}_{speaker}_{index}.wav (default: %(default)s)")
     parser.add_argument("--arms", nargs="+", choices=ARM_NAMES, help="arms to search (default: all)")
     parser.add_argument("--seeds", type=int, nargs="+", help="search seeds (one search per arm, bound and seed)")
-    parser.add_argument("--budget", type=positive_int, help="trained candidates per search")
-    parser.add_argument("--population", type=positive_int, help="population size of the strategy")
-    parser.add_argument("--epochs", type=positive_int, help="epochs per candidate during the search")
-    parser.add_argument("--data-fraction", type=fraction, help="share of the training clips per candidate")
+    add_search_arguments(parser, "training clips")
     parser.add_argument("--final-epochs", type=positive_int, help="epochs of the final trainer (and the DS-CNN)")
     parser.add_argument("--final-models", type=positive_int, help="front models final-trained per search")
     parser.add_argument("--out", help="folder of the run folders, kws.json and kws.png; the same command run "
@@ -656,11 +649,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
-    given = {"seeds": tuple(dict.fromkeys(args.seeds)) if args.seeds else None, "budget": args.budget,
-             "population_size": args.population, "epochs": args.epochs, "data_fraction": args.data_fraction,
-             "final_epochs": args.final_epochs, "final_models": args.final_models}
-    base = QUICK if args.quick else Settings()
-    return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+    return settings_from(args, QUICK if args.quick else Settings(), final_epochs=args.final_epochs, final_models=args.final_models)
 
 
 def output_paths(args: argparse.Namespace) -> tuple[Path, Path | None, str]:

@@ -82,8 +82,8 @@ from pathlib import Path
 import optuna
 import torch
 
-from common import (fraction, log, mean, positive_int, print_json, pyplot, quick_path, repo_path,
-                    set_threads, task_pool)
+from common import (add_search_arguments, fraction, log, mean, positive_int, print_json, pyplot, quick_path,
+                    repo_path, save_png, set_threads, settings_from, task_pool)
 from tinyevo.data import Dataset, load_dataset
 from tinyevo.errors import TinyevoError
 from tinyevo.estimate import EstimationFailed, EvalContext
@@ -459,11 +459,7 @@ def plot_fronts(runs: dict, path: Path) -> None:
         panel.title.set_fontsize(9)
         panel.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp.png")
-    figure.savefig(temporary, dpi=110)
-    os.replace(temporary, path)
-    plt.close(figure)
+    save_png(figure, path)
 
 
 def _plot_run(panel, run: dict, method: str, color: str) -> None:
@@ -498,10 +494,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--test-size", type=test_size, default=10_000,
                         help="test rows (an int) or share of all rows (a fraction); default %(default)s")
     parser.add_argument("--seeds", type=int, nargs="+", help="search seeds (one search per method and seed)")
-    parser.add_argument("--budget", type=positive_int, help="trained candidates per search")
-    parser.add_argument("--population", type=positive_int, help="population size of the evolutionary methods")
-    parser.add_argument("--epochs", type=positive_int, help="epochs per candidate during the search")
-    parser.add_argument("--data-fraction", type=fraction, help="share of the training rows per candidate")
+    add_search_arguments(parser, "training rows")
     parser.add_argument("--final-epochs", type=positive_int, help="epochs of the final trainings")
     parser.add_argument("--final-top", type=positive_int,
                         help="finalists per search: its best feasible trials, retrained at final fidelity")
@@ -516,12 +509,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
-    given = {"seeds": tuple(dict.fromkeys(args.seeds)) if args.seeds else None, "budget": args.budget,
-             "population_size": args.population, "epochs": args.epochs,
-             "data_fraction": args.data_fraction, "final_epochs": args.final_epochs,
-             "final_top": args.final_top}
-    base = QUICK if args.quick else Settings()
-    return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+    return settings_from(args, QUICK if args.quick else Settings(), final_epochs=args.final_epochs, final_top=args.final_top)
 
 
 def png_path(args: argparse.Namespace) -> Path:

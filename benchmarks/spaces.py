@@ -87,8 +87,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import (REPO_ROOT, json_safe, log, mean, print_json, pyplot, quick_path, repo_path,
-                    fraction, positive_int, set_threads, task_pool)
+from common import (REPO_ROOT, add_search_arguments, fraction, json_safe, log, mean, positive_int,
+                    print_json, pyplot, quick_path, repo_path, save_png, set_threads, settings_from,
+                    task_pool)
 from tinyevo.config import SearchConfig
 from tinyevo.deploy.codegen import mcu
 from tinyevo.deploy.codegen.emit import generate_c
@@ -529,11 +530,7 @@ def plot(spaces: dict, reference: dict, bounds: dict, path: Path) -> None:
     axes.title.set_fontsize(9)
     axes.legend(fontsize=7, loc="best", ncol=2)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp.png")
-    figure.savefig(temporary, dpi=110)
-    os.replace(temporary, path)
-    plt.close(figure)
+    save_png(figure, path)
 
 
 # --- command line -----------------------------------------------------------------------------------------
@@ -549,10 +546,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="CIFAR-10 as an image folder, train/ and test/ (default: %(default)s)")
     parser.add_argument("--spaces", nargs="+", help="spaces to search (default: every registered image space)")
     parser.add_argument("--seeds", type=int, nargs="+", help="search seeds (one search per space, bound and seed)")
-    parser.add_argument("--budget", type=positive_int, help="trained candidates per search")
-    parser.add_argument("--population", type=positive_int, help="population size of the strategy")
-    parser.add_argument("--epochs", type=positive_int, help="epochs per candidate during the search")
-    parser.add_argument("--data-fraction", type=fraction, help="share of the training rows per candidate")
+    add_search_arguments(parser, "training rows")
     parser.add_argument("--final-epochs", type=positive_int, help="epochs of the final trainer (and ResNet-8)")
     parser.add_argument("--final-models", type=positive_int, help="front models final-trained per search")
     parser.add_argument("--out", help="folder of the run folders, spaces.json and spaces.png; the same "
@@ -566,11 +560,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
-    given = {"seeds": tuple(dict.fromkeys(args.seeds)) if args.seeds else None, "budget": args.budget,
-             "population_size": args.population, "epochs": args.epochs, "data_fraction": args.data_fraction,
-             "final_epochs": args.final_epochs, "final_models": args.final_models}
-    base = QUICK if args.quick else Settings()
-    return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+    return settings_from(args, QUICK if args.quick else Settings(), final_epochs=args.final_epochs, final_models=args.final_models)
 
 
 def chosen_spaces(names: list[str] | None) -> tuple[list[str], dict]:
