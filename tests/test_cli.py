@@ -18,6 +18,17 @@ def tinyevo(*args, cwd=ROOT):
     return result.returncode, result.stdout, result.stderr
 
 
+def tinyevo_here(capsys, *args):
+    """``tinyevo`` run in this process (``tinyevo.cli.main``): the same exit code and output,
+    without a new Python that imports torch again (about 4 s a command)."""
+    from tinyevo.cli import main
+
+    capsys.readouterr()
+    code = main([str(arg) for arg in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @pytest.mark.parametrize("name, macs, params, sram", [
     ("resnet8", 12.50e6, 77_706, 49_152),   # MLPerf Tiny ResNet-8, published figures
     ("ds_cnn", 2.66e6, 22_604, 16_000),     # MLPerf Tiny DS-CNN, published figures
@@ -137,22 +148,23 @@ def test_show_all_lists_every_trial_of_the_store(tmp_path):
 
 
 @pytest.mark.parametrize("space_name", SPACE_NAMES)
-def test_list_sample_and_cost_of_every_registered_space(space_name, tmp_path):
+def test_list_sample_and_cost_of_every_registered_space(space_name, tmp_path, capsys):
     """``list`` names the space with its encoding, ``sample --json`` writes a genome document the
-    space reads back, and ``cost`` of that file counts the MACs the cost model counts for it."""
+    space reads back, and ``cost`` of that file counts the MACs the cost model counts for it (run in
+    this process; the subprocess tests above run the installed command)."""
     from tinyevo.hardware import estimate_cost
     from tinyevo.spaces import SPACES, create_space
 
-    code, listed, _ = tinyevo("list", "spaces")
+    code, listed, _ = tinyevo_here(capsys, "list", "spaces")
     assert code == 0 and [space_name, SPACES.get(space_name).encoding] in [
         line.split()[:2] for line in listed.splitlines()]
-    code, text, _ = tinyevo("sample", "--space", space_name, "--seed", "2", "--json")
+    code, text, _ = tinyevo_here(capsys, "sample", "--space", space_name, "--seed", "2", "--json")
     assert code == 0
     document = json.loads(text)
     space = create_space(space_name)
     assert document["space"] == space_name and document["describe"] == space.describe(document["genome"])
     (tmp_path / "g.json").write_text(text)
-    code, cost, _ = tinyevo("cost", tmp_path / "g.json", "--json")
+    code, cost, _ = tinyevo_here(capsys, "cost", tmp_path / "g.json", "--json")
     assert code == 0
     assert json.loads(cost)["macs"] == estimate_cost(space.decode(document["genome"])).macs
 
