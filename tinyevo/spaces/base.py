@@ -111,3 +111,13 @@ class SearchSpace(ABC):
 
     def from_vector(self, vector: list[int]) -> Genome:
         raise NotImplementedError(f"space {self.name!r} has a variable-length encoding")
+
+
+def redraw_gene(vector: list[int], dims: list[tuple[str, list]], gene: int,
+                rng: np.random.Generator) -> list[int]:
+    """``vector`` with choice ``gene`` moved to another of its choices, drawn uniformly (unchanged
+    when the gene has one choice): the one-gene mutation of the fixed-length spaces."""
+    others = [i for i in range(len(dims[gene][1])) if i != vector[gene]]
+    if others:
+        vector[gene] = others[int(rng.integers(len(others)))]
+    return vector

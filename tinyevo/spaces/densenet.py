@@ -46,7 +46,7 @@ import numpy as np
 
 from tinyevo.arch import Architecture, GraphBuilder
 from tinyevo.errors import InvalidArchitecture, TinyevoError
-from tinyevo.spaces.base import SPACES, Genome, SearchSpace
+from tinyevo.spaces.base import SPACES, Genome, SearchSpace, redraw_gene
 
 COMPRESSION = 0.5  # DenseNet-BC's theta
 GENES = ("layers", "growth", "bottleneck", "kernel")
@@ -161,10 +161,7 @@ class DenseNetSpace(SearchSpace):
         vector = self.to_vector(genome)
         dims = self.dimensions()
         gene = int(rng.integers(len(vector)))
-        others = [i for i in range(len(dims[gene][1])) if i != vector[gene]]
-        if others:
-            vector[gene] = others[int(rng.integers(len(others)))]
-        return self.from_vector(vector)
+        return self.from_vector(redraw_gene(vector, dims, gene, rng))
 
     def _crossover(self, a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
         """Uniform crossover: each gene from either parent."""

@@ -32,7 +32,7 @@ import numpy as np
 
 from tinyevo.arch import Architecture, GraphBuilder
 from tinyevo.errors import InvalidArchitecture
-from tinyevo.spaces.base import SPACES, Genome, SearchSpace
+from tinyevo.spaces.base import SPACES, Genome, SearchSpace, redraw_gene
 
 STEM_CHANNELS, FIRST_BLOCK_CHANNELS, MIX_CHANNELS = 32, 16, 1280
 STAGE_CHANNELS = (24, 32, 64, 96, 160, 320)
@@ -142,10 +142,7 @@ class MobileNetV2Space(SearchSpace):
         vector, dims = self.to_vector(genome), self.dimensions()
         active = self.active_genes(genome)
         gene = active[int(rng.integers(len(active)))]
-        others = [i for i in range(len(dims[gene][1])) if i != vector[gene]]
-        if others:
-            vector[gene] = others[int(rng.integers(len(others)))]
-        return self.from_vector(vector)
+        return self.from_vector(redraw_gene(vector, dims, gene, rng))
 
     def _crossover(self, a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
         """Uniform crossover of the choice vectors (as in OFA's and MCUNet's evolution)."""

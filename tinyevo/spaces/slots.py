@@ -27,7 +27,7 @@ import numpy as np
 from tinyevo.audio.features import frontend_of, with_frontend_cost
 from tinyevo.errors import InvalidArchitecture, TinyevoError
 from tinyevo.hardware.cost import estimate_cost
-from tinyevo.spaces.base import Genome, SearchSpace
+from tinyevo.spaces.base import Genome, SearchSpace, redraw_gene
 from tinyevo.spaces.frontend_genes import FrontEndGenes
 
 COUNT = "blocks"
@@ -204,10 +204,7 @@ class SlottedSpace(SearchSpace):
         vector, dims = self.to_vector(genome), self.dimensions()
         active = self.active_genes(genome)
         gene = active[int(rng.integers(len(active)))]
-        others = [i for i in range(len(dims[gene][1])) if i != vector[gene]]
-        if others:
-            vector[gene] = others[int(rng.integers(len(others)))]
-        return self.from_vector(vector)
+        return self.from_vector(redraw_gene(vector, dims, gene, rng))
 
     def _crossover(self, a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
         """Uniform crossover of the choice vectors: each gene from either parent."""
