@@ -9,6 +9,7 @@ The test split is for final reporting only: a search reads ``train`` and ``val``
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,3 +164,13 @@ def check_data_dir(data_dir, dataset: str) -> Path:
         raise TinyevoError(f"data dir {str(path)!r} for dataset {dataset!r} does not exist: "
                            f"create it with the dataset's files, or leave --data-dir out to download")
     return path
+
+
+def folder_entries(folder: Path) -> list[os.DirEntry]:
+    """The entries of ``folder`` sorted by name, hidden ones (``.name``) left out; one line when the
+    folder cannot be read. What the folder datasets (``imagefolder``, ``wavfolder``) list."""
+    try:
+        with os.scandir(folder) as scan:
+            return sorted((e for e in scan if not e.name.startswith(".")), key=lambda e: e.name)
+    except OSError as error:
+        raise TinyevoError(f"cannot read folder {str(folder)!r} ({error.strerror or error})") from None

@@ -31,14 +31,13 @@ differ slightly from the official binary batches that the ``cifar10`` dataset re
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from tinyevo.data.base import (DATASETS, TEST_SIZE, VAL_SIZE, Dataset, with_official_test,
+from tinyevo.data.base import (DATASETS, TEST_SIZE, VAL_SIZE, Dataset, folder_entries, with_official_test,
                                with_seeded_test)
 from tinyevo.data.disk_cache import cached_arrays, files_fingerprint
 from tinyevo.errors import TinyevoError
@@ -82,11 +81,7 @@ def list_images(root: Path, limit_per_class: int | None = None) -> ImageFiles:
 def visible_entries(folder: Path, folders: bool) -> list[Path]:
     """The sub-folders (``folders``) or the files of ``folder``, sorted by name, hidden ones left out;
     a file where a class folder should be is ignored, a folder where an image should be is an error."""
-    try:
-        with os.scandir(folder) as scan:
-            entries = sorted((e for e in scan if not e.name.startswith(".")), key=lambda e: e.name)
-    except OSError as error:
-        raise TinyevoError(f"cannot read folder {str(folder)!r} ({error.strerror or error})") from None
+    entries = folder_entries(folder)
     if folders:
         return [folder / e.name for e in entries if e.is_dir()]
     inner = next((e for e in entries if e.is_dir()), None)

@@ -39,7 +39,6 @@ Options:
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +47,8 @@ import numpy as np
 
 from tinyevo.audio.frontend import FrontEnd, PCM_SCALE
 from tinyevo.audio.wav import fit_length, read_wav, resample
-from tinyevo.data.base import DATASETS, TEST_SIZE, VAL_SIZE, Dataset, labels as as_labels, with_seeded_test
+from tinyevo.data.base import (DATASETS, TEST_SIZE, VAL_SIZE, Dataset, folder_entries, labels as as_labels,
+                               with_seeded_test)
 from tinyevo.errors import TinyevoError
 
 LABEL_SOURCES = ("folder", "filename")
@@ -91,11 +91,7 @@ def name_fields(path: Path, regex: re.Pattern, pattern: str) -> dict[str, str]:
 
 def visible(folder: Path, folders: bool) -> list[Path]:
     """Sorted sub-folders (not starting with ``_``) or files of ``folder``, hidden ones left out."""
-    try:
-        with os.scandir(folder) as scan:
-            entries = sorted((e for e in scan if not e.name.startswith(".")), key=lambda e: e.name)
-    except OSError as error:
-        raise TinyevoError(f"cannot read folder {str(folder)!r} ({error.strerror or error})") from None
+    entries = folder_entries(folder)
     if folders:
         return [folder / e.name for e in entries if e.is_dir() and not e.name.startswith("_")]
     return [folder / e.name for e in entries if not e.is_dir()]
