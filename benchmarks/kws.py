@@ -95,7 +95,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,9 +102,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import (REPO_ROOT, add_search_arguments, json_safe, log, positive_int, print_json, pyplot,
-                    quick_path, repo_path, save_png, set_threads, settings_from, task_pool)
-from spaces import Ledger, cpu_seconds, final_trainer, seed_mean
+from common import (REPO_ROOT, add_search_arguments, json_safe, log, print_json, pyplot,
+                    repo_path, save_png, set_threads, settings_from, task_pool)
+from spaces import (Ledger, add_run_arguments, cpu_seconds, draw_bounds, final_trainer, keep_settings, output_paths,
+                    seed_mean, summary)
 from tinyevo.audio import FrontEnd
 from tinyevo.config import SearchConfig
 from tinyevo.deploy.codegen import mcu
@@ -529,16 +529,6 @@ SUMMED = ("test_accuracy", "int8_test_accuracy", "peak_sram_bytes", "flash_bytes
           "final_cpu_seconds")
 
 
-def summary(rows: list[dict], fits: bool) -> dict:
-    """One bound of one arm: means over seeds of the models' figures, and each seed's."""
-    if not fits:
-        return {"status": "cannot_fit", "per_seed": []}
-    ok = [r for r in rows if r["status"] == "ok"]
-    status = ("ok" if len(ok) == len(rows) else "partial") if ok else (rows[0]["status"] if rows else "not_run")
-    return {"status": status, **{key: seed_mean(r.get(key) for r in ok) for key in SUMMED},
-            "mcu_bit_exact": all(r.get("mcu_bit_exact") is not False for r in ok), "per_seed": rows}
-
-
 def pending_summary(reason: str, stand_in: dict | None) -> dict:
     return {"status": "pending", "reason": reason, "computed_with": "the front-end fixed (arm kws)",
             "bounds": (stand_in or {}).get("bounds", {})}
@@ -609,11 +599,7 @@ def plot(arms: dict, reference: dict, bounds: dict, path: Path) -> None:
         axes.scatter([reference["peak_sram_bytes"]], [reference["test_accuracy"]], marker="*", s=260, color="black",
                      label=f"DS-CNN ({reference['test_accuracy']:.3f})", zorder=5)
         axes.axhline(reference["test_accuracy"], color="black", lw=0.6, ls=":")
-    for bound, limits in bounds.items():
-        axes.axvline(limits["max_peak_sram_bytes"], color="gray", ls="--", lw=1)
-        axes.text(limits["max_peak_sram_bytes"], 0.02, f"{bound}: {limits['max_peak_sram_bytes']:,} B SRAM, "
-                  f"{limits['max_flash_bytes']:,} B flash", rotation=90, fontsize=7, color="gray",
-                  transform=axes.get_xaxis_transform(), va="bottom", ha="right")
+    draw_bounds(axes, bounds, top=False)
     axes.set(xlabel="peak SRAM, network + front-end (bytes)", ylabel=f"FSDD test accuracy ({', '.join(TEST_SPEAKERS)})",
              title="Spoken digits (FSDD, speaker held out) under the DS-CNN's memory (dots) and a quarter\n"
                    "(triangles), front-end included; ringed: each search's model", xlim=(0, bounds["dscnn"]["max_peak_sram_bytes"] * 1.08))
@@ -637,14 +623,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--arms", nargs="+", choices=ARM_NAMES, help="arms to search (default: all)")
     parser.add_argument("--seeds", type=int, nargs="+", help="search seeds (one search per arm, bound and seed)")
     add_search_arguments(parser, "training clips")
-    parser.add_argument("--final-epochs", type=positive_int, help="epochs of the final trainer (and the DS-CNN)")
-    parser.add_argument("--final-models", type=positive_int, help="front models final-trained per search")
-    parser.add_argument("--out", help="folder of the run folders, kws.json and kws.png; the same command run "
-                                      "again resumes (default: runs/kws; --quick: a new temporary folder)")
-    parser.add_argument("--results", help="full run: also copy kws.json and kws.png here "
-                                          "(default: benchmarks/results; 'none': do not)")
-    parser.add_argument("--jobs", type=positive_int, default=1, help="searches run at once (default 1)")
-    parser.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads per process")
+    add_run_arguments(parser, "kws", "the DS-CNN", jobs=1)
     return parser.parse_args(argv)
 
 
@@ -652,33 +631,13 @@ def settings_of(args: argparse.Namespace) -> Settings:
     return settings_from(args, QUICK if args.quick else Settings(), final_epochs=args.final_epochs, final_models=args.final_models)
 
 
-def output_paths(args: argparse.Namespace) -> tuple[Path, Path | None, str]:
-    """(``--out``, the folder the full run's files are copied to or None, the files' stem)."""
-    if args.quick:
-        out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="kws_quick-", dir=quick_path("kws").parent))
-        return out.resolve(), None, "kws_quick"
-    out = Path(args.out) if args.out else REPO_ROOT / "runs" / "kws"
-    results = None if args.results == "none" else Path(args.results or REPO_ROOT / "benchmarks" / "results")
-    return out.resolve(), results, "kws"
-
-
 def check_out_folder(out: Path, settings: Settings, data_dir: str) -> None:
     """Record in ``OUT/settings.json`` what the run folders there were made with; refuse other
     trainer or strategy settings (``--budget``, ``--seeds``, ``--arms`` and ``--final-models`` may
     change: a rerun extends the runs)."""
     arm = kws_arm(class_count(settings))
-    fixed = json.loads(json.dumps({**trainer_settings(0, settings, data_dir, arm), "seed": None,
-                                   "population_size": settings.population_size}))
-    marker = out / "settings.json"
-    if marker.exists():
-        stored = json.loads(marker.read_text())
-        if stored != fixed:
-            name = next(k for k in sorted(set(stored) | set(fixed)) if stored.get(k) != fixed.get(k))
-            raise TinyevoError(f"{out} holds runs made with {name}={stored.get(name)!r}, not "
-                               f"{fixed.get(name)!r}; give another --out or the same settings")
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(fixed, indent=1))
+    keep_settings(out, {**trainer_settings(0, settings, data_dir, arm), "seed": None,
+                        "population_size": settings.population_size})
 
 
 def load_data(data_dir: str, settings: Settings, arms: dict):
@@ -702,7 +661,7 @@ def main(argv=None) -> int:
     set_threads(args.threads)
     settings, start, cpu_start = settings_of(args), time.perf_counter(), cpu_seconds()
     try:
-        out, results_dir, stem = output_paths(args)
+        out, results_dir, stem = output_paths(args, "kws")
         data_dir = str(repo_path(args.data).resolve())
         arms, pending = arms_of(args.arms, class_count(settings))
         default = SearchConfig()
@@ -727,7 +686,7 @@ def main(argv=None) -> int:
     runs, references = run_benchmark(arms, checks, bounds, settings, data_dir, out, args.jobs, args.threads)
     reference = reference_summary(network, references)
     report_arms = {name: {**checks[name], "searches_frontend": arm.searches_frontend,
-                          "bounds": {bound: summary(runs[name][bound], checks[name]["fits"][bound])
+                          "bounds": {bound: summary(runs[name][bound], checks[name]["fits"][bound], SUMMED)
                                      for bound in bounds}}
                    for name, arm in arms.items()}
     for name, reason in pending.items():

@@ -441,8 +441,9 @@ SUMMED = ("test_accuracy", "int8_test_accuracy", "peak_sram_bytes", "flash_bytes
           "mcu_flash_bytes", "search_cpu_seconds", "final_cpu_seconds")
 
 
-def summary(rows: list[dict], fits: bool) -> dict:
-    """One bound of one space: means over seeds of the models' figures, and each seed's."""
+def summary(rows: list[dict], fits: bool, summed=SUMMED) -> dict:
+    """One bound of one space (or arm): means over seeds of the models' ``summed`` figures, and each
+    seed's row."""
     if not fits:
         return {"status": "cannot_fit", "per_seed": []}
     ok = [r for r in rows if r["status"] == "ok"]
@@ -450,7 +451,7 @@ def summary(rows: list[dict], fits: bool) -> dict:
         status = "ok" if len(ok) == len(rows) else "partial"
     else:
         status = rows[0]["status"] if rows else "not_run"
-    figures = {key: seed_mean(r.get(key) for r in ok) for key in SUMMED}
+    figures = {key: seed_mean(r.get(key) for r in ok) for key in summed}
     return {"status": status, **figures, "mcu_bit_exact": all(r.get("mcu_bit_exact") is not False for r in ok),
             "per_seed": rows}
 
@@ -519,11 +520,7 @@ def plot(spaces: dict, reference: dict, bounds: dict, path: Path) -> None:
         axes.scatter([reference["peak_sram_bytes"]], [reference["test_accuracy"]], marker="*", s=260,
                      color="black", label=f"ResNet-8 ({reference['test_accuracy']:.3f})", zorder=5)
         axes.axhline(reference["test_accuracy"], color="black", lw=0.6, ls=":")
-    for bound, limits in bounds.items():
-        axes.axvline(limits["max_peak_sram_bytes"], color="gray", ls="--", lw=1)
-        axes.text(limits["max_peak_sram_bytes"], 0.98, f"{bound}: {limits['max_peak_sram_bytes']:,} B SRAM, "
-                  f"{limits['max_flash_bytes']:,} B flash", rotation=90, fontsize=7, color="gray",
-                  transform=axes.get_xaxis_transform(), va="top", ha="right")
+    draw_bounds(axes, bounds, top=True)
     axes.set(xlabel="peak SRAM (bytes, layer by layer)", ylabel="CIFAR-10 test accuracy",
              title="CIFAR-10 under ResNet-8's memory (dots) and half of it (triangles); ringed: each search's model",
              xlim=(0, RESNET8_PEAK_SRAM_BYTES * 1.08))
@@ -547,16 +544,33 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--spaces", nargs="+", help="spaces to search (default: every registered image space)")
     parser.add_argument("--seeds", type=int, nargs="+", help="search seeds (one search per space, bound and seed)")
     add_search_arguments(parser, "training rows")
-    parser.add_argument("--final-epochs", type=positive_int, help="epochs of the final trainer (and ResNet-8)")
-    parser.add_argument("--final-models", type=positive_int, help="front models final-trained per search")
-    parser.add_argument("--out", help="folder of the run folders, spaces.json and spaces.png; the same "
-                                      "command run again resumes (default: runs/spaces; --quick: a new "
-                                      "temporary folder)")
-    parser.add_argument("--results", help="full run: also copy spaces.json and spaces.png here "
-                                          "(default: benchmarks/results; 'none': do not)")
-    parser.add_argument("--jobs", type=positive_int, default=2, help="searches run at once (default 2)")
-    parser.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads per process")
+    add_run_arguments(parser, "spaces", "ResNet-8", jobs=2)
     return parser.parse_args(argv)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, stem: str, reference: str, jobs: int) -> None:
+    """The final trainer's, the run folders' and the workers' options of a bounded-search benchmark
+    whose files are ``STEM.json`` and ``STEM.png`` and whose baseline is ``reference``."""
+    parser.add_argument("--final-epochs", type=positive_int, help=f"epochs of the final trainer (and {reference})")
+    parser.add_argument("--final-models", type=positive_int, help="front models final-trained per search")
+    parser.add_argument("--out", help=f"folder of the run folders, {stem}.json and {stem}.png; the same "
+                                      f"command run again resumes (default: runs/{stem}; --quick: a new "
+                                      f"temporary folder)")
+    parser.add_argument("--results", help=f"full run: also copy {stem}.json and {stem}.png here "
+                                          f"(default: benchmarks/results; 'none': do not)")
+    parser.add_argument("--jobs", type=positive_int, default=jobs, help=f"searches run at once (default {jobs})")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads per process")
+
+
+def draw_bounds(axes, bounds: dict, top: bool) -> None:
+    """A dashed vertical line at each bound's peak SRAM, labelled with its SRAM and flash, the label
+    at the top of the axes or (``top=False``) at the bottom."""
+    for bound, limits in bounds.items():
+        axes.axvline(limits["max_peak_sram_bytes"], color="gray", ls="--", lw=1)
+        axes.text(limits["max_peak_sram_bytes"], 0.98 if top else 0.02,
+                  f"{bound}: {limits['max_peak_sram_bytes']:,} B SRAM, {limits['max_flash_bytes']:,} B flash",
+                  rotation=90, fontsize=7, color="gray", transform=axes.get_xaxis_transform(),
+                  va="top" if top else "bottom", ha="right")
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
@@ -571,23 +585,29 @@ def chosen_spaces(names: list[str] | None) -> tuple[list[str], dict]:
     return image_spaces(list(dict.fromkeys(names)) if names else registered)
 
 
-def output_paths(args: argparse.Namespace) -> tuple[Path, Path | None, str]:
+def output_paths(args: argparse.Namespace, stem: str = "spaces") -> tuple[Path, Path | None, str]:
     """(``--out``, the folder the full run's files are copied to or None, the files' stem)."""
     if args.quick:
-        out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="spaces_quick-",
-                                                                    dir=quick_path("spaces").parent))
-        return out.resolve(), None, "spaces_quick"
-    out = Path(args.out) if args.out else REPO_ROOT / "runs" / "spaces"
+        out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix=f"{stem}_quick-",
+                                                                    dir=quick_path(stem).parent))
+        return out.resolve(), None, f"{stem}_quick"
+    out = Path(args.out) if args.out else REPO_ROOT / "runs" / stem
     results = None if args.results == "none" else Path(args.results or REPO_ROOT / "benchmarks" / "results")
-    return out.resolve(), results, "spaces"
+    return out.resolve(), results, stem
 
 
 def check_out_folder(out: Path, settings: Settings, data_dir: str) -> None:
     """Record in ``OUT/settings.json`` what the run folders there were made with; refuse other
     trainer or strategy settings (``--budget``, ``--seeds``, ``--spaces`` and ``--final-models`` may
     change: a rerun extends the runs)."""
-    fixed = json.loads(json.dumps({**trainer_settings(0, settings, data_dir), "seed": None,
-                                   "population_size": settings.population_size}))
+    keep_settings(out, {**trainer_settings(0, settings, data_dir), "seed": None,
+                        "population_size": settings.population_size})
+
+
+def keep_settings(out: Path, fixed: dict) -> None:
+    """``fixed`` written to ``OUT/settings.json`` on the first run; a TinyevoError naming the first
+    setting that differs from what is stored there on a later one."""
+    fixed = json.loads(json.dumps(fixed))
     marker = out / "settings.json"
     if marker.exists():
         stored = json.loads(marker.read_text())
