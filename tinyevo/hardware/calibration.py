@@ -1,0 +1,107 @@
+"""A per-op cost model fitted to instructions measured on an emulated core (``tinyevo calibrate``).
+
+For every op that costs time, the calibrated model predicts the instructions it executes as a
+non-negative linear function of its shape (``FEATURES``, computed from the architecture alone)::
+
+    instructions(op) = sum_f  coefficient[kind][f] * feature_f(op)
+    instructions(network) = sum over live ops + network overhead (copying the input in and the
+                            output out: coefficients of kind ``network`` on its input and output)
+
+The features of an op: ``calls`` (1: a per-call constant), ``macs``, ``outputs`` (output
+elements: requantization), ``pixels`` (output rows x columns: the loop over positions),
+``channels`` (output channels: per-channel set-up), ``patch_elements`` (output pixels x kernel
+positions x input channels: what an im2col gathers), ``inputs`` (input elements read, all inputs)
+and ``pixel_inputs`` (output pixels x number of inputs: one copy per input and position, concat).
+
+The kinds (``calibration_kind``) refine ``latency.op_kind``: a grouped convolution that is not
+depthwise is ``grouped_conv2d`` (the generated C runs it without im2col), pooling is split into
+``max_pool``, ``avg_pool`` and ``global_avg_pool``; ``batch_norm`` is an unfolded batch norm.
+
+``fit_kind`` fits one kind by non-negative least squares on relative errors (each row divided by
+its measured count, so that small layers weigh as much as large ones), ``scipy.optimize.nnls``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import nnls
+
+from tinyevo.arch import OPS, Architecture, Node
+from tinyevo.hardware.folding import batch_norm_folds
+from tinyevo.hardware.memory import tensor_bytes
+
+FEATURES = ("calls", "macs", "outputs", "pixels", "channels", "patch_elements", "inputs",
+            "pixel_inputs")
+NETWORK = "network"
+POOLS = ("max_pool", "avg_pool", "global_avg_pool")
+#: ops that run no code of their own: activations fused into the op before them, reshapes, zeros
+FREE_OPS = ("relu", "relu6", "identity", "flatten", "zero")
+
+
+def calibration_kind(arch: Architecture, node: Node, folds: dict[str, str] | None = None) -> str:
+    """The kind whose fitted coefficients price this op ("free" for ops that cost nothing);
+    ``folds``: ``batch_norm_folds(arch)``, computed when not given."""
+    if node.op == "conv2d":
+        cin = arch.input_shapes(node)[0][2]
+        groups = node.attrs["groups"]
+        if groups == cin and cin > 1:
+            return "depthwise_conv2d"
+        if groups > 1:
+            return "grouped_conv2d"
+        return "pointwise_conv2d" if node.attrs["kernel"] == (1, 1) else "conv2d"
+    if node.op in FREE_OPS or node.name in (batch_norm_folds(arch) if folds is None else folds):
+        return "free"
+    if node.op in (*POOLS, "dense", "add", "concat", "batch_norm"):
+        return node.op
+    raise ValueError(f"the calibrated latency model has no kind for op {node.op!r}: add it to "
+                     f"tinyevo/hardware/calibration.py")
+
+
+def op_features(arch: Architecture, node: Node) -> np.ndarray:
+    """``FEATURES`` of one op, in that order."""
+    inputs, output = arch.input_shapes(node), arch.shapes[node.name]
+    pixels = output[0] * output[1]
+    kernel = node.attrs.get("kernel", (1, 1)) if node.op in ("conv2d", "max_pool", "avg_pool") else (1, 1)
+    if node.op == "global_avg_pool":
+        kernel = inputs[0][:2]
+    macs = OPS[node.op].macs(node.attrs, inputs, output)
+    patch = pixels * kernel[0] * kernel[1] * inputs[0][2]
+    return np.array([1, macs, tensor_bytes(output), pixels, output[2], patch,
+                     sum(tensor_bytes(shape) for shape in inputs), pixels * len(inputs)], dtype=float)
+
+
+def network_features(arch: Architecture) -> np.ndarray:
+    """``FEATURES`` of the network's own overhead: one call, its input and output elements."""
+    features = np.zeros(len(FEATURES))
+    features[FEATURES.index("calls")] = 1
+    features[FEATURES.index("inputs")] = tensor_bytes(arch.input_shape)
+    features[FEATURES.index("outputs")] = tensor_bytes(arch.output_shape)
+    return features
+
+
+def costed_ops(arch: Architecture) -> list[tuple[Node, str]]:
+    """(node, kind) of every live op that is not free, in execution order."""
+    folds = batch_norm_folds(arch)
+    kinds = [(node, calibration_kind(arch, node, folds)) for node in arch.live_nodes()]
+    return [(node, kind) for node, kind in kinds if kind != "free"]
+
+
+def fit_kind(features: np.ndarray, instructions: np.ndarray) -> tuple[dict[str, float], dict]:
+    """Non-negative coefficients (per feature name) minimizing the squared relative error of
+    ``features @ c`` against ``instructions``, and the fit's relative residuals (median, worst)."""
+    x, y = np.asarray(features, dtype=float), np.asarray(instructions, dtype=float)
+    if len(x) == 0 or np.any(y <= 0):
+        raise ValueError("fit_kind needs at least one measurement, all positive")
+    weighted = x / y[:, None]
+    scale = np.abs(weighted).max(axis=0)
+    scale[scale == 0] = 1.0
+    solution, _ = nnls(weighted / scale, np.ones(len(y)), maxiter=50 * x.shape[1])
+    coefficients = solution / scale
+    relative = np.abs(x @ coefficients - y) / y
+    fit = {"probes": int(len(y)), "median_relative_error": float(np.median(relative)),
+           "worst_relative_error": float(relative.max())}
+    return dict(zip(FEATURES, (float(c) for c in coefficients))), fit
+
+
+def predict(coefficients: dict[str, float], features: np.ndarray) -> float:
+    """Instructions the fitted ``coefficients`` of one kind give for one op's ``features``."""
+    return float(sum(coefficients.get(name, 0.0) * value for name, value in zip(FEATURES, features)))
