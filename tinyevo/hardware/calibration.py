@@ -7,11 +7,16 @@ non-negative linear function of its shape (``FEATURES``, computed from the archi
     instructions(network) = sum over live ops + network overhead (copying the input in and the
                             output out: coefficients of kind ``network`` on its input and output)
 
-The features of an op: ``calls`` (1: a per-call constant), ``macs``, ``outputs`` (output
-elements: requantization), ``pixels`` (output rows x columns: the loop over positions),
-``channels`` (output channels: per-channel set-up), ``patch_elements`` (output pixels x kernel
-positions x input channels: what an im2col gathers), ``inputs`` (input elements read, all inputs)
-and ``pixel_inputs`` (output pixels x number of inputs: one copy per input and position, concat).
+The features of an op: ``calls`` (1: a per-call constant), ``macs``; ``valid_macs``, the MACs
+(for a pool: the window elements) of the kernel positions that fall inside the input, not in the
+SAME padding (what a direct kernel that skips the padding computes); ``filter_macs``, output pixels
+x output channels x the filter rounded up to a multiple of four values (what an im2col kernel
+computes); ``outputs`` (output elements: requantization), ``pixels`` (output rows x columns: the
+loop over positions), ``channels`` (output channels: per-channel set-up), ``patch_elements``
+(output pixels x kernel positions x input channels: what an im2col gathers), ``valid_taps``
+(pairs of output pixel and kernel position inside the input: a direct kernel's inner loop
+starts), ``inputs`` (input elements read, all inputs) and ``pixel_inputs`` (output pixels x
+number of inputs: one copy per input and position, concat).
 
 The kinds (``calibration_kind``) refine ``latency.op_kind``: a grouped convolution that is not
 depthwise is ``grouped_conv2d`` (the generated C runs it without im2col), pooling is split into
@@ -26,11 +31,12 @@ import numpy as np
 from scipy.optimize import nnls
 
 from tinyevo.arch import OPS, Architecture, Node
+from tinyevo.arch.ops import same_padding
 from tinyevo.hardware.folding import batch_norm_folds
 from tinyevo.hardware.memory import tensor_bytes
 
-FEATURES = ("calls", "macs", "outputs", "pixels", "channels", "patch_elements", "inputs",
-            "pixel_inputs")
+FEATURES = ("calls", "macs", "valid_macs", "filter_macs", "outputs", "pixels", "channels",
+            "patch_elements", "valid_taps", "inputs", "pixel_inputs")
 NETWORK = "network"
 POOLS = ("max_pool", "avg_pool", "global_avg_pool")
 #: ops that run no code of their own: activations fused into the op before them, reshapes, zeros
@@ -56,16 +62,42 @@ def calibration_kind(arch: Architecture, node: Node, folds: dict[str, str] | Non
                      f"tinyevo/hardware/calibration.py")
 
 
+def axis_taps(size: int, out: int, kernel: int, stride: int, dilation: int, padding: str) -> int:
+    """Pairs (output index, kernel index) along one axis whose input index lies inside the input."""
+    before = same_padding(size, kernel, stride, dilation)[0] if padding == "same" else 0
+    return sum(1 for o in range(out) for k in range(kernel)
+               if 0 <= o * stride - before + k * dilation < size)
+
+
+def valid_taps(arch: Architecture, node: Node) -> int:
+    """Output pixels x kernel positions inside the input (``FEATURES``), for a sliding window."""
+    inputs, output = arch.input_shapes(node), arch.shapes[node.name]
+    if node.op == "global_avg_pool":
+        return inputs[0][0] * inputs[0][1]
+    if node.op not in ("conv2d", "max_pool", "avg_pool"):
+        return output[0] * output[1]
+    attrs = node.attrs
+    (kh, kw), (sh, sw) = attrs["kernel"], attrs["stride"]
+    dh, dw = attrs.get("dilation", (1, 1))
+    return (axis_taps(inputs[0][0], output[0], kh, sh, dh, attrs["padding"])
+            * axis_taps(inputs[0][1], output[1], kw, sw, dw, attrs["padding"]))
+
+
 def op_features(arch: Architecture, node: Node) -> np.ndarray:
     """``FEATURES`` of one op, in that order."""
     inputs, output = arch.input_shapes(node), arch.shapes[node.name]
-    pixels = output[0] * output[1]
+    pixels, cin = output[0] * output[1], inputs[0][2]
     kernel = node.attrs.get("kernel", (1, 1)) if node.op in ("conv2d", "max_pool", "avg_pool") else (1, 1)
     if node.op == "global_avg_pool":
         kernel = inputs[0][:2]
     macs = OPS[node.op].macs(node.attrs, inputs, output)
-    patch = pixels * kernel[0] * kernel[1] * inputs[0][2]
-    return np.array([1, macs, tensor_bytes(output), pixels, output[2], patch,
+    taps = valid_taps(arch, node)
+    per_tap = cin // node.attrs["groups"] * output[2] if node.op == "conv2d" else output[2]
+    filter_values = kernel[0] * kernel[1] * (cin // node.attrs.get("groups", 1)) if node.op == "conv2d" else 0
+    filter_macs = pixels * output[2] * (-(-filter_values // 4) * 4)
+    valid = macs if node.op == "dense" else taps * per_tap
+    patch = pixels * kernel[0] * kernel[1] * cin
+    return np.array([1, macs, valid, filter_macs, tensor_bytes(output), pixels, output[2], patch, taps,
                      sum(tensor_bytes(shape) for shape in inputs), pixels * len(inputs)], dtype=float)
 
 
