@@ -31,7 +31,7 @@ from tinyevo.deploy.codegen.metadata import read_metadata
 from tinyevo.deploy.quantize import quantize
 from tinyevo.errors import TinyevoError
 from tinyevo.hardware.board import Board, board_file_text, load_board
-from tinyevo.hardware.calibration import (FEATURES, NETWORK, calibration_kind, costed_ops, fit_kind,
+from tinyevo.hardware.calibration import (FEATURES, KIND_FEATURES, NETWORK, calibration_kind, costed_ops, fit_kind,
                                           network_features, op_features, predict)
 from tinyevo.hardware.folding import batch_norm_folds
 from tinyevo.nn.build import build, randomize_batch_norms
@@ -46,7 +46,8 @@ BOARD_CORES = {"cortex-m4": "cortex-m4", "cortex-m3": "cortex-m3", "cortex-m33":
 REQUANTIZED = ":requantized_for:"  # tinyevo.deploy.quantize names the QUANTIZE ops it inserts so
 PROBE_KINDS = ("conv2d", "pointwise_conv2d", "depthwise_conv2d", "grouped_conv2d", "dense",
                "max_pool", "avg_pool", "global_avg_pool", "add", "concat", "batch_norm", "block")
-SIZES, CHANNELS, KERNELS = (4, 6, 8, 12, 16, 20), (1, 2, 3, 4, 8, 12, 16, 24, 32), (3, 5, 7)
+SIZES, CHANNELS, KERNELS = (1, 2, 4, 6, 8, 12, 16, 20), (1, 2, 3, 4, 8, 12, 16, 24, 32, 48, 64, 96), (3, 5, 7)
+ELEMENTS = 12_288  # the most elements a probe's input or output map has (rows x columns x channels)
 
 
 def emulated_core(board: Board) -> str:
@@ -66,10 +67,14 @@ def probe_architectures(count: int, rng: np.random.Generator) -> list[Architectu
 
 
 def probe(kind: str, rng: np.random.Generator, name: str) -> Architecture:
-    """One network whose last op is of calibration kind ``kind``, its shape drawn from ``rng``."""
-    size, cin = int(rng.choice(SIZES)), int(rng.choice(CHANNELS))
+    """One network whose last op is of calibration kind ``kind``, its shape drawn from ``rng``
+    (maps of at most ``ELEMENTS`` elements; pools on maps of 4 x 4 or more)."""
+    sizes = [n for n in SIZES if n >= 4] if kind in ("max_pool", "avg_pool", "add", "concat", "block") else SIZES
+    size = int(rng.choice(sizes))
+    fits = [c for c in CHANNELS if size * size * c <= ELEMENTS]
+    cin, cout = int(rng.choice(fits)), int(rng.choice(fits))
     g = GraphBuilder((size, size, cin), name=name)
-    cout, kernel, stride = int(rng.choice(CHANNELS)), int(rng.choice(KERNELS)), int(rng.choice((1, 1, 2)))
+    kernel, stride = int(rng.choice(KERNELS)), int(rng.choice((1, 1, 2)))
     if kind in ("conv2d", "pointwise_conv2d"):
         k = 1 if kind == "pointwise_conv2d" else kernel
         return g.build(_activated(g, g.conv2d(g.input, cout, kernel=k, stride=stride), rng))
@@ -96,7 +101,8 @@ def probe(kind: str, rng: np.random.Generator, name: str) -> Architecture:
         return _block(g, rng, cout, kernel, stride)
     if kind == "batch_norm":
         return g.build(g.batch_norm(g.relu(g.conv2d(g.input, cout, kernel=1))))
-    branches = [g.conv2d(g.input, cout if kind == "add" else int(rng.choice(CHANNELS)), kernel=1)
+    branches = [_activated(g, g.conv2d(g.input, cout if kind == "add" else int(rng.choice(fits)),
+                                       kernel=int(rng.choice((1, 3)))), rng)
                 for _ in range(int(rng.choice((2, 2, 3))))]
     return g.build(g.add(*branches) if kind == "add" else g.concat(*branches))
 
@@ -197,7 +203,8 @@ def fit_calibration(measured: list[tuple[Architecture, Measurement]], core: str,
     """The ``[calibration]`` table: coefficients and fit residuals per kind."""
     coefficients, residuals = {}, {}
     for kind, (features, counts) in sorted(training_rows(measured).items()):
-        coefficients[kind], residuals[kind] = fit_kind(np.array(features), np.array(counts))
+        coefficients[kind], residuals[kind] = fit_kind(np.array(features), np.array(counts),
+                                                       KIND_FEATURES.get(kind, FEATURES))
     return {"core": core, "emulator": EMULATOR, "cycles_per_instruction": 1.0,
             "date": datetime.date.today().isoformat(), "probes": len(measured), "seed": seed,
             "execution": "layer_by_layer", "features": list(FEATURES),

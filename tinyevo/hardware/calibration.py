@@ -15,8 +15,11 @@ computes); ``outputs`` (output elements: requantization), ``pixels`` (output row
 loop over positions), ``channels`` (output channels: per-channel set-up), ``patch_elements``
 (output pixels x kernel positions x input channels: what an im2col gathers), ``valid_taps``
 (pairs of output pixel and kernel position inside the input: a direct kernel's inner loop
-starts), ``inputs`` (input elements read, all inputs) and ``pixel_inputs`` (output pixels x
-number of inputs: one copy per input and position, concat).
+starts), ``inputs`` (input elements read, all inputs), ``pixel_inputs`` (output pixels x
+number of inputs: one copy per input and position, concat), ``sums`` (output elements x (inputs
+that are not ``zero`` - 1): the two-input adds an n-input add runs as) and ``padded_window``
+(``valid_macs`` of a pool with SAME padding, 0 otherwise: the kernel's path that counts the
+window's elements inside the input).
 
 The kinds (``calibration_kind``) refine ``latency.op_kind``: a grouped convolution that is not
 depthwise is ``grouped_conv2d`` (the generated C runs it without im2col), pooling is split into
@@ -36,8 +39,24 @@ from tinyevo.hardware.folding import batch_norm_folds
 from tinyevo.hardware.memory import tensor_bytes
 
 FEATURES = ("calls", "macs", "valid_macs", "filter_macs", "outputs", "pixels", "channels",
-            "patch_elements", "valid_taps", "inputs", "pixel_inputs")
+            "patch_elements", "valid_taps", "inputs", "pixel_inputs", "sums", "padded_window")
 NETWORK = "network"
+#: the features each kind is fitted on: what its kernel's loops do work for (a feature a kernel
+#: does not loop over would only fit noise of the probes)
+KIND_FEATURES = {
+    "conv2d": ("calls", "filter_macs", "patch_elements", "outputs", "pixels"),
+    "pointwise_conv2d": ("calls", "filter_macs", "patch_elements", "outputs", "pixels"),
+    "depthwise_conv2d": ("calls", "macs", "valid_macs", "outputs", "pixels"),
+    "grouped_conv2d": ("calls", "macs", "valid_macs", "valid_taps", "outputs", "pixels"),
+    "dense": ("calls", "macs", "outputs", "inputs"),
+    "max_pool": ("calls", "valid_macs", "patch_elements", "outputs", "pixels", "padded_window"),
+    "avg_pool": ("calls", "valid_macs", "patch_elements", "outputs", "pixels", "padded_window"),
+    "global_avg_pool": ("calls", "inputs", "outputs"),
+    "add": ("calls", "sums", "outputs"),
+    "concat": ("calls", "inputs", "outputs", "pixel_inputs"),
+    "batch_norm": ("calls", "outputs", "pixels", "channels"),
+    NETWORK: ("calls", "inputs", "outputs"),
+}
 POOLS = ("max_pool", "avg_pool", "global_avg_pool")
 #: ops that run no code of their own: activations fused into the op before them, reshapes, zeros
 FREE_OPS = ("relu", "relu6", "identity", "flatten", "zero")
@@ -97,8 +116,13 @@ def op_features(arch: Architecture, node: Node) -> np.ndarray:
     filter_macs = pixels * output[2] * (-(-filter_values // 4) * 4)
     valid = macs if node.op == "dense" else taps * per_tap
     patch = pixels * kernel[0] * kernel[1] * cin
+    summed = sum(1 for source in node.inputs if source in arch.by_name and arch.by_name[source].op != "zero"
+                 or source not in arch.by_name)
+    sums = tensor_bytes(output) * max(summed - 1, 0) if node.op == "add" else 0
+    padded = valid if node.op in ("max_pool", "avg_pool") and node.attrs["padding"] == "same" else 0
     return np.array([1, macs, valid, filter_macs, tensor_bytes(output), pixels, output[2], patch, taps,
-                     sum(tensor_bytes(shape) for shape in inputs), pixels * len(inputs)], dtype=float)
+                     sum(tensor_bytes(shape) for shape in inputs), pixels * len(inputs), sums, padded],
+                    dtype=float)
 
 
 def network_features(arch: Architecture) -> np.ndarray:
@@ -117,10 +141,14 @@ def costed_ops(arch: Architecture) -> list[tuple[Node, str]]:
     return [(node, kind) for node, kind in kinds if kind != "free"]
 
 
-def fit_kind(features: np.ndarray, instructions: np.ndarray) -> tuple[dict[str, float], dict]:
-    """Non-negative coefficients (per feature name) minimizing the squared relative error of
-    ``features @ c`` against ``instructions``, and the fit's relative residuals (median, worst)."""
-    x, y = np.asarray(features, dtype=float), np.asarray(instructions, dtype=float)
+def fit_kind(features: np.ndarray, instructions: np.ndarray,
+             used: tuple[str, ...] = FEATURES) -> tuple[dict[str, float], dict]:
+    """Non-negative coefficients (per feature name; 0 for those not ``used``) minimizing the
+    squared relative error of ``features @ c`` against ``instructions``, and the fit's relative
+    residuals (median, worst)."""
+    mask = np.array([name in used for name in FEATURES])
+    x = np.asarray(features, dtype=float) * mask
+    y = np.asarray(instructions, dtype=float)
     if len(x) == 0 or np.any(y <= 0):
         raise ValueError("fit_kind needs at least one measurement, all positive")
     weighted = x / y[:, None]
