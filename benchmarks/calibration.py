@@ -36,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import json_safe, log, print_json, repo_path  # noqa: E402
 
-from tinyevo.deploy.calibrate import calibrate_board, measure, predicted_instructions  # noqa: E402
+from tinyevo.deploy.closed_loop import calibrate_board, measure, predicted_instructions  # noqa: E402
 from tinyevo.deploy.codegen import mcu  # noqa: E402
 from tinyevo.hardware import layer_cycles, load_board, macs  # noqa: E402
 from tinyevo.spaces import create_space  # noqa: E402

@@ -1,5 +1,5 @@
 """``tinyevo calibrate``: fit a board's latency model to instructions counted on the emulated core
-(``tinyevo.deploy.calibrate``)."""
+(``tinyevo.deploy.closed_loop``)."""
 from __future__ import annotations
 
 import argparse
@@ -44,7 +44,7 @@ def add_parser(sub) -> None:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from tinyevo.deploy.calibrate import calibrate_board
+    from tinyevo.deploy.closed_loop import calibrate_board
     from tinyevo.hardware import load_board
 
     out = Path(args.out) if args.out else Path(f"{load_board(args.board).name}-calibrated.toml")

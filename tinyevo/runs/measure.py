@@ -19,7 +19,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from tinyevo.deploy.calibrate import emulated_core
+from tinyevo.deploy.closed_loop import emulated_core
 from tinyevo.deploy.codegen import mcu
 from tinyevo.deploy.codegen.emit import generate_c
 from tinyevo.deploy.quantize import quantize
