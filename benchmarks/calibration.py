@@ -7,8 +7,9 @@
    file goes to ``--board-out`` (default a temporary folder). ``--calibrated FILE`` skips this and
    reads an already calibrated board file instead.
 2. Held out: ``--heldout`` architectures sampled from every image space (small settings that run in
-   seconds on the emulator, as tests/test_codegen_mcu.py uses), the spaces in turn, seeds from
-   ``HELDOUT_SEED`` up (the probes are not space samples, so no held-out network is in the fit),
+   seconds on the emulator, ``closed_loop.NETWORK_SPACES``), the spaces in turn, seeds from
+   ``HELDOUT_SEED`` up (the fit's network probes are samples of seeds ``NETWORK_SEED`` + i, far
+   below: no held-out network is in the fit),
    each generated as a layer-by-layer C library and run unprofiled: its measured instructions per
    inference.
 3. Predicted vs measured instructions of each held-out network: the calibrated model's (the fitted
@@ -36,33 +37,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import json_safe, log, print_json, repo_path  # noqa: E402
 
-from tinyevo.deploy.closed_loop import calibrate_board, measure, predicted_instructions  # noqa: E402
+from tinyevo.deploy.closed_loop import NETWORK_SPACES, calibrate_board, measure, predicted_instructions  # noqa: E402
 from tinyevo.deploy.codegen import mcu  # noqa: E402
 from tinyevo.hardware import layer_cycles, load_board, macs  # noqa: E402
 from tinyevo.spaces import create_space  # noqa: E402
 
 torch.set_num_threads(1)
 HELDOUT_SEED = 5000
-#: Small settings of each image space (those of tests/test_codegen_mcu.py).
-IMAGE_SPACES = {
-    "blocks": dict(input_shape=(12, 12, 3), channels=(4, 8), kernels=(1, 3), layers=(2, 3), growth=(4,)),
-    "chain": dict(input_shape=(16, 16, 1), filters=(4, 8, 16), kernels=(1, 3, 5), units=(8, 16)),
-    "dag": dict(input_shape=(12, 12, 3), nodes=(4, 4, 3), channels=(4, 8, 8),
-                op=("conv3x3", "ds3x3", "conv1x1")),
-    "densenet": dict(input_shape=(12, 12, 3), blocks=2, layers=(1, 2, 3), growth=(2, 4),
-                     bottleneck=(1, 2), kernels=(3, 5)),
-    "mbv2": dict(input_shape=(32, 32, 3), resolutions=(32,), widths=(0.2,), feature_mix_layer=False),
-    "nasnet": dict(input_shape=(12, 12, 3), blocks=2, cells_per_stage=1, reductions=1, channels=4),
-    "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=1),
-}
-
-
 def heldout_architectures(count: int) -> list[tuple[str, int, object]]:
     """(space, seed, architecture): the image spaces in turn, seeds ``HELDOUT_SEED`` + i."""
     chosen = []
     for i in range(count):
-        name = sorted(IMAGE_SPACES)[i % len(IMAGE_SPACES)]
-        space = create_space(name, **IMAGE_SPACES[name])
+        name = sorted(NETWORK_SPACES)[i % len(NETWORK_SPACES)]
+        space = create_space(name, **NETWORK_SPACES[name])
         seed = HELDOUT_SEED + i
         chosen.append((name, seed, space.decode(space.sample(np.random.default_rng(seed)))))
     return chosen

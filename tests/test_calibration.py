@@ -203,3 +203,23 @@ def test_an_op_counts_the_same_in_a_network_as_alone(tmp_path):
     assert together.instructions == sum(together.ops.values()) + together.network
     unprofiled = calibrate.measure(both, tmp_path / "plain", 3, profile=False).instructions
     assert unprofiled <= together.instructions  # the marks cost a little
+
+
+@pytest.mark.slow
+def test_calibrate_command_writes_a_board_the_search_reads(tmp_path, capsys):
+    """12 probes (one per kind) and 12 // 6 = 2 network probes on the emulator: the board file
+    written is the shipped one plus a [calibration] of 14 probes on the Cortex-M4, and a dense layer's latency comes from it: its
+    predicted instructions over the clock (64 MHz), not the MACs-per-cycle rate."""
+    _require_toolchain()
+    out = tmp_path / "nrf.toml"
+    assert main(["calibrate", "--board", "nrf52840", "--probes", "12", "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    board = load_board(out)
+    assert board.name == "nRF52840" and board.clock_mhz == 64
+    assert board.calibration["probes"] == 14 and board.calibration["core"] == "cortex-m4"
+    assert {"dense", "network"} <= set(board.calibration["instructions"])
+    g = GraphBuilder((1, 1, 64))
+    arch = g.build(g.dense(g.flatten(g.input), 8))
+    expected = calibrate.predicted_instructions(arch, board.calibration) / 64_000
+    assert latency_ms(arch, board) == pytest.approx(expected)
+    assert latency_ms(arch, board) != pytest.approx(latency_ms(arch, load_board("nrf52840")))

@@ -12,8 +12,10 @@ examples:
   tinyevo search --space mbv2 --board l4.toml ...          # latency_ms, energy_mj from the fit
 
 How it works: each probe (one op of a kind over a grid of shapes: conv2d, pointwise, depthwise and
-grouped convolutions, dense, pools, add, concat, batch norm, and small blocks) is built with random
-weights, quantized, generated as layer-by-layer C, compiled for the board's core and run profiled
+grouped convolutions, dense, pools, add, concat, batch norm, and small blocks), and one network per
+6 probes (seeded samples of the image spaces at small settings), is built with random weights,
+quantized, generated as layer-by-layer C (no in-place kernels, as the search counts memory by
+default), compiled for the board's core and run profiled
 on QEMU (mps2-an386 for the Cortex-M4) with -icount shift=0, which counts executed instructions.
 Per op kind, instructions are fitted as a non-negative linear function of a per-call constant, MACs,
 output elements, output pixels, output channels, kernel positions x input channels, input elements
@@ -36,8 +38,8 @@ def add_parser(sub) -> None:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--board", required=True, help="board name (tinyevo list boards) or TOML file")
     p.add_argument("--out", help="board file to write (default BOARD-calibrated.toml)")
-    p.add_argument("--probes", type=int, default=144, help="probes to measure (default 144, "
-                   "about 1 s each; at least 12, one per kind)")
+    p.add_argument("--probes", type=int, default=144, help="single-layer probes to measure "
+                   "(default 144, about 1 s each; at least 12, one per kind), plus one network per 6")
     p.add_argument("--seed", type=int, default=0, help="seed of the probes' shapes and weights (default 0)")
     p.add_argument("--core", help="emulated core to measure on (default: the board's core; cortex-m4)")
     p.set_defaults(handler=run_calibrate)

@@ -1,6 +1,6 @@
 """Closed-loop calibration: measure ops on the emulated core, fit the latency model, write a board.
 
-    probes = probe_architectures(count, rng)       # single-layer networks over a grid of shapes
+    probes = probe_architectures(count, rng) + network_probes(count // 6)   # layers, networks
     rows = [measure(arch, work, seed) for arch in probes]      # QEMU -icount, per op
     table = fit_calibration(rows, core, probes=len(probes))    # tinyevo.hardware.calibration
     write_board_file(board_text, table, "calibrated.toml")
@@ -35,6 +35,7 @@ from tinyevo.hardware.calibration import (FEATURES, KIND_FEATURES, NETWORK, cali
                                           network_features, op_features, predict)
 from tinyevo.hardware.folding import batch_norm_folds
 from tinyevo.nn.build import build, randomize_batch_norms
+from tinyevo.spaces import create_space
 
 EMULATOR = f"{mcu.QEMU} -M {mcu.MACHINE} -icount shift=0"
 MARKER = "# --- [calibration]: written by tinyevo calibrate; rerun it rather than editing by hand ---"
@@ -47,6 +48,21 @@ REQUANTIZED = ":requantized_for:"  # tinyevo.deploy.quantize names the QUANTIZE 
 PROBE_KINDS = ("conv2d", "pointwise_conv2d", "depthwise_conv2d", "grouped_conv2d", "dense",
                "max_pool", "avg_pool", "global_avg_pool", "add", "concat", "batch_norm", "block")
 SIZES, CHANNELS, KERNELS = (1, 2, 4, 6, 8, 12, 16, 20), (1, 2, 3, 4, 8, 12, 16, 24, 32, 48, 64, 96), (3, 5, 7)
+#: Small settings of each image space (those of tests/test_codegen_mcu.py: seconds on the
+#: emulator): the network probes are seeded samples of them.
+NETWORK_SPACES = {
+    "blocks": dict(input_shape=(12, 12, 3), channels=(4, 8), kernels=(1, 3), layers=(2, 3), growth=(4,)),
+    "chain": dict(input_shape=(16, 16, 1), filters=(4, 8, 16), kernels=(1, 3, 5), units=(8, 16)),
+    "dag": dict(input_shape=(12, 12, 3), nodes=(4, 4, 3), channels=(4, 8, 8),
+                op=("conv3x3", "ds3x3", "conv1x1")),
+    "densenet": dict(input_shape=(12, 12, 3), blocks=2, layers=(1, 2, 3), growth=(2, 4),
+                     bottleneck=(1, 2), kernels=(3, 5)),
+    "mbv2": dict(input_shape=(32, 32, 3), resolutions=(32,), widths=(0.2,), feature_mix_layer=False),
+    "nasnet": dict(input_shape=(12, 12, 3), blocks=2, cells_per_stage=1, reductions=1, channels=4),
+    "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=1),
+}
+NETWORK_SEED = 100  # the network probes' seeds: NETWORK_SEED + i
+NETWORK_SHARE = 6  # one network probe per this many single-layer probes
 ELEMENTS = 12_288  # the most elements a probe's input or output map has (rows x columns x channels)
 
 
@@ -64,6 +80,20 @@ def emulated_core(board: Board) -> str:
 def probe_architectures(count: int, rng: np.random.Generator) -> list[Architecture]:
     """``count`` probes, the kinds of ``PROBE_KINDS`` in turn, each over a random grid point."""
     return [probe(PROBE_KINDS[i % len(PROBE_KINDS)], rng, f"probe{i}") for i in range(count)]
+
+
+def network_probes(count: int) -> list[Architecture]:
+    """``count`` networks: samples of the ``NETWORK_SPACES`` in turn, seeds ``NETWORK_SEED`` + i
+    (the ops as networks run them: several kernels of a kind in one image, which gcc inlines
+    differently from one alone)."""
+    chosen = []
+    for i in range(count):
+        name = sorted(NETWORK_SPACES)[i % len(NETWORK_SPACES)]
+        space = create_space(name, **NETWORK_SPACES[name])
+        arch = space.decode(space.sample(np.random.default_rng(NETWORK_SEED + i)))
+        arch.name = f"{name}-seed{NETWORK_SEED + i}"
+        chosen.append(arch)
+    return chosen
 
 
 def probe(kind: str, rng: np.random.Generator, name: str) -> Architecture:
@@ -152,13 +182,14 @@ def quantized(arch: Architecture, seed: int):
 
 
 def measure(arch: Architecture, work: Path, seed: int, core: str = "cortex-m4",
-            profile: bool = True) -> Measurement:
-    """Instructions of one inference of ``arch``'s generated C (layer by layer) on ``core``,
-    per costed node when ``profile``."""
+            profile: bool = True, in_place_kernels: bool = False) -> Measurement:
+    """Instructions of one inference of ``arch``'s generated C (layer by layer; by default without
+    in-place kernels, as the search's default execution model counts memory) on ``core``, per
+    costed node when ``profile``."""
     qmodel, x = quantized(arch, seed)
     if work.exists():
         shutil.rmtree(work)
-    generate_c(qmodel, work, execution="layer_by_layer")
+    generate_c(qmodel, work, execution="layer_by_layer", in_place_kernels=in_place_kernels)
     _, run = mcu.run_on_mcu(work, x, profile=profile, core=core)
     total = int(run.instructions[0])
     if not profile:
@@ -207,7 +238,7 @@ def fit_calibration(measured: list[tuple[Architecture, Measurement]], core: str,
                                                        KIND_FEATURES.get(kind, FEATURES))
     return {"core": core, "emulator": EMULATOR, "cycles_per_instruction": 1.0,
             "date": datetime.date.today().isoformat(), "probes": len(measured), "seed": seed,
-            "execution": "layer_by_layer", "features": list(FEATURES),
+            "execution": "layer_by_layer", "in_place_kernels": False, "features": list(FEATURES),
             "cycles": "1 instruction = 1 cycle: zero-wait-state memory, no cache misses or stalls",
             "instructions": coefficients, "residuals": residuals}
 
@@ -232,14 +263,15 @@ def calibrate_board(board_arg: str, out: Path, probes: int, seed: int, core: str
     if probes < len(PROBE_KINDS):
         raise TinyevoError(f"--probes {probes}: give at least {len(PROBE_KINDS)}, one per kind "
                            f"({', '.join(PROBE_KINDS)})")
-    archs = probe_architectures(probes, np.random.default_rng(seed))
+    archs = probe_architectures(probes, np.random.default_rng(seed)) + network_probes(probes // NETWORK_SHARE)
     measured = []
     with tempfile.TemporaryDirectory(prefix="tinyevo-calibrate-") as work:
         for number, arch in enumerate(archs, 1):
             measurement = measure(arch, Path(work) / "probe", seed + number, core)
             measured.append((arch, measurement))
-            progress(f"probe {number}/{len(archs)} {arch.name}: {PROBE_KINDS[(number - 1) % len(PROBE_KINDS)]} "
-                     f"on {'x'.join(map(str, arch.input_shape))}, {measurement.instructions:,} instructions")
+            kind = PROBE_KINDS[(number - 1) % len(PROBE_KINDS)] if number <= probes else "network"
+            progress(f"probe {number}/{len(archs)} {arch.name}: {kind} on "
+                     f"{'x'.join(map(str, arch.input_shape))}, {measurement.instructions:,} instructions")
     table = fit_calibration(measured, core, seed)
     for kind, fit in table["residuals"].items():
         progress(f"fit {kind}: {fit['probes']} ops, relative error median "

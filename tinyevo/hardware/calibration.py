@@ -18,12 +18,19 @@ loop over positions), ``channels`` (output channels: per-channel set-up), ``patc
 starts), ``inputs`` (input elements read, all inputs), ``pixel_inputs`` (output pixels x
 number of inputs: one copy per input and position, concat), ``sums`` (output elements x (inputs
 that are not ``zero`` - 1): the two-input adds an n-input add runs as) and ``padded_window``
-(``valid_macs`` of a pool with SAME padding, 0 otherwise: the kernel's path that counts the
-window's elements inside the input).
+(``valid_macs`` of a pool whose windows reach into the padding, 0 otherwise: the kernel's
+path that counts the window's elements inside the input); for a direct kernel (depthwise, grouped, ``conv2d_direct``),
+``valid_loads`` (its inner loop's runs: valid MACs / the output channels a run computes, 4, 2 or 1
+for a convolution, output pixels x kernel positions inside x blocks of 16 channels for a
+depthwise) and ``window_blocks`` (the same over every kernel position, the padding's included:
+what its loops test).
 
-The kinds (``calibration_kind``) refine ``latency.op_kind``: a grouped convolution that is not
-depthwise is ``grouped_conv2d`` (the generated C runs it without im2col), pooling is split into
-``max_pool``, ``avg_pool`` and ``global_avg_pool``; ``batch_norm`` is an unfolded batch norm.
+The kinds (``calibration_kind``) refine ``latency.op_kind`` after the kernels the generated C
+picks (``tinyevo/deploy/codegen/kernels.py``; keep ``im2col`` in step with ``Conv2D.im2col``): a
+grouped convolution that is not depthwise is ``grouped_conv2d``, an ungrouped one that the C does
+not run over im2col patches (an odd number of output channels, one output pixel, a filter over
+1024 values) is ``conv2d_direct``, pooling is split into
+``max_pool``, ``avg_pool`` (``_2x2`` for windows of at most 2 x 2) and ``global_avg_pool``; ``batch_norm`` is an unfolded batch norm.
 
 ``fit_kind`` fits one kind by non-negative least squares on relative errors (each row divided by
 its measured count, so that small layers weigh as much as large ones), ``scipy.optimize.nnls``.
@@ -39,18 +46,21 @@ from tinyevo.hardware.folding import batch_norm_folds
 from tinyevo.hardware.memory import tensor_bytes
 
 FEATURES = ("calls", "macs", "valid_macs", "filter_macs", "outputs", "pixels", "channels",
-            "patch_elements", "valid_taps", "inputs", "pixel_inputs", "sums", "padded_window")
+            "patch_elements", "valid_taps", "inputs", "pixel_inputs", "sums", "padded_window", "valid_loads", "window_blocks")
 NETWORK = "network"
 #: the features each kind is fitted on: what its kernel's loops do work for (a feature a kernel
 #: does not loop over would only fit noise of the probes)
 KIND_FEATURES = {
     "conv2d": ("calls", "filter_macs", "patch_elements", "outputs", "pixels"),
     "pointwise_conv2d": ("calls", "filter_macs", "patch_elements", "outputs", "pixels"),
-    "depthwise_conv2d": ("calls", "macs", "valid_macs", "outputs", "pixels"),
-    "grouped_conv2d": ("calls", "macs", "valid_macs", "valid_taps", "outputs", "pixels"),
+    "depthwise_conv2d": ("calls", "valid_macs", "valid_loads", "window_blocks", "outputs", "pixels"),
+    "grouped_conv2d": ("calls", "valid_macs", "valid_loads", "window_blocks", "outputs", "pixels"),
+    "conv2d_direct": ("calls", "valid_macs", "valid_loads", "window_blocks", "outputs", "pixels"),
     "dense": ("calls", "macs", "outputs", "inputs"),
     "max_pool": ("calls", "valid_macs", "patch_elements", "outputs", "pixels", "padded_window"),
     "avg_pool": ("calls", "valid_macs", "patch_elements", "outputs", "pixels", "padded_window"),
+    "max_pool_2x2": ("calls", "valid_macs", "patch_elements", "outputs", "pixels", "padded_window"),
+    "avg_pool_2x2": ("calls", "valid_macs", "patch_elements", "outputs", "pixels", "padded_window"),
     "global_avg_pool": ("calls", "inputs", "outputs"),
     "add": ("calls", "sums", "outputs"),
     "concat": ("calls", "inputs", "outputs", "pixel_inputs"),
@@ -72,9 +82,13 @@ def calibration_kind(arch: Architecture, node: Node, folds: dict[str, str] | Non
             return "depthwise_conv2d"
         if groups > 1:
             return "grouped_conv2d"
+        if not im2col(arch, node):
+            return "conv2d_direct"
         return "pointwise_conv2d" if node.attrs["kernel"] == (1, 1) else "conv2d"
     if node.op in FREE_OPS or node.name in (batch_norm_folds(arch) if folds is None else folds):
         return "free"
+    if node.op in ("max_pool", "avg_pool") and max(node.attrs["kernel"]) <= 2:
+        return f"{node.op}_2x2"  # gcc unrolls the window's loops whole: another cost per element
     if node.op in (*POOLS, "dense", "add", "concat", "batch_norm"):
         return node.op
     raise ValueError(f"the calibrated latency model has no kind for op {node.op!r}: add it to "
@@ -102,6 +116,33 @@ def valid_taps(arch: Architecture, node: Node) -> int:
             * axis_taps(inputs[0][1], output[1], kw, sw, dw, attrs["padding"]))
 
 
+PATCH_STACK_LIMIT = 4096  # codegen.kernels.Conv2D.patch_stack_limit
+DEPTHWISE_BLOCK = 16  # codegen.kernels.DepthwiseConv2D.channel_block
+
+
+def im2col(arch: Architecture, node: Node) -> bool:
+    """Whether the generated C runs an ungrouped conv2d over im2col patches: an even number of
+    output channels, more than one output pixel, patches of two pixels within the stack limit."""
+    (kh, kw), cin = node.attrs["kernel"], arch.input_shapes(node)[0][2]
+    h, w, cout = arch.shapes[node.name]
+    return cout % 2 == 0 and h * w > 1 and 4 * (-(-kh * kw * cin // 4) * 4) <= PATCH_STACK_LIMIT
+
+
+def direct_blocks(arch: Architecture, node: Node) -> tuple[int, int]:
+    """(valid_loads, window_blocks) of a direct convolution kernel (``FEATURES``); (0, 0) else."""
+    if node.op != "conv2d":
+        return 0, 0
+    (kh, kw), groups = node.attrs["kernel"], node.attrs["groups"]
+    cin, (h, w, cout) = arch.input_shapes(node)[0][2], arch.shapes[node.name]
+    taps = valid_taps(arch, node)
+    if groups == cin and cin > 1:
+        blocks = -(-cout // DEPTHWISE_BLOCK)
+        return taps * blocks, h * w * kh * kw * blocks
+    block = next(b for b in (4, 2, 1) if (cout // groups) % b == 0)
+    runs = cout // block
+    return taps * runs * (cin // groups), h * w * kh * kw * runs
+
+
 def op_features(arch: Architecture, node: Node) -> np.ndarray:
     """``FEATURES`` of one op, in that order."""
     inputs, output = arch.input_shapes(node), arch.shapes[node.name]
@@ -119,10 +160,11 @@ def op_features(arch: Architecture, node: Node) -> np.ndarray:
     summed = sum(1 for source in node.inputs if source in arch.by_name and arch.by_name[source].op != "zero"
                  or source not in arch.by_name)
     sums = tensor_bytes(output) * max(summed - 1, 0) if node.op == "add" else 0
-    padded = valid if node.op in ("max_pool", "avg_pool") and node.attrs["padding"] == "same" else 0
+    padded = valid if node.op in ("max_pool", "avg_pool") and patch > valid else 0
+    loads, blocks = direct_blocks(arch, node)
     return np.array([1, macs, valid, filter_macs, tensor_bytes(output), pixels, output[2], patch, taps,
-                     sum(tensor_bytes(shape) for shape in inputs), pixels * len(inputs), sums, padded],
-                    dtype=float)
+                     sum(tensor_bytes(shape) for shape in inputs), pixels * len(inputs), sums, padded,
+                     loads, blocks], dtype=float)
 
 
 def network_features(arch: Architecture) -> np.ndarray:

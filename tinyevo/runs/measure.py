@@ -3,7 +3,8 @@ instructions kept beside the cost model's prediction in the run's ``final`` reco
 
 Each final-trained model is quantized as ``tinyevo export`` quantizes it (``load_run_model``: the
 kept weights, calibrated on the run's seeded training rows), generated as a layer-by-layer C
-library and run once on QEMU (``codegen.mcu``, the board's emulated core: its calibration's, else
+library (with in-place kernels when the run's execution model has them: ``--execution streamed``)
+and run once on QEMU (``codegen.mcu``, the board's emulated core: its calibration's, else
 ``deploy.calibrate.emulated_core``) on its first calibration row. Its record gets ``mcu``::
 
     {"core", "instructions", "cycles", "latency_ms", "cycles_per_instruction",
@@ -44,7 +45,8 @@ def measure_finalists(run_dir: str | Path, progress=print) -> dict:
         waiting = sorted((int(t) for t, r in final.items() if r.get("status") == "ok" and "mcu" not in r))
         for trial in waiting:
             progress(f"measuring trial {trial} on the emulated {core}")
-            figures = measured(run_dir, trial, board, core, predicted.get(trial))
+            figures = measured(run_dir, trial, board, core, predicted.get(trial),
+                               config.execution_model().in_place_kernels)
             with Store(run_dir / STORE_FILE) as store:  # one model at a time
                 final = dict(stored_final(store))
                 final[str(trial)] = dict(final[str(trial)], mcu=figures)
@@ -59,13 +61,14 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f} ms"
 
 
-def measured(run_dir: Path, trial: int, board: Board, core: str, predicted_ms: float | None) -> dict:
+def measured(run_dir: Path, trial: int, board: Board, core: str, predicted_ms: float | None,
+             in_place_kernels: bool = False) -> dict:
     """The ``mcu`` figures of one final model (see the module docstring)."""
     model = load_run_model(run_dir, trial)
     qmodel = quantize(model.architecture, model.module.cpu().eval(), model.calibration)
     x = qmodel.input_spec.quantize(model.calibration[:1].transpose(0, 2, 3, 1))
     with tempfile.TemporaryDirectory(prefix="tinyevo-measure-") as work:
-        generate_c(qmodel, work, execution="layer_by_layer")
+        generate_c(qmodel, work, execution="layer_by_layer", in_place_kernels=in_place_kernels)
         _, run = mcu.run_on_mcu(work, x, core=core)
     cpi = board.calibration["cycles_per_instruction"] if board.calibration else 1.0
     cycles = run.instructions[0] * cpi
