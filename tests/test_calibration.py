@@ -15,6 +15,7 @@ import torch
 
 from tinyevo.arch import GraphBuilder
 from tinyevo.cli import main
+from tinyevo.commands.search import print_measured
 from tinyevo.deploy import closed_loop as calibrate
 from tinyevo.deploy.codegen import mcu
 from tinyevo.errors import TinyevoError
@@ -225,3 +226,15 @@ def test_calibrate_command_writes_a_board_the_search_reads(tmp_path, capsys):
     expected = calibrate.predicted_instructions(arch, board.calibration) / 64_000
     assert latency_ms(arch, board) == pytest.approx(expected)
     assert latency_ms(arch, board) != pytest.approx(latency_ms(arch, load_board("nrf52840")))
+
+
+def test_show_prints_measured_beside_predicted(capsys):
+    """A finalist measured at 1,600,000 instructions, 1.5 cycles each = 2,400,000 cycles: at
+    64 MHz 37.5 ms, beside the predicted 40 ms (2,560,000 cycles)."""
+    measured = {"core": "cortex-m4", "instructions": 1_600_000, "cycles": 2_400_000.0,
+                "cycles_per_instruction": 1.5, "latency_ms": 2_400_000 / 64_000,
+                "predicted_latency_ms": 40.0, "predicted_cycles": 40.0 * 64_000}
+    print_measured([{"trial": 7, "measured": measured}, {"trial": 8}])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[2].split() == ["7", "cortex-m4", "1,600,000", "2,400,000",
+                                                    "37.500ms", "40.000ms", "2,560,000"]
