@@ -46,7 +46,8 @@ from tinyevo.hardware.folding import batch_norm_folds
 from tinyevo.hardware.memory import tensor_bytes
 
 FEATURES = ("calls", "macs", "valid_macs", "filter_macs", "outputs", "pixels", "channels",
-            "patch_elements", "valid_taps", "inputs", "pixel_inputs", "sums", "padded_window", "valid_loads", "window_blocks")
+            "patch_elements", "valid_taps", "inputs", "pixel_inputs", "sums", "padded_window",
+            "valid_loads", "window_blocks")
 NETWORK = "network"
 #: the features each kind is fitted on: what its kernel's loops do work for (a feature a kernel
 #: does not loop over would only fit noise of the probes)

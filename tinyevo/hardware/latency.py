@@ -35,11 +35,11 @@ from __future__ import annotations
 
 from tinyevo.arch import OPS, Architecture, Node
 from tinyevo.hardware.board import Board
-from tinyevo.hardware.calibration import NETWORK, calibration_kind, network_features, op_features, predict
+from tinyevo.hardware.calibration import (FREE_OPS, NETWORK, calibration_kind, network_features,
+                                          op_features, predict)
 from tinyevo.hardware.folding import batch_norm_folds
 from tinyevo.hardware.memory import tensor_bytes
 
-FREE_OPS = ("relu", "relu6", "identity", "flatten", "zero")
 ELEMENT_OPS = {"max_pool": "pool", "avg_pool": "pool", "global_avg_pool": "pool", "add": "add",
                "concat": "concat", "batch_norm": "elementwise"}
 
