@@ -97,6 +97,11 @@ def add_parser(sub) -> None:
         choices = CHOICES.get(field)  # checked with the config (one-line error), listed here
         p.add_argument(flag, type=kind, help=text, metavar="{%s}" % ",".join(choices) if choices else None)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--measure-finalists", action="store_true",
+                   help="run the final models on the emulated core of the board (QEMU, needs the ARM "
+                        "toolchain) and keep their measured instructions, cycles (one per "
+                        "instruction, or the board calibration's factor) and latency beside the "
+                        "predicted latency; tinyevo show prints both")
     p.set_defaults(handler=run_search, resumes=True)
 
     p = sub.add_parser("show", help="the Pareto front and best model of a search",
@@ -118,11 +123,17 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
 
 
 def run_search(args: argparse.Namespace) -> int:
+    from tinyevo.deploy.codegen import mcu
     from tinyevo.pipeline import SearchJob
+    from tinyevo.runs.measure import measure_finalists
     from tinyevo.runs.results import write_results
 
     job = SearchJob.create(config_from_args(args), args.out)
+    if args.measure_finalists:
+        mcu.require_toolchain()  # before the search, not after it
     job.run(progress=not args.no_progress)
+    if args.measure_finalists:
+        measure_finalists(job.out_dir, progress=lambda line: print(line, flush=True))
     print_results(write_results(job.out_dir))
     return 0
 
@@ -178,6 +189,23 @@ def no_front(results: dict) -> str:
     return "no model fits the constraints yet"
 
 
+def print_measured(rows: list[dict]) -> None:
+    """Predicted vs emulator-measured latency of the models ``--measure-finalists`` ran."""
+    measured = [row for row in rows if row.get("measured")]
+    if not measured:
+        return
+    print("measured on the emulated core (QEMU instruction count; cycles = instructions x "
+          "cycles_per_instruction):")
+    print(f"  {'trial':>5}  {'core':<10}  {'instructions':>12}  {'cycles':>12}  {'measured':>9}  "
+          f"{'predicted':>9}  {'pred. cycles':>12}")
+    for row in measured:
+        m = row["measured"]
+        predicted = "-" if m.get("predicted_latency_ms") is None else f"{m['predicted_latency_ms']:.3f}ms"
+        cycles = "-" if m.get("predicted_cycles") is None else f"{m['predicted_cycles']:,.0f}"
+        print(f"  {row['trial']:>5}  {m['core']:<10}  {m['instructions']:>12,}  {m['cycles']:>12,.0f}  "
+              f"{m['latency_ms']:>7.3f}ms  {predicted:>9}  {cycles:>12}")
+
+
 def print_results(results: dict) -> None:
     peak = results.get("execution", SEARCHED.execution).replace("_", " ")
     if results.get("runtime", "c") == "tflm":
@@ -196,6 +224,7 @@ def print_results(results: dict) -> None:
     print(f"Pareto front ({', '.join(results['objectives'])}; by the search's accuracy, which is "
           f"measured at the search fidelity; val/test/int8 are of the final training):")
     print_rows(results["front"])
+    print_measured(results["front"])
     with_frontend = [row for row in results["front"] if "frontend_ram_bytes" in row]
     if with_frontend:
         row = with_frontend[0]

@@ -11,7 +11,11 @@ A board file (``tinyevo/hardware/boards/*.toml``, or any file a user passes by p
   (``pool``, ``add``, ``concat``, ``elementwise``);
 - ``op_overhead_cycles``: fixed cycles per executed (non-fused) op, optional, 0 by default;
 - ``[sources]``: where each figure comes from; ``estimates``: the fields that are estimates rather
-  than datasheet or measured values; ``notes``.
+  than datasheet or measured values; ``notes``;
+- ``[calibration]``, optional, written by ``tinyevo calibrate``: the emulated ``core``, the
+  ``emulator``, ``cycles_per_instruction``, ``date``, ``probes``, and ``[calibration.instructions.KIND]``
+  tables of non-negative coefficients per feature (``tinyevo.hardware.calibration``); with it the
+  latency model predicts instructions from these coefficients instead of the rates above.
 
 See ``tinyevo/hardware/latency.py`` for how the figures turn into a latency.
 """
@@ -25,6 +29,7 @@ from importlib import resources
 from pathlib import Path
 
 from tinyevo.errors import TinyevoError
+from tinyevo.hardware.calibration import FEATURES
 
 MAC_KINDS = ("conv2d", "pointwise_conv2d", "depthwise_conv2d", "dense")
 ELEMENT_KINDS = ("pool", "add", "concat", "elementwise")
@@ -49,6 +54,8 @@ class Board:
     sources: dict[str, str] = field(default_factory=dict)
     estimates: tuple[str, ...] = ()
     notes: str = ""
+    #: ``[calibration]`` of the board file (``tinyevo calibrate``), None when it has none
+    calibration: dict | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -71,6 +78,20 @@ def load_board(name_or_path: str | Path) -> Board:
         raise TinyevoError(f"unknown board {text!r}; choose one of: {', '.join(list_boards())}, "
                            f"or give the path of a board .toml file")
     return _board_from_data(data, where=f"board {data['name']!r}")
+
+
+def board_file_text(name_or_path: str | Path) -> str:
+    """The TOML text of a shipped board (by name or alias) or of a board file (by path)."""
+    text = str(name_or_path)
+    if text.endswith(".toml") or Path(text).is_file():
+        _board_from_file(Path(text))  # exists and parses, or one clear error
+        return Path(text).read_text(encoding="utf-8")
+    name = load_board(text).name
+    folder = resources.files("tinyevo.hardware") / "boards"
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml") and tomllib.loads(entry.read_text(encoding="utf-8"))["name"] == name:
+            return entry.read_text(encoding="utf-8")
+    raise TinyevoError(f"no board file for {name!r}")
 
 
 def _key(name: str) -> str:
@@ -119,7 +140,33 @@ def _board_from_data(data: dict, where: str) -> Board:
                  elements_per_cycle=elements,
                  op_overhead_cycles=float(data.get("op_overhead_cycles", 0.0)),
                  aliases=tuple(data.get("aliases", ())), sources=dict(data.get("sources", {})),
-                 estimates=tuple(data.get("estimates", ())), notes=str(data.get("notes", "")))
+                 estimates=tuple(data.get("estimates", ())), notes=str(data.get("notes", "")),
+                 calibration=_calibration(data.get("calibration"), where))
+
+
+def _calibration(table, where: str) -> dict | None:
+    """The ``[calibration]`` table checked: coefficients known features, non-negative numbers."""
+    if table is None:
+        return None
+    where = f"{where}: calibration"
+    if not isinstance(table, dict) or not isinstance(table.get("instructions"), dict):
+        raise TinyevoError(f"{where} needs an [calibration.instructions.KIND] table per op kind; "
+                           f"write it with `tinyevo calibrate --board NAME --out FILE`")
+    checked = dict(table)
+    checked["cycles_per_instruction"] = _positive(table, "cycles_per_instruction", where) \
+        if "cycles_per_instruction" in table else 1.0
+    checked["instructions"] = {kind: _coefficients(values, f"{where}.instructions.{kind}")
+                               for kind, values in table["instructions"].items()}
+    return checked
+
+
+def _coefficients(values, where: str) -> dict[str, float]:
+    if not isinstance(values, dict) or set(values) - set(FEATURES):
+        raise TinyevoError(f"{where} must be a table of the features {', '.join(FEATURES)}, got {values!r}")
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise TinyevoError(f"{where}: {name} must be a non-negative number, got {value!r}")
+    return {name: float(value) for name, value in values.items()}
 
 
 def _positive(table: dict, key: str, where: str) -> float:

@@ -18,15 +18,28 @@ Assumptions worth knowing: cycles depend only on MACs (no cache, flash wait stat
 bandwidth effects, no dependence on tensor shapes), the per-kind rates of a board file are fitted
 to published measurements of one inference engine, and ops run one after another on one core.
 Each board file says where its rates come from and which of its figures are estimates.
+
+A calibrated board (a ``[calibration]`` table, written by ``tinyevo calibrate``) replaces the rates:
+
+    cycles(op)  = instructions(op) * cycles_per_instruction     (instructions: see
+                  tinyevo.hardware.calibration; ops of a kind the calibration has no
+                  coefficients for keep the rate formula above)
+    latency_ms  = (sum of cycles + instructions(network) * cycles_per_instruction) / (clock_mhz * 1000)
+
+The instructions are what QEMU counted on the emulated core (``-icount``); taking them as cycles
+(``cycles_per_instruction`` 1, the default) assumes one instruction per cycle: zero-wait-state
+memory, no cache misses or pipeline stalls, multi-cycle instructions (loads after loads, taken
+branches, divides) as single ones. A board file may set another factor.
 """
 from __future__ import annotations
 
 from tinyevo.arch import OPS, Architecture, Node
 from tinyevo.hardware.board import Board
+from tinyevo.hardware.calibration import (FREE_OPS, NETWORK, calibration_kind, network_features,
+                                          op_features, predict)
 from tinyevo.hardware.folding import batch_norm_folds
 from tinyevo.hardware.memory import tensor_bytes
 
-FREE_OPS = ("relu", "relu6", "identity", "flatten", "zero")
 ELEMENT_OPS = {"max_pool": "pool", "avg_pool": "pool", "global_avg_pool": "pool", "add": "add",
                "concat": "concat", "batch_norm": "elementwise"}
 
@@ -63,8 +76,14 @@ def op_elements(arch: Architecture, node: Node) -> int:
 def layer_cycles(arch: Architecture, board: Board) -> dict[str, float]:
     """Core cycles of each live op, in execution order."""
     folds = batch_norm_folds(arch)
+    fitted = board.calibration["instructions"] if board.calibration else {}
+    cpi = board.calibration["cycles_per_instruction"] if board.calibration else 1.0
     cycles = {}
     for node in arch.live_nodes():
+        calibrated = calibration_kind(arch, node, folds) if fitted else "free"
+        if calibrated in fitted:
+            cycles[node.name] = predict(fitted[calibrated], op_features(arch, node)) * cpi
+            continue
         kind = op_kind(arch, node)
         if kind in board.macs_per_cycle:
             spec = OPS[node.op]
@@ -79,9 +98,19 @@ def layer_cycles(arch: Architecture, board: Board) -> dict[str, float]:
     return cycles
 
 
+def network_cycles(arch: Architecture, board: Board) -> float:
+    """Cycles of a calibrated board's per-inference overhead (input and output copies); 0 without
+    a calibration."""
+    if not board.calibration or NETWORK not in board.calibration["instructions"]:
+        return 0.0
+    overhead = predict(board.calibration["instructions"][NETWORK], network_features(arch))
+    return overhead * board.calibration["cycles_per_instruction"]
+
+
 def latency_ms(arch: Architecture, board: Board) -> float:
     """Estimated time of one inference in milliseconds."""
-    return sum(layer_cycles(arch, board).values()) / (board.clock_mhz * 1000.0)
+    cycles = sum(layer_cycles(arch, board).values()) + network_cycles(arch, board)
+    return cycles / (board.clock_mhz * 1000.0)
 
 
 def energy_mj(arch: Architecture, board: Board, known_latency_ms: float | None = None) -> float:

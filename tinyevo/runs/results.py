@@ -85,6 +85,8 @@ def _row(trial: Trial, final: dict | None, records) -> dict:
     if final and final.get("status") == "ok":
         row.update(final_val_accuracy=final["val_accuracy"], test_accuracy=final["test_accuracy"],
                    int8_test_accuracy=final.get("int8_test_accuracy"), weights=final["weights"])
+        if "mcu" in final:  # tinyevo search --measure-finalists (tinyevo.runs.measure)
+            row["measured"] = final["mcu"]
     return row
 
 

@@ -42,6 +42,7 @@ TOOLCHAIN = (CC, SIZE, QEMU)
 INSTALL_HINT = ("apt-get install -y --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi "
                 "qemu-system-arm")
 MACHINE = "mps2-an386"  # Cortex-M4 with the DSP extension
+EMULATED_CORES = ("cortex-m4",)  # the ``core`` build_mcu and run_on_mcu take
 TARGET = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft"]
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-O2"]
 LINK = ["--specs=rdimon.specs", "-nostartfiles"]
@@ -219,12 +220,21 @@ def constant_bytes(path: str | Path) -> int:
     return sum(int(row[1]) for row in rows if len(row) == 3 and row[0].startswith(".rodata"))
 
 
+def check_core(core: str) -> str:
+    """``core`` if an emulated core of ``EMULATED_CORES``, else one clear error."""
+    if core not in EMULATED_CORES:
+        raise TinyevoError(f"no emulated core {core!r}; the emulator runs: {', '.join(EMULATED_CORES)}")
+    return core
+
+
 def build_mcu(out_dir: str | Path, inputs: np.ndarray, profile: bool = False,
               build_dir: str | Path | None = None, extra_cflags: list[str] | None = None,
-              libraries: list[str] | None = None) -> McuImage:
-    """Compile the library in ``out_dir`` for the Cortex-M4 and link it with the harness and
-    ``inputs`` (int8, (N, H, W, C) or (H, W, C)); the files go to ``build_dir`` (default
-    ``out_dir/mcu`` or ``out_dir/mcu_profiled``); ``libraries`` (e.g. ``["-lm"]``) end the link."""
+              libraries: list[str] | None = None, core: str = "cortex-m4") -> McuImage:
+    """Compile the library in ``out_dir`` for ``core`` (one of ``EMULATED_CORES``) and link it with
+    the harness and ``inputs`` (int8, (N, H, W, C) or (H, W, C)); the files go to ``build_dir``
+    (default ``out_dir/mcu`` or ``out_dir/mcu_profiled``); ``libraries`` (e.g. ``["-lm"]``) end
+    the link."""
+    check_core(core)
     require_toolchain()
     out = Path(out_dir)
     if not (out / SOURCE).is_file():
@@ -311,7 +321,7 @@ def parse_output(stdout: str, image: McuImage) -> McuRun:
 
 
 def run_on_mcu(out_dir: str | Path, inputs: np.ndarray, profile: bool = False,
-               timeout: float = 300.0) -> tuple[McuImage, McuRun]:
+               timeout: float = 300.0, core: str = "cortex-m4") -> tuple[McuImage, McuRun]:
     """``build_mcu`` then ``run_mcu``."""
-    image = build_mcu(out_dir, inputs, profile=profile)
+    image = build_mcu(out_dir, inputs, profile=profile, core=core)
     return image, run_mcu(image, timeout)

@@ -1,0 +1,110 @@
+"""Check: how well the latency model predicts instructions on the emulated core, calibrated or not.
+
+    python benchmarks/calibration.py [--board stm32l4r5zi] [--probes 144] [--heldout 20] > calibration.json
+
+1. Calibrate (``tinyevo calibrate``'s code): ``--probes`` probes drawn with ``--seed``, measured
+   profiled on the emulated Cortex-M4 (QEMU mps2-an386, -icount), fitted per op kind; the board
+   file goes to ``--board-out`` (default a temporary folder). ``--calibrated FILE`` skips this and
+   reads an already calibrated board file instead.
+2. Held out: ``--heldout`` architectures sampled from every image space (small settings that run in
+   seconds on the emulator, ``closed_loop.NETWORK_SPACES``), the spaces in turn, seeds from
+   ``HELDOUT_SEED`` up (the fit's network probes are samples of seeds ``NETWORK_SEED`` + i, far
+   below: no held-out network is in the fit),
+   each generated as a layer-by-layer C library and run unprofiled: its measured instructions per
+   inference.
+3. Predicted vs measured instructions of each held-out network: the calibrated model's (the fitted
+   per-op instructions plus the network overhead) and today's board-file model's (the board's
+   cycles from its MACs-per-cycle rates, taken as instructions at one per cycle). Summary per model:
+   median and worst relative error |predicted - measured| / measured, and the median ratio
+   predicted / measured.
+
+Takes about 2.5 minutes for the fit (144 probes, about 1 s each on one core) and 30 s for 20
+held-out networks. Rerun it after the kernels change: the fit follows them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import json_safe, log, print_json, repo_path  # noqa: E402
+
+from tinyevo.deploy.closed_loop import NETWORK_SPACES, calibrate_board, measure, predicted_instructions  # noqa: E402
+from tinyevo.deploy.codegen import mcu  # noqa: E402
+from tinyevo.hardware import layer_cycles, load_board, macs  # noqa: E402
+from tinyevo.spaces import create_space  # noqa: E402
+
+torch.set_num_threads(1)
+HELDOUT_SEED = 5000
+def heldout_architectures(count: int) -> list[tuple[str, int, object]]:
+    """(space, seed, architecture): the image spaces in turn, seeds ``HELDOUT_SEED`` + i."""
+    chosen = []
+    for i in range(count):
+        name = sorted(NETWORK_SPACES)[i % len(NETWORK_SPACES)]
+        space = create_space(name, **NETWORK_SPACES[name])
+        seed = HELDOUT_SEED + i
+        chosen.append((name, seed, space.decode(space.sample(np.random.default_rng(seed)))))
+    return chosen
+
+
+def relative_errors(rows: list[dict], key: str) -> dict:
+    errors = [abs(r[key] - r["measured_instructions"]) / r["measured_instructions"] for r in rows]
+    ratios = [r[key] / r["measured_instructions"] for r in rows]
+    worst = max(range(len(rows)), key=lambda i: errors[i])
+    return {"median_relative_error": statistics.median(errors), "worst_relative_error": max(errors),
+            "mean_relative_error": statistics.fmean(errors), "median_ratio": statistics.median(ratios),
+            "worst_network": f"{rows[worst]['space']} seed {rows[worst]['seed']}"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--board", default="stm32l4r5zi", help="a Cortex-M4 board (default stm32l4r5zi)")
+    parser.add_argument("--probes", type=int, default=144)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the probes")
+    parser.add_argument("--heldout", type=int, default=20)
+    parser.add_argument("--calibrated", help="an already calibrated board file (skips the fit)")
+    parser.add_argument("--board-out", help="where to write the calibrated board file")
+    parser.add_argument("--out", default="benchmarks/results/calibration.json")
+    args = parser.parse_args()
+    mcu.require_toolchain()
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="tinyevo-calibration-") as work:
+        path = Path(args.calibrated) if args.calibrated else Path(args.board_out or Path(work) / "calibrated.toml")
+        if not args.calibrated:
+            calibrate_board(args.board, path, args.probes, args.seed, progress=log)
+        fit_seconds = time.perf_counter() - start
+        calibrated, today = load_board(path), load_board(args.board)
+        rows = []
+        for number, (space, seed, arch) in enumerate(heldout_architectures(args.heldout), 1):
+            measured = measure(arch, Path(work) / "heldout", seed, profile=False).instructions
+            rows.append({"space": space, "seed": seed, "macs": int(macs(arch)), "ops": len(arch.live_nodes()),
+                         "measured_instructions": measured,
+                         "calibrated_instructions": predicted_instructions(arch, calibrated.calibration),
+                         "board_file_instructions": sum(layer_cycles(arch, today).values())})
+            log(f"held out {number}/{args.heldout}: {space} seed {seed}: measured {measured:,}, "
+                f"calibrated {rows[-1]['calibrated_instructions']:,.0f}, "
+                f"board file {rows[-1]['board_file_instructions']:,.0f}")
+    document = {"board": today.name, "core": calibrated.calibration["core"],
+                "emulator": calibrated.calibration["emulator"], "probes": calibrated.calibration["probes"],
+                "probe_seed": calibrated.calibration["seed"], "heldout_seeds_from": HELDOUT_SEED,
+                "fit_residuals": calibrated.calibration["residuals"],
+                "calibrated": relative_errors(rows, "calibrated_instructions"),
+                "board_file": relative_errors(rows, "board_file_instructions"),
+                "heldout": rows, "fit_seconds": round(fit_seconds, 1),
+                "heldout_seconds": round(time.perf_counter() - start - fit_seconds, 1)}
+    out = repo_path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(json_safe(document), indent=1) + "\n")
+    print_json(document)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""Closed-loop calibration (``tinyevo calibrate``): the fit, the calibrated latency, the emulator.
+
+Oracles: synthetic measurements made with numpy from known coefficients (the fit must recover
+them), latencies worked out by hand in the docstrings, and instruction counts of ops measured
+alone on the emulator (an op inside a network must count the same as on its own).
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+
+import numpy as np
+import pytest
+import torch
+
+from tinyevo.arch import GraphBuilder
+from tinyevo.cli import main
+from tinyevo.commands.search import print_measured
+from tinyevo.deploy import closed_loop as calibrate
+from tinyevo.deploy.codegen import mcu
+from tinyevo.errors import TinyevoError
+from tinyevo.hardware import energy_mj, latency_ms, load_board
+from tinyevo.hardware.calibration import FEATURES, KIND_FEATURES, fit_kind, op_features
+
+torch.set_num_threads(1)
+
+BOARD = """\
+name = "Hand"
+core = "Cortex-M4"
+clock_mhz = 10
+sram_bytes = 65536
+flash_bytes = 262144
+active_power_mw = 20.0
+[macs_per_cycle]
+conv2d = 0.5
+pointwise_conv2d = 0.5
+depthwise_conv2d = 0.5
+dense = 0.5
+[elements_per_cycle]
+pool = 1.0
+add = 1.0
+concat = 1.0
+elementwise = 1.0
+"""
+CALIBRATION = """
+[calibration]
+core = "cortex-m4"
+cycles_per_instruction = 1.5
+[calibration.instructions.conv2d]
+calls = 100.0
+filter_macs = 2.0
+outputs = 10.0
+[calibration.instructions.network]
+calls = 50.0
+inputs = 1.0
+"""
+
+
+# --- the fit ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["conv2d", "depthwise_conv2d", "add", "max_pool"])
+def test_fit_recovers_known_coefficients(kind):
+    """Counts made exactly from known non-negative coefficients (some zero) of the kind's
+    features: the fit gives those coefficients back, and 0 for the features the kind does not use."""
+    rng = np.random.default_rng(7)
+    used = KIND_FEATURES[kind]
+    truth = {name: (0.0 if i % 3 == 2 else float(rng.uniform(0.5, 40.0))) for i, name in enumerate(used)}
+    truth["calls"] = 300.0
+    features = rng.uniform(1, 5000, size=(60, len(FEATURES)))
+    features[:, FEATURES.index("calls")] = 1.0
+    counts = features @ np.array([truth.get(name, 0.0) for name in FEATURES])
+    coefficients, fit = fit_kind(features, counts, used)
+    for name in FEATURES:
+        assert coefficients[name] == pytest.approx(truth.get(name, 0.0), rel=1e-6, abs=1e-6), name
+    assert fit["probes"] == 60 and fit["worst_relative_error"] < 1e-9
+
+
+def test_fit_keeps_coefficients_non_negative():
+    """Counts that fall with a feature (an impossible kernel) get coefficient 0 there, not < 0."""
+    x = np.zeros((20, len(FEATURES)))
+    x[:, 0] = 1.0
+    x[:, 1] = np.arange(1, 21) * 100.0
+    coefficients, _ = fit_kind(x, 5000.0 - x[:, 1], ("calls", "macs"))
+    assert coefficients["macs"] == 0.0 and coefficients["calls"] > 0
+
+
+# --- the calibrated latency ------------------------------------------------------------------------
+def test_calibrated_board_latency_by_hand(tmp_path):
+    """8x8x3 input, conv2d 3x3 to 4 channels (SAME), relu (fused: free).
+    Filter 3*3*3 = 27 values, rounded up to 28; filter_macs = 64 pixels * 4 channels * 28 = 7168;
+    outputs = 256. conv: 100 + 2 * 7168 + 10 * 256 = 16996 instructions; network: 50 + 192 input
+    elements = 242. Cycles (1.5 per instruction): 1.5 * 17238 = 25857; at 10 MHz: 2.5857 ms;
+    energy 2.5857 ms * 20 mW = 0.051714 mJ. Without the calibration: 6912 MACs / 0.5 = 13824
+    cycles = 1.3824 ms."""
+    path = tmp_path / "hand.toml"
+    path.write_text(BOARD + CALIBRATION)
+    g = GraphBuilder((8, 8, 3))
+    arch = g.build(g.relu(g.conv2d(g.input, 4, kernel=3)))
+    board = load_board(path)
+    assert latency_ms(arch, board) == pytest.approx(2.5857)
+    assert energy_mj(arch, board) == pytest.approx(0.051714)
+    (tmp_path / "plain.toml").write_text(BOARD)
+    assert load_board(tmp_path / "plain.toml").calibration is None
+    assert latency_ms(arch, load_board(tmp_path / "plain.toml")) == pytest.approx(1.3824)
+
+
+def test_kind_without_coefficients_keeps_the_board_rate(tmp_path):
+    """1x1x16 input, flatten, dense to 4 units: 64 MACs; the calibration has no dense, so its rate
+    gives 64 / 0.5 = 128 cycles; the network overhead 50 + 16 instructions * 1.5 = 99 cycles;
+    227 cycles at 10 MHz = 0.0227 ms."""
+    path = tmp_path / "hand.toml"
+    path.write_text(BOARD + CALIBRATION)
+    g = GraphBuilder((1, 1, 16))
+    arch = g.build(g.dense(g.flatten(g.input), 4))
+    assert latency_ms(arch, load_board(path)) == pytest.approx(0.0227)
+
+
+def test_bad_calibration_is_one_clear_error(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(BOARD + CALIBRATION.replace("outputs = 10.0", "outputs = -1.0"))
+    with pytest.raises(TinyevoError, match="outputs must be a non-negative number"):
+        load_board(path)
+    path.write_text(BOARD + CALIBRATION.replace("outputs = 10.0", "colour = 1.0"))
+    with pytest.raises(TinyevoError, match="must be a table of the features"):
+        load_board(path)
+
+
+def test_written_board_file_reads_back_and_replaces_an_old_calibration(tmp_path):
+    table = {"core": "cortex-m4", "cycles_per_instruction": 1.0, "probes": 3, "features": list(FEATURES),
+             "instructions": {"conv2d": {"calls": 12.5, "macs": 1.25}, "network": {"calls": 7.0}},
+             "residuals": {"conv2d": {"probes": 3, "median_relative_error": 0.5}}}
+    once = calibrate.board_text_with(BOARD, table)
+    twice = calibrate.board_text_with(once, dict(table, probes=4))
+    assert twice.splitlines().count("[calibration]") == 1
+    data = tomllib.loads(twice)
+    assert data["calibration"]["probes"] == 4 and data["name"] == "Hand"
+    path = tmp_path / "cal.toml"
+    path.write_text(twice)
+    assert load_board(path).calibration["instructions"]["conv2d"] == {"calls": 12.5, "macs": 1.25}
+
+
+def test_instructions_go_to_the_node_whose_cost_they_are():
+    """conv -> batch norm (folded) -> relu (fused) is the conv's; the quantizer's partial sum of a
+    three-input add is the add's; a requantization for a concat is the concat's."""
+    g = GraphBuilder((4, 4, 2))
+    a = g.relu(g.batch_norm(g.conv2d(g.input, 4, kernel=1)))
+    s = g.add(a, g.conv2d(g.input, 4, kernel=1), g.conv2d(g.input, 4, kernel=3))
+    arch = g.build(g.concat(s, a))
+    spent = calibrate.attribute(arch, ["relu_1", "conv2d_2", "conv2d_3", "add_1:partial1", "add_1",
+                                       "relu_1:requantized_for:concat_1", "concat_1"],
+                                [100, 20, 30, 5, 6, 7, 8])
+    assert spent == {"conv2d_1": 100, "conv2d_2": 20, "conv2d_3": 30, "add_1": 11, "concat_1": 15}
+
+
+def test_features_count_the_padding_by_hand():
+    """4x4 input, depthwise 3x3 SAME stride 1: along each axis the outputs 0 and 3 see 2 of 3 taps
+    inside, 1 and 2 see 3: 10 taps per axis, 100 per channel pair of positions; 2 channels:
+    valid_macs 200 of macs 4*4*2*9 = 288."""
+    g = GraphBuilder((4, 4, 2))
+    arch = g.build(g.conv2d(g.input, 2, kernel=3, groups=2))
+    features = dict(zip(FEATURES, op_features(arch, arch.nodes[0])))
+    assert features["macs"] == 288 and features["valid_macs"] == 200 and features["valid_taps"] == 100
+
+
+# --- the command -----------------------------------------------------------------------------------
+def test_calibrate_bad_inputs_are_one_line(capsys, monkeypatch):
+    assert main(["calibrate", "--board", "no-such-board"]) == 2
+    assert "unknown board 'no-such-board'" in capsys.readouterr().err
+    monkeypatch.setattr(mcu.shutil, "which", lambda name: "/usr/bin/" + name)
+    assert main(["calibrate", "--board", "stm32f746"]) == 2  # a Cortex-M7: no emulated core yet
+    assert "no emulated core 'cortex-m7'" in capsys.readouterr().err
+    monkeypatch.setattr(mcu.shutil, "which", lambda name: None)
+    assert main(["calibrate", "--board", "nrf52840"]) == 2
+    assert "apt-get install" in capsys.readouterr().err
+
+
+def test_only_the_m4_is_emulated_on_this_branch(tmp_path):
+    with pytest.raises(TinyevoError, match="no emulated core 'cortex-m33'"):
+        mcu.build_mcu(tmp_path, np.zeros((1, 2, 2, 1), np.int8), core="cortex-m33")
+
+
+# --- the emulator ----------------------------------------------------------------------------------
+def _require_toolchain() -> None:
+    missing = mcu.mcu_missing()
+    if missing and os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"Cortex-M toolchain missing ({', '.join(missing)}) under CI=true")
+    if missing:
+        pytest.skip(f"Cortex-M toolchain missing ({', '.join(missing)}); install: {mcu.INSTALL_HINT}")
+
+
+def test_an_op_counts_the_same_in_a_network_as_alone(tmp_path):
+    """A 3x3 conv and a depthwise 3x3 conv measured alone, then one after the other. The conv is
+    first in both (same seed: same weights, inputs and quantization), so it counts exactly the
+    same; the depthwise conv reads another tensor, whose quantization picks the requantization
+    path, so within 15 %."""
+    _require_toolchain()
+    first = GraphBuilder((8, 8, 4), name="first")
+    first = first.build(first.relu(first.conv2d(first.input, 8, kernel=3)))
+    second = GraphBuilder((8, 8, 8), name="second")
+    second = second.build(second.conv2d(second.input, 8, kernel=3, groups=8))
+    both = GraphBuilder((8, 8, 4), name="both")
+    both = both.build(both.conv2d(both.relu(both.conv2d(both.input, 8, kernel=3)), 8, kernel=3, groups=8))
+    alone = [calibrate.measure(a, tmp_path / a.name, 3).ops for a in (first, second)]
+    together = calibrate.measure(both, tmp_path / "both", 3)
+    assert together.ops["conv2d_1"] == alone[0]["conv2d_1"]
+    assert together.ops["conv2d_2"] == pytest.approx(alone[1]["conv2d_1"], rel=0.15)
+    assert together.instructions == sum(together.ops.values()) + together.network
+    unprofiled = calibrate.measure(both, tmp_path / "plain", 3, profile=False).instructions
+    assert unprofiled <= together.instructions  # the marks cost a little
+
+
+@pytest.mark.slow
+def test_calibrate_command_writes_a_board_the_search_reads(tmp_path, capsys):
+    """12 probes (one per kind) and 12 // 6 = 2 network probes on the emulator: the board file
+    written is the shipped one plus a [calibration] of 14 probes on the Cortex-M4, and a dense layer's latency comes from it: its
+    predicted instructions over the clock (64 MHz), not the MACs-per-cycle rate."""
+    _require_toolchain()
+    out = tmp_path / "nrf.toml"
+    assert main(["calibrate", "--board", "nrf52840", "--probes", "12", "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    board = load_board(out)
+    assert board.name == "nRF52840" and board.clock_mhz == 64
+    assert board.calibration["probes"] == 14 and board.calibration["core"] == "cortex-m4"
+    assert {"dense", "network"} <= set(board.calibration["instructions"])
+    g = GraphBuilder((1, 1, 64))
+    arch = g.build(g.dense(g.flatten(g.input), 8))
+    expected = calibrate.predicted_instructions(arch, board.calibration) / 64_000
+    assert latency_ms(arch, board) == pytest.approx(expected)
+    assert latency_ms(arch, board) != pytest.approx(latency_ms(arch, load_board("nrf52840")))
+
+
+def test_show_prints_measured_beside_predicted(capsys):
+    """A finalist measured at 1,600,000 instructions, 1.5 cycles each = 2,400,000 cycles: at
+    64 MHz 37.5 ms, beside the predicted 40 ms (2,560,000 cycles)."""
+    measured = {"core": "cortex-m4", "instructions": 1_600_000, "cycles": 2_400_000.0,
+                "cycles_per_instruction": 1.5, "latency_ms": 2_400_000 / 64_000,
+                "predicted_latency_ms": 40.0, "predicted_cycles": 40.0 * 64_000}
+    print_measured([{"trial": 7, "measured": measured}, {"trial": 8}])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[2].split() == ["7", "cortex-m4", "1,600,000", "2,400,000",
+                                                    "37.500ms", "40.000ms", "2,560,000"]
