@@ -1,19 +1,31 @@
-"""Build and run a generated C library on an emulated Cortex-M4: the MCU runner.
+"""Build and run a generated C library on an emulated Cortex-M3, M4 or M33: the MCU runner.
 
     lib = generate_c(qmodel, "out/")                      # tinyevo.deploy.codegen.emit
-    image = build_mcu("out/", inputs)                      # arm-none-eabi-gcc -mcpu=cortex-m4 ...
+    image = build_mcu("out/", inputs, core="cortex-m4")   # arm-none-eabi-gcc -mcpu=cortex-m4 ...
     result = run_mcu(image)                                # qemu-system-arm -M mps2-an386
     result.outputs, result.instructions, image.model_sizes.flash
 
-The library is compiled with ``arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -mfloat-abi=soft -O2``
-(so ``__ARM_FEATURE_DSP`` is set and the dot products use SMLAD) and linked with a bare-metal
-harness (``runtime_c/cortex_m``: vector table, linker script, ``main_mcu.c``) and the int8 inputs,
-which are compiled into the image. QEMU runs it with semihosting (outputs come back as hex lines on
-stdout) and ``-icount shift=0``: the virtual clock advances one nanosecond per executed
-instruction, so the SysTick ticks counted around ``tinyevo_model_run`` (24-bit counter, wraps
-counted by its interrupt) are executed instructions. The ratio (40 instructions per tick at the
-board's 25 MHz) is measured in every run by a loop of known length (``instructions_per_tick``);
-counts are exact to one tick.
+``CORES`` says how each emulated core is built and run:
+
+=============  ==============  ==========================  =========================  ===========
+core           QEMU machine    instruction set             memory (code / SRAM)       SysTick clock
+=============  ==============  ==========================  =========================  ===========
+cortex-m3      ``mps2-an385``  Armv7-M, no DSP extension   0x00000000 / 0x20000000    25 MHz
+cortex-m4      ``mps2-an386``  Armv7E-M, DSP (SMLAD)       0x00000000 / 0x20000000    25 MHz
+cortex-m33     ``mps2-an505``  Armv8-M mainline, DSP       0x10000000 / 0x38000000    20 MHz
+=============  ==============  ==========================  =========================  ===========
+
+The library is compiled with ``arm-none-eabi-gcc -mcpu=CORE -mthumb -mfloat-abi=soft -O2``: on the
+M4 and M33 ``__ARM_FEATURE_DSP`` is set and the dot products use SMLAD, on the M3 the portable C
+loops run. It is linked with a bare-metal harness (``runtime_c/cortex_m``: vector table, the
+core's linker script, ``main_mcu.c``) and the int8 inputs, which are compiled into the image. The
+M33 of the AN505 starts in the secure state with its vector table at 0x10000000, so its image lives
+at the secure aliases of the board's code memory and SRAM. QEMU runs the image with semihosting
+(outputs come back as hex lines on stdout) and ``-icount shift=0``: the virtual clock advances one
+nanosecond per executed instruction, so the SysTick ticks counted around ``tinyevo_model_run``
+(24-bit counter, wraps counted by its interrupt) are executed instructions. The ratio (40
+instructions per tick at the AN385/AN386's 25 MHz, 50 at the AN505's 20 MHz) is measured in every
+run by a loop of known length (``instructions_per_tick``); counts are exact to one tick.
 
 ``profile=True`` also counts each op: a copy of the model's source calls ``tinyevo_mcu_mark(i)``
 before op ``i`` and after the last one (``McuRun.layers``). Ops run one after the other only in a
@@ -41,14 +53,47 @@ CC, SIZE, QEMU = "arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm"
 TOOLCHAIN = (CC, SIZE, QEMU)
 INSTALL_HINT = ("apt-get install -y --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi "
                 "qemu-system-arm")
-MACHINE = "mps2-an386"  # Cortex-M4 with the DSP extension
-EMULATED_CORES = ("cortex-m4",)  # the ``core`` build_mcu and run_on_mcu take
-TARGET = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft"]
+
+
+@dataclass(frozen=True)
+class Core:
+    """How one emulated core is compiled for and run: its QEMU machine, its gcc target, the
+    linker script of the machine's memory map and the clock SysTick counts."""
+
+    name: str
+    machine: str
+    cpu: str  # gcc's -mcpu
+    linker_script: str  # in runtime_c/cortex_m
+    systick_mhz: float  # the machine's processor clock (SysTick's CLKSOURCE = 1)
+    dsp: bool  # __ARM_FEATURE_DSP: the SMLAD paths of tinyevo_runtime.h
+
+    @property
+    def target(self) -> list[str]:
+        return [f"-mcpu={self.cpu}", "-mthumb", "-mfloat-abi=soft"]
+
+    @property
+    def instructions_per_tick(self) -> float:
+        """With -icount shift=0 (one instruction per virtual nanosecond): 1000 / SysTick MHz."""
+        return 1000.0 / self.systick_mhz
+
+    def emulator(self) -> str:
+        return f"{QEMU} -M {self.machine} -icount shift=0"
+
+
+CORES = {core.name: core for core in (
+    Core("cortex-m3", "mps2-an385", "cortex-m3", "tinyevo_mcu.ld", 25.0, False),
+    Core("cortex-m4", "mps2-an386", "cortex-m4", "tinyevo_mcu.ld", 25.0, True),
+    Core("cortex-m33", "mps2-an505", "cortex-m33", "tinyevo_mcu_an505.ld", 20.0, True),
+)}
+EMULATED_CORES = tuple(CORES)  # the ``core`` build_mcu and run_on_mcu take
+DEFAULT_CORE = "cortex-m4"
+MACHINE = CORES[DEFAULT_CORE].machine  # the default core's machine: Cortex-M4 with the DSP extension
+TARGET = CORES[DEFAULT_CORE].target
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-O2"]
 LINK = ["--specs=rdimon.specs", "-nostartfiles"]
 SOURCE, METADATA = "tinyevo_model.c", "metadata.json"
 HARNESS = ("main_mcu.c", "startup.c")
-LINKER_SCRIPT = "tinyevo_mcu.ld"
+LINKER_SCRIPT = CORES[DEFAULT_CORE].linker_script
 RUN_FUNCTION = "int tinyevo_model_run("
 MARK = "tinyevo_mcu_mark"
 _LINE = re.compile(r"^(calibration|output|ticks|mark) (\d+) ?(\S*)$")
@@ -79,7 +124,7 @@ class SectionSizes:
 
 @dataclass
 class McuImage:
-    """A Cortex-M4 executable of one generated model with its inputs linked in."""
+    """A Cortex-M executable of one generated model with its inputs linked in."""
 
     elf: Path
     model_sizes: SectionSizes  # the generated library alone (tinyevo_model.o)
@@ -89,6 +134,7 @@ class McuImage:
     functions: list[str]  # op functions in call order
     macs: list[int]  # per op, from metadata.json
     profiled: bool = False
+    core: str = DEFAULT_CORE  # the emulated core it was built for (CORES)
 
 
 @dataclass
@@ -191,24 +237,28 @@ def _inputs_source(inputs: np.ndarray) -> str:
             f"const int8_t tinyevo_mcu_inputs[] = {{\n    {body}\n}};\n")
 
 
-def target_flags(extra_cflags: list[str]) -> list[str]:
-    """``TARGET``, without its float ABI when ``extra_cflags`` gives one (e.g. ``-mfloat-abi=hard
-    -mfpu=fpv4-sp-d16`` for the Cortex-M4F's FPU): with two, gcc links the libraries of neither."""
+def target_flags(extra_cflags: list[str], core: str = DEFAULT_CORE) -> list[str]:
+    """The core's target (``Core.target``), without its float ABI when ``extra_cflags`` gives one
+    (e.g. ``-mfloat-abi=hard -mfpu=fpv4-sp-d16`` for the Cortex-M4F's FPU): with two, gcc links
+    the libraries of neither."""
+    target = CORES[check_core(core)].target
     if any(flag.startswith("-mfloat-abi=") for flag in extra_cflags):
-        return [flag for flag in TARGET if not flag.startswith("-mfloat-abi=")]
-    return list(TARGET)
+        return [flag for flag in target if not flag.startswith("-mfloat-abi=")]
+    return target
 
 
-def compile_flags(out_dir: str | Path, extra_cflags: list[str] | None = None) -> list[str]:
-    """The flags every object of an MCU build is compiled with: the target, ``CFLAGS``,
-    ``extra_cflags`` and the library's and the harness's folders as include paths."""
+def compile_flags(out_dir: str | Path, extra_cflags: list[str] | None = None,
+                  core: str = DEFAULT_CORE) -> list[str]:
+    """The flags every object of an MCU build for ``core`` is compiled with: the target,
+    ``CFLAGS``, ``extra_cflags`` and the library's and the harness's folders as include paths."""
     extra = list(extra_cflags or [])
-    return [*target_flags(extra), *CFLAGS, *extra, "-I", str(out_dir), "-I", str(harness_dir())]
+    return [*target_flags(extra, core), *CFLAGS, *extra, "-I", str(out_dir), "-I", str(harness_dir())]
 
 
 def compile_model(source: Path, model_object: Path, flags: list[str]) -> Path:
     """``arm-none-eabi-gcc -c`` of the model's source into ``model_object``."""
-    _call([CC, *flags, "-c", str(source), "-o", str(model_object)], f"compiling {source} for Cortex-M4")
+    cpu = next((flag.split("=", 1)[1] for flag in flags if flag.startswith("-mcpu=")), "Cortex-M")
+    _call([CC, *flags, "-c", str(source), "-o", str(model_object)], f"compiling {source} for {cpu}")
     return model_object
 
 
@@ -229,7 +279,7 @@ def check_core(core: str) -> str:
 
 def build_mcu(out_dir: str | Path, inputs: np.ndarray, profile: bool = False,
               build_dir: str | Path | None = None, extra_cflags: list[str] | None = None,
-              libraries: list[str] | None = None, core: str = "cortex-m4") -> McuImage:
+              libraries: list[str] | None = None, core: str = DEFAULT_CORE) -> McuImage:
     """Compile the library in ``out_dir`` for ``core`` (one of ``EMULATED_CORES``) and link it with
     the harness and ``inputs`` (int8, (N, H, W, C) or (H, W, C)); the files go to ``build_dir``
     (default ``out_dir/mcu`` or ``out_dir/mcu_profiled``); ``libraries`` (e.g. ``["-lm"]``) end
@@ -260,25 +310,28 @@ def build_mcu(out_dir: str | Path, inputs: np.ndarray, profile: bool = False,
         source.write_text(profiled_source((out / SOURCE).read_text(), functions))
     (build / "tinyevo_mcu_inputs.c").write_text(_inputs_source(x))
     harness = harness_dir()
-    flags = compile_flags(out, extra_cflags)
+    flags = compile_flags(out, extra_cflags, core)
     if profile:
         flags.append(f"-DTINYEVO_MCU_MARKS={len(functions) + 1}")
     model_object = compile_model(source, build / "tinyevo_model.o", flags)
     elf = build / "tinyevo_model.elf"
-    _call([CC, *flags, *LINK, "-T", str(harness / LINKER_SCRIPT), *(str(harness / f) for f in HARNESS),
+    script = CORES[core].linker_script  # includes tinyevo_mcu_sections.ld: -L the harness
+    _call([CC, *flags, *LINK, "-L", str(harness), "-T", str(harness / script), *(str(harness / f) for f in HARNESS),
            str(build / "tinyevo_mcu_inputs.c"), str(model_object), *(libraries or []), "-o", str(elf)],
           f"linking {elf}")
     shape = tuple(meta["output"]["shape"][1:])
     return McuImage(elf, section_sizes(model_object), section_sizes(elf), len(x), shape, functions,
-                    macs, profile)
+                    macs, profile, core)
 
 
 def run_mcu(image: McuImage, timeout: float = 300.0) -> McuRun:
-    """Run ``image`` on QEMU's Cortex-M4 (mps2-an386) and parse its outputs and counts."""
+    """Run ``image`` on the QEMU machine of its core (``CORES``: mps2-an386 for the Cortex-M4)
+    and parse its outputs and counts."""
     require_toolchain()
+    machine = CORES[check_core(image.core)].machine
     console = image.elf.with_suffix(".out")
     console.unlink(missing_ok=True)
-    command = [QEMU, "-M", MACHINE, "-display", "none", "-monitor", "none", "-serial", "null",
+    command = [QEMU, "-M", machine, "-display", "none", "-monitor", "none", "-serial", "null",
                "-chardev", f"file,id=semihost,path={console}",
                "-semihosting-config", "enable=on,target=native,chardev=semihost",
                "-icount", "shift=0", "-kernel", str(image.elf)]
@@ -321,7 +374,7 @@ def parse_output(stdout: str, image: McuImage) -> McuRun:
 
 
 def run_on_mcu(out_dir: str | Path, inputs: np.ndarray, profile: bool = False,
-               timeout: float = 300.0, core: str = "cortex-m4") -> tuple[McuImage, McuRun]:
+               timeout: float = 300.0, core: str = DEFAULT_CORE) -> tuple[McuImage, McuRun]:
     """``build_mcu`` then ``run_mcu``."""
     image = build_mcu(out_dir, inputs, profile=profile, core=core)
     return image, run_mcu(image, timeout)

@@ -1,6 +1,7 @@
-/* Cortex-M harness for a generated tinyevo model, run on QEMU (-M mps2-an386 -semihosting
- * -icount shift=0). The int8 samples are linked into the image (tinyevo_mcu_inputs.c, written by
- * tinyevo.deploy.codegen.mcu); every output goes to the host's stdout as one line of hex:
+/* Cortex-M harness for a generated tinyevo model, run on QEMU (-M mps2-an385, mps2-an386 or
+ * mps2-an505, -semihosting, -icount shift=0). The int8 samples are linked into the image
+ * (tinyevo_mcu_inputs.c, written by tinyevo.deploy.codegen.mcu); every output goes to the host's
+ * stdout as one line of hex:
  *
  *   calibration <ticks> <instructions>   SysTick ticks of a loop of known instruction count
  *   output <sample> <hex bytes>

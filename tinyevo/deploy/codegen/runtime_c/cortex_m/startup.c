@@ -1,6 +1,8 @@
-/* Minimal Cortex-M startup for the tinyevo MCU runner (QEMU -M mps2-an386, semihosting).
+/* Minimal Cortex-M startup for the tinyevo MCU runner (QEMU -M mps2-an385, mps2-an386 or
+ * mps2-an505, semihosting).
  *
- * The vector table sits at address 0 (the reset vector the core reads); the reset handler copies
+ * The vector table sits at the start of the code memory, where the core reads its reset vector
+ * (address 0 on the AN385/AN386, the AN505's secure VTOR 0x10000000); the reset handler copies
  * .data, clears .bss, calls main() and reports its result to the host with SYS_EXIT. SysTick
  * interrupts count wraps of the 24-bit counter (tinyevo_mcu_systick_wraps); a fault prints one
  * line and exits with failure. No C library start-up code is needed. */
@@ -25,7 +27,8 @@ __attribute__((section(".vectors"), used)) static void (*const vectors[16])(void
     Fault_Handler, /* MemManage */
     Fault_Handler, /* BusFault */
     Fault_Handler, /* UsageFault */
-    0, 0, 0, 0,
+    Fault_Handler, /* SecureFault (Armv8-M with the security extension; reserved before) */
+    0, 0, 0,
     Fault_Handler, /* SVCall */
     Fault_Handler, /* DebugMonitor */
     0,
