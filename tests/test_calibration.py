@@ -173,9 +173,16 @@ def test_calibrate_bad_inputs_are_one_line(capsys, monkeypatch):
     assert "apt-get install" in capsys.readouterr().err
 
 
-def test_only_the_m4_is_emulated_on_this_branch(tmp_path):
-    with pytest.raises(TinyevoError, match="no emulated core 'cortex-m33'"):
-        mcu.build_mcu(tmp_path, np.zeros((1, 2, 2, 1), np.int8), core="cortex-m33")
+def test_each_shipped_board_names_the_core_it_is_measured_on(tmp_path):
+    """The Cortex-M3 and M33 boards run on their own emulated cores (QEMU mps2-an385, mps2-an505),
+    the M4F boards on the M4; a core without an emulator is one clear error."""
+    cores = {name: calibrate.emulated_core(load_board(name)) for name in
+             ("STM32F103C8", "nRF5340", "nRF52840", "STM32L4R5ZI")}
+    assert cores == {"STM32F103C8": "cortex-m3", "nRF5340": "cortex-m33", "nRF52840": "cortex-m4",
+                     "STM32L4R5ZI": "cortex-m4"}
+    assert {mcu.CORES[core].machine for core in cores.values()} == {"mps2-an385", "mps2-an505", "mps2-an386"}
+    with pytest.raises(TinyevoError, match="no emulated core 'cortex-m7'"):
+        mcu.build_mcu(tmp_path, np.zeros((1, 2, 2, 1), np.int8), core="cortex-m7")
 
 
 # --- the emulator ----------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
-"""The generated C on an emulated Cortex-M4 (arm-none-eabi-gcc, QEMU mps2-an386, semihosting).
+"""The generated C on an emulated Cortex-M4 (arm-none-eabi-gcc, QEMU mps2-an386, semihosting), and
+on the Cortex-M3 (mps2-an385, no DSP extension) and Cortex-M33 (mps2-an505, Armv8-M).
 
 Oracle: the int8 reference executor (``run_int8``, itself bit-exact with TFLM): the emulated
 outputs must be bit-identical, for seeded samples of every space and a graph with every op.
 Instruction counts are checked against figures outside the runner: the board's SysTick clock
-(25 MHz, so 40 instructions per tick at one instruction per virtual nanosecond), the same count
-with the 24-bit counter wrapping every few thousand instructions, and the DSP path (SMLAD in the
-object code) doing the same work in fewer instructions than the portable C loops.
+(25 MHz on the AN385/AN386, so 40 instructions per tick at one instruction per virtual
+nanosecond; 20 MHz, 50 per tick, on the AN505), the same count with the 24-bit counter wrapping
+every few thousand instructions, and the DSP path (SMLAD in the object code) doing the same work
+in fewer instructions than the portable C loops; the Cortex-M3 image has no SMLAD at all
+(``arm-none-eabi-objdump``).
 
 Without the toolchain the tests are skipped, naming what is missing, except in CI (CI=true),
 where ``.ci/run`` installs it and its absence is a failure.
@@ -104,6 +107,62 @@ def test_every_op_graph_is_bit_exact_on_cortex_m4_with_and_without_dsp(tmp_path,
     disassembly = subprocess.run(["arm-none-eabi-objdump", "-d", str(dsp.elf.parent / "tinyevo_model.o")],
                                  capture_output=True, text=True, check=True).stdout
     assert "smlad" in disassembly
+
+
+def _disassembly(path) -> str:
+    return subprocess.run(["arm-none-eabi-objdump", "-d", str(path)], capture_output=True, text=True,
+                          check=True).stdout
+
+
+#: The SysTick clock of each emulated core's QEMU board (MHz): AN385/AN386 25 MHz, AN505 20 MHz.
+SYSTICK_MHZ = {"cortex-m3": 25, "cortex-m4": 25, "cortex-m33": 20}
+_MNEMONIC = re.compile(r"^\s*[0-9a-f]+:\s+(?:[0-9a-f]{4}\s+){1,2}(\S+)", re.M)
+
+
+@pytest.mark.parametrize("core", ["cortex-m3", "cortex-m33"])
+def test_every_op_graph_and_a_space_sample_are_bit_exact_on_other_cores(core, tmp_path, toolchain):
+    """Every kernel (layer by layer) and a streamed mbv2 sample on the Cortex-M3 (the portable
+    loops: no DSP instruction in the image) and the Cortex-M33 (Armv8-M with the DSP extension:
+    SMLAD); the instruction count is in SysTick ticks of the core's board clock."""
+    arch = HAND_BUILT["every_op"]()
+    qmodel, x = _generated(arch, 7, tmp_path / "every_op", count=3, execution="layer_by_layer")
+    image, run = mcu.run_on_mcu(tmp_path / "every_op", x, core=core)
+    np.testing.assert_array_equal(run.outputs, run_int8(qmodel, x))
+    assert run.instructions_per_tick == 1000 / SYSTICK_MHZ[core]
+    assert image.core == core
+    mnemonics = set(_MNEMONIC.findall(_disassembly(image.elf)))
+    dsp = {"smlad", "smladx", "sxtb16", "sxtab16", "smmlar", "smlabb", "ssat16", "qadd8", "sadd16"}
+    if core == "cortex-m3":
+        assert not mnemonics & dsp, sorted(mnemonics & dsp)
+    else:
+        assert "smlad" in mnemonics
+    space = create_space("mbv2", **SPACES["mbv2"])
+    arch = space.decode(space.sample(np.random.default_rng(3)))
+    qmodel, x = _generated(arch, 3, tmp_path / "mbv2", count=2)
+    _, run = mcu.run_on_mcu(tmp_path / "mbv2", x, core=core)
+    np.testing.assert_array_equal(run.outputs, run_int8(qmodel, x))
+
+
+def test_the_cores_are_built_for_their_own_instruction_sets(tmp_path, toolchain):
+    """The same library's object for each core: the M4 and M33 builds use SMLAD, the M3's has no
+    SMLAD (gcc would reject it for Armv7-M); the object records the architecture it was built for
+    (``readelf -A``: Tag_CPU_arch v7 for the M3 and M4, v8-M.mainline for the M33)."""
+    arch = HAND_BUILT["every_op"]()
+    _, x = _generated(arch, 7, tmp_path, count=1)
+    arches = {}
+    for core in mcu.EMULATED_CORES:
+        image = mcu.build_mcu(tmp_path, x, build_dir=tmp_path / core, core=core)
+        model = image.elf.parent / "tinyevo_model.o"
+        assert ("smlad" in _MNEMONIC.findall(_disassembly(model))) == (core != "cortex-m3"), core
+        attributes = subprocess.run(["arm-none-eabi-readelf", "-A", str(model)], capture_output=True,
+                                    text=True, check=True).stdout
+        arches[core] = re.search(r"Tag_CPU_arch: (\S+)", attributes).group(1)
+    assert arches == {"cortex-m3": "v7", "cortex-m4": "v7E-M", "cortex-m33": "v8-M.mainline"}
+
+
+def test_a_core_without_an_emulator_is_one_clear_error(tmp_path):
+    with pytest.raises(TinyevoError, match="no emulated core 'cortex-m0plus'.*cortex-m3, cortex-m4, cortex-m33"):
+        mcu.build_mcu(tmp_path, np.zeros((1, 2, 2, 1), np.int8), core="cortex-m0plus")
 
 
 def im2col_edges_graph():

@@ -180,6 +180,8 @@ DATASHEETS = {  # name: (SRAM bytes for the arena, flash bytes, clock MHz), from
     "STM32H743": (512 * KB, 2 * MB, 480),  # the 512 KB AXI SRAM, as MCUNet counts it
     "STM32L4R5ZI": (640 * KB, 2 * MB, 120),
     "nRF52840": (256 * KB, 1 * MB, 64),
+    "STM32F103C8": (20 * KB, 64 * KB, 72),  # Cortex-M3, DS5319
+    "nRF5340": (512 * KB, 1 * MB, 128),  # Cortex-M33 application core, nRF5340 Product Specification
 }
 
 

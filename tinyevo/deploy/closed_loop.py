@@ -37,7 +37,7 @@ from tinyevo.hardware.folding import batch_norm_folds
 from tinyevo.nn.build import build, randomize_batch_norms
 from tinyevo.spaces import create_space
 
-EMULATOR = f"{mcu.QEMU} -M {mcu.MACHINE} -icount shift=0"
+EMULATOR = mcu.CORES[mcu.DEFAULT_CORE].emulator()  # the Cortex-M4's; each core's: mcu.CORES
 MARKER = "# --- [calibration]: written by tinyevo calibrate; rerun it rather than editing by hand ---"
 #: a board's core (lower case, its FPU suffix dropped) -> the emulated core whose instructions stand
 #: for it. The Cortex-M7 runs the Armv7E-M instruction set of the M4 (DSP included): its count is
@@ -236,7 +236,7 @@ def fit_calibration(measured: list[tuple[Architecture, Measurement]], core: str,
     for kind, (features, counts) in sorted(training_rows(measured).items()):
         coefficients[kind], residuals[kind] = fit_kind(np.array(features), np.array(counts),
                                                        KIND_FEATURES.get(kind, FEATURES))
-    return {"core": core, "emulator": EMULATOR, "cycles_per_instruction": 1.0,
+    return {"core": core, "emulator": mcu.CORES[mcu.check_core(core)].emulator(), "cycles_per_instruction": 1.0,
             "date": datetime.date.today().isoformat(), "probes": len(measured), "seed": seed,
             "execution": "layer_by_layer", "in_place_kernels": False, "features": list(FEATURES),
             "cycles": "1 instruction = 1 cycle: zero-wait-state memory, no cache misses or stalls",
