@@ -1,6 +1,7 @@
-"""Benchmark: tinyevo's generated C against TensorFlow Lite Micro, on the host and an emulated Cortex-M4.
+"""Benchmark: tinyevo's generated C against TensorFlow Lite Micro, on the host and emulated Cortex-Ms.
 
-    python benchmarks/deploy.py [--quick] [--run RUN_DIR] [--samples-per-space 4] > deploy.json
+    python benchmarks/deploy.py [--quick] [--run RUN_DIR] [--samples-per-space 4]
+                                [--cores cortex-m3 cortex-m4 cortex-m33] > deploy.json
 
 Models: the MLPerf Tiny references ResNet-8 and DS-CNN (``examples/resnet8.json``,
 ``examples/ds_cnn.json``) and seeded samples of the ``chain``, ``mbv2`` and ``nb201`` spaces (MCU-
@@ -33,12 +34,19 @@ Per model:
   from a profiled layer-by-layer build (streamed ops run interleaved; the kernels are the same), and ``large_conv_instructions_per_mac`` pools the conv_2d layers with at
   least ``LARGE_CONV_SHARE`` of the model's MACs (``depthwise_instructions_per_mac`` the depthwise
   ones with a window larger than 1x1);
-- ``bit_exact``: host C, Cortex-M4 and TFLM outputs equal to the int8 reference executor's.
+- ``bit_exact``: host C, TFLM and each emulated core's outputs (``cortex_m3``, ``cortex_m4``,
+  ``cortex_m33``) equal to the int8 reference executor's;
+- ``cores``: per emulated core of ``--cores`` (default all three: the Cortex-M3 on QEMU's mps2-an385,
+  no DSP extension, the portable loops; the M4 on mps2-an386; the Armv8-M Cortex-M33 on
+  mps2-an505, with SMLAD), its ``bit_exact``, ``flash_bytes``, ``instructions``,
+  ``instructions_per_mac``, ``large_conv_instructions_per_mac`` and ``depthwise_instructions_per_mac``.
+  The top-level Cortex-M figures above are the M4's (``mcu_core``).
 
 ``summary`` gives, per target (arena <= 0.5x TFLM, <= 1.05x lower bound, host time <= 0.5x TFLM,
 <= 2 instructions per MAC on the large convolutions), how many models meet it and the geometric
-mean and worst ratio. Progress goes to stderr, the JSON document to stdout. Without the ARM
-toolchain the Cortex-M figures are null (the summary says so).
+mean and worst ratio; ``summary.cores`` the geometric mean instructions per MAC of each core
+and how many models ran bit-exact there. Progress goes to stderr, the JSON document to stdout.
+Without the ARM toolchain the Cortex-M figures are null (the summary says so).
 """
 from __future__ import annotations
 
@@ -252,7 +260,8 @@ def compare_times(binary: Path, model: bytes, sample: np.ndarray, rounds: int,
 
 
 # --- one model -------------------------------------------------------------------------------------
-def measure(case: Case, work: Path, rounds: int, block_seconds: float) -> dict:
+def measure(case: Case, work: Path, rounds: int, block_seconds: float,
+            cores: tuple[str, ...] = mcu.EMULATED_CORES) -> dict:
     started = time.time()
     qmodel = quantize(case.architecture, case.module, case.calibration)
     rng = np.random.default_rng(1)
@@ -277,45 +286,65 @@ def measure(case: Case, work: Path, rounds: int, block_seconds: float) -> dict:
     host_ok = np.array_equal(run_host(binary, x).reshape(expected.shape), expected)
     tflm_ok = np.array_equal(run_tflm(tflite, x).reshape(expected.shape), expected)
     row["host_us"], row["tflm_host_us"] = compare_times(binary, tflite, x[0], rounds, block_seconds)
-    row.update(mcu_figures(out, x[:2], expected[:2], qmodel, macs))
+    row.update(mcu_figures(out, x[:2], expected[:2], qmodel, macs, cores))
     row["weights_bytes"] = int(meta.flash_bytes)
     row["tflite_bytes"] = len(tflite)
-    row["bit_exact"] = {"host": bool(host_ok), "tflm": bool(tflm_ok), "cortex_m4": row.pop("mcu_ok")}
+    row["bit_exact"] = {"host": bool(host_ok), "tflm": bool(tflm_ok),
+                        **{core.replace("-", "_"): ok for core, ok in row.pop("mcu_ok").items()}}
     row.update(ratios(row))
     row["seconds"] = round(time.time() - started, 1)
     return row
 
 
-def mcu_figures(out: Path, x: np.ndarray, expected: np.ndarray, qmodel: QuantizedModel, macs: int) -> dict:
-    """Flash and instructions of the whole run (the library in ``out``) on the emulated Cortex-M4;
-    instructions per op from a layer-by-layer build of the same model."""
+def mcu_figures(out: Path, x: np.ndarray, expected: np.ndarray, qmodel: QuantizedModel, macs: int,
+                cores: tuple[str, ...] = mcu.EMULATED_CORES) -> dict:
+    """Flash and instructions of the whole run (the library in ``out``) on each emulated core of
+    ``cores``; instructions per op from a layer-by-layer build of the same model. The top-level
+    figures are the Cortex-M4's (the first core when it is not measured), ``cores`` has each
+    core's."""
+    primary = mcu.DEFAULT_CORE if mcu.DEFAULT_CORE in cores else cores[0]
     empty = {"flash_bytes": None, "mcu_sizes": None, "mcu_instructions": None, "instructions_per_mac": None,
              "large_conv_instructions_per_mac": None, "depthwise_instructions_per_mac": None,
-             "layers": None, "mcu_ok": None}
-    if not mcu.mcu_available():
+             "layers": None, "mcu_core": primary, "cores": None, "mcu_ok": {core: None for core in cores}}
+    if not mcu.mcu_available() or not cores:
         return empty
-    image, run = mcu.run_on_mcu(out, x)
     # per-op counts need the ops one after the other: the same kernels, layer by layer
     layers_out = out.parent / f"{out.name}_layer_by_layer"
     meta = generate_c(qmodel, layers_out, execution="layer_by_layer").metadata
-    profiled, profile = mcu.run_on_mcu(layers_out, x[:1], profile=True)
     ops = {op.function: op for op in meta.op_order}
-    layers = [{**layer, "kind": ops[layer["function"]].kind,
-               "macs_per_output": layer["macs"] // max(ops[layer["function"]].output_bytes, 1)}
-              for layer in profile.layers]
-    large = [layer for layer in layers if layer["kind"] == "conv_2d" and layer["macs"] >= LARGE_CONV_SHARE * macs]
-    # depthwise convolutions with a window (a 1x1 one with multiplier 1 is a per-channel scale)
-    depthwise = [layer for layer in layers
-                 if layer["kind"] == "depthwise_conv_2d" and layer["macs_per_output"] > 1]
-    ok = np.array_equal(run.outputs.reshape(expected.shape), expected) and \
-        np.array_equal(profile.outputs.reshape(expected[:1].shape), expected[:1])
-    return {"flash_bytes": image.model_sizes.flash, "mcu_sizes": image.model_sizes.to_json(),
-            "mcu_instructions": run.instructions[0],
-            "instructions_per_mac": run.instructions[0] / macs if macs else None,
-            "large_conv_instructions_per_mac": pooled(large), "depthwise_instructions_per_mac": pooled(depthwise),
+    figures = {}
+    for core in cores:
+        image = mcu.build_mcu(out, x, build_dir=out / f"mcu_{core}", core=core)
+        run = mcu.run_mcu(image)
+        profiled = mcu.build_mcu(layers_out, x[:1], profile=True, build_dir=layers_out / f"mcu_{core}", core=core)
+        profile = mcu.run_mcu(profiled)
+        layers = [{**layer, "kind": ops[layer["function"]].kind,
+                   "macs_per_output": layer["macs"] // max(ops[layer["function"]].output_bytes, 1)}
+                  for layer in profile.layers]
+        large = [layer for layer in layers
+                 if layer["kind"] == "conv_2d" and layer["macs"] >= LARGE_CONV_SHARE * macs]
+        # depthwise convolutions with a window (a 1x1 one with multiplier 1 is a per-channel scale)
+        depthwise = [layer for layer in layers
+                     if layer["kind"] == "depthwise_conv_2d" and layer["macs_per_output"] > 1]
+        ok = np.array_equal(run.outputs.reshape(expected.shape), expected) and \
+            np.array_equal(profile.outputs.reshape(expected[:1].shape), expected[:1])
+        figures[core] = {"machine": mcu.CORES[core].machine, "bit_exact": bool(ok),
+                         "flash_bytes": image.model_sizes.flash, "instructions": run.instructions[0],
+                         "instructions_per_mac": run.instructions[0] / macs if macs else None,
+                         "large_conv_instructions_per_mac": pooled(large),
+                         "depthwise_instructions_per_mac": pooled(depthwise),
+                         "image": image, "layers": layers}
+    main = figures[primary]
+    return {"flash_bytes": main["flash_bytes"], "mcu_sizes": main["image"].model_sizes.to_json(),
+            "mcu_instructions": main["instructions"], "instructions_per_mac": main["instructions_per_mac"],
+            "large_conv_instructions_per_mac": main["large_conv_instructions_per_mac"],
+            "depthwise_instructions_per_mac": main["depthwise_instructions_per_mac"],
             "layers": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in layer.items()}
-                       for layer in layers],
-            "mcu_ok": bool(ok)}
+                       for layer in main["layers"]],
+            "mcu_core": primary,
+            "cores": {core: {k: (_rounded(v, 4) if isinstance(v, float) else v) for k, v in f.items()
+                             if k not in ("image", "layers")} for core, f in figures.items()},
+            "mcu_ok": {core: f["bit_exact"] for core, f in figures.items()}}
 
 
 def pooled(layers: list[dict]) -> float | None:
@@ -346,6 +375,16 @@ def summarize(models: list[dict]) -> dict:
     summary["instructions_per_mac_geometric_mean"] = _geomean(m["instructions_per_mac"] for m in models)
     summary["depthwise_instructions_per_mac_geometric_mean"] = _geomean(
         m["depthwise_instructions_per_mac"] for m in models)
+    measured_cores = sorted({core for m in models for core in (m.get("cores") or {})}, key=mcu.EMULATED_CORES.index)
+    summary["cores"] = {core: {
+        "machine": mcu.CORES[core].machine,
+        "models_bit_exact": sum(bool(m["cores"][core]["bit_exact"]) for m in models if core in (m.get("cores") or {})),
+        "models": sum(core in (m.get("cores") or {}) for m in models),
+        "instructions_per_mac_geometric_mean": _geomean(m["cores"][core]["instructions_per_mac"]
+                                                        for m in models if core in (m.get("cores") or {})),
+        "depthwise_instructions_per_mac_geometric_mean": _geomean(
+            m["cores"][core]["depthwise_instructions_per_mac"] for m in models if core in (m.get("cores") or {})),
+    } for core in measured_cores}
     if not mcu.mcu_available():
         summary["note"] = f"no Cortex-M figures: {', '.join(mcu.mcu_missing())} not installed"
     return summary
@@ -393,6 +432,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--block-seconds", type=float,
                         help="seconds per timing block of each runtime (default 0.1, quick 0.02)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="measure only the models with these names")
+    parser.add_argument("--cores", nargs="+", choices=mcu.EMULATED_CORES, default=list(mcu.EMULATED_CORES),
+                        metavar="CORE", help=f"emulated cores to run on (default all: {' '.join(mcu.EMULATED_CORES)}); "
+                        f"the top-level Cortex-M figures are the {mcu.DEFAULT_CORE}'s when it is one of them")
     args = parser.parse_args(argv)
     if args.samples_per_space < 0 or (args.rounds is not None and args.rounds < 1):
         parser.error("--samples-per-space must be >= 0 and --rounds >= 1")
@@ -403,6 +445,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    cores = tuple(core for core in mcu.EMULATED_CORES if core in args.cores)
     torch.set_num_threads(1)
     rounds = args.rounds or (3 if args.quick else 7)
     block = args.block_seconds or (0.02 if args.quick else 0.1)
@@ -429,17 +472,20 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="tinyevo_deploy_bench_") as tmp:
         for case in cases:
             log(f"{case.name}: {case.source}")
-            row = measure(case, Path(tmp), rounds, block)
+            row = measure(case, Path(tmp), rounds, block, cores)
+            per_core = ", ".join(f"{core} {_rounded(f['instructions_per_mac'])}"
+                                 for core, f in (row["cores"] or {}).items())
             log(f"  arena {row['arena_bytes']} B (TFLM {row['tflm_arena_bytes']}, "
                 f"bound {row['lower_bound_bytes']}), "
                 f"host {row['host_us']:.1f} us (TFLM {row['tflm_host_us']:.1f}), "
-                f"{_rounded(row['instructions_per_mac'])} instructions/MAC, {row['seconds']} s")
+                f"instructions/MAC: {per_core or '-'}, {row['seconds']} s")
             models.append(row)
     print_json({"benchmark": "deploy", "quick": args.quick, "settings": {
         "rounds": rounds, "block_seconds": block, "large_conv_share": LARGE_CONV_SHARE,
         "space_options": QUICK_SPACE_OPTIONS if args.quick else SPACE_OPTIONS,
-        "host_flags": "gcc -O2 -march=native", "mcu": "arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb "
-        "-mfloat-abi=soft -O2; qemu-system-arm -M mps2-an386 -icount shift=0",
+        "host_flags": "gcc -O2 -march=native",
+        "mcu": {core: f"arm-none-eabi-gcc {' '.join(mcu.CORES[core].target)} -O2; {mcu.CORES[core].emulator()}"
+                for core in cores},
         "environment": environment()}, "models": models, "summary": summarize(models)})
 
 

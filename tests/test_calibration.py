@@ -6,6 +6,7 @@ alone on the emulator (an op inside a network must count the same as on its own)
 """
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 
@@ -183,6 +184,13 @@ def test_each_shipped_board_names_the_core_it_is_measured_on(tmp_path):
     assert {mcu.CORES[core].machine for core in cores.values()} == {"mps2-an385", "mps2-an505", "mps2-an386"}
     with pytest.raises(TinyevoError, match="no emulated core 'cortex-m7'"):
         mcu.build_mcu(tmp_path, np.zeros((1, 2, 2, 1), np.int8), core="cortex-m7")
+
+
+def test_list_boards_names_each_boards_emulator(capsys):
+    assert main(["list", "boards", "--json"]) == 0
+    rows = {row["name"]: row["emulated"] for row in json.loads(capsys.readouterr().out)}
+    assert rows["STM32F103C8"] == "cortex-m3 (mps2-an385)" and rows["nRF5340"] == "cortex-m33 (mps2-an505)"
+    assert rows["nRF52840"] == "cortex-m4 (mps2-an386)" and rows["STM32F746"] == "-"
 
 
 # --- the emulator ----------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ EPILOG = """\
 examples:
   tinyevo calibrate --board nrf52840                       # writes nRF52840-calibrated.toml
   tinyevo calibrate --board stm32l4r5zi --out l4.toml --probes 60 --seed 1
+  tinyevo calibrate --board stm32f103c8                    # Cortex-M3: QEMU mps2-an385
+  tinyevo calibrate --board nrf5340                        # Cortex-M33: QEMU mps2-an505
   tinyevo search --space mbv2 --board l4.toml ...          # latency_ms, energy_mj from the fit
 
 How it works: each probe (one op of a kind over a grid of shapes: conv2d, pointwise, depthwise and
@@ -16,7 +18,9 @@ grouped convolutions, dense, pools, add, concat, batch norm, and small blocks), 
 6 probes (seeded samples of the image spaces at small settings), is built with random weights,
 quantized, generated as layer-by-layer C (no in-place kernels, as the search counts memory by
 default), compiled for the board's core and run profiled
-on QEMU (mps2-an386 for the Cortex-M4) with -icount shift=0, which counts executed instructions.
+on QEMU (mps2-an385 for the Cortex-M3, without the DSP extension: the portable C loops;
+mps2-an386 for the Cortex-M4; mps2-an505 for the Armv8-M Cortex-M33) with -icount shift=0,
+which counts executed instructions.
 Per op kind, instructions are fitted as a non-negative linear function of a per-call constant, MACs,
 output elements, output pixels, output channels, kernel positions x input channels, input elements
 (scipy nnls, on relative errors). The board file written is the original one plus a [calibration]
@@ -41,7 +45,8 @@ def add_parser(sub) -> None:
     p.add_argument("--probes", type=int, default=144, help="single-layer probes to measure "
                    "(default 144, about 1 s each; at least 12, one per kind), plus one network per 6")
     p.add_argument("--seed", type=int, default=0, help="seed of the probes' shapes and weights (default 0)")
-    p.add_argument("--core", help="emulated core to measure on (default: the board's core; cortex-m4)")
+    p.add_argument("--core", help="emulated core to measure on: cortex-m3, cortex-m4 or cortex-m33 "
+                   "(default: the board's core)")
     p.set_defaults(handler=run_calibrate)
 
 

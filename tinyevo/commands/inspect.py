@@ -73,11 +73,17 @@ def summary(entry) -> str:
 
 def _catalogue(what: str) -> tuple[list[str], list[dict]]:
     if what == "boards":
+        from tinyevo.deploy.codegen.mcu import CORES, board_core
         from tinyevo.hardware import list_boards, load_board
         boards = [load_board(n) for n in list_boards()]
+
+        def emulated(board) -> str:  # where tinyevo calibrate and --measure-finalists run its code
+            core = board.calibration["core"] if board.calibration else board_core(board.core)
+            return f"{core} ({CORES[core].machine})" if core in CORES else "-"
         return [b.name for b in boards], [
             {"name": b.name, "core": b.core, "clock_mhz": b.clock_mhz,
-             "sram": format_bytes(b.sram_bytes), "flash": format_bytes(b.flash_bytes)} for b in boards]
+             "sram": format_bytes(b.sram_bytes), "flash": format_bytes(b.flash_bytes),
+             "emulated": emulated(b)} for b in boards]
     if what == "spaces":
         from tinyevo.spaces import SPACES
         return SPACES.names(), [{"name": n, "encoding": SPACES.get(n).encoding,

@@ -39,11 +39,7 @@ from tinyevo.spaces import create_space
 
 EMULATOR = mcu.CORES[mcu.DEFAULT_CORE].emulator()  # the Cortex-M4's; each core's: mcu.CORES
 MARKER = "# --- [calibration]: written by tinyevo calibrate; rerun it rather than editing by hand ---"
-#: a board's core (lower case, its FPU suffix dropped) -> the emulated core whose instructions stand
-#: for it. The Cortex-M7 runs the Armv7E-M instruction set of the M4 (DSP included): its count is
-#: the M4's, its cycles fewer (dual issue); boards with it need --core to say so.
-BOARD_CORES = {"cortex-m4": "cortex-m4", "cortex-m3": "cortex-m3", "cortex-m33": "cortex-m33",
-               "cortex-m0+": "cortex-m0plus", "cortex-m7": "cortex-m7"}
+BOARD_CORES = mcu.BOARD_CORES  # a board's core -> the emulated core that stands for it
 REQUANTIZED = ":requantized_for:"  # tinyevo.deploy.quantize names the QUANTIZE ops it inserts so
 PROBE_KINDS = ("conv2d", "pointwise_conv2d", "depthwise_conv2d", "grouped_conv2d", "dense",
                "max_pool", "avg_pool", "global_avg_pool", "add", "concat", "batch_norm", "block")
@@ -68,12 +64,11 @@ ELEMENTS = 12_288  # the most elements a probe's input or output map has (rows x
 
 def emulated_core(board: Board) -> str:
     """The emulated core that runs ``board``'s code (``BOARD_CORES``), or one clear error."""
-    name = board.core.lower().replace(" ", "")
-    name = name[:-1] if name.endswith("f") and name[:-1] in BOARD_CORES else name
-    if name not in BOARD_CORES:
+    core = mcu.board_core(board.core)
+    if core is None:
         raise TinyevoError(f"board {board.name!r}: no emulated core for {board.core!r}; give one with "
                            f"--core ({', '.join(mcu.EMULATED_CORES)})")
-    return BOARD_CORES[name]
+    return core
 
 
 # --- probes ----------------------------------------------------------------------------------------

@@ -86,6 +86,11 @@ CORES = {core.name: core for core in (
     Core("cortex-m33", "mps2-an505", "cortex-m33", "tinyevo_mcu_an505.ld", 20.0, True),
 )}
 EMULATED_CORES = tuple(CORES)  # the ``core`` build_mcu and run_on_mcu take
+#: a board's core (lower case, its FPU suffix dropped) -> the emulated core whose instructions stand
+#: for it. The Cortex-M7 runs the Armv7E-M instruction set of the M4 (DSP included): its count is
+#: the M4's, its cycles fewer (dual issue); boards with it need --core to say so.
+BOARD_CORES = {"cortex-m4": "cortex-m4", "cortex-m3": "cortex-m3", "cortex-m33": "cortex-m33",
+               "cortex-m0+": "cortex-m0plus", "cortex-m7": "cortex-m7"}
 DEFAULT_CORE = "cortex-m4"
 MACHINE = CORES[DEFAULT_CORE].machine  # the default core's machine: Cortex-M4 with the DSP extension
 TARGET = CORES[DEFAULT_CORE].target
@@ -268,6 +273,13 @@ def constant_bytes(path: str | Path) -> int:
     out = _call([SIZE, "-A", str(path)], f"{SIZE} -A {path}")
     rows = (line.split() for line in out.splitlines())
     return sum(int(row[1]) for row in rows if len(row) == 3 and row[0].startswith(".rodata"))
+
+
+def board_core(core: str) -> str | None:
+    """The ``BOARD_CORES`` name of a board's ``core`` ("Cortex-M4F" -> "cortex-m4"), None if unknown."""
+    name = core.lower().replace(" ", "")
+    name = name[:-1] if name.endswith("f") and name[:-1] in BOARD_CORES else name
+    return BOARD_CORES.get(name)
 
 
 def check_core(core: str) -> str:
