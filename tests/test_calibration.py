@@ -223,6 +223,26 @@ def test_an_op_counts_the_same_in_a_network_as_alone(tmp_path):
     assert unprofiled <= together.instructions  # the marks cost a little
 
 
+@pytest.mark.parametrize("board, core, machine", [("stm32f103c8", "cortex-m3", "mps2-an385"),
+                                                  ("nrf5340", "cortex-m33", "mps2-an505")])
+def test_calibrate_measures_on_the_boards_own_core(board, core, machine, tmp_path, monkeypatch):
+    """The probes of a Cortex-M3 or M33 board go to that emulated core, and the board file written
+    says which core and emulator (the measurements are stand-ins: 100 instructions an op)."""
+    monkeypatch.setattr(mcu.shutil, "which", lambda name: "/usr/bin/" + name)
+    cores = []
+
+    def measure(arch, work, seed, core="cortex-m4", **_):
+        cores.append(core)
+        ops = {node.name: 100 for node, _ in calibrate.costed_ops(arch)}
+        return calibrate.Measurement(arch.name, 100 * len(ops) + 10, ops, 10)
+    monkeypatch.setattr(calibrate, "measure", measure)
+    calibrate.calibrate_board(board, tmp_path / "out.toml", 12, 0, progress=lambda line: None)
+    assert cores == [core] * 14  # 12 probes, 12 // 6 networks
+    written = load_board(tmp_path / "out.toml")
+    assert written.calibration["core"] == core
+    assert written.calibration["emulator"] == f"qemu-system-arm -M {machine} -icount shift=0"
+
+
 @pytest.mark.slow
 def test_calibrate_command_writes_a_board_the_search_reads(tmp_path, capsys):
     """12 probes (one per kind) and 12 // 6 = 2 network probes on the emulator: the board file
