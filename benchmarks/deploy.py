@@ -316,8 +316,8 @@ def mcu_figures(out: Path, x: np.ndarray, expected: np.ndarray, qmodel: Quantize
     for core in cores:
         image = mcu.build_mcu(out, x, build_dir=out / f"mcu_{core}", core=core)
         run = mcu.run_mcu(image)
-        profiled = mcu.build_mcu(layers_out, x[:1], profile=True, build_dir=layers_out / f"mcu_{core}", core=core)
-        profile = mcu.run_mcu(profiled)
+        profile = mcu.run_mcu(mcu.build_mcu(layers_out, x[:1], profile=True, core=core,
+                                            build_dir=layers_out / f"mcu_{core}"))
         layers = [{**layer, "kind": ops[layer["function"]].kind,
                    "macs_per_output": layer["macs"] // max(ops[layer["function"]].output_bytes, 1)}
                   for layer in profile.layers]
@@ -375,16 +375,16 @@ def summarize(models: list[dict]) -> dict:
     summary["instructions_per_mac_geometric_mean"] = _geomean(m["instructions_per_mac"] for m in models)
     summary["depthwise_instructions_per_mac_geometric_mean"] = _geomean(
         m["depthwise_instructions_per_mac"] for m in models)
-    measured_cores = sorted({core for m in models for core in (m.get("cores") or {})}, key=mcu.EMULATED_CORES.index)
-    summary["cores"] = {core: {
-        "machine": mcu.CORES[core].machine,
-        "models_bit_exact": sum(bool(m["cores"][core]["bit_exact"]) for m in models if core in (m.get("cores") or {})),
-        "models": sum(core in (m.get("cores") or {}) for m in models),
-        "instructions_per_mac_geometric_mean": _geomean(m["cores"][core]["instructions_per_mac"]
-                                                        for m in models if core in (m.get("cores") or {})),
-        "depthwise_instructions_per_mac_geometric_mean": _geomean(
-            m["cores"][core]["depthwise_instructions_per_mac"] for m in models if core in (m.get("cores") or {})),
-    } for core in measured_cores}
+    summary["cores"] = {}
+    for core in mcu.EMULATED_CORES:
+        rows = [m["cores"][core] for m in models if core in (m.get("cores") or {})]
+        if rows:
+            summary["cores"][core] = {
+                "machine": mcu.CORES[core].machine, "models": len(rows),
+                "models_bit_exact": sum(bool(row["bit_exact"]) for row in rows),
+                "instructions_per_mac_geometric_mean": _geomean(row["instructions_per_mac"] for row in rows),
+                "depthwise_instructions_per_mac_geometric_mean": _geomean(
+                    row["depthwise_instructions_per_mac"] for row in rows)}
     if not mcu.mcu_available():
         summary["note"] = f"no Cortex-M figures: {', '.join(mcu.mcu_missing())} not installed"
     return summary
@@ -433,8 +433,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="seconds per timing block of each runtime (default 0.1, quick 0.02)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="measure only the models with these names")
     parser.add_argument("--cores", nargs="+", choices=mcu.EMULATED_CORES, default=list(mcu.EMULATED_CORES),
-                        metavar="CORE", help=f"emulated cores to run on (default all: {' '.join(mcu.EMULATED_CORES)}); "
-                        f"the top-level Cortex-M figures are the {mcu.DEFAULT_CORE}'s when it is one of them")
+                        metavar="CORE", help="emulated cores to run on (default all: "
+                        f"{' '.join(mcu.EMULATED_CORES)}); the top-level Cortex-M figures are the "
+                        f"{mcu.DEFAULT_CORE}'s when it is one of them")
     args = parser.parse_args(argv)
     if args.samples_per_space < 0 or (args.rounds is not None and args.rounds < 1):
         parser.error("--samples-per-space must be >= 0 and --rounds >= 1")
@@ -484,7 +485,7 @@ def main(argv=None) -> None:
         "rounds": rounds, "block_seconds": block, "large_conv_share": LARGE_CONV_SHARE,
         "space_options": QUICK_SPACE_OPTIONS if args.quick else SPACE_OPTIONS,
         "host_flags": "gcc -O2 -march=native",
-        "mcu": {core: f"arm-none-eabi-gcc {' '.join(mcu.CORES[core].target)} -O2; {mcu.CORES[core].emulator()}"
+        "mcu": {core: f"{mcu.CC} {' '.join(mcu.CORES[core].target)} -O2; {mcu.CORES[core].emulator()}"
                 for core in cores},
         "environment": environment()}, "models": models, "summary": summarize(models)})
 

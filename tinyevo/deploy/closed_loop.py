@@ -231,7 +231,8 @@ def fit_calibration(measured: list[tuple[Architecture, Measurement]], core: str,
     for kind, (features, counts) in sorted(training_rows(measured).items()):
         coefficients[kind], residuals[kind] = fit_kind(np.array(features), np.array(counts),
                                                        KIND_FEATURES.get(kind, FEATURES))
-    return {"core": core, "emulator": mcu.CORES[mcu.check_core(core)].emulator(), "cycles_per_instruction": 1.0,
+    emulator = mcu.CORES[mcu.check_core(core)].emulator()
+    return {"core": core, "emulator": emulator, "cycles_per_instruction": 1.0,
             "date": datetime.date.today().isoformat(), "probes": len(measured), "seed": seed,
             "execution": "layer_by_layer", "in_place_kernels": False, "features": list(FEATURES),
             "cycles": "1 instruction = 1 cycle: zero-wait-state memory, no cache misses or stalls",

@@ -328,8 +328,9 @@ def build_mcu(out_dir: str | Path, inputs: np.ndarray, profile: bool = False,
     model_object = compile_model(source, build / "tinyevo_model.o", flags)
     elf = build / "tinyevo_model.elf"
     script = CORES[core].linker_script  # includes tinyevo_mcu_sections.ld: -L the harness
-    _call([CC, *flags, *LINK, "-L", str(harness), "-T", str(harness / script), *(str(harness / f) for f in HARNESS),
-           str(build / "tinyevo_mcu_inputs.c"), str(model_object), *(libraries or []), "-o", str(elf)],
+    _call([CC, *flags, *LINK, "-L", str(harness), "-T", str(harness / script),
+           *(str(harness / f) for f in HARNESS), str(build / "tinyevo_mcu_inputs.c"), str(model_object),
+           *(libraries or []), "-o", str(elf)],
           f"linking {elf}")
     shape = tuple(meta["output"]["shape"][1:])
     return McuImage(elf, section_sizes(model_object), section_sizes(elf), len(x), shape, functions,
