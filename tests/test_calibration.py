@@ -186,6 +186,14 @@ def test_each_shipped_board_names_the_core_it_is_measured_on(tmp_path):
         mcu.build_mcu(tmp_path, np.zeros((1, 2, 2, 1), np.int8), core="cortex-m7")
 
 
+def test_measure_finalists_on_a_board_without_emulator_fails_before_the_search(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["search", "--space", "chain", "--board", "stm32h743", "--budget", "2",
+                 "--measure-finalists", "--no-progress", "--out", str(out)]) == 2
+    assert "board 'STM32H743' (Cortex-M7) has no emulated core" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())  # nothing trained, nothing written
+
+
 def test_list_boards_names_each_boards_emulator(capsys):
     assert main(["list", "boards", "--json"]) == 0
     rows = {row["name"]: row["emulated"] for row in json.loads(capsys.readouterr().out)}

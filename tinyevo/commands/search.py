@@ -129,8 +129,10 @@ def run_search(args: argparse.Namespace) -> int:
     from tinyevo.runs.results import write_results
 
     job = SearchJob.create(config_from_args(args), args.out)
-    if args.measure_finalists:
-        mcu.require_toolchain()  # before the search, not after it
+    if args.measure_finalists:  # before the search, not after it
+        from tinyevo.runs.measure import finalist_core
+        finalist_core(job.board)  # a board whose core has an emulator, or one clear error
+        mcu.require_toolchain()
     job.run(progress=not args.no_progress)
     if args.measure_finalists:
         measure_finalists(job.out_dir, progress=lambda line: print(line, flush=True))

@@ -24,12 +24,24 @@ from tinyevo.deploy.closed_loop import emulated_core
 from tinyevo.deploy.codegen import mcu
 from tinyevo.deploy.codegen.emit import generate_c
 from tinyevo.deploy.quantize import quantize
+from tinyevo.errors import TinyevoError
 from tinyevo.hardware.board import Board, load_board
 from tinyevo.runs.config import stored_config, stored_final
 from tinyevo.runs.export import load_run_model
 from tinyevo.runs.folder import RunLock
 from tinyevo.runs.layout import FINAL_KEY, STORE_FILE
 from tinyevo.store import Store
+
+
+def finalist_core(board: Board) -> str:
+    """The emulated core the final models of a search on ``board`` run on: its calibration's, else
+    the one its ``core`` names (``emulated_core``); one clear error for a core without emulator."""
+    core = board.calibration["core"] if board.calibration else emulated_core(board)
+    if core not in mcu.EMULATED_CORES:
+        raise TinyevoError(f"--measure-finalists: board {board.name!r} ({board.core}) has no emulated core; "
+                           f"the emulator runs {', '.join(mcu.EMULATED_CORES)}: give a board with one of "
+                           f"them, or a board file calibrated on one (tinyevo calibrate --core)")
+    return core
 
 
 def measure_finalists(run_dir: str | Path, progress=print) -> dict:
@@ -41,7 +53,7 @@ def measure_finalists(run_dir: str | Path, progress=print) -> dict:
             config, final = stored_config(store), stored_final(store)
             predicted = {r.trial.id: r.trial.metrics.get("latency_ms") for r in store.records()}
         board = load_board(config.board)
-        core = board.calibration["core"] if board.calibration else emulated_core(board)
+        core = finalist_core(board)
         waiting = sorted((int(t) for t, r in final.items() if r.get("status") == "ok" and "mcu" not in r))
         for trial in waiting:
             progress(f"measuring trial {trial} on the emulated {core}")
