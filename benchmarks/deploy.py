@@ -328,7 +328,7 @@ def mcu_figures(out: Path, x: np.ndarray, expected: np.ndarray, qmodel: Quantize
                      if layer["kind"] == "depthwise_conv_2d" and layer["macs_per_output"] > 1]
         ok = np.array_equal(run.outputs.reshape(expected.shape), expected) and \
             np.array_equal(profile.outputs.reshape(expected[:1].shape), expected[:1])
-        figures[core] = {"machine": mcu.CORES[core].machine, "bit_exact": bool(ok),
+        figures[core] = {"machine": mcu.CORES[core].machine, "dsp": mcu.CORES[core].dsp, "bit_exact": bool(ok),
                          "flash_bytes": image.model_sizes.flash, "instructions": run.instructions[0],
                          "instructions_per_mac": run.instructions[0] / macs if macs else None,
                          "large_conv_instructions_per_mac": pooled(large),

@@ -153,7 +153,8 @@ def test_the_cores_are_built_for_their_own_instruction_sets(tmp_path, toolchain)
     for core in mcu.EMULATED_CORES:
         image = mcu.build_mcu(tmp_path, x, build_dir=tmp_path / core, core=core)
         model = image.elf.parent / "tinyevo_model.o"
-        assert ("smlad" in _MNEMONIC.findall(_disassembly(model))) == (core != "cortex-m3"), core
+        smlad = "smlad" in _MNEMONIC.findall(_disassembly(model))
+        assert smlad == (core != "cortex-m3") == mcu.CORES[core].dsp, core
         attributes = subprocess.run(["arm-none-eabi-readelf", "-A", str(model)], capture_output=True,
                                     text=True, check=True).stdout
         arches[core] = re.search(r"Tag_CPU_arch: (\S+)", attributes).group(1)

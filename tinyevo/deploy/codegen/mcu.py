@@ -71,11 +71,6 @@ class Core:
     def target(self) -> list[str]:
         return [f"-mcpu={self.cpu}", "-mthumb", "-mfloat-abi=soft"]
 
-    @property
-    def instructions_per_tick(self) -> float:
-        """With -icount shift=0 (one instruction per virtual nanosecond): 1000 / SysTick MHz."""
-        return 1000.0 / self.systick_mhz
-
     def emulator(self) -> str:
         return f"{QEMU} -M {self.machine} -icount shift=0"
 
