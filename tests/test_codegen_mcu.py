@@ -106,6 +106,22 @@ def test_every_op_graph_is_bit_exact_on_cortex_m4_with_and_without_dsp(tmp_path,
     assert "smlad" in disassembly
 
 
+def test_pools_are_bit_exact_on_cortex_m4_with_and_without_dsp(tmp_path, toolchain):
+    """Four channels a word (SSUB8/SEL maxima, SADD16 sums) and the portable loops; the words take
+    fewer instructions."""
+    arch = HAND_BUILT["pools"]()
+    qmodel, x = _generated(arch, 3, tmp_path, count=3, execution="layer_by_layer")
+    expected = run_int8(qmodel, x)
+    runs = {}
+    for name, flags in (("dsp", []), ("plain", ["-DTINYEVO_NO_DSP"])):
+        runs[name] = mcu.run_mcu(mcu.build_mcu(tmp_path, x, build_dir=tmp_path / name, extra_cflags=flags))
+        np.testing.assert_array_equal(runs[name].outputs, expected, err_msg=name)
+    assert runs["dsp"].instructions[0] < runs["plain"].instructions[0]
+    disassembly = subprocess.run(["arm-none-eabi-objdump", "-d", str(tmp_path / "dsp" / "tinyevo_model.o")],
+                                 capture_output=True, text=True, check=True).stdout
+    assert "ssub8" in disassembly and "sel" in disassembly and "sadd16" in disassembly
+
+
 def im2col_edges_graph():
     """Convolutions that take the two-pixel im2col kernels with each way of building a patch: one
     input channel (kernel rows gathered around the padding), rows of six values (the patch
