@@ -111,7 +111,22 @@ def identity_graph():
     return g.build(g.identity(g.input))
 
 
+def pools_graph():
+    """Pools on 6, 4 and 3 channels (the DSP path's four-channel words with a tail, words only, a
+    tail only), SAME padding with strides 1 and 2 (windows cut at every edge), VALID, 2x2, 3x3 and
+    5x3 windows, a relu fused into a pool, and a global average over 16 x 17 = 272 values (more
+    than the 255 whose sums halfwords hold)."""
+    g = GraphBuilder((16, 17, 3), name="pools")
+    a = g.relu(g.conv2d(g.input, 6, kernel=3))
+    b = g.avg_pool(g.max_pool(a, kernel=3, stride=1, padding="same"), kernel=(5, 3), stride=2, padding="same")
+    c = g.relu(g.max_pool(g.conv2d(g.input, 4, kernel=1), kernel=(5, 3), stride=2, padding="same"))
+    d = g.avg_pool(g.input, kernel=3, stride=1, padding="same")
+    e = g.max_pool(g.avg_pool(c, kernel=2, stride=2), kernel=2, stride=1)
+    wide = g.global_avg_pool(g.concat(a, g.conv2d(d, 3, kernel=1)))
+    return g.build(g.dense(g.concat(g.flatten(b), g.flatten(e), g.flatten(wide)), 5))
+
+
 HAND_BUILT = {"every_op": every_op_graph, "multi_reader": multi_reader_graph,
               "input_ops": input_ops_graph, "zero_branch": zero_branch_graph,
               "input_concat": input_concat_graph, "dense_to_conv": dense_to_conv_graph,
-              "identity": identity_graph}
+              "identity": identity_graph, "pools": pools_graph}

@@ -131,7 +131,8 @@ def test_every_op_graph_and_a_space_sample_are_bit_exact_on_other_cores(core, tm
     assert run.instructions_per_tick == 1000 / SYSTICK_MHZ[core]
     assert image.core == core
     mnemonics = set(_MNEMONIC.findall(_disassembly(image.elf)))
-    dsp = {"smlad", "smladx", "sxtb16", "sxtab16", "smmlar", "smlabb", "ssat16", "qadd8", "sadd16"}
+    dsp = {"smlad", "smladx", "sxtb16", "sxtab16", "smmlar", "smlabb", "ssat16", "qadd8", "sadd16",
+           "ssub8", "sel"}
     if core == "cortex-m3":
         assert not mnemonics & dsp, sorted(mnemonics & dsp)
     else:
@@ -164,6 +165,21 @@ def test_the_cores_are_built_for_their_own_instruction_sets(tmp_path, toolchain)
 def test_a_core_without_an_emulator_is_one_clear_error(tmp_path):
     with pytest.raises(TinyevoError, match="no emulated core 'cortex-m0plus'.*cortex-m3, cortex-m4, cortex-m33"):
         mcu.build_mcu(tmp_path, np.zeros((1, 2, 2, 1), np.int8), core="cortex-m0plus")
+
+
+def test_pools_are_bit_exact_on_cortex_m4_with_and_without_dsp(tmp_path, toolchain):
+    """Four channels a word (SSUB8/SEL maxima, SADD16 sums) and the portable loops; the words take
+    fewer instructions."""
+    arch = HAND_BUILT["pools"]()
+    qmodel, x = _generated(arch, 3, tmp_path, count=3, execution="layer_by_layer")
+    expected = run_int8(qmodel, x)
+    runs = {}
+    for name, flags in (("dsp", []), ("plain", ["-DTINYEVO_NO_DSP"])):
+        runs[name] = mcu.run_mcu(mcu.build_mcu(tmp_path, x, build_dir=tmp_path / name, extra_cflags=flags))
+        np.testing.assert_array_equal(runs[name].outputs, expected, err_msg=name)
+    assert runs["dsp"].instructions[0] < runs["plain"].instructions[0]
+    mnemonics = set(_MNEMONIC.findall(_disassembly(tmp_path / "dsp" / "tinyevo_model.o")))
+    assert {"ssub8", "sel", "sadd16"} <= mnemonics
 
 
 def im2col_edges_graph():

@@ -237,6 +237,15 @@ static inline int32_t tinyevo_sxtb16_ror8(int32_t v)
     return result;
 }
 
+/* The bytewise signed maximum of a and b: SSUB8 sets a GE flag per byte where a >= b, SEL picks
+ * those bytes of a and the others of b (one asm statement, so nothing runs between them). */
+static inline int32_t tinyevo_max4(int32_t a, int32_t b)
+{
+    int32_t result, difference;
+    __asm__("ssub8 %1, %2, %3\n\tsel %0, %2, %3" : "=&r"(result), "=&r"(difference) : "r"(a), "r"(b));
+    return result;
+}
+
 /* acc += the dot product of the four int8 weights at w with the halfword pairs (even, odd). */
 static inline int32_t tinyevo_mac4(int32_t acc, int32_t even, int32_t odd, const int8_t *w)
 {

@@ -294,20 +294,40 @@ static void max_pool_2d_0(const int8_t *input, int8_t *output, int32_t row)
 {
     enum { IN_H = 5, IN_W = 5, CHANNELS = 4, OUT_H = 5, OUT_W = 5 };
     enum { K_H = 3, K_W = 3, STRIDE_H = 1, STRIDE_W = 1, PAD_TOP = 1, PAD_LEFT = 1 };
+    enum { PACKED = TINYEVO_DSP ? CHANNELS / 4 * 4 : 0 }; /* four channels a word (SSUB8 + SEL) */
     for (int32_t oy = row; oy < row + 1; ++oy) {
+        const int32_t y0 = oy * STRIDE_H - PAD_TOP;
+        const int32_t ky_first = y0 < 0 ? -y0 : 0, ky_end = y0 + K_H > IN_H ? IN_H - y0 : K_H;
         for (int32_t ox = 0; ox < OUT_W; ++ox) {
-            for (int32_t c = 0; c < CHANNELS; ++c) {
-                int32_t best = -128;
-                for (int32_t ky = 0; ky < K_H; ++ky) {
-                    const int32_t iy = oy * STRIDE_H - PAD_TOP + ky;
-                    for (int32_t kx = 0; kx < K_W; ++kx) {
-                        const int32_t ix = ox * STRIDE_W - PAD_LEFT + kx;
-                        if (iy >= 0 && iy < IN_H && ix >= 0 && ix < IN_W && input[((iy % 3) * IN_W + ix) * CHANNELS + c] > best) {
-                            best = input[((iy % 3) * IN_W + ix) * CHANNELS + c];
-                        }
+            const int32_t x0 = ox * STRIDE_W - PAD_LEFT;
+            const int32_t kx_first = x0 < 0 ? -x0 : 0, kx_end = x0 + K_W > IN_W ? IN_W - x0 : K_W;
+            int8_t *out = output + (0 * OUT_W + ox) * CHANNELS;
+            int32_t c = 0;
+#if TINYEVO_DSP
+            for (; c < PACKED; c += 4) {
+                int32_t best = (int32_t)0x80808080u; /* -128 in every byte */
+                for (int32_t ky = ky_first; ky < ky_end; ++ky) {
+                    const int32_t iy = y0 + ky;
+                    const int8_t *in = input + ((iy % 3) * IN_W + x0 + kx_first) * CHANNELS + c;
+                    for (int32_t kx = kx_first; kx < kx_end; ++kx, in += CHANNELS) {
+                        best = tinyevo_max4(tinyevo_load4(in), best);
                     }
                 }
-                output[(0 * OUT_W + ox) * CHANNELS + c] = tinyevo_clamp(best, -128, 127);
+                for (int32_t j = 0; j < 4; ++j) {
+                    out[c + j] = tinyevo_clamp((int8_t)(best >> (8 * j)), -128, 127);
+                }
+            }
+#endif
+            for (; c < CHANNELS; ++c) {
+                int32_t best = -128;
+                for (int32_t ky = ky_first; ky < ky_end; ++ky) {
+                    const int32_t iy = y0 + ky;
+                    const int8_t *in = input + ((iy % 3) * IN_W + x0 + kx_first) * CHANNELS + c;
+                    for (int32_t kx = kx_first; kx < kx_end; ++kx, in += CHANNELS) {
+                        best = *in > best ? *in : best;
+                    }
+                }
+                out[c] = tinyevo_clamp(best, -128, 127);
             }
         }
     }
@@ -347,23 +367,50 @@ static void average_pool_2d_0(const int8_t *input, int8_t *output, int32_t row)
 {
     enum { IN_H = 5, IN_W = 5, CHANNELS = 8, OUT_H = 2, OUT_W = 2 };
     enum { K_H = 2, K_W = 2, STRIDE_H = 2, STRIDE_W = 2, PAD_TOP = 0, PAD_LEFT = 0 };
+    /* four channels a word: two halfword sums per register, exact while K_H * K_W * 128 fits 16 bits */
+    enum { PACKED = TINYEVO_DSP && K_H * K_W <= 255 ? CHANNELS / 4 * 4 : 0 };
     for (int32_t oy = row; oy < row + 1; ++oy) {
+        const int32_t y0 = oy * STRIDE_H - PAD_TOP;
+        const int32_t ky_first = y0 < 0 ? -y0 : 0, ky_end = y0 + K_H > IN_H ? IN_H - y0 : K_H;
         for (int32_t ox = 0; ox < OUT_W; ++ox) {
-            for (int32_t c = 0; c < CHANNELS; ++c) {
-                int32_t sum = 0, count = 0;
-                for (int32_t ky = 0; ky < K_H; ++ky) {
-                    const int32_t iy = oy * STRIDE_H - PAD_TOP + ky;
-                    for (int32_t kx = 0; kx < K_W; ++kx) {
-                        const int32_t ix = ox * STRIDE_W - PAD_LEFT + kx;
-                        if (iy >= 0 && iy < IN_H && ix >= 0 && ix < IN_W) {
-                            sum += input[((iy % 2) * IN_W + ix) * CHANNELS + c];
-                            ++count;
-                        }
+            const int32_t x0 = ox * STRIDE_W - PAD_LEFT;
+            const int32_t kx_first = x0 < 0 ? -x0 : 0, kx_end = x0 + K_W > IN_W ? IN_W - x0 : K_W;
+            const int32_t count = (ky_end - ky_first) * (kx_end - kx_first);
+            int8_t *out = output + (0 * OUT_W + ox) * CHANNELS;
+            int32_t c = 0;
+#if TINYEVO_DSP
+            for (; c < PACKED; c += 4) {
+                int32_t even = 0, odd = 0; /* channels c, c + 2 and c + 1, c + 3 */
+                for (int32_t ky = ky_first; ky < ky_end; ++ky) {
+                    const int32_t iy = y0 + ky;
+                    const int8_t *in = input + ((iy % 2) * IN_W + x0 + kx_first) * CHANNELS + c;
+                    for (int32_t kx = kx_first; kx < kx_end; ++kx, in += CHANNELS) {
+                        const int32_t word = tinyevo_load4(in);
+                        even = __sadd16(even, __sxtb16(word));
+                        odd = __sadd16(odd, tinyevo_sxtb16_ror8(word));
+                    }
+                }
+                const int32_t sums[4] = {(int16_t)even, (int16_t)odd, even >> 16, odd >> 16};
+                for (int32_t j = 0; j < 4; ++j) {
+                    const int32_t sum = sums[j];
+                    /* rounded half away from zero, as TFLM's AveragePool */
+                    const int32_t mean = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
+                    out[c + j] = tinyevo_clamp(mean, -128, 127);
+                }
+            }
+#endif
+            for (; c < CHANNELS; ++c) {
+                int32_t sum = 0;
+                for (int32_t ky = ky_first; ky < ky_end; ++ky) {
+                    const int32_t iy = y0 + ky;
+                    const int8_t *in = input + ((iy % 2) * IN_W + x0 + kx_first) * CHANNELS + c;
+                    for (int32_t kx = kx_first; kx < kx_end; ++kx, in += CHANNELS) {
+                        sum += *in;
                     }
                 }
                 /* rounded half away from zero, as TFLM's AveragePool */
                 const int32_t mean = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
-                output[(0 * OUT_W + ox) * CHANNELS + c] = tinyevo_clamp(mean, -128, 127);
+                out[c] = tinyevo_clamp(mean, -128, 127);
             }
         }
     }

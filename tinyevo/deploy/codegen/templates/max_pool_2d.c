@@ -3,20 +3,40 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output${ROW_PARAM})
 {
     enum { IN_H = ${IN_H}, IN_W = ${IN_W}, CHANNELS = ${OUT_C}, OUT_H = ${OUT_H}, OUT_W = ${OUT_W} };
     enum { K_H = ${K_H}, K_W = ${K_W}, STRIDE_H = ${STRIDE_H}, STRIDE_W = ${STRIDE_W}, PAD_TOP = ${PAD_TOP}, PAD_LEFT = ${PAD_LEFT} };
+    enum { PACKED = TINYEVO_DSP ? CHANNELS / 4 * 4 : 0 }; /* four channels a word (SSUB8 + SEL) */
     for (int32_t oy = ${OY_FIRST}; oy < ${OY_END}; ++oy) {
+        const int32_t y0 = oy * STRIDE_H - PAD_TOP;
+        const int32_t ky_first = y0 < 0 ? -y0 : 0, ky_end = y0 + K_H > IN_H ? IN_H - y0 : K_H;
         for (int32_t ox = 0; ox < OUT_W; ++ox) {
-            for (int32_t c = 0; c < CHANNELS; ++c) {
-                int32_t best = -128;
-                for (int32_t ky = 0; ky < K_H; ++ky) {
-                    const int32_t iy = oy * STRIDE_H - PAD_TOP + ky;
-                    for (int32_t kx = 0; kx < K_W; ++kx) {
-                        const int32_t ix = ox * STRIDE_W - PAD_LEFT + kx;
-                        if (iy >= 0 && iy < IN_H && ix >= 0 && ix < IN_W && input[(${IN_Y} * IN_W + ix) * CHANNELS + c] > best) {
-                            best = input[(${IN_Y} * IN_W + ix) * CHANNELS + c];
-                        }
+            const int32_t x0 = ox * STRIDE_W - PAD_LEFT;
+            const int32_t kx_first = x0 < 0 ? -x0 : 0, kx_end = x0 + K_W > IN_W ? IN_W - x0 : K_W;
+            int8_t *out = output + (${OUT_Y} * OUT_W + ox) * CHANNELS;
+            int32_t c = 0;
+#if TINYEVO_DSP
+            for (; c < PACKED; c += 4) {
+                int32_t best = (int32_t)0x80808080u; /* -128 in every byte */
+                for (int32_t ky = ky_first; ky < ky_end; ++ky) {
+                    const int32_t iy = y0 + ky;
+                    const int8_t *in = input + (${IN_Y} * IN_W + x0 + kx_first) * CHANNELS + c;
+                    for (int32_t kx = kx_first; kx < kx_end; ++kx, in += CHANNELS) {
+                        best = tinyevo_max4(tinyevo_load4(in), best);
                     }
                 }
-                output[(${OUT_Y} * OUT_W + ox) * CHANNELS + c] = tinyevo_clamp(best, ${ACT_MIN}, ${ACT_MAX});
+                for (int32_t j = 0; j < 4; ++j) {
+                    out[c + j] = tinyevo_clamp((int8_t)(best >> (8 * j)), ${ACT_MIN}, ${ACT_MAX});
+                }
+            }
+#endif
+            for (; c < CHANNELS; ++c) {
+                int32_t best = -128;
+                for (int32_t ky = ky_first; ky < ky_end; ++ky) {
+                    const int32_t iy = y0 + ky;
+                    const int8_t *in = input + (${IN_Y} * IN_W + x0 + kx_first) * CHANNELS + c;
+                    for (int32_t kx = kx_first; kx < kx_end; ++kx, in += CHANNELS) {
+                        best = *in > best ? *in : best;
+                    }
+                }
+                out[c] = tinyevo_clamp(best, ${ACT_MIN}, ${ACT_MAX});
             }
         }
     }
