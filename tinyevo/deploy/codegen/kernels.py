@@ -68,6 +68,29 @@ def c_array(ctype: str, name: str, values, attributes: str = "") -> str:
     return f"static const {ctype} {name}[{len(values)}]{attributes} = {{\n    {body}\n}};\n"
 
 
+def requantization(multipliers, shifts, bias, weight_sums) -> int:
+    """The requantization a kernel can use for every input, per layer (the C's ``REQUANT``):
+    2, ``tinyevo_output_scaled`` (one SMMLAR, a shift, the output zero point folded into the
+    rounding), when it equals TFLM's: each channel's multiplier >= 0 and a right shift of 1 to 22,
+    and every accumulator within +-2^30 (|bias| + 255 * sum |w| below 2^30, ``weight_sums`` the
+    per-channel sums of |w|, since |x - input zero point| <= 255); else 1, ``tinyevo_output_lean``,
+    when no multiplier is INT32_MIN (its product never saturates); else 0, ``tinyevo_output``."""
+    multipliers, shifts = np.asarray(multipliers, np.int64), np.asarray(shifts, np.int64)
+    bound = np.abs(np.asarray(bias, np.int64)) + 255 * np.asarray(weight_sums, np.int64)
+    if (multipliers >= 0).all() and ((shifts <= -1) & (shifts >= -22)).all() and (bound < 2 ** 30).all():
+        return 2
+    return 0 if (multipliers == np.iinfo(np.int32).min).any() else 1
+
+
+def interior(size: int, out: int, kernel: int, stride: int, dilation: int, before: int) -> tuple[int, int]:
+    """The output indices [lo, hi) along one axis whose every kernel position lies inside the
+    input (no padding): lo = ceil(before / stride), hi - 1 the last o with
+    o * stride - before + (kernel - 1) * dilation < size; hi = lo when there are none."""
+    lo = min(-(-before // stride), out)
+    hi = max(min((size - 1 - (kernel - 1) * dilation + before) // stride + 1, out), lo)
+    return lo, hi
+
+
 @dataclass
 class Kernel:
     """One call of the generated model: a function specialized to the op's shapes, and the
@@ -269,11 +292,8 @@ class Conv2D(_Weighted):
         and a right shift of 1 to 22, and every accumulator within +-2^30 (|bias| + 255 * sum |w|
         below 2^30, since |x - input zero point| <= 255)."""
         channels = len(self.op.bias)
-        multipliers, shifts = self.channel_scales()
         weights = np.abs(self.op.weights.reshape(channels, -1).astype(np.int64)).sum(axis=1)
-        bound = np.abs(self.op.bias.astype(np.int64)) + 255 * weights
-        return bool((multipliers >= 0).all() and ((shifts <= -1) & (shifts >= -22)).all()
-                    and (bound < 2 ** 30).all())
+        return requantization(*self.channel_scales(), self.op.bias, weights) == 2
 
     def weight_values(self) -> np.ndarray:
         """im2col's weights: each filter padded to whole groups of four values with zeros; wide
@@ -356,11 +376,25 @@ class Conv2D(_Weighted):
 
 @dataclass
 class DepthwiseConv2D(_Weighted):
-    """DEPTHWISE_CONV_2D; in place either element-wise (1x1, same shape) or channel by channel."""
+    """DEPTHWISE_CONV_2D. Depth multiplier 1 and channels a multiple of ``channel_block``:
+    ``depthwise_conv_2d_block4``, four channels per load with 16 x 16 multiply-accumulates; in
+    place (not element-wise) ``depthwise_conv_2d_in_place``, channel by channel through a scratch
+    buffer of one channel; the rest ``depthwise_conv_2d``, channels in blocks of
+    ``generic_block``. The first two split the interior (every kernel position inside the input,
+    no bounds checks) from the border and requantize as ``requantization`` allows."""
 
     template_name: ClassVar[str] = "depthwise_conv_2d"
     in_place_safe: ClassVar[bool] = True
-    channel_block: ClassVar[int] = 16
+    #: the channels ``depthwise_conv_2d_block4`` computes at a time
+    channel_block: ClassVar[int] = 4
+    #: the channel block of the generic ``depthwise_conv_2d``
+    generic_block: ClassVar[int] = 16
+
+    @classmethod
+    def takes_block4(cls, channels: int, depth_multiplier: int) -> bool:
+        """Whether a depthwise conv that does not run channel by channel in place takes
+        ``depthwise_conv_2d_block4`` (``tinyevo.hardware.calibration`` asks the same)."""
+        return depth_multiplier == 1 and channels % cls.channel_block == 0
 
     def element_wise(self) -> bool:
         """A 1x1 kernel whose output has its input's shape: each output value reads the input
@@ -373,13 +407,33 @@ class DepthwiseConv2D(_Weighted):
                 self.scratch_offset is None or self.inputs[0].shape[2] != self.output.shape[2]):
             raise TinyevoError(f"internal error: depthwise conv {self.op.name!r} cannot run in place")
 
+    def block4(self) -> bool:
+        return self.takes_block4(self.output.shape[2], self.op.attrs.get("depth_multiplier", 1))
+
     def variant(self) -> str:
-        return "depthwise_conv_2d_in_place" if self.in_place and not self.element_wise() else "depthwise_conv_2d"
+        if self.in_place and not self.element_wise():
+            return "depthwise_conv_2d_in_place"
+        return "depthwise_conv_2d_block4" if self.block4() else "depthwise_conv_2d"
+
+    def requantization(self) -> int:
+        """``requantization`` of this layer (the weights are [1, kh, kw, channels])."""
+        p, channels = self.op.params, len(self.op.bias)
+        weights = np.abs(self.op.weights.reshape(-1, channels).astype(np.int64)).sum(axis=0)
+        multipliers, shifts = (np.broadcast_to(np.ravel(p[key]), (channels,)) for key in ("multiplier", "shift"))
+        return requantization(multipliers, shifts, self.op.bias, weights)
 
     def template_fields(self) -> dict:
         multiplier = self.op.attrs.get("depth_multiplier", 1)
-        return dict(**self.window_fields(), MULTIPLIER=multiplier,
-                    BLOCK=min(self.channel_block, self.output.shape[2]))
+        fields = self.window_fields()
+        if self.variant() == "depthwise_conv_2d":
+            return dict(**fields, MULTIPLIER=multiplier, BLOCK=min(self.generic_block, self.output.shape[2]))
+        oy = interior(fields["IN_H"], fields["OUT_H"], fields["K_H"], fields["STRIDE_H"], fields["DILATION_H"],
+                      fields["PAD_TOP"])
+        ox = interior(fields["IN_W"], fields["OUT_W"], fields["K_W"], fields["STRIDE_W"], fields["DILATION_W"],
+                      fields["PAD_LEFT"])
+        full = (self.op.params["activation_min"], self.op.params["activation_max"]) == (-128, 127)
+        return dict(**fields, OY_LO=oy[0], OY_HI=oy[1], OX_LO=ox[0], OX_HI=ox[1],
+                    REQUANT=self.requantization(), FULL_RANGE=int(full))
 
     def arguments(self) -> list[str]:
         args = super().arguments()

@@ -42,6 +42,13 @@ typedef struct {
 #define TINYEVO_ALIGN4
 #endif
 
+/* A helper the compiler must inline (so that its constant arguments specialize it). */
+#if defined(__GNUC__)
+#define TINYEVO_INLINE inline __attribute__((always_inline))
+#else
+#define TINYEVO_INLINE inline
+#endif
+
 /* RELU and QUANTIZE: (x + input_offset) requantized, plus output_offset, clamped. */
 typedef struct {
     int32_t input_offset, multiplier, shift, output_offset, act_min, act_max;
@@ -536,6 +543,79 @@ static inline void tinyevo_dot2x2_wide(const int16_t *c, const int16_t *w, int32
     acc[1] = a01;
     acc[2] = a10;
     acc[3] = a11;
+}
+
+/* Depthwise convolutions, four channels c..c+3 at a time: the four weights of one kernel
+ * position widened to int16 in the order (c, c+2, c+1, c+3), the two halfword pairs SXTB16 makes
+ * of four input bytes (so one LDRD loads them as two words; wide must be word aligned). */
+static inline void tinyevo_dw_widen4(const int8_t *w, int16_t *wide)
+{
+    wide[0] = w[0];
+    wide[1] = w[2];
+    wide[2] = w[1];
+    wide[3] = w[3];
+}
+
+/* acc[j] += (x[j] + offset) * (weight of channel j), j < 4, the weights as tinyevo_dw_widen4 lays
+ * them out; offsets: offset in both halfwords. With the DSP extension: LDR, two SXTAB16, LDRD and
+ * four 16 x 16 multiply-accumulates (SMLABB, SMLATT), four MACs in eight instructions. */
+static inline void tinyevo_dw_mac4(const int8_t *x, const int16_t *wide, int32_t offsets, int32_t offset,
+                                   int32_t *acc)
+{
+#if TINYEVO_DSP
+    int32_t w[2];
+    const int32_t v = tinyevo_load4(x);
+    memcpy(w, wide, 8);
+    const int32_t even = __sxtab16(offsets, v), odd = tinyevo_sxtab16_ror8(offsets, v);
+    (void)offset;
+    acc[0] = __smlabb(even, w[0], acc[0]);
+    acc[2] = __smlatt(even, w[0], acc[2]);
+    acc[1] = __smlabb(odd, w[1], acc[1]);
+    acc[3] = __smlatt(odd, w[1], acc[3]);
+#else
+    (void)offsets;
+    acc[0] += (x[0] + offset) * wide[0];
+    acc[2] += (x[2] + offset) * wide[1];
+    acc[1] += (x[1] + offset) * wide[2];
+    acc[3] += (x[3] + offset) * wide[3];
+#endif
+}
+
+/* A channel's requantization constants, split once (kernels.requantization): mode 2
+ * (tinyevo_output_scaled): multiplier, rounding, right shift; mode 1 (tinyevo_output_lean):
+ * multiplier, left shift, right shift; mode 0 (tinyevo_output): multiplier and shift. */
+typedef struct {
+    int32_t multiplier, a, b;
+} tinyevo_channel_scale;
+
+static inline tinyevo_channel_scale tinyevo_channel_scale_of(int32_t multiplier, int32_t shift, int32_t offset,
+                                                             int32_t mode)
+{
+    tinyevo_channel_scale s;
+    s.multiplier = multiplier;
+    if (mode == 2) {
+        s.b = -shift;
+        s.a = (int32_t)((1u << (s.b - 1)) + (uint32_t)offset * (1u << s.b));
+    } else if (mode == 1) {
+        s.a = shift > 0 ? shift : 0;
+        s.b = shift > 0 ? 0 : -shift;
+    } else {
+        s.a = shift;
+        s.b = 0;
+    }
+    return s;
+}
+
+static inline int8_t tinyevo_output_mode(int32_t acc, tinyevo_channel_scale s, int32_t offset, int32_t low,
+                                         int32_t high, int32_t mode, int32_t full)
+{
+    if (mode == 2) {
+        return tinyevo_output_scaled(acc, s.multiplier, s.a, s.b, low, high, full);
+    }
+    if (mode == 1) {
+        return tinyevo_output_lean(acc, s.multiplier, s.a, s.b, offset, low, high);
+    }
+    return tinyevo_output(acc, s.multiplier, s.a, offset, low, high);
 }
 
 #endif /* TINYEVO_RUNTIME_H */

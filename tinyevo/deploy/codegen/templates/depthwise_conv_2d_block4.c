@@ -1,0 +1,77 @@
+/* ${COMMENT}
+ * Four channels at a time (depth multiplier 1, channels a multiple of four): each group's weights
+ * are widened to int16 once per call (tinyevo_dw_widen4, on the stack: 8 bytes per kernel
+ * position) and its requantization constants split once; each output pixel then takes four MACs
+ * per load of four input bytes (tinyevo_dw_mac4). The interior (output rows OY_LO..OY_HI - 1,
+ * columns OX_LO..OX_HI - 1: every kernel position inside the input) runs without bounds checks,
+ * the border with. REQUANT: 2 tinyevo_output_scaled, 1 tinyevo_output_lean, 0 tinyevo_output. */
+static TINYEVO_INLINE void ${FUNCTION}_taps(const int8_t *const *rows, int32_t ix0, const int16_t *wide,
+                                            int32_t offsets, int32_t input_offset, int32_t *acc, int32_t check)
+{
+    enum { IN_W = ${IN_W}, IN_C = ${IN_C}, K_H = ${K_H}, K_W = ${K_W}, DILATION_W = ${DILATION_W} };
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll ${K_H}
+#endif
+    for (int32_t ky = 0; ky < K_H; ++ky) {
+        const int8_t *row = rows[ky];
+        if (check && !row) {
+            continue;
+        }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll ${K_W}
+#endif
+        for (int32_t kx = 0; kx < K_W; ++kx) {
+            const int32_t ix = ix0 + kx * DILATION_W;
+            if (check && (ix < 0 || ix >= IN_W)) {
+                continue;
+            }
+            tinyevo_dw_mac4(row + ix * IN_C, wide + 4 * (ky * K_W + kx), offsets, input_offset, acc);
+        }
+    }
+}
+
+static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_params *p${ROW_PARAM})
+{
+    enum { IN_H = ${IN_H}, IN_W = ${IN_W}, IN_C = ${IN_C}, OUT_H = ${OUT_H}, OUT_W = ${OUT_W}, OUT_C = ${OUT_C} };
+    enum { K_H = ${K_H}, K_W = ${K_W}, STRIDE_H = ${STRIDE_H}, STRIDE_W = ${STRIDE_W}, TAPS = K_H * K_W };
+    enum { DILATION_H = ${DILATION_H}, DILATION_W = ${DILATION_W}, PAD_TOP = ${PAD_TOP}, PAD_LEFT = ${PAD_LEFT} };
+    enum { OY_LO = ${OY_LO}, OY_HI = ${OY_HI}, OX_LO = ${OX_LO}, OX_HI = ${OX_HI} };
+    enum { REQUANT = ${REQUANT}, FULL_RANGE = ${FULL_RANGE} };
+    TINYEVO_CONV_LOCALS(p);
+    const int32_t offsets = (int32_t)(((uint32_t)input_offset & 0xFFFFu) * 0x10001u);
+    for (int32_t c0 = 0; c0 < OUT_C; c0 += 4) {
+        union {
+            int32_t align;
+            int16_t values[4 * TAPS];
+        } wide;
+        tinyevo_channel_scale scale[4];
+        for (int32_t t = 0; t < TAPS; ++t) {
+            tinyevo_dw_widen4(weights + t * OUT_C + c0, wide.values + 4 * t);
+        }
+        for (int32_t j = 0; j < 4; ++j) {
+            scale[j] = tinyevo_channel_scale_of(multiplier[c0 + j], shift[c0 + j], output_offset, REQUANT);
+        }
+        for (int32_t oy = ${OY_FIRST}; oy < ${OY_END}; ++oy) {
+            const int8_t *rows[K_H];
+            for (int32_t ky = 0; ky < K_H; ++ky) {
+                const int32_t iy = oy * STRIDE_H - PAD_TOP + ky * DILATION_H;
+                rows[ky] = iy >= 0 && iy < IN_H ? input + ${IN_Y} * (IN_W * IN_C) + c0 : 0;
+            }
+            const int32_t inside = oy >= OY_LO && oy < OY_HI;
+            int8_t *out = output + ${OUT_Y} * (OUT_W * OUT_C) + c0;
+            for (int32_t ox = 0; ox < OUT_W; ++ox, out += OUT_C) {
+                int32_t acc[4] = {bias[c0], bias[c0 + 1], bias[c0 + 2], bias[c0 + 3]};
+                const int32_t ix0 = ox * STRIDE_W - PAD_LEFT;
+                if (inside && ox >= OX_LO && ox < OX_HI) {
+                    ${FUNCTION}_taps(rows, ix0, wide.values, offsets, input_offset, acc, 0);
+                } else {
+                    ${FUNCTION}_taps(rows, ix0, wide.values, offsets, input_offset, acc, 1);
+                }
+                for (int32_t j = 0; j < 4; ++j) {
+                    out[j] = tinyevo_output_mode(acc[j], scale[j], output_offset, act_min, act_max, REQUANT,
+                                                 FULL_RANGE);
+                }
+            }
+        }
+    }
+}
