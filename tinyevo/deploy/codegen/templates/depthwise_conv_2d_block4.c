@@ -17,15 +17,17 @@ static TINYEVO_INLINE void ${FUNCTION}_taps(const int8_t *const *rows, int32_t i
         if (check && !row) {
             continue;
         }
+        /* inside: the kernel positions at constant offsets from x */
+        const int8_t *x = check ? row : row + ix0 * IN_C;
+        const int16_t *w = wide + 4 * K_W * ky;
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC unroll ${K_W}
 #endif
         for (int32_t kx = 0; kx < K_W; ++kx) {
-            const int32_t ix = ix0 + kx * DILATION_W;
-            if (check && (ix < 0 || ix >= IN_W)) {
+            if (check && (ix0 + kx * DILATION_W < 0 || ix0 + kx * DILATION_W >= IN_W)) {
                 continue;
             }
-            tinyevo_dw_mac4(row + ix * IN_C, wide + 4 * (ky * K_W + kx), offsets, input_offset, acc);
+            tinyevo_dw_mac4(x + ((check ? ix0 : 0) + kx * DILATION_W) * IN_C, w + 4 * kx, offsets, input_offset, acc);
         }
     }
 }
