@@ -389,6 +389,8 @@ class DepthwiseConv2D(_Weighted):
     channel_block: ClassVar[int] = 4
     #: the channel block of the generic ``depthwise_conv_2d``
     generic_block: ClassVar[int] = 16
+    #: the most stack the in-place kernel's padded channel may take
+    plane_stack_limit: ClassVar[int] = 4096
 
     @classmethod
     def takes_block4(cls, channels: int, depth_multiplier: int) -> bool:
@@ -432,8 +434,25 @@ class DepthwiseConv2D(_Weighted):
         ox = interior(fields["IN_W"], fields["OUT_W"], fields["K_W"], fields["STRIDE_W"], fields["DILATION_W"],
                       fields["PAD_LEFT"])
         full = (self.op.params["activation_min"], self.op.params["activation_max"]) == (-128, 127)
-        return dict(**fields, OY_LO=oy[0], OY_HI=oy[1], OX_LO=ox[0], OX_HI=ox[1],
-                    REQUANT=self.requantization(), FULL_RANGE=int(full))
+        fields.update(OY_LO=oy[0], OY_HI=oy[1], OX_LO=ox[0], OX_HI=ox[1], REQUANT=self.requantization(),
+                      FULL_RANGE=int(full))
+        if self.variant() == "depthwise_conv_2d_in_place":
+            plane_h, plane_w = self.padded_plane()
+            fields.update(PADDED=int(plane_h * plane_w <= self.plane_stack_limit), PLANE_H=plane_h,
+                          PLANE_W=plane_w)
+        return fields
+
+    def padded_plane(self) -> tuple[int, int]:
+        """(rows, columns) of one input channel padded with the zero point on every side that the
+        kernel reaches past (``depthwise_conv_2d_in_place`` keeps it on the stack when at most
+        ``plane_stack_limit`` bytes, and then needs no bounds checks)."""
+        f = self.window_fields()
+
+        def extent(size, out, kernel, stride, dilation, before):
+            return before + max(size, (out - 1) * stride - before + (kernel - 1) * dilation + 1)
+
+        return (extent(f["IN_H"], f["OUT_H"], f["K_H"], f["STRIDE_H"], f["DILATION_H"], f["PAD_TOP"]),
+                extent(f["IN_W"], f["OUT_W"], f["K_W"], f["STRIDE_W"], f["DILATION_W"], f["PAD_LEFT"]))
 
     def arguments(self) -> list[str]:
         args = super().arguments()

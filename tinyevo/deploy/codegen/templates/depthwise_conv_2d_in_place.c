@@ -36,6 +36,45 @@ static TINYEVO_INLINE int32_t ${FUNCTION}_edge(const int8_t *scratch, const int3
     return acc;
 }
 
+/* Output pixels first..end - 1 of one row, every kernel position inside: x the input value of the
+ * first pixel's first position, rows ROW_STRIDE bytes apart; acc starts at the folded bias. */
+static TINYEVO_INLINE void ${FUNCTION}_run(const int8_t *x, int8_t *out, const int32_t *w, int32_t folded,
+                                           tinyevo_channel_scale scale, int32_t output_offset, int32_t act_min,
+                                           int32_t act_max, int32_t first, int32_t end, int32_t row_stride)
+{
+    enum { CHANNELS = ${OUT_C}, K_H = ${K_H}, K_W = ${K_W}, STRIDE_W = ${STRIDE_W} };
+    enum { DILATION_H = ${DILATION_H}, DILATION_W = ${DILATION_W}, REQUANT = ${REQUANT}, FULL_RANGE = ${FULL_RANGE} };
+    int32_t ox = first;
+    for (; ox + 1 < end; ox += 2, x += 2 * STRIDE_W) {
+        int32_t acc_a = folded, acc_b = folded;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll ${K_H}
+#endif
+        for (int32_t ky = 0; ky < K_H; ++ky) {
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll ${K_W}
+#endif
+            for (int32_t kx = 0; kx < K_W; ++kx) {
+                const int32_t at = ky * DILATION_H * row_stride + kx * DILATION_W;
+                acc_a += x[at] * w[ky * K_W + kx];
+                acc_b += x[at + STRIDE_W] * w[ky * K_W + kx];
+            }
+        }
+        out[ox * CHANNELS] = tinyevo_output_mode(acc_a, scale, output_offset, act_min, act_max, REQUANT, FULL_RANGE);
+        out[(ox + 1) * CHANNELS] = tinyevo_output_mode(acc_b, scale, output_offset, act_min, act_max, REQUANT,
+                                                       FULL_RANGE);
+    }
+    if (ox < end) {
+        int32_t acc = folded;
+        for (int32_t ky = 0; ky < K_H; ++ky) {
+            for (int32_t kx = 0; kx < K_W; ++kx) {
+                acc += x[ky * DILATION_H * row_stride + kx * DILATION_W] * w[ky * K_W + kx];
+            }
+        }
+        out[ox * CHANNELS] = tinyevo_output_mode(acc, scale, output_offset, act_min, act_max, REQUANT, FULL_RANGE);
+    }
+}
+
 static void ${FUNCTION}(const int8_t *input, int8_t *output, int8_t *scratch, const tinyevo_conv_params *p)
 {
     enum { IN_H = ${IN_H}, IN_W = ${IN_W}, CHANNELS = ${OUT_C}, OUT_H = ${OUT_H}, OUT_W = ${OUT_W} };
@@ -43,7 +82,43 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, int8_t *scratch, co
     enum { DILATION_H = ${DILATION_H}, DILATION_W = ${DILATION_W}, PAD_TOP = ${PAD_TOP}, PAD_LEFT = ${PAD_LEFT} };
     enum { OY_LO = ${OY_LO}, OY_HI = ${OY_HI}, OX_LO = ${OX_LO}, OX_HI = ${OX_HI} };
     enum { REQUANT = ${REQUANT}, FULL_RANGE = ${FULL_RANGE} };
+    enum { PADDED = ${PADDED}, PLANE_H = ${PLANE_H}, PLANE_W = ${PLANE_W} };
     TINYEVO_CONV_LOCALS(p);
+    if (PADDED) {
+        /* the channel, padded with the input zero point (so that its taps add zero, as TFLM's
+         * skipped ones), on the stack: every output pixel is an interior one */
+        union {
+            int32_t align;
+            int8_t values[PADDED ? PLANE_H * PLANE_W : 1];
+        } plane;
+        (void)scratch;
+        memset(plane.values, -input_offset, sizeof plane.values);
+        for (int32_t c = 0; c < CHANNELS; ++c) {
+            const int8_t *from = input + c;
+            for (int32_t y = 0; y < IN_H; ++y) {
+                int8_t *to = plane.values + (y + PAD_TOP) * PLANE_W + PAD_LEFT;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 4
+#endif
+                for (int32_t x = 0; x < IN_W; ++x) {
+                    to[x] = from[(y * IN_W + x) * CHANNELS];
+                }
+            }
+            int32_t w[TAPS], sum = 0;
+            for (int32_t t = 0; t < TAPS; ++t) {
+                w[t] = weights[t * CHANNELS + c];
+                sum += w[t];
+            }
+            const int32_t folded = bias[c] + input_offset * sum;
+            const tinyevo_channel_scale scale = tinyevo_channel_scale_of(multiplier[c], shift[c], output_offset,
+                                                                         REQUANT);
+            for (int32_t oy = 0; oy < OUT_H; ++oy) {
+                ${FUNCTION}_run(plane.values + oy * STRIDE_H * PLANE_W, output + oy * OUT_W * CHANNELS + c, w,
+                                folded, scale, output_offset, act_min, act_max, 0, OUT_W, PLANE_W);
+            }
+        }
+        return;
+    }
     for (int32_t c = 0; c < CHANNELS; ++c) {
         const int8_t *from = input + c;
 #if defined(__GNUC__) && !defined(__clang__)
@@ -76,35 +151,8 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, int8_t *scratch, co
             for (int32_t ox = 0; ox < OX_LO; ++ox) {
                 TINYEVO_DW_OUT(ox, ${FUNCTION}_edge(scratch, w, bias[c], input_offset, oy, ox, 1));
             }
-            const int8_t *top = scratch + (oy * STRIDE_H - PAD_TOP) * IN_W + (OX_LO * STRIDE_W - PAD_LEFT);
-            int32_t ox = OX_LO;
-            for (; ox + 1 < OX_HI; ox += 2, top += 2 * STRIDE_W) {
-                int32_t acc_a = folded, acc_b = folded;
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC unroll ${K_H}
-#endif
-                for (int32_t ky = 0; ky < K_H; ++ky) {
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC unroll ${K_W}
-#endif
-                    for (int32_t kx = 0; kx < K_W; ++kx) {
-                        const int32_t at = ky * DILATION_H * IN_W + kx * DILATION_W;
-                        acc_a += top[at] * w[ky * K_W + kx];
-                        acc_b += top[at + STRIDE_W] * w[ky * K_W + kx];
-                    }
-                }
-                TINYEVO_DW_OUT(ox, acc_a);
-                TINYEVO_DW_OUT(ox + 1, acc_b);
-            }
-            if ((OX_HI - OX_LO) % 2) {
-                int32_t acc = folded;
-                for (int32_t ky = 0; ky < K_H; ++ky) {
-                    for (int32_t kx = 0; kx < K_W; ++kx) {
-                        acc += top[ky * DILATION_H * IN_W + kx * DILATION_W] * w[ky * K_W + kx];
-                    }
-                }
-                TINYEVO_DW_OUT(OX_HI - 1, acc);
-            }
+            ${FUNCTION}_run(scratch + (oy * STRIDE_H - PAD_TOP) * IN_W + (OX_LO * STRIDE_W - PAD_LEFT), out, w,
+                            folded, scale, output_offset, act_min, act_max, OX_LO, OX_HI, IN_W);
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC unroll 8
 #endif
