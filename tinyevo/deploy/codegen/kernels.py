@@ -374,6 +374,36 @@ class Conv2D(_Weighted):
         return self.output.size * self.op.weights[0].size
 
 
+def pair_row_source(k_w: int) -> str:
+    """C (DSP path of ``depthwise_conv_2d_in_place``) adding one kernel row of two neighbouring
+    output pixels (stride 1, dilation 1) to ``acc_a``, ``acc_b``: the row's k_w + 1 input bytes at
+    ``r`` loaded a word at a time and split by SXTB16 into the halfword pairs (0, 2) and (1, 3)
+    of each word, then for pixel p and kernel column j (byte j + p) either one SMLAD of the bytes
+    j + p and j + p + 2 of one pair with ``pair[j]`` (w[j], w[j + 2]), or one 16 x 16 SMLAxB of
+    one byte with ``w[j]``. Reads up to three bytes past the row's last one (the plane has four
+    spare)."""
+    words = -(-(k_w + 1) // 4)
+    lines = []
+    for i in range(words):
+        lines.append(f"const int32_t v{i} = tinyevo_load4(r + {4 * i}), e{i} = __sxtb16(v{i}), "
+                     f"o{i} = tinyevo_sxtb16_ror8(v{i});")
+    for p, acc in ((0, "acc_a"), (1, "acc_b")):
+        done = set()
+        for j in range(k_w):
+            if j in done:
+                continue
+            i = j + p
+            word, pos = divmod(i, 4)
+            reg = f"{'e' if pos % 2 == 0 else 'o'}{word}"
+            if pos < 2 and j + 2 < k_w:
+                lines.append(f"{acc} = __smlad({reg}, pair[{j}], {acc});")
+                done.add(j + 2)
+            else:
+                half = "b" if pos < 2 else "t"
+                lines.append(f"{acc} = __smla{half}b({reg}, w[{j}], {acc});")
+    return "\n".join(" " * 16 + line for line in lines)
+
+
 @dataclass
 class DepthwiseConv2D(_Weighted):
     """DEPTHWISE_CONV_2D. Depth multiplier 1 and channels a multiple of ``channel_block``:
@@ -391,6 +421,8 @@ class DepthwiseConv2D(_Weighted):
     generic_block: ClassVar[int] = 16
     #: the most stack the in-place kernel's padded channel may take
     plane_stack_limit: ClassVar[int] = 4096
+    #: ... and when at least this share of its multiply-accumulates are not the padding's
+    padded_inside_share: ClassVar[float] = 0.2
 
     @classmethod
     def takes_block4(cls, channels: int, depth_multiplier: int) -> bool:
@@ -438,9 +470,24 @@ class DepthwiseConv2D(_Weighted):
                       FULL_RANGE=int(full))
         if self.variant() == "depthwise_conv_2d_in_place":
             plane_h, plane_w = self.padded_plane()
-            fields.update(PADDED=int(plane_h * plane_w <= self.plane_stack_limit), PLANE_H=plane_h,
-                          PLANE_W=plane_w)
+            padded = (plane_h * plane_w <= self.plane_stack_limit
+                      and self.inside_share() >= self.padded_inside_share)
+            pairs = padded and fields["STRIDE_W"] == 1 and fields["DILATION_W"] == 1 and fields["K_W"] > 1
+            fields.update(PADDED=int(padded), PLANE_H=plane_h, PLANE_W=plane_w, PAIRS=int(pairs),
+                          PAIR_ROW=pair_row_source(fields["K_W"]) if pairs else "")
         return fields
+
+    def inside_share(self) -> float:
+        """The share of (output pixel, kernel position) pairs that fall inside the input: what
+        TFLM computes of what a padded plane computes."""
+        f = self.window_fields()
+
+        def taps(size, out, kernel, stride, dilation, before):
+            return sum(1 for o in range(out) for k in range(kernel) if 0 <= o * stride - before + k * dilation < size)
+
+        inside = (taps(f["IN_H"], f["OUT_H"], f["K_H"], f["STRIDE_H"], f["DILATION_H"], f["PAD_TOP"])
+                  * taps(f["IN_W"], f["OUT_W"], f["K_W"], f["STRIDE_W"], f["DILATION_W"], f["PAD_LEFT"]))
+        return inside / (f["OUT_H"] * f["OUT_W"] * f["K_H"] * f["K_W"])
 
     def padded_plane(self) -> tuple[int, int]:
         """(rows, columns) of one input channel padded with the zero point on every side that the

@@ -38,13 +38,39 @@ static TINYEVO_INLINE int32_t ${FUNCTION}_edge(const int8_t *scratch, const int3
 
 /* Output pixels first..end - 1 of one row, every kernel position inside: x the input value of the
  * first pixel's first position, rows ROW_STRIDE bytes apart; acc starts at the folded bias. */
-static TINYEVO_INLINE void ${FUNCTION}_run(const int8_t *x, int8_t *out, const int32_t *w, int32_t folded,
+static TINYEVO_INLINE void ${FUNCTION}_run(const int8_t *x, int8_t *out, const int32_t *weights,
+                                           const int32_t *pairs, int32_t folded,
                                            tinyevo_channel_scale scale, int32_t output_offset, int32_t act_min,
                                            int32_t act_max, int32_t first, int32_t end, int32_t row_stride)
 {
     enum { CHANNELS = ${OUT_C}, K_H = ${K_H}, K_W = ${K_W}, STRIDE_W = ${STRIDE_W} };
     enum { DILATION_H = ${DILATION_H}, DILATION_W = ${DILATION_W}, REQUANT = ${REQUANT}, FULL_RANGE = ${FULL_RANGE} };
+    enum { PAIRS = ${PAIRS} };
+    const int32_t *const w = weights;
     int32_t ox = first;
+#if TINYEVO_DSP
+    if (PAIRS) {
+        /* stride 1: two pixels per step from k_w + 1 bytes per kernel row (kernels.pair_row_source);
+         * pair[t]: the weights t and t + 2 of a row as a halfword pair */
+        for (; ox + 1 < end; ox += 2, x += 2) {
+            int32_t acc_a = folded, acc_b = folded;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll ${K_H}
+#endif
+            for (int32_t ky = 0; ky < K_H; ++ky) {
+                const int8_t *r = x + ky * row_stride;
+                const int32_t *pair = pairs + ky * K_W, *w = weights + ky * K_W;
+${PAIR_ROW}
+            }
+            out[ox * CHANNELS] = tinyevo_output_mode(acc_a, scale, output_offset, act_min, act_max, REQUANT,
+                                                     FULL_RANGE);
+            out[(ox + 1) * CHANNELS] = tinyevo_output_mode(acc_b, scale, output_offset, act_min, act_max,
+                                                           REQUANT, FULL_RANGE);
+        }
+    }
+#else
+    (void)pairs;
+#endif
     for (; ox + 1 < end; ox += 2, x += 2 * STRIDE_W) {
         int32_t acc_a = folded, acc_b = folded;
 #if defined(__GNUC__) && !defined(__clang__)
@@ -66,7 +92,13 @@ static TINYEVO_INLINE void ${FUNCTION}_run(const int8_t *x, int8_t *out, const i
     }
     if (ox < end) {
         int32_t acc = folded;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll ${K_H}
+#endif
         for (int32_t ky = 0; ky < K_H; ++ky) {
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll ${K_W}
+#endif
             for (int32_t kx = 0; kx < K_W; ++kx) {
                 acc += x[ky * DILATION_H * row_stride + kx * DILATION_W] * w[ky * K_W + kx];
             }
@@ -89,7 +121,7 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, int8_t *scratch, co
          * skipped ones), on the stack: every output pixel is an interior one */
         union {
             int32_t align;
-            int8_t values[PADDED ? PLANE_H * PLANE_W : 1];
+            int8_t values[PADDED ? PLANE_H * PLANE_W + 4 : 1]; /* 4: the word loads' overreach */
         } plane;
         (void)scratch;
         memset(plane.values, -input_offset, sizeof plane.values);
@@ -109,12 +141,16 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, int8_t *scratch, co
                 w[t] = weights[t * CHANNELS + c];
                 sum += w[t];
             }
+            int32_t pairs[TAPS];
+            for (int32_t t = 0; t + 2 < TAPS; ++t) {
+                pairs[t] = (int32_t)(((uint32_t)w[t] & 0xFFFFu) | ((uint32_t)w[t + 2] << 16));
+            }
             const int32_t folded = bias[c] + input_offset * sum;
             const tinyevo_channel_scale scale = tinyevo_channel_scale_of(multiplier[c], shift[c], output_offset,
                                                                          REQUANT);
             for (int32_t oy = 0; oy < OUT_H; ++oy) {
                 ${FUNCTION}_run(plane.values + oy * STRIDE_H * PLANE_W, output + oy * OUT_W * CHANNELS + c, w,
-                                folded, scale, output_offset, act_min, act_max, 0, OUT_W, PLANE_W);
+                                pairs, folded, scale, output_offset, act_min, act_max, 0, OUT_W, PLANE_W);
             }
         }
         return;
@@ -152,7 +188,7 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, int8_t *scratch, co
                 TINYEVO_DW_OUT(ox, ${FUNCTION}_edge(scratch, w, bias[c], input_offset, oy, ox, 1));
             }
             ${FUNCTION}_run(scratch + (oy * STRIDE_H - PAD_TOP) * IN_W + (OX_LO * STRIDE_W - PAD_LEFT), out, w,
-                            folded, scale, output_offset, act_min, act_max, OX_LO, OX_HI, IN_W);
+                            w, folded, scale, output_offset, act_min, act_max, OX_LO, OX_HI, IN_W);
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC unroll 8
 #endif
