@@ -468,8 +468,13 @@ class DepthwiseConv2D(_Weighted):
         full = (self.op.params["activation_min"], self.op.params["activation_max"]) == (-128, 127)
         fields.update(OY_LO=oy[0], OY_HI=oy[1], OX_LO=ox[0], OX_HI=ox[1], REQUANT=self.requantization(),
                       FULL_RANGE=int(full))
+        plane_h, plane_w = self.padded_plane()
+        if self.variant() == "depthwise_conv_2d_block4":
+            padded = (not self.row and (plane_h, plane_w) != tuple(self.inputs[0].shape[:2])
+                      and 4 * plane_h * plane_w <= self.plane_stack_limit
+                      and self.inside_share() >= self.padded_inside_share)
+            fields.update(PADDED=int(padded), PLANE_H=plane_h, PLANE_W=plane_w)
         if self.variant() == "depthwise_conv_2d_in_place":
-            plane_h, plane_w = self.padded_plane()
             padded = (plane_h * plane_w <= self.plane_stack_limit
                       and self.inside_share() >= self.padded_inside_share)
             pairs = padded and fields["STRIDE_W"] == 1 and fields["DILATION_W"] == 1 and fields["K_W"] > 1

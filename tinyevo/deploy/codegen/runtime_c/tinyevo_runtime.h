@@ -581,6 +581,26 @@ static inline void tinyevo_dw_mac4(const int8_t *x, const int16_t *wide, int32_t
 #endif
 }
 
+/* tinyevo_dw_mac4 for inputs whose offset is folded into the bias: acc[j] += x[j] * weight j. */
+static inline void tinyevo_dw_mac4_raw(const int8_t *x, const int16_t *wide, int32_t *acc)
+{
+#if TINYEVO_DSP
+    int32_t w[2];
+    const int32_t v = tinyevo_load4(x);
+    memcpy(w, wide, 8);
+    const int32_t even = __sxtb16(v), odd = tinyevo_sxtb16_ror8(v);
+    acc[0] = __smlabb(even, w[0], acc[0]);
+    acc[2] = __smlatt(even, w[0], acc[2]);
+    acc[1] = __smlabb(odd, w[1], acc[1]);
+    acc[3] = __smlatt(odd, w[1], acc[3]);
+#else
+    acc[0] += x[0] * wide[0];
+    acc[2] += x[2] * wide[1];
+    acc[1] += x[1] * wide[2];
+    acc[3] += x[3] * wide[3];
+#endif
+}
+
 /* A channel's requantization constants, split once (kernels.requantization): mode 2
  * (tinyevo_output_scaled): multiplier, rounding, right shift; mode 1 (tinyevo_output_lean):
  * multiplier, left shift, right shift; mode 0 (tinyevo_output): multiplier and shift. */

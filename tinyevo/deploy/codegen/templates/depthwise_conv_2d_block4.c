@@ -6,9 +6,10 @@
  * columns OX_LO..OX_HI - 1: every kernel position inside the input) runs without bounds checks,
  * the border with. REQUANT: 2 tinyevo_output_scaled, 1 tinyevo_output_lean, 0 tinyevo_output. */
 static TINYEVO_INLINE void ${FUNCTION}_taps(const int8_t *const *rows, int32_t ix0, const int16_t *wide,
-                                            int32_t offsets, int32_t input_offset, int32_t *acc, int32_t check)
+                                            int32_t offsets, int32_t input_offset, int32_t *acc, int32_t check,
+                                            int32_t step)
 {
-    enum { IN_W = ${IN_W}, IN_C = ${IN_C}, K_H = ${K_H}, K_W = ${K_W}, DILATION_W = ${DILATION_W} };
+    enum { IN_W = ${IN_W}, K_H = ${K_H}, K_W = ${K_W}, DILATION_W = ${DILATION_W} };
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC unroll ${K_H}
 #endif
@@ -18,7 +19,7 @@ static TINYEVO_INLINE void ${FUNCTION}_taps(const int8_t *const *rows, int32_t i
             continue;
         }
         /* inside: the kernel positions at constant offsets from x */
-        const int8_t *x = check ? row : row + ix0 * IN_C;
+        const int8_t *x = check ? row : row + ix0 * step;
         const int16_t *w = wide + 4 * K_W * ky;
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC unroll ${K_W}
@@ -27,7 +28,8 @@ static TINYEVO_INLINE void ${FUNCTION}_taps(const int8_t *const *rows, int32_t i
             if (check && (ix0 + kx * DILATION_W < 0 || ix0 + kx * DILATION_W >= IN_W)) {
                 continue;
             }
-            tinyevo_dw_mac4(x + ((check ? ix0 : 0) + kx * DILATION_W) * IN_C, w + 4 * kx, offsets, input_offset, acc);
+            tinyevo_dw_mac4(x + ((check ? ix0 : 0) + kx * DILATION_W) * step, w + 4 * kx, offsets, input_offset,
+                            acc);
         }
     }
 }
@@ -40,7 +42,15 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_
     enum { OY_LO = ${OY_LO}, OY_HI = ${OY_HI}, OX_LO = ${OX_LO}, OX_HI = ${OX_HI} };
     enum { REQUANT = ${REQUANT}, FULL_RANGE = ${FULL_RANGE} };
     TINYEVO_CONV_LOCALS(p);
+    enum { PADDED = ${PADDED}, PLANE_H = ${PLANE_H}, PLANE_W = ${PLANE_W} };
     const int32_t offsets = (int32_t)(((uint32_t)input_offset & 0xFFFFu) * 0x10001u);
+    union {
+        int32_t align;
+        int8_t values[PADDED ? PLANE_H * PLANE_W * 4 : 1];
+    } slab;
+    if (PADDED) {
+        memset(slab.values, -input_offset, sizeof slab.values);
+    }
     for (int32_t c0 = 0; c0 < OUT_C; c0 += 4) {
         union {
             int32_t align;
@@ -52,6 +62,53 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_
         }
         for (int32_t j = 0; j < 4; ++j) {
             scale[j] = tinyevo_channel_scale_of(multiplier[c0 + j], shift[c0 + j], output_offset, REQUANT);
+        }
+        if (PADDED) {
+            /* the group's four channels, padded with the input zero point (so that its taps add
+             * zero, as TFLM's skipped ones), on the stack: every output pixel is an interior one */
+            for (int32_t y = 0; y < IN_H; ++y) {
+                const int8_t *from = input + y * (IN_W * IN_C) + c0;
+                int8_t *to = slab.values + ((y + PAD_TOP) * PLANE_W + PAD_LEFT) * 4;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 4
+#endif
+                for (int32_t x = 0; x < IN_W; ++x) {
+                    memcpy(to + 4 * x, from + x * IN_C, 4);
+                }
+            }
+            /* the input offset folded into the bias (bias + offset * sum of the weights, the same
+             * integer: the padding's zero points cancel their share) */
+            int32_t folded[4];
+            for (int32_t j = 0; j < 4; ++j) {
+                folded[j] = bias[c0 + j];
+                for (int32_t t = 0; t < TAPS; ++t) {
+                    folded[j] += input_offset * weights[t * OUT_C + c0 + j];
+                }
+            }
+            for (int32_t oy = 0; oy < OUT_H; ++oy) {
+                const int8_t *x = slab.values + oy * STRIDE_H * (PLANE_W * 4);
+                int8_t *out = output + oy * (OUT_W * OUT_C) + c0;
+                for (int32_t ox = 0; ox < OUT_W; ++ox, out += OUT_C, x += 4 * STRIDE_W) {
+                    int32_t acc[4] = {folded[0], folded[1], folded[2], folded[3]};
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll ${K_H}
+#endif
+                    for (int32_t ky = 0; ky < K_H; ++ky) {
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll ${K_W}
+#endif
+                        for (int32_t kx = 0; kx < K_W; ++kx) {
+                            tinyevo_dw_mac4_raw(x + (ky * DILATION_H * PLANE_W + kx * DILATION_W) * 4,
+                                                wide.values + 4 * (ky * K_W + kx), acc);
+                        }
+                    }
+                    for (int32_t j = 0; j < 4; ++j) {
+                        out[j] = tinyevo_output_mode(acc[j], scale[j], output_offset, act_min, act_max, REQUANT,
+                                                     FULL_RANGE);
+                    }
+                }
+            }
+            continue;
         }
         for (int32_t oy = ${OY_FIRST}; oy < ${OY_END}; ++oy) {
             const int8_t *rows[K_H];
@@ -65,9 +122,9 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_
                 int32_t acc[4] = {bias[c0], bias[c0 + 1], bias[c0 + 2], bias[c0 + 3]};
                 const int32_t ix0 = ox * STRIDE_W - PAD_LEFT;
                 if (inside && ox >= OX_LO && ox < OX_HI) {
-                    ${FUNCTION}_taps(rows, ix0, wide.values, offsets, input_offset, acc, 0);
+                    ${FUNCTION}_taps(rows, ix0, wide.values, offsets, input_offset, acc, 0, IN_C);
                 } else {
-                    ${FUNCTION}_taps(rows, ix0, wide.values, offsets, input_offset, acc, 1);
+                    ${FUNCTION}_taps(rows, ix0, wide.values, offsets, input_offset, acc, 1, IN_C);
                 }
                 for (int32_t j = 0; j < 4; ++j) {
                     out[j] = tinyevo_output_mode(acc[j], scale[j], output_offset, act_min, act_max, REQUANT,
