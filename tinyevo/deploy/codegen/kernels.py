@@ -578,15 +578,37 @@ class FullyConnectedRows(FullyConnected):
 # --- kernels without weights --------------------------------------------------------------------
 @dataclass
 class MaxPool2D(_Window):
+    """MAX_POOL_2D (and, subclassed, AVERAGE_POOL_2D): with channels a multiple of four
+    ``pool_2d_block4`` (four channels per load, the interior's windows with constant bounds),
+    else the channel-by-channel template."""
+
     template_name: ClassVar[str] = "max_pool_2d"
 
+    def block4(self) -> bool:
+        return self.output.shape[2] % 4 == 0
+
+    def variant(self) -> str:
+        return "pool_2d_block4" if self.block4() else self.template_name
+
     def template_fields(self) -> dict:
-        return dict(**self.window_fields(), **self.clamp_fields())
+        fields = dict(**self.window_fields(), **self.clamp_fields())
+        if self.block4():
+            f = fields
+            oy = interior(f["IN_H"], f["OUT_H"], f["K_H"], f["STRIDE_H"], 1, f["PAD_TOP"])
+            ox = interior(f["IN_W"], f["OUT_W"], f["K_W"], f["STRIDE_W"], 1, f["PAD_LEFT"])
+            fields.update(OY_LO=oy[0], OY_HI=oy[1], OX_LO=ox[0], OX_HI=ox[1],
+                          MAX=int(self.template_name == "max_pool_2d"))
+        return fields
 
 
 @dataclass
 class AveragePool2D(MaxPool2D):
     template_name: ClassVar[str] = "average_pool_2d"
+
+    def block4(self) -> bool:
+        """... and windows of at most 255 values (their int16 sums cannot overflow)."""
+        kh, kw = self.op.attrs["kernel"]
+        return super().block4() and kh * kw <= 255
 
 
 @dataclass

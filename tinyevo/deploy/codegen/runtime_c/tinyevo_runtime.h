@@ -601,6 +601,58 @@ static inline void tinyevo_dw_mac4_raw(const int8_t *x, const int16_t *wide, int
 #endif
 }
 
+/* Pooling four channels at a time. tinyevo_pool_sum4: sums[0..1] += the four int8 at x as the
+ * halfword pairs (0, 2), (1, 3) (two SXTAB16; the window's sums must fit int16: at most 255
+ * elements). tinyevo_pool_max4: the bytewise signed maximum of *best and the four int8 at x
+ * (SSUB8 sets a GE flag per byte, SEL picks). */
+static inline void tinyevo_pool_sum4(const int8_t *x, int32_t *sums)
+{
+#if TINYEVO_DSP
+    const int32_t v = tinyevo_load4(x);
+    sums[0] = __sxtab16(sums[0], v);
+    sums[1] = tinyevo_sxtab16_ror8(sums[1], v);
+#else
+    sums[0] += x[0];
+    sums[1] += x[1];
+    sums[2] += x[2];
+    sums[3] += x[3];
+#endif
+}
+
+static inline void tinyevo_pool_max4(const int8_t *x, int8_t *best)
+{
+#if TINYEVO_DSP
+    int32_t b, v, d;
+    memcpy(&b, best, 4);
+    v = tinyevo_load4(x);
+    __asm__("ssub8 %[d], %[v], %[b]\n\t"
+            "sel %[b], %[v], %[b]"
+            : [b] "+r"(b), [d] "=&r"(d)
+            : [v] "r"(v)
+            : "cc");
+    memcpy(best, &b, 4);
+#else
+    for (int32_t j = 0; j < 4; ++j) {
+        best[j] = x[j] > best[j] ? x[j] : best[j];
+    }
+#endif
+}
+
+/* The four sums of tinyevo_pool_sum4 as int32, channel order. */
+static inline void tinyevo_pool_sums(const int32_t *sums, int32_t *out)
+{
+#if TINYEVO_DSP
+    out[0] = (int16_t)sums[0];
+    out[2] = sums[0] >> 16;
+    out[1] = (int16_t)sums[1];
+    out[3] = sums[1] >> 16;
+#else
+    for (int32_t j = 0; j < 4; ++j) {
+        out[j] = sums[j];
+    }
+#endif
+}
+
 /* A channel's requantization constants, split once (kernels.requantization): mode 2
  * (tinyevo_output_scaled): multiplier, rounding, right shift; mode 1 (tinyevo_output_lean):
  * multiplier, left shift, right shift; mode 0 (tinyevo_output): multiplier and shift. */
