@@ -619,8 +619,22 @@ class Add(Kernel):
     in_place_safe: ClassVar[bool] = True
     params_type: ClassVar[str] = "tinyevo_add_params"
 
+    def scaled(self) -> bool:
+        """Whether every requantization of the layer may take ``tinyevo_scale``'s one rounding
+        step (exact for multipliers >= 0, right shifts of 1 to 22 and |value| < 2^30; an input
+        shift of 0 is a high multiply alone, ``tinyevo_high_mul_lean``): the inputs' shifted values are at most 255 * 2^left_shift, each rescaled input at most that (the
+        multipliers are below 2^31, the shifts right ones), their sum at most twice that."""
+        p = self.op.params
+        multipliers = [int(p[k]) for k in ("input1_multiplier", "input2_multiplier", "output_multiplier")]
+        shifts = [int(p[k]) for k in ("input1_shift", "input2_shift", "output_shift")]
+        return (all(m >= 0 for m in multipliers) and all(-22 <= s <= 0 for s in shifts[:2])
+                and -22 <= shifts[2] <= -1 and 2 * 255 * (1 << int(p["left_shift"])) < 2 ** 30)
+
     def template_fields(self) -> dict:
-        return dict(SIZE=self.output.size)
+        p = self.op.params
+        full = (p["activation_min"], p["activation_max"]) == (-128, 127)
+        return dict(SIZE=self.output.size, SCALED=int(self.scaled()), FULL_RANGE=int(full),
+                    RIGHT1=int(int(p["input1_shift"]) != 0), RIGHT2=int(int(p["input2_shift"]) != 0))
 
     def params(self) -> list:
         p = self.op.params

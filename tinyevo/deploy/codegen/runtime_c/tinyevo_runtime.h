@@ -161,6 +161,19 @@ static inline int32_t tinyevo_scale(int32_t acc, int32_t multiplier, int32_t rou
 #endif
 }
 
+/* SaturatingRoundingDoublingHighMul(acc, multiplier) for |acc| < 2^30 and a multiplier that is
+ * not INT32_MIN (never saturates): one SMMLAR of 2 * acc with the DSP extension. */
+static inline int32_t tinyevo_high_mul_lean(int32_t acc, int32_t multiplier)
+{
+#if TINYEVO_DSP
+    int32_t value;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(value) : "r"(acc * 2), "r"(multiplier), "r"(0));
+    return value;
+#else
+    return (int32_t)(((int64_t)acc * multiplier + ((int64_t)1 << 30)) >> 31);
+#endif
+}
+
 /* An accumulator to an int8 output through tinyevo_scale; full: the clamp is [-128, 127] (one
  * SSAT with the DSP extension). */
 static inline int8_t tinyevo_output_scaled(int32_t acc, int32_t multiplier, int32_t rounding, int32_t right,
