@@ -267,11 +267,18 @@ class Conv2D(_Weighted):
         it needs whole groups of four input channels and no more output than input channels."""
         multipliers = np.ravel(self.op.params["multiplier"])
         pixels = self.output.shape[0] * self.output.shape[1]
-        return (self.groups() == 1 and pixels > 1 and self.output.shape[2] % 2 == 0
-                and 4 * self.padded_filter_size() <= self.patch_stack_limit
+        return (self.im2col_shape(self.groups(), pixels, self.output.shape[2], self.filter_size())
                 and not (multipliers == np.iinfo(np.int32).min).any()
                 and (not self.in_place or (self.filter_size() % 4 == 0
                                            and self.output.shape[2] <= self.inputs[0].shape[2])))
+
+    @classmethod
+    def im2col_shape(cls, groups: int, pixels: int, out_channels: int, filter_size: int) -> bool:
+        """The part of ``im2col`` the shapes decide (``tinyevo.hardware.calibration`` asks it):
+        ungrouped, more than one output pixel, an even number of output channels, the two
+        pixels' int16 patches (the filter rounded up to four values) within the stack limit."""
+        return (groups == 1 and pixels > 1 and out_channels % 2 == 0
+                and 4 * (-(-filter_size // 4) * 4) <= cls.patch_stack_limit)
 
     def wide_weights(self) -> bool:
         """im2col with a filter of at most ``wide_filter_limit`` values and at most
