@@ -373,3 +373,26 @@ def test_depthwise_pool_and_add_kernels_are_bit_exact_on_host_and_cortex_m4(tmp_
               "average_pool_2d", "max_pool_2d", "add", "requant=0", "requant=1", "requant=2", "padded=0",
               "padded=1", "pairs=0", "pairs=1", "max=0", "max=1", "add_scaled=0", "add_scaled=1"}
     assert wanted <= seen, wanted - seen
+
+
+@pytest.mark.parametrize("model", ["examples/resnet8.json", "examples/ds_cnn.json", "mbv2", "chain"])
+def test_deployed_flash_estimate_is_within_5_percent_of_the_compiled_library(model, tmp_path, toolchain):
+    """``deployed_flash_bytes`` (from the architecture alone) against ``arm-none-eabi-size`` of the
+    generated library compiled for the Cortex-M4 (text + data), random int8 weights."""
+    from pathlib import Path
+    from tinyevo.deploy.codegen.code_size import random_quantized_model
+    from tinyevo.hardware.deployed_flash import deployed_flash_bytes
+    from tinyevo.model_file import load_architecture
+    if model.endswith(".json"):
+        arch = load_architecture(Path(__file__).parent.parent / model)
+    else:
+        options = {"mbv2": dict(input_shape=(64, 64, 3), resolutions=(48, 64), widths=(0.2, 0.3, 0.4, 0.5),
+                                depths=(1, 2, 3), feature_mix_layer=False),
+                   "chain": dict(input_shape=(28, 28, 1), filters=(8, 16, 24, 32, 48), kernels=(1, 3, 5),
+                                 units=(16, 32, 64))}[model]
+        space = create_space(model, **options)
+        arch = space.decode(space.sample(np.random.default_rng(6)))
+    generate_c(random_quantized_model(arch, np.random.default_rng(0)), tmp_path)
+    compiled = mcu.section_sizes(mcu.compile_model(tmp_path / "tinyevo_model.c", tmp_path / "model.o",
+                                                   mcu.compile_flags(tmp_path))).flash
+    assert deployed_flash_bytes(arch) == pytest.approx(compiled, rel=0.05)
