@@ -305,7 +305,7 @@ def test_live_set_lower_bound_of_resnet8_is_three_feature_maps():
 def depthwise_pool_graph():
     """The depthwise, pooling and add kernels of issue 20: depthwise 3x3, 5x5 and 7x7 convs in place
     (stride 1: the SMLAD pixel pairs; stride 2), four-channel ones not in place (their input is
-    read twice; padded slab, and SAME with VALID), a 1x1 one (an unfolded batch norm), the
+    read twice; padded input, and SAME with VALID), a 1x1 one (an unfolded batch norm), the
     generic kernel (six channels; a depth multiplier of 2), max and average pools of four
     channels (SAME and VALID, padded and not) and of six, and adds."""
     g = GraphBuilder((13, 11, 4), name="depthwise_pool")
@@ -359,7 +359,9 @@ def test_depthwise_pool_and_add_kernels_are_bit_exact_on_host_and_cortex_m4(tmp_
     x = int8_inputs(qmodel, arch, 6, rng)
     expected = run_int8(qmodel, x)
     seen = set()
-    for execution, stack in (("layer_by_layer", 4096), ("streamed", 4096), ("layer_by_layer", 0)):
+    # stack limits: whole padded inputs; only the window's rows (200 bytes); neither (bounds checked)
+    for execution, stack in (("layer_by_layer", 4096), ("streamed", 4096), ("layer_by_layer", 200),
+                             ("layer_by_layer", 0)):
         monkeypatch.setattr(DepthwiseConv2D, "plane_stack_limit", stack)
         out = tmp_path / f"{execution}_{stack}"
         generate_c(qmodel, out, execution=execution)
@@ -371,7 +373,7 @@ def test_depthwise_pool_and_add_kernels_are_bit_exact_on_host_and_cortex_m4(tmp_
             np.testing.assert_array_equal(run.outputs, expected, err_msg=f"{execution} {stack} {name}")
     wanted = {"depthwise_conv_2d", "depthwise_conv_2d_block4", "depthwise_conv_2d_in_place", "pool_2d_block4",
               "average_pool_2d", "max_pool_2d", "add", "requant=0", "requant=1", "requant=2", "padded=0",
-              "padded=1", "pairs=0", "pairs=1", "max=0", "max=1", "add_scaled=0", "add_scaled=1"}
+              "padded=1", "padded=2", "pairs=0", "pairs=1", "max=0", "max=1", "add_scaled=0", "add_scaled=1"}
     assert wanted <= seen, wanted - seen
 
 

@@ -477,10 +477,14 @@ class DepthwiseConv2D(_Weighted):
                       FULL_RANGE=int(full))
         plane_h, plane_w = self.padded_plane()
         if self.variant() == "depthwise_conv_2d_block4":
-            padded = (not self.row and (plane_h, plane_w) != tuple(self.inputs[0].shape[:2])
-                      and 4 * plane_h * plane_w <= self.plane_stack_limit
-                      and self.inside_share() >= self.padded_inside_share)
-            fields.update(PADDED=int(padded), PLANE_H=plane_h, PLANE_W=plane_w)
+            padded = 0
+            if (plane_h, plane_w) != tuple(self.inputs[0].shape[:2]) and \
+                    self.inside_share() >= self.padded_inside_share:
+                if not self.row and 4 * plane_h * plane_w <= self.plane_stack_limit:
+                    padded = 1  # the whole padded input of a group
+                elif 4 * fields["K_H"] * plane_w <= self.plane_stack_limit:
+                    padded = 2  # the window's rows of each output row
+            fields.update(PADDED=padded, PLANE_H=plane_h, PLANE_W=plane_w)
         if self.variant() == "depthwise_conv_2d_in_place":
             padded = (plane_h * plane_w <= self.plane_stack_limit
                       and self.inside_share() >= self.padded_inside_share)

@@ -42,14 +42,41 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_
     enum { OY_LO = ${OY_LO}, OY_HI = ${OY_HI}, OX_LO = ${OX_LO}, OX_HI = ${OX_HI} };
     enum { REQUANT = ${REQUANT}, FULL_RANGE = ${FULL_RANGE} };
     TINYEVO_CONV_LOCALS(p);
+    /* PADDED 1: the group's whole input padded on the stack; 2: the K_H input rows of each output
+     * row; 0: neither fits, bounds checked */
     enum { PADDED = ${PADDED}, PLANE_H = ${PLANE_H}, PLANE_W = ${PLANE_W} };
+    enum { SLAB_ROWS = PADDED == 1 ? PLANE_H : K_H, ROW_STEP = PADDED == 1 ? DILATION_H : 1 };
     const int32_t offsets = (int32_t)(((uint32_t)input_offset & 0xFFFFu) * 0x10001u);
     union {
         int32_t align;
-        int8_t values[PADDED ? PLANE_H * PLANE_W * 4 : 1];
+        int8_t values[PADDED ? SLAB_ROWS * PLANE_W * 4 : 1];
     } slab;
     if (PADDED) {
         memset(slab.values, -input_offset, sizeof slab.values);
+    }
+    enum { ELEMENT_WISE = TAPS == 1 && PAD_TOP == 0 && PAD_LEFT == 0 && STRIDE_H == 1 && STRIDE_W == 1 &&
+                          IN_H == OUT_H && IN_W == OUT_W };
+    if (ELEMENT_WISE) {
+        /* a 1x1 kernel over the same shape (a per-channel scale): channel by channel, the offset
+         * folded into the bias and the requantization constants in registers; each output reads
+         * only its own input value, so this may run in place */
+        for (int32_t c = 0; c < OUT_C; ++c) {
+            const int32_t w = weights[c], folded = bias[c] + input_offset * w;
+            const tinyevo_channel_scale s = tinyevo_channel_scale_of(multiplier[c], shift[c], output_offset, REQUANT);
+            for (int32_t oy = ${OY_FIRST}; oy < ${OY_END}; ++oy) {
+                const int32_t iy = oy;
+                const int8_t *x = input + ${IN_Y} * (IN_W * IN_C) + c;
+                int8_t *out = output + ${OUT_Y} * (OUT_W * OUT_C) + c;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 2
+#endif
+                for (int32_t ox = 0; ox < OUT_W; ++ox) {
+                    out[ox * OUT_C] = tinyevo_output_mode(folded + x[ox * IN_C] * w, s, output_offset, act_min, act_max,
+                                                          REQUANT, FULL_RANGE);
+                }
+            }
+        }
+        return;
     }
     for (int32_t c0 = 0; c0 < OUT_C; c0 += 4) {
         union {
@@ -66,7 +93,7 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_
         if (PADDED) {
             /* the group's four channels, padded with the input zero point (so that its taps add
              * zero, as TFLM's skipped ones), on the stack: every output pixel is an interior one */
-            for (int32_t y = 0; y < IN_H; ++y) {
+            for (int32_t y = 0; PADDED == 1 && y < IN_H; ++y) {
                 const int8_t *from = input + y * (IN_W * IN_C) + c0;
                 int8_t *to = slab.values + ((y + PAD_TOP) * PLANE_W + PAD_LEFT) * 4;
 #if defined(__GNUC__) && !defined(__clang__)
@@ -85,9 +112,25 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_
                     folded[j] += input_offset * weights[t * OUT_C + c0 + j];
                 }
             }
-            for (int32_t oy = 0; oy < OUT_H; ++oy) {
-                const int8_t *x = slab.values + oy * STRIDE_H * (PLANE_W * 4);
-                int8_t *out = output + oy * (OUT_W * OUT_C) + c0;
+            for (int32_t oy = ${OY_FIRST}; oy < ${OY_END}; ++oy) {
+                for (int32_t ky = 0; PADDED == 2 && ky < K_H; ++ky) {
+                    /* the window's row ky, its padding columns left as the zero point */
+                    const int32_t iy = oy * STRIDE_H - PAD_TOP + ky * DILATION_H;
+                    int8_t *to = slab.values + (ky * PLANE_W + PAD_LEFT) * 4;
+                    if (iy < 0 || iy >= IN_H) {
+                        memset(to, -input_offset, IN_W * 4);
+                        continue;
+                    }
+                    const int8_t *from = input + ${IN_Y} * (IN_W * IN_C) + c0;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 4
+#endif
+                    for (int32_t x = 0; x < IN_W; ++x) {
+                        memcpy(to + 4 * x, from + x * IN_C, 4);
+                    }
+                }
+                const int8_t *x = slab.values + (PADDED == 1 ? oy * STRIDE_H * (PLANE_W * 4) : 0);
+                int8_t *out = output + ${OUT_Y} * (OUT_W * OUT_C) + c0;
                 for (int32_t ox = 0; ox < OUT_W; ++ox, out += OUT_C, x += 4 * STRIDE_W) {
                     int32_t acc[4] = {folded[0], folded[1], folded[2], folded[3]};
 #if defined(__GNUC__) && !defined(__clang__)
@@ -98,7 +141,7 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_
 #pragma GCC unroll ${K_W}
 #endif
                         for (int32_t kx = 0; kx < K_W; ++kx) {
-                            tinyevo_dw_mac4_raw(x + (ky * DILATION_H * PLANE_W + kx * DILATION_W) * 4,
+                            tinyevo_dw_mac4_raw(x + (ky * ROW_STEP * PLANE_W + kx * DILATION_W) * 4,
                                                 wide.values + 4 * (ky * K_W + kx), acc);
                         }
                     }
