@@ -32,9 +32,9 @@ from tinyevo.hardware.folding import batch_norm_folds
 
 #: (see the module docstring) bytes per unit of each feature of ``code_features``
 CODE_BYTES = {
-    "base": 0.0, "calls": 88.1, "conv2d": 1025.1, "conv2d_direct": 2605.4, "depthwise_conv2d": 739.2,
-    "depthwise_taps": 0.0, "grouped_conv2d": 0.0, "dense": 648.3, "pool": 760.7, "pool_direct": 0.0,
-    "global_avg_pool": 0.0, "add": 760.1, "concat": 0.0, "batch_norm": 0.0,
+    "base": 0.0, "calls": 157.6, "conv2d": 1012.3, "conv2d_direct": 2918.7, "depthwise_conv2d": 362.2,
+    "depthwise_taps": 0.0, "grouped_conv2d": 0.0, "dense": 261.9, "pool": 673.9, "pool_direct": 0.0,
+    "global_avg_pool": 0.0, "add": 566.7, "concat": 0.0, "batch_norm": 0.0,
 }
 
 
