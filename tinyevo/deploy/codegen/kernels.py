@@ -633,8 +633,9 @@ class Add(Kernel):
     def scaled(self) -> bool:
         """Whether every requantization of the layer may take ``tinyevo_scale``'s one rounding
         step (exact for multipliers >= 0, right shifts of 1 to 22 and |value| < 2^30; an input
-        shift of 0 is a high multiply alone, ``tinyevo_high_mul_lean``): the inputs' shifted values are at most 255 * 2^left_shift, each rescaled input at most that (the
-        multipliers are below 2^31, the shifts right ones), their sum at most twice that."""
+        shift of 0 is a high multiply alone, ``tinyevo_high_mul_lean``): the inputs' shifted
+        values are at most 255 * 2^left_shift, each rescaled input at most that (the multipliers
+        are below 2^31, the shifts right ones), their sum at most twice that."""
         p = self.op.params
         multipliers = [int(p[k]) for k in ("input1_multiplier", "input2_multiplier", "output_multiplier")]
         shifts = [int(p[k]) for k in ("input1_shift", "input2_shift", "output_shift")]

@@ -449,7 +449,8 @@ static TINYEVO_INLINE void pool_2d_block4_0_pixel(const int8_t *input, int8_t *o
 
 static void pool_2d_block4_0(const int8_t *input, int8_t *output)
 {
-    enum { OUT_H = 1, OUT_W = 1, CHANNELS = 4, OY_LO = 0, OY_HI = 1, OX_LO = 0, OX_HI = 1 };
+    enum { OUT_H = 1, OUT_W = 1, CHANNELS = 4 };
+    enum { OY_LO = 0, OY_HI = 1, OX_LO = 0, OX_HI = 1 };
     for (int32_t oy = 0; oy < OUT_H; ++oy) {
         int8_t *out = output + oy * (OUT_W * CHANNELS);
         const int32_t rows_inside = oy >= OY_LO && oy < OY_HI;

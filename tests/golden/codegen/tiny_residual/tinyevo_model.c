@@ -364,7 +364,8 @@ static TINYEVO_INLINE void pool_2d_block4_0_pixel(const int8_t *input, int8_t *o
 
 static void pool_2d_block4_0(const int8_t *input, int8_t *output, int32_t row)
 {
-    enum { OUT_H = 5, OUT_W = 5, CHANNELS = 4, OY_LO = 1, OY_HI = 4, OX_LO = 1, OX_HI = 4 };
+    enum { OUT_H = 5, OUT_W = 5, CHANNELS = 4 };
+    enum { OY_LO = 1, OY_HI = 4, OX_LO = 1, OX_HI = 4 };
     for (int32_t oy = row; oy < row + 1; ++oy) {
         int8_t *out = output + 0 * (OUT_W * CHANNELS);
         const int32_t rows_inside = oy >= OY_LO && oy < OY_HI;
@@ -461,7 +462,8 @@ static TINYEVO_INLINE void pool_2d_block4_1_pixel(const int8_t *input, int8_t *o
 
 static void pool_2d_block4_1(const int8_t *input, int8_t *output, int32_t row)
 {
-    enum { OUT_H = 2, OUT_W = 2, CHANNELS = 8, OY_LO = 0, OY_HI = 2, OX_LO = 0, OX_HI = 2 };
+    enum { OUT_H = 2, OUT_W = 2, CHANNELS = 8 };
+    enum { OY_LO = 0, OY_HI = 2, OX_LO = 0, OX_HI = 2 };
     for (int32_t oy = row; oy < row + 1; ++oy) {
         int8_t *out = output + 0 * (OUT_W * CHANNELS);
         const int32_t rows_inside = oy >= OY_LO && oy < OY_HI;

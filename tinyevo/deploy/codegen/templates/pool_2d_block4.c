@@ -52,7 +52,8 @@ static TINYEVO_INLINE void ${FUNCTION}_pixel(const int8_t *input, int8_t *out, i
 
 static void ${FUNCTION}(const int8_t *input, int8_t *output${ROW_PARAM})
 {
-    enum { OUT_H = ${OUT_H}, OUT_W = ${OUT_W}, CHANNELS = ${OUT_C}, OY_LO = ${OY_LO}, OY_HI = ${OY_HI}, OX_LO = ${OX_LO}, OX_HI = ${OX_HI} };
+    enum { OUT_H = ${OUT_H}, OUT_W = ${OUT_W}, CHANNELS = ${OUT_C} };
+    enum { OY_LO = ${OY_LO}, OY_HI = ${OY_HI}, OX_LO = ${OX_LO}, OX_HI = ${OX_HI} };
     for (int32_t oy = ${OY_FIRST}; oy < ${OY_END}; ++oy) {
         int8_t *out = output + ${OUT_Y} * (OUT_W * CHANNELS);
         const int32_t rows_inside = oy >= OY_LO && oy < OY_HI;
