@@ -212,8 +212,8 @@ def _require_toolchain() -> None:
 
 def test_an_op_counts_the_same_in_a_network_as_alone(tmp_path):
     """A 3x3 conv and a depthwise 3x3 conv measured alone, then one after the other. The conv is
-    first in both (same seed: same weights, inputs and quantization), so it counts exactly the
-    same; the depthwise conv reads another tensor, whose quantization picks the requantization
+    first in both (same seed: same weights, inputs and quantization), so it counts the same to
+    one tick; the depthwise conv reads another tensor, whose quantization picks the requantization
     path, so within 15 %."""
     _require_toolchain()
     first = GraphBuilder((8, 8, 4), name="first")
@@ -224,7 +224,8 @@ def test_an_op_counts_the_same_in_a_network_as_alone(tmp_path):
     both = both.build(both.conv2d(both.relu(both.conv2d(both.input, 8, kernel=3)), 8, kernel=3, groups=8))
     alone = [calibrate.measure(a, tmp_path / a.name, 3).ops for a in (first, second)]
     together = calibrate.measure(both, tmp_path / "both", 3)
-    assert together.ops["conv2d_1"] == alone[0]["conv2d_1"]
+    # the counts are exact to one SysTick tick (40 instructions; tinyevo.deploy.codegen.mcu)
+    assert abs(together.ops["conv2d_1"] - alone[0]["conv2d_1"]) <= 40
     assert together.ops["conv2d_2"] == pytest.approx(alone[1]["conv2d_1"], rel=0.15)
     assert together.instructions == sum(together.ops.values()) + together.network
     unprofiled = calibrate.measure(both, tmp_path / "plain", 3, profile=False).instructions

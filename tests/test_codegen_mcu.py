@@ -378,3 +378,101 @@ def test_live_set_lower_bound_of_resnet8_is_three_feature_maps():
     from tinyevo.zoo import MODELS
     _, qmodel, _ = quantized_model(MODELS["resnet8"](), 0, calibration_count=2)
     assert _bench().live_set_lower_bound(qmodel) == 3 * 32 * 32 * 16
+
+
+def depthwise_pool_graph():
+    """The depthwise, pooling and add kernels of issue 20: depthwise 3x3, 5x5 and 7x7 convs in place
+    (stride 1: the SMLAD pixel pairs; stride 2), four-channel ones not in place (their input is
+    read twice; padded input, and SAME with VALID), a 1x1 one (an unfolded batch norm), the
+    generic kernel (six channels; a depth multiplier of 2), max and average pools of four
+    channels (SAME and VALID, padded and not) and of six, and adds."""
+    g = GraphBuilder((13, 11, 4), name="depthwise_pool")
+    x = g.relu(g.conv2d(g.input, 8, kernel=1))
+    a = g.relu(g.conv2d(x, 8, kernel=3, groups=8))
+    a = g.relu(g.conv2d(a, 8, kernel=5, groups=8))
+    a = g.relu(g.conv2d(a, 8, kernel=7, groups=8))
+    a = g.relu(g.conv2d(a, 8, kernel=3, stride=2, groups=8))
+    b = g.relu(g.conv2d(x, 8, kernel=5, stride=2, groups=8))
+    b = g.add(b, g.conv2d(g.max_pool(x, kernel=3, stride=2, padding="same"), 8, kernel=1))
+    c = g.conv2d(b, 8, kernel=3, padding="valid", groups=8)
+    c = g.batch_norm(g.add(c, g.avg_pool(b, kernel=3, stride=1, padding="valid")))
+    d = g.avg_pool(g.relu(g.conv2d(b, 8, kernel=3, groups=8)), kernel=3, stride=1, padding="same")
+    e = g.conv2d(g.relu(g.conv2d(b, 6, kernel=1)), 6, kernel=3, groups=6)
+    e = g.conv2d(g.max_pool(g.avg_pool(e, kernel=3, stride=1, padding="same"), kernel=2), 12, kernel=3,
+                 groups=6)
+    head = g.concat(g.global_avg_pool(a), g.global_avg_pool(c), g.global_avg_pool(d), g.global_avg_pool(e))
+    return g.build(head)
+
+
+def _variants(source: str) -> set[str]:
+    """The kernel variants a generated source calls, with their compile-time choices."""
+    found = set(re.findall(r"^    ((?:depthwise_conv_2d|pool_2d|average_pool_2d|max_pool_2d|add)\w*?)_\d+\(",
+                           source, re.M))
+    for name, fields in (("requant", r"REQUANT = (\d)"), ("padded", r"PADDED = (\d)"),
+                         ("pairs", r"PAIRS = (\d)"), ("max", r"MAX = (\d)"),
+                         ("add_scaled", r"SIZE = \d+, SCALED = (\d)")):
+        found |= {f"{name}={value}" for value in re.findall(fields, source)}
+    return found
+
+
+def test_depthwise_pool_and_add_kernels_are_bit_exact_on_host_and_cortex_m4(tmp_path, toolchain, monkeypatch):
+    """Every path of the depthwise, pooling and add kernels, forced where the seeded model does not
+    take it (a channel with a left shift: the lean requantization; a multiplier of INT32_MIN: TFLM's
+    steps; an add whose output shift is beyond the one-step rounding; no stack for padded planes),
+    layer by layer and streamed, under the sanitizers on the host and with and without DSP on the
+    core, against the int8 reference executor."""
+    from tinyevo.deploy.codegen.host import build_host, run_host
+    from tinyevo.deploy.codegen.kernels import DepthwiseConv2D
+    arch = depthwise_pool_graph()
+    _, qmodel, rng = quantized_model(arch, 6)
+    depthwise = [op for op in qmodel.ops if op.kind == "depthwise_conv_2d" and tuple(op.attrs["kernel"]) == (3, 3)]
+    shift = np.array(depthwise[0].params["shift"], dtype=np.int64)
+    shift[1] = 1  # a left shift: tinyevo_output_lean
+    depthwise[0].params["shift"] = shift
+    multiplier = np.array(depthwise[1].params["multiplier"], dtype=np.int64)
+    multiplier[2] = np.iinfo(np.int32).min  # tinyevo_output, TFLM's saturating steps
+    depthwise[1].params["multiplier"] = multiplier
+    adds = [op for op in qmodel.ops if op.kind == "add"]
+    adds[0].params["output_shift"] = adds[0].params["output_shift"] - 8  # past the one-step rounding
+    x = int8_inputs(qmodel, arch, 6, rng)
+    expected = run_int8(qmodel, x)
+    seen = set()
+    # stack limits: whole padded inputs; only the window's rows (200 bytes); neither (bounds checked)
+    for execution, stack in (("layer_by_layer", 4096), ("streamed", 4096), ("layer_by_layer", 200),
+                             ("layer_by_layer", 0)):
+        monkeypatch.setattr(DepthwiseConv2D, "plane_stack_limit", stack)
+        out = tmp_path / f"{execution}_{stack}"
+        generate_c(qmodel, out, execution=execution)
+        seen |= _variants((out / "tinyevo_model.c").read_text())
+        got = run_host(build_host(out, sanitize=True), x)
+        np.testing.assert_array_equal(got.reshape(expected.shape), expected, err_msg=f"{execution} {stack} host")
+        for name, flags in (("dsp", []), ("plain", ["-DTINYEVO_NO_DSP"])):
+            run = mcu.run_mcu(mcu.build_mcu(out, x, build_dir=out / name, extra_cflags=flags))
+            np.testing.assert_array_equal(run.outputs, expected, err_msg=f"{execution} {stack} {name}")
+    wanted = {"depthwise_conv_2d", "depthwise_conv_2d_block4", "depthwise_conv_2d_in_place", "pool_2d_block4",
+              "average_pool_2d", "max_pool_2d", "add", "requant=0", "requant=1", "requant=2", "padded=0",
+              "padded=1", "padded=2", "pairs=0", "pairs=1", "max=0", "max=1", "add_scaled=0", "add_scaled=1"}
+    assert wanted <= seen, wanted - seen
+
+
+@pytest.mark.parametrize("model", ["examples/resnet8.json", "examples/ds_cnn.json", "mbv2", "chain"])
+def test_deployed_flash_estimate_is_within_5_percent_of_the_compiled_library(model, tmp_path, toolchain):
+    """``deployed_flash_bytes`` (from the architecture alone) against ``arm-none-eabi-size`` of the
+    generated library compiled for the Cortex-M4 (text + data), random int8 weights."""
+    from pathlib import Path
+    from tinyevo.deploy.codegen.code_size import random_quantized_model
+    from tinyevo.hardware.deployed_flash import deployed_flash_bytes
+    from tinyevo.model_file import load_architecture
+    if model.endswith(".json"):
+        arch = load_architecture(Path(__file__).parent.parent / model)
+    else:
+        options = {"mbv2": dict(input_shape=(64, 64, 3), resolutions=(48, 64), widths=(0.2, 0.3, 0.4, 0.5),
+                                depths=(1, 2, 3), feature_mix_layer=False),
+                   "chain": dict(input_shape=(28, 28, 1), filters=(8, 16, 24, 32, 48), kernels=(1, 3, 5),
+                                 units=(16, 32, 64))}[model]
+        space = create_space(model, **options)
+        arch = space.decode(space.sample(np.random.default_rng(6)))
+    generate_c(random_quantized_model(arch, np.random.default_rng(0)), tmp_path)
+    compiled = mcu.section_sizes(mcu.compile_model(tmp_path / "tinyevo_model.c", tmp_path / "model.o",
+                                                   mcu.compile_flags(tmp_path))).flash
+    assert deployed_flash_bytes(arch) == pytest.approx(compiled, rel=0.05)

@@ -21,12 +21,12 @@ that are not ``zero`` - 1): the two-input adds an n-input add runs as) and ``pad
 (``valid_macs`` of a pool whose windows reach into the padding, 0 otherwise: the kernel's
 path that counts the window's elements inside the input); for a direct kernel (depthwise, grouped, ``conv2d_direct``),
 ``valid_loads`` (its inner loop's runs: valid MACs / the output channels a run computes, 4, 2 or 1
-for a convolution, output pixels x kernel positions inside x blocks of 16 channels for a
+for a convolution, output pixels x kernel positions inside x blocks of ``depthwise_block()`` channels for a
 depthwise) and ``window_blocks`` (the same over every kernel position, the padding's included:
 what its loops test).
 
 The kinds (``calibration_kind``) refine ``latency.op_kind`` after the kernels the generated C
-picks (``tinyevo/deploy/codegen/kernels.py``; keep ``im2col`` in step with ``Conv2D.im2col``): a
+picks (``tinyevo/deploy/codegen/kernels.py``; ``im2col`` and ``depthwise_block`` import its rules): a
 grouped convolution that is not depthwise is ``grouped_conv2d``, an ungrouped one that the C does
 not run over im2col patches (an odd number of output channels, one output pixel, a filter over
 1024 values) is ``conv2d_direct``, pooling is split into
@@ -117,16 +117,20 @@ def valid_taps(arch: Architecture, node: Node) -> int:
             * axis_taps(inputs[0][1], output[1], kw, sw, dw, attrs["padding"]))
 
 
-PATCH_STACK_LIMIT = 4096  # codegen.kernels.Conv2D.patch_stack_limit
-DEPTHWISE_BLOCK = 16  # codegen.kernels.DepthwiseConv2D.channel_block
-
-
 def im2col(arch: Architecture, node: Node) -> bool:
-    """Whether the generated C runs an ungrouped conv2d over im2col patches: an even number of
-    output channels, more than one output pixel, patches of two pixels within the stack limit."""
+    """Whether the generated C runs an ungrouped conv2d over im2col patches: the rule of
+    ``tinyevo.deploy.codegen.kernels.Conv2D.im2col_shape`` (imported there, one place)."""
+    from tinyevo.deploy.codegen.kernels import Conv2D
     (kh, kw), cin = node.attrs["kernel"], arch.input_shapes(node)[0][2]
     h, w, cout = arch.shapes[node.name]
-    return cout % 2 == 0 and h * w > 1 and 4 * (-(-kh * kw * cin // 4) * 4) <= PATCH_STACK_LIMIT
+    return Conv2D.im2col_shape(node.attrs["groups"], h * w, cout, kh * kw * cin)
+
+
+def depthwise_block() -> int:
+    """The channels a depthwise kernel's inner loop computes at a time
+    (``tinyevo.deploy.codegen.kernels.DepthwiseConv2D.channel_block``)."""
+    from tinyevo.deploy.codegen.kernels import DepthwiseConv2D
+    return DepthwiseConv2D.channel_block
 
 
 def direct_blocks(arch: Architecture, node: Node) -> tuple[int, int]:
@@ -137,7 +141,7 @@ def direct_blocks(arch: Architecture, node: Node) -> tuple[int, int]:
     cin, (h, w, cout) = arch.input_shapes(node)[0][2], arch.shapes[node.name]
     taps = valid_taps(arch, node)
     if groups == cin and cin > 1:
-        blocks = -(-cout // DEPTHWISE_BLOCK)
+        blocks = -(-cout // depthwise_block())
         return taps * blocks, h * w * kh * kw * blocks
     block = next(b for b in (4, 2, 1) if (cout // groups) % b == 0)
     runs = cout // block

@@ -3,9 +3,10 @@
     size = measure_code(arch)        # one compile of tinyevo_model.c, a few seconds
     size.code, size.constants        # .text + .data, and the .rodata of the constant arrays
 
-The cost model counts the constants a model stores (``tinyevo.hardware.cost.flash_parts``), not its
-code. Code size depends on the architecture only (the shapes the kernels are specialized to, which
-layers share a function), not on the weight values, so the int8 model compiled here has random
+The search's cost model counts the constants a model stores (``tinyevo.hardware.cost.flash_parts``),
+not its code; ``tinyevo.hardware.deployed_flash`` estimates both from the architecture. Code size
+depends on the architecture only (the shapes the kernels are specialized to, which layers share a
+function), not on the weight values, so the int8 model compiled here has random
 weights drawn from a seeded ``numpy.random.Generator`` and is calibrated on random inputs. Its
 library (``generate_c``, the deployed execution of ``tinyevo export --format c``) is compiled as
 ``build_mcu`` compiles it (``arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -mfloat-abi=soft -O2``) and

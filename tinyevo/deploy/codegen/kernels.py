@@ -68,6 +68,29 @@ def c_array(ctype: str, name: str, values, attributes: str = "") -> str:
     return f"static const {ctype} {name}[{len(values)}]{attributes} = {{\n    {body}\n}};\n"
 
 
+def requantization(multipliers, shifts, bias, weight_sums) -> int:
+    """The requantization a kernel can use for every input, per layer (the C's ``REQUANT``):
+    2, ``tinyevo_output_scaled`` (one SMMLAR, a shift, the output zero point folded into the
+    rounding), when it equals TFLM's: each channel's multiplier >= 0 and a right shift of 1 to 22,
+    and every accumulator within +-2^30 (|bias| + 255 * sum |w| below 2^30, ``weight_sums`` the
+    per-channel sums of |w|, since |x - input zero point| <= 255); else 1, ``tinyevo_output_lean``,
+    when no multiplier is INT32_MIN (its product never saturates); else 0, ``tinyevo_output``."""
+    multipliers, shifts = np.asarray(multipliers, np.int64), np.asarray(shifts, np.int64)
+    bound = np.abs(np.asarray(bias, np.int64)) + 255 * np.asarray(weight_sums, np.int64)
+    if (multipliers >= 0).all() and ((shifts <= -1) & (shifts >= -22)).all() and (bound < 2 ** 30).all():
+        return 2
+    return 0 if (multipliers == np.iinfo(np.int32).min).any() else 1
+
+
+def interior(size: int, out: int, kernel: int, stride: int, dilation: int, before: int) -> tuple[int, int]:
+    """The output indices [lo, hi) along one axis whose every kernel position lies inside the
+    input (no padding): lo = ceil(before / stride), hi - 1 the last o with
+    o * stride - before + (kernel - 1) * dilation < size; hi = lo when there are none."""
+    lo = min(-(-before // stride), out)
+    hi = max(min((size - 1 - (kernel - 1) * dilation + before) // stride + 1, out), lo)
+    return lo, hi
+
+
 @dataclass
 class Kernel:
     """One call of the generated model: a function specialized to the op's shapes, and the
@@ -244,11 +267,18 @@ class Conv2D(_Weighted):
         it needs whole groups of four input channels and no more output than input channels."""
         multipliers = np.ravel(self.op.params["multiplier"])
         pixels = self.output.shape[0] * self.output.shape[1]
-        return (self.groups() == 1 and pixels > 1 and self.output.shape[2] % 2 == 0
-                and 4 * self.padded_filter_size() <= self.patch_stack_limit
+        return (self.im2col_shape(self.groups(), pixels, self.output.shape[2], self.filter_size())
                 and not (multipliers == np.iinfo(np.int32).min).any()
                 and (not self.in_place or (self.filter_size() % 4 == 0
                                            and self.output.shape[2] <= self.inputs[0].shape[2])))
+
+    @classmethod
+    def im2col_shape(cls, groups: int, pixels: int, out_channels: int, filter_size: int) -> bool:
+        """The part of ``im2col`` the shapes decide (``tinyevo.hardware.calibration`` asks it):
+        ungrouped, more than one output pixel, an even number of output channels, the two
+        pixels' int16 patches (the filter rounded up to four values) within the stack limit."""
+        return (groups == 1 and pixels > 1 and out_channels % 2 == 0
+                and 4 * (-(-filter_size // 4) * 4) <= cls.patch_stack_limit)
 
     def wide_weights(self) -> bool:
         """im2col with a filter of at most ``wide_filter_limit`` values and at most
@@ -269,11 +299,8 @@ class Conv2D(_Weighted):
         and a right shift of 1 to 22, and every accumulator within +-2^30 (|bias| + 255 * sum |w|
         below 2^30, since |x - input zero point| <= 255)."""
         channels = len(self.op.bias)
-        multipliers, shifts = self.channel_scales()
         weights = np.abs(self.op.weights.reshape(channels, -1).astype(np.int64)).sum(axis=1)
-        bound = np.abs(self.op.bias.astype(np.int64)) + 255 * weights
-        return bool((multipliers >= 0).all() and ((shifts <= -1) & (shifts >= -22)).all()
-                    and (bound < 2 ** 30).all())
+        return requantization(*self.channel_scales(), self.op.bias, weights) == 2
 
     def weight_values(self) -> np.ndarray:
         """im2col's weights: each filter padded to whole groups of four values with zeros; wide
@@ -354,13 +381,61 @@ class Conv2D(_Weighted):
         return self.output.size * self.op.weights[0].size
 
 
+def pair_row_source(k_w: int) -> str:
+    """C (DSP path of ``depthwise_conv_2d_in_place``) adding one kernel row of two neighbouring
+    output pixels (stride 1, dilation 1) to ``acc_a``, ``acc_b``: the row's k_w + 1 input bytes at
+    ``r`` loaded a word at a time and split by SXTB16 into the halfword pairs (0, 2) and (1, 3)
+    of each word, then for pixel p and kernel column j (byte j + p) either one SMLAD of the bytes
+    j + p and j + p + 2 of one pair with ``pair[j]`` (w[j], w[j + 2]), or one 16 x 16 SMLAxB of
+    one byte with ``w[j]``. Reads up to three bytes past the row's last one (the plane has four
+    spare)."""
+    words = -(-(k_w + 1) // 4)
+    lines = []
+    for i in range(words):
+        lines.append(f"const int32_t v{i} = tinyevo_load4(r + {4 * i}), e{i} = __sxtb16(v{i}), "
+                     f"o{i} = tinyevo_sxtb16_ror8(v{i});")
+    for p, acc in ((0, "acc_a"), (1, "acc_b")):
+        done = set()
+        for j in range(k_w):
+            if j in done:
+                continue
+            i = j + p
+            word, pos = divmod(i, 4)
+            reg = f"{'e' if pos % 2 == 0 else 'o'}{word}"
+            if pos < 2 and j + 2 < k_w:
+                lines.append(f"{acc} = __smlad({reg}, pair[{j}], {acc});")
+                done.add(j + 2)
+            else:
+                half = "b" if pos < 2 else "t"
+                lines.append(f"{acc} = __smla{half}b({reg}, w[{j}], {acc});")
+    return "\n".join(" " * 16 + line for line in lines)
+
+
 @dataclass
 class DepthwiseConv2D(_Weighted):
-    """DEPTHWISE_CONV_2D; in place either element-wise (1x1, same shape) or channel by channel."""
+    """DEPTHWISE_CONV_2D. Depth multiplier 1 and channels a multiple of ``channel_block``:
+    ``depthwise_conv_2d_block4``, four channels per load with 16 x 16 multiply-accumulates; in
+    place (not element-wise) ``depthwise_conv_2d_in_place``, channel by channel through a scratch
+    buffer of one channel; the rest ``depthwise_conv_2d``, channels in blocks of
+    ``generic_block``. The first two split the interior (every kernel position inside the input,
+    no bounds checks) from the border and requantize as ``requantization`` allows."""
 
     template_name: ClassVar[str] = "depthwise_conv_2d"
     in_place_safe: ClassVar[bool] = True
-    channel_block: ClassVar[int] = 16
+    #: the channels ``depthwise_conv_2d_block4`` computes at a time
+    channel_block: ClassVar[int] = 4
+    #: the channel block of the generic ``depthwise_conv_2d``
+    generic_block: ClassVar[int] = 16
+    #: the most stack the in-place kernel's padded channel may take
+    plane_stack_limit: ClassVar[int] = 4096
+    #: ... and when at least this share of its multiply-accumulates are not the padding's
+    padded_inside_share: ClassVar[float] = 0.2
+
+    @classmethod
+    def takes_block4(cls, channels: int, depth_multiplier: int) -> bool:
+        """Whether a depthwise conv that does not run channel by channel in place takes
+        ``depthwise_conv_2d_block4`` (``tinyevo.hardware.calibration`` asks the same)."""
+        return depth_multiplier == 1 and channels % cls.channel_block == 0
 
     def element_wise(self) -> bool:
         """A 1x1 kernel whose output has its input's shape: each output value reads the input
@@ -373,13 +448,74 @@ class DepthwiseConv2D(_Weighted):
                 self.scratch_offset is None or self.inputs[0].shape[2] != self.output.shape[2]):
             raise TinyevoError(f"internal error: depthwise conv {self.op.name!r} cannot run in place")
 
+    def block4(self) -> bool:
+        return self.takes_block4(self.output.shape[2], self.op.attrs.get("depth_multiplier", 1))
+
     def variant(self) -> str:
-        return "depthwise_conv_2d_in_place" if self.in_place and not self.element_wise() else "depthwise_conv_2d"
+        if self.in_place and not self.element_wise():
+            return "depthwise_conv_2d_in_place"
+        return "depthwise_conv_2d_block4" if self.block4() else "depthwise_conv_2d"
+
+    def requantization(self) -> int:
+        """``requantization`` of this layer (the weights are [1, kh, kw, channels])."""
+        p, channels = self.op.params, len(self.op.bias)
+        weights = np.abs(self.op.weights.reshape(-1, channels).astype(np.int64)).sum(axis=0)
+        multipliers, shifts = (np.broadcast_to(np.ravel(p[key]), (channels,)) for key in ("multiplier", "shift"))
+        return requantization(multipliers, shifts, self.op.bias, weights)
 
     def template_fields(self) -> dict:
         multiplier = self.op.attrs.get("depth_multiplier", 1)
-        return dict(**self.window_fields(), MULTIPLIER=multiplier,
-                    BLOCK=min(self.channel_block, self.output.shape[2]))
+        fields = self.window_fields()
+        if self.variant() == "depthwise_conv_2d":
+            return dict(**fields, MULTIPLIER=multiplier, BLOCK=min(self.generic_block, self.output.shape[2]))
+        oy = interior(fields["IN_H"], fields["OUT_H"], fields["K_H"], fields["STRIDE_H"], fields["DILATION_H"],
+                      fields["PAD_TOP"])
+        ox = interior(fields["IN_W"], fields["OUT_W"], fields["K_W"], fields["STRIDE_W"], fields["DILATION_W"],
+                      fields["PAD_LEFT"])
+        full = (self.op.params["activation_min"], self.op.params["activation_max"]) == (-128, 127)
+        fields.update(OY_LO=oy[0], OY_HI=oy[1], OX_LO=ox[0], OX_HI=ox[1], REQUANT=self.requantization(),
+                      FULL_RANGE=int(full))
+        plane_h, plane_w = self.padded_plane()
+        if self.variant() == "depthwise_conv_2d_block4":
+            padded = 0
+            if (plane_h, plane_w) != tuple(self.inputs[0].shape[:2]) and \
+                    self.inside_share() >= self.padded_inside_share:
+                if not self.row and 4 * plane_h * plane_w <= self.plane_stack_limit:
+                    padded = 1  # the whole padded input of a group
+                elif 4 * fields["K_H"] * plane_w <= self.plane_stack_limit:
+                    padded = 2  # the window's rows of each output row
+            fields.update(PADDED=padded, PLANE_H=plane_h, PLANE_W=plane_w)
+        if self.variant() == "depthwise_conv_2d_in_place":
+            padded = (plane_h * plane_w <= self.plane_stack_limit
+                      and self.inside_share() >= self.padded_inside_share)
+            pairs = padded and fields["STRIDE_W"] == 1 and fields["DILATION_W"] == 1 and fields["K_W"] > 1
+            fields.update(PADDED=int(padded), PLANE_H=plane_h, PLANE_W=plane_w, PAIRS=int(pairs),
+                          PAIR_ROW=pair_row_source(fields["K_W"]) if pairs else "")
+        return fields
+
+    def inside_share(self) -> float:
+        """The share of (output pixel, kernel position) pairs that fall inside the input: what
+        TFLM computes of what a padded plane computes."""
+        f = self.window_fields()
+
+        def taps(size, out, kernel, stride, dilation, before):
+            return sum(1 for o in range(out) for k in range(kernel) if 0 <= o * stride - before + k * dilation < size)
+
+        inside = (taps(f["IN_H"], f["OUT_H"], f["K_H"], f["STRIDE_H"], f["DILATION_H"], f["PAD_TOP"])
+                  * taps(f["IN_W"], f["OUT_W"], f["K_W"], f["STRIDE_W"], f["DILATION_W"], f["PAD_LEFT"]))
+        return inside / (f["OUT_H"] * f["OUT_W"] * f["K_H"] * f["K_W"])
+
+    def padded_plane(self) -> tuple[int, int]:
+        """(rows, columns) of one input channel padded with the zero point on every side that the
+        kernel reaches past (``depthwise_conv_2d_in_place`` keeps it on the stack when at most
+        ``plane_stack_limit`` bytes, and then needs no bounds checks)."""
+        f = self.window_fields()
+
+        def extent(size, out, kernel, stride, dilation, before):
+            return before + max(size, (out - 1) * stride - before + (kernel - 1) * dilation + 1)
+
+        return (extent(f["IN_H"], f["OUT_H"], f["K_H"], f["STRIDE_H"], f["DILATION_H"], f["PAD_TOP"]),
+                extent(f["IN_W"], f["OUT_W"], f["K_W"], f["STRIDE_W"], f["DILATION_W"], f["PAD_LEFT"]))
 
     def arguments(self) -> list[str]:
         args = super().arguments()
@@ -453,15 +589,37 @@ class FullyConnectedRows(FullyConnected):
 # --- kernels without weights --------------------------------------------------------------------
 @dataclass
 class MaxPool2D(_Window):
+    """MAX_POOL_2D (and, subclassed, AVERAGE_POOL_2D): with channels a multiple of four
+    ``pool_2d_block4`` (four channels per load, the interior's windows with constant bounds),
+    else the channel-by-channel template."""
+
     template_name: ClassVar[str] = "max_pool_2d"
 
+    def block4(self) -> bool:
+        return self.output.shape[2] % 4 == 0
+
+    def variant(self) -> str:
+        return "pool_2d_block4" if self.block4() else self.template_name
+
     def template_fields(self) -> dict:
-        return dict(**self.window_fields(), **self.clamp_fields())
+        fields = dict(**self.window_fields(), **self.clamp_fields())
+        if self.block4():
+            f = fields
+            oy = interior(f["IN_H"], f["OUT_H"], f["K_H"], f["STRIDE_H"], 1, f["PAD_TOP"])
+            ox = interior(f["IN_W"], f["OUT_W"], f["K_W"], f["STRIDE_W"], 1, f["PAD_LEFT"])
+            fields.update(OY_LO=oy[0], OY_HI=oy[1], OX_LO=ox[0], OX_HI=ox[1],
+                          MAX=int(self.template_name == "max_pool_2d"))
+        return fields
 
 
 @dataclass
 class AveragePool2D(MaxPool2D):
     template_name: ClassVar[str] = "average_pool_2d"
+
+    def block4(self) -> bool:
+        """... and windows of at most 255 values (their int16 sums cannot overflow)."""
+        kh, kw = self.op.attrs["kernel"]
+        return super().block4() and kh * kw <= 255
 
 
 @dataclass
@@ -472,8 +630,23 @@ class Add(Kernel):
     in_place_safe: ClassVar[bool] = True
     params_type: ClassVar[str] = "tinyevo_add_params"
 
+    def scaled(self) -> bool:
+        """Whether every requantization of the layer may take ``tinyevo_scale``'s one rounding
+        step (exact for multipliers >= 0, right shifts of 1 to 22 and |value| < 2^30; an input
+        shift of 0 is a high multiply alone, ``tinyevo_high_mul_lean``): the inputs' shifted
+        values are at most 255 * 2^left_shift, each rescaled input at most that (the multipliers
+        are below 2^31, the shifts right ones), their sum at most twice that."""
+        p = self.op.params
+        multipliers = [int(p[k]) for k in ("input1_multiplier", "input2_multiplier", "output_multiplier")]
+        shifts = [int(p[k]) for k in ("input1_shift", "input2_shift", "output_shift")]
+        return (all(m >= 0 for m in multipliers) and all(-22 <= s <= 0 for s in shifts[:2])
+                and -22 <= shifts[2] <= -1 and 2 * 255 * (1 << int(p["left_shift"])) < 2 ** 30)
+
     def template_fields(self) -> dict:
-        return dict(SIZE=self.output.size)
+        p = self.op.params
+        full = (p["activation_min"], p["activation_max"]) == (-128, 127)
+        return dict(SIZE=self.output.size, SCALED=int(self.scaled()), FULL_RANGE=int(full),
+                    RIGHT1=int(int(p["input1_shift"]) != 0), RIGHT2=int(int(p["input2_shift"]) != 0))
 
     def params(self) -> list:
         p = self.op.params

@@ -146,36 +146,207 @@ static void conv_2d_im2col_0(const int8_t *input, int8_t *output, const tinyevo_
 
 /* depthwise_conv_2d_in_place: 6x6x4 -> 6x6x4
  * In place: channel by channel, the input channel is copied to the scratch buffer (height x
- * width bytes) and the output channel written over it; channels never mix. */
+ * width bytes) and the output channel written over it; channels never mix. Per channel the
+ * weights are read once into int32 and the requantization constants split once. In the interior
+ * (output rows OY_LO..OY_HI - 1, columns OX_LO..OX_HI - 1: every kernel position inside the
+ * input) the input offset is folded into the bias (bias + offset * sum of the weights, the same
+ * integer) and the taps run without bounds checks, two output pixels per step sharing the weight
+ * loads; at the border only the kernel positions inside are summed (TFLM skips the padding).
+ * REQUANT: 2 tinyevo_output_scaled, 1 tinyevo_output_lean, 0 tinyevo_output. */
+static TINYEVO_INLINE int32_t depthwise_conv_2d_in_place_0_edge(const int8_t *scratch, const int32_t *w, int32_t acc,
+                                               int32_t input_offset, int32_t oy, int32_t ox, int32_t rows_inside)
+{
+    enum { IN_H = 6, IN_W = 6, K_H = 3, K_W = 3, STRIDE_H = 1, STRIDE_W = 1 };
+    enum { DILATION_H = 1, DILATION_W = 1, PAD_TOP = 1, PAD_LEFT = 1 };
+    /* the kernel positions inside: rows ky0..ky1 - 1, columns kx0..kx1 - 1 */
+    const int32_t iy0 = oy * STRIDE_H - PAD_TOP, ix0 = ox * STRIDE_W - PAD_LEFT;
+    int32_t ky0 = 0, ky1 = K_H, kx0 = 0, kx1 = K_W;
+    while (!rows_inside && ky0 < K_H && iy0 + ky0 * DILATION_H < 0) {
+        ++ky0;
+    }
+    while (!rows_inside && ky1 > ky0 && iy0 + (ky1 - 1) * DILATION_H >= IN_H) {
+        --ky1;
+    }
+    while (kx0 < K_W && ix0 + kx0 * DILATION_W < 0) {
+        ++kx0;
+    }
+    while (kx1 > kx0 && ix0 + (kx1 - 1) * DILATION_W >= IN_W) {
+        --kx1;
+    }
+    for (int32_t ky = ky0; ky < ky1; ++ky) {
+        const int8_t *x = scratch + (iy0 + ky * DILATION_H) * IN_W;
+        for (int32_t kx = kx0; kx < kx1; ++kx) {
+            acc += (x[ix0 + kx * DILATION_W] + input_offset) * w[ky * K_W + kx];
+        }
+    }
+    return acc;
+}
+
+/* Output pixels first..end - 1 of one row, every kernel position inside: x the input value of the
+ * first pixel's first position, rows ROW_STRIDE bytes apart; acc starts at the folded bias. */
+static TINYEVO_INLINE void depthwise_conv_2d_in_place_0_run(const int8_t *x, int8_t *out, const int32_t *weights,
+                                           const int32_t *pairs, int32_t folded,
+                                           tinyevo_channel_scale scale, int32_t output_offset, int32_t act_min,
+                                           int32_t act_max, int32_t first, int32_t end, int32_t row_stride)
+{
+    enum { CHANNELS = 4, K_H = 3, K_W = 3, STRIDE_W = 1 };
+    enum { DILATION_H = 1, DILATION_W = 1, REQUANT = 2, FULL_RANGE = 1 };
+    enum { PAIRS = 1 };
+    const int32_t *const w = weights;
+    int32_t ox = first;
+#if TINYEVO_DSP
+    if (PAIRS) {
+        /* stride 1: two pixels per step from k_w + 1 bytes per kernel row (kernels.pair_row_source);
+         * pair[t]: the weights t and t + 2 of a row as a halfword pair */
+        for (; ox + 1 < end; ox += 2, x += 2) {
+            int32_t acc_a = folded, acc_b = folded;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 3
+#endif
+            for (int32_t ky = 0; ky < K_H; ++ky) {
+                const int8_t *r = x + ky * row_stride;
+                const int32_t *pair = pairs + ky * K_W, *w = weights + ky * K_W;
+                const int32_t v0 = tinyevo_load4(r + 0), e0 = __sxtb16(v0), o0 = tinyevo_sxtb16_ror8(v0);
+                acc_a = __smlad(e0, pair[0], acc_a);
+                acc_a = __smlabb(o0, w[1], acc_a);
+                acc_b = __smlad(o0, pair[0], acc_b);
+                acc_b = __smlatb(e0, w[1], acc_b);
+            }
+            out[ox * CHANNELS] = tinyevo_output_mode(acc_a, scale, output_offset, act_min, act_max, REQUANT,
+                                                     FULL_RANGE);
+            out[(ox + 1) * CHANNELS] = tinyevo_output_mode(acc_b, scale, output_offset, act_min, act_max,
+                                                           REQUANT, FULL_RANGE);
+        }
+    }
+#else
+    (void)pairs;
+#endif
+    for (; ox + 1 < end; ox += 2, x += 2 * STRIDE_W) {
+        int32_t acc_a = folded, acc_b = folded;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 3
+#endif
+        for (int32_t ky = 0; ky < K_H; ++ky) {
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 3
+#endif
+            for (int32_t kx = 0; kx < K_W; ++kx) {
+                const int32_t at = ky * DILATION_H * row_stride + kx * DILATION_W;
+                acc_a += x[at] * w[ky * K_W + kx];
+                acc_b += x[at + STRIDE_W] * w[ky * K_W + kx];
+            }
+        }
+        out[ox * CHANNELS] = tinyevo_output_mode(acc_a, scale, output_offset, act_min, act_max, REQUANT, FULL_RANGE);
+        out[(ox + 1) * CHANNELS] = tinyevo_output_mode(acc_b, scale, output_offset, act_min, act_max, REQUANT,
+                                                       FULL_RANGE);
+    }
+    if (ox < end) {
+        int32_t acc = folded;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 3
+#endif
+        for (int32_t ky = 0; ky < K_H; ++ky) {
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 3
+#endif
+            for (int32_t kx = 0; kx < K_W; ++kx) {
+                acc += x[ky * DILATION_H * row_stride + kx * DILATION_W] * w[ky * K_W + kx];
+            }
+        }
+        out[ox * CHANNELS] = tinyevo_output_mode(acc, scale, output_offset, act_min, act_max, REQUANT, FULL_RANGE);
+    }
+}
+
 static void depthwise_conv_2d_in_place_0(const int8_t *input, int8_t *output, int8_t *scratch, const tinyevo_conv_params *p)
 {
     enum { IN_H = 6, IN_W = 6, CHANNELS = 4, OUT_H = 6, OUT_W = 6 };
-    enum { K_H = 3, K_W = 3, STRIDE_H = 1, STRIDE_W = 1 };
+    enum { K_H = 3, K_W = 3, STRIDE_H = 1, STRIDE_W = 1, TAPS = K_H * K_W };
     enum { DILATION_H = 1, DILATION_W = 1, PAD_TOP = 1, PAD_LEFT = 1 };
+    enum { OY_LO = 1, OY_HI = 5, OX_LO = 1, OX_HI = 5 };
+    enum { REQUANT = 2, FULL_RANGE = 1 };
+    enum { PADDED = 1, PLANE_H = 8, PLANE_W = 8 };
     TINYEVO_CONV_LOCALS(p);
-    for (int32_t c = 0; c < CHANNELS; ++c) {
-        for (int32_t i = 0; i < IN_H * IN_W; ++i) {
-            scratch[i] = input[i * CHANNELS + c];
-        }
-        for (int32_t oy = 0; oy < OUT_H; ++oy) {
-            for (int32_t ox = 0; ox < OUT_W; ++ox) {
-                int32_t acc = bias[c];
-                for (int32_t ky = 0; ky < K_H; ++ky) {
-                    const int32_t iy = oy * STRIDE_H - PAD_TOP + ky * DILATION_H;
-                    if (iy < 0 || iy >= IN_H) {
-                        continue;
-                    }
-                    for (int32_t kx = 0; kx < K_W; ++kx) {
-                        const int32_t ix = ox * STRIDE_W - PAD_LEFT + kx * DILATION_W;
-                        if (ix >= 0 && ix < IN_W) {
-                            acc += (scratch[iy * IN_W + ix] + input_offset) * weights[(ky * K_W + kx) * CHANNELS + c];
-                        }
-                    }
+    if (PADDED) {
+        /* the channel, padded with the input zero point (so that its taps add zero, as TFLM's
+         * skipped ones), on the stack: every output pixel is an interior one */
+        union {
+            int32_t align;
+            int8_t values[PADDED ? PLANE_H * PLANE_W + 4 : 1]; /* 4: the word loads' overreach */
+        } plane;
+        (void)scratch;
+        memset(plane.values, -input_offset, sizeof plane.values);
+        for (int32_t c = 0; c < CHANNELS; ++c) {
+            const int8_t *from = input + c;
+            for (int32_t y = 0; y < IN_H; ++y) {
+                int8_t *to = plane.values + (y + PAD_TOP) * PLANE_W + PAD_LEFT;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 4
+#endif
+                for (int32_t x = 0; x < IN_W; ++x) {
+                    to[x] = from[(y * IN_W + x) * CHANNELS];
                 }
-                output[(oy * OUT_W + ox) * CHANNELS + c] = tinyevo_output(
-                    acc, multiplier[c], shift[c], output_offset, act_min, act_max);
+            }
+            int32_t w[TAPS], sum = 0;
+            for (int32_t t = 0; t < TAPS; ++t) {
+                w[t] = weights[t * CHANNELS + c];
+                sum += w[t];
+            }
+            int32_t pairs[TAPS];
+            for (int32_t t = 0; t + 2 < TAPS; ++t) {
+                pairs[t] = (int32_t)(((uint32_t)w[t] & 0xFFFFu) | ((uint32_t)w[t + 2] << 16));
+            }
+            const int32_t folded = bias[c] + input_offset * sum;
+            const tinyevo_channel_scale scale = tinyevo_channel_scale_of(multiplier[c], shift[c], output_offset,
+                                                                         REQUANT);
+            for (int32_t oy = 0; oy < OUT_H; ++oy) {
+                depthwise_conv_2d_in_place_0_run(plane.values + oy * STRIDE_H * PLANE_W, output + oy * OUT_W * CHANNELS + c, w,
+                                pairs, folded, scale, output_offset, act_min, act_max, 0, OUT_W, PLANE_W);
             }
         }
+        return;
+    }
+    for (int32_t c = 0; c < CHANNELS; ++c) {
+        const int8_t *from = input + c;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 4
+#endif
+        for (int32_t i = 0; i < IN_H * IN_W; ++i) {
+            scratch[i] = from[i * CHANNELS];
+        }
+        int32_t w[TAPS], sum = 0;
+        for (int32_t t = 0; t < TAPS; ++t) {
+            w[t] = weights[t * CHANNELS + c];
+            sum += w[t];
+        }
+        const int32_t folded = bias[c] + input_offset * sum;
+        const tinyevo_channel_scale scale = tinyevo_channel_scale_of(multiplier[c], shift[c], output_offset,
+                                                                     REQUANT);
+#define TINYEVO_DW_OUT(ox, acc) \
+    out[(ox) * CHANNELS] = tinyevo_output_mode((acc), scale, output_offset, act_min, act_max, REQUANT, FULL_RANGE)
+        for (int32_t oy = 0; oy < OUT_H; ++oy) {
+            int8_t *out = output + oy * OUT_W * CHANNELS + c;
+            if (oy < OY_LO || oy >= OY_HI) {
+                for (int32_t ox = 0; ox < OUT_W; ++ox) {
+                    TINYEVO_DW_OUT(ox, depthwise_conv_2d_in_place_0_edge(scratch, w, bias[c], input_offset, oy, ox, 0));
+                }
+                continue;
+            }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 8
+#endif
+            for (int32_t ox = 0; ox < OX_LO; ++ox) {
+                TINYEVO_DW_OUT(ox, depthwise_conv_2d_in_place_0_edge(scratch, w, bias[c], input_offset, oy, ox, 1));
+            }
+            depthwise_conv_2d_in_place_0_run(scratch + (oy * STRIDE_H - PAD_TOP) * IN_W + (OX_LO * STRIDE_W - PAD_LEFT), out, w,
+                            w, folded, scale, output_offset, act_min, act_max, OX_LO, OX_HI, IN_W);
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 8
+#endif
+            for (int32_t bx = OX_HI; bx < OUT_W; ++bx) {
+                TINYEVO_DW_OUT(bx, depthwise_conv_2d_in_place_0_edge(scratch, w, bias[c], input_offset, oy, bx, 1));
+            }
+        }
+#undef TINYEVO_DW_OUT
     }
 }
 
@@ -224,55 +395,70 @@ static void conv_2d_in_place_im2col_0(const int8_t *input, int8_t *output, int8_
     }
 }
 
-/* average_pool_2d: 6x6x4 -> 1x1x4 */
-static void average_pool_2d_0(const int8_t *input, int8_t *output)
+/* pool_2d_block4: 6x6x4 -> 1x1x4
+ * Four channels at a time (channels a multiple of four): per output pixel the window's rows and
+ * columns inside the input are found once; windows wholly inside (output rows OY_LO..OY_HI - 1,
+ * columns OX_LO..OX_HI - 1) have constant bounds. MAX: the bytewise maximum (tinyevo_pool_max4);
+ * else the average, rounded half away from zero as TFLM's AveragePool (tinyevo_pool_sum4). */
+static TINYEVO_INLINE void pool_2d_block4_0_pixel(const int8_t *input, int8_t *out, int32_t oy, int32_t ox,
+                                             int32_t inside)
 {
-    enum { IN_H = 6, IN_W = 6, CHANNELS = 4, OUT_H = 1, OUT_W = 1 };
-    enum { K_H = 6, K_W = 6, STRIDE_H = 6, STRIDE_W = 6, PAD_TOP = 0, PAD_LEFT = 0 };
-    /* four channels a word: two halfword sums per register, exact while K_H * K_W * 128 fits 16 bits */
-    enum { PACKED = TINYEVO_DSP && K_H * K_W <= 255 ? CHANNELS / 4 * 4 : 0 };
-    for (int32_t oy = 0; oy < OUT_H; ++oy) {
-        const int32_t y0 = oy * STRIDE_H - PAD_TOP;
-        const int32_t ky_first = y0 < 0 ? -y0 : 0, ky_end = y0 + K_H > IN_H ? IN_H - y0 : K_H;
-        for (int32_t ox = 0; ox < OUT_W; ++ox) {
-            const int32_t x0 = ox * STRIDE_W - PAD_LEFT;
-            const int32_t kx_first = x0 < 0 ? -x0 : 0, kx_end = x0 + K_W > IN_W ? IN_W - x0 : K_W;
-            const int32_t count = (ky_end - ky_first) * (kx_end - kx_first);
-            int8_t *out = output + (oy * OUT_W + ox) * CHANNELS;
-            int32_t c = 0;
-#if TINYEVO_DSP
-            for (; c < PACKED; c += 4) {
-                int32_t even = 0, odd = 0; /* channels c, c + 2 and c + 1, c + 3 */
-                for (int32_t ky = ky_first; ky < ky_end; ++ky) {
-                    const int32_t iy = y0 + ky;
-                    const int8_t *in = input + (iy * IN_W + x0 + kx_first) * CHANNELS + c;
-                    for (int32_t kx = kx_first; kx < kx_end; ++kx, in += CHANNELS) {
-                        const int32_t word = tinyevo_load4(in);
-                        even = __sadd16(even, __sxtb16(word));
-                        odd = __sadd16(odd, tinyevo_sxtb16_ror8(word));
-                    }
-                }
-                const int32_t sums[4] = {(int16_t)even, (int16_t)odd, even >> 16, odd >> 16};
-                for (int32_t j = 0; j < 4; ++j) {
-                    const int32_t sum = sums[j];
-                    /* rounded half away from zero, as TFLM's AveragePool */
-                    const int32_t mean = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
-                    out[c + j] = tinyevo_clamp(mean, -128, 127);
+    enum { IN_H = 6, IN_W = 6, CHANNELS = 4, K_H = 6, K_W = 6 };
+    enum { STRIDE_H = 6, STRIDE_W = 6, PAD_TOP = 0, PAD_LEFT = 0 };
+    enum { MAX = 0, ACT_MIN = -128, ACT_MAX = 127 };
+    const int32_t top = oy * STRIDE_H - PAD_TOP, left = ox * STRIDE_W - PAD_LEFT;
+    const int32_t y0 = inside || top > 0 ? top : 0, y1 = inside || top + K_H < IN_H ? top + K_H : IN_H;
+    const int32_t x0 = inside || left > 0 ? left : 0, x1 = inside || left + K_W < IN_W ? left + K_W : IN_W;
+    const int32_t count = (y1 - y0) * (x1 - x0);
+    for (int32_t c0 = 0; c0 < CHANNELS; c0 += 4) {
+        int32_t sums[4] = {0, 0, 0, 0};
+        union {
+            int32_t align;
+            int8_t values[4];
+        } best = {(int32_t)0x80808080u};
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 6
+#endif
+        for (int32_t iy = y0; iy < y1; ++iy) {
+            const int8_t *row = input + iy * (IN_W * CHANNELS) + c0;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 6
+#endif
+            for (int32_t ix = x0; ix < x1; ++ix) {
+                if (MAX) {
+                    tinyevo_pool_max4(row + ix * CHANNELS, best.values);
+                } else {
+                    tinyevo_pool_sum4(row + ix * CHANNELS, sums);
                 }
             }
-#endif
-            for (; c < CHANNELS; ++c) {
-                int32_t sum = 0;
-                for (int32_t ky = ky_first; ky < ky_end; ++ky) {
-                    const int32_t iy = y0 + ky;
-                    const int8_t *in = input + (iy * IN_W + x0 + kx_first) * CHANNELS + c;
-                    for (int32_t kx = kx_first; kx < kx_end; ++kx, in += CHANNELS) {
-                        sum += *in;
-                    }
-                }
-                /* rounded half away from zero, as TFLM's AveragePool */
-                const int32_t mean = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
-                out[c] = tinyevo_clamp(mean, -128, 127);
+        }
+        if (MAX) {
+            for (int32_t j = 0; j < 4; ++j) {
+                out[c0 + j] = tinyevo_clamp(best.values[j], ACT_MIN, ACT_MAX);
+            }
+        } else {
+            int32_t sum[4];
+            tinyevo_pool_sums(sums, sum);
+            for (int32_t j = 0; j < 4; ++j) {
+                const int32_t mean = sum[j] > 0 ? (sum[j] + count / 2) / count : (sum[j] - count / 2) / count;
+                out[c0 + j] = tinyevo_clamp(mean, ACT_MIN, ACT_MAX);
+            }
+        }
+    }
+}
+
+static void pool_2d_block4_0(const int8_t *input, int8_t *output)
+{
+    enum { OUT_H = 1, OUT_W = 1, CHANNELS = 4 };
+    enum { OY_LO = 0, OY_HI = 1, OX_LO = 0, OX_HI = 1 };
+    for (int32_t oy = 0; oy < OUT_H; ++oy) {
+        int8_t *out = output + oy * (OUT_W * CHANNELS);
+        const int32_t rows_inside = oy >= OY_LO && oy < OY_HI;
+        for (int32_t ox = 0; ox < OUT_W; ++ox, out += CHANNELS) {
+            if (rows_inside && ox >= OX_LO && ox < OX_HI) {
+                pool_2d_block4_0_pixel(input, out, oy, ox, 1);
+            } else {
+                pool_2d_block4_0_pixel(input, out, oy, ox, 0);
             }
         }
     }
@@ -392,7 +578,7 @@ int tinyevo_model_run(const int8_t *input, int8_t *output)
     conv_2d_im2col_0(arena + 144, arena + 0, &layer0_params); /* conv_2d relu_1 */
     depthwise_conv_2d_in_place_0(arena + 0, arena + 0, arena + 144, &layer1_params); /* depthwise_conv_2d relu6_1 */
     conv_2d_in_place_im2col_0(arena + 0, arena + 0, arena + 144, &layer2_params); /* conv_2d batch_norm_3 */
-    average_pool_2d_0(arena + 0, arena + 144); /* average_pool_2d global_avg_pool_1 */
+    pool_2d_block4_0(arena + 0, arena + 144); /* average_pool_2d global_avg_pool_1 */
     conv_2d_0(arena + 144, arena + 0, &layer4_params); /* conv_2d dense_1 */
     memcpy(output, arena + 0, 3);
     return 0;

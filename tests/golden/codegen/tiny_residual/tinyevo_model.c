@@ -275,11 +275,32 @@ static void conv_2d_im2col_1(const int8_t *input, int8_t *output, const tinyevo_
     }
 }
 
-/* add: 1x5x4 + 1x5x4 -> 1x5x4 */
+/* add: 1x5x4 + 1x5x4 -> 1x5x4
+ * SCALED: every requantization in one rounding step (tinyevo_scale, or for an input shift of 0
+ * tinyevo_high_mul_lean: the generator proved them exact for this layer, kernels.Add.scaled);
+ * else TFLM's steps as written. */
 static void add_0(const int8_t *input1, const int8_t *input2, int8_t *output, const tinyevo_add_params *p)
 {
-    enum { SIZE = 20 };
+    enum { SIZE = 20, SCALED = 1, FULL_RANGE = 1 };
+    enum { RIGHT1 = 0, RIGHT2 = 1 }; /* 0: that input's shift is 0 (no division) */
     const tinyevo_add_params q = *p;
+    if (SCALED) {
+        const int32_t right1 = -q.input1_shift, right2 = -q.input2_shift, right = -q.output_shift;
+        const int32_t round1 = RIGHT1 ? 1 << (right1 - 1) : 0, round2 = RIGHT2 ? 1 << (right2 - 1) : 0;
+        const int32_t rounding = (int32_t)((1u << (right - 1)) + (uint32_t)q.output_offset * (1u << right));
+        const int32_t offset1 = q.input1_offset * (1 << q.left_shift), offset2 = q.input2_offset * (1 << q.left_shift);
+        for (int32_t i = 0; i < SIZE; ++i) {
+            const int32_t shifted1 = input1[i] * (1 << q.left_shift) + offset1;
+            const int32_t shifted2 = input2[i] * (1 << q.left_shift) + offset2;
+            const int32_t sum = (RIGHT1 ? tinyevo_scale(shifted1, q.input1_multiplier, round1, right1)
+                                        : tinyevo_high_mul_lean(shifted1, q.input1_multiplier))
+                              + (RIGHT2 ? tinyevo_scale(shifted2, q.input2_multiplier, round2, right2)
+                                        : tinyevo_high_mul_lean(shifted2, q.input2_multiplier));
+            output[i] = tinyevo_output_scaled(sum, q.output_multiplier, rounding, right, q.act_min, q.act_max,
+                                              FULL_RANGE);
+        }
+        return;
+    }
     for (int32_t i = 0; i < SIZE; ++i) {
         const int32_t shifted1 = (input1[i] + q.input1_offset) * (1 << q.left_shift);
         const int32_t shifted2 = (input2[i] + q.input2_offset) * (1 << q.left_shift);
@@ -289,45 +310,70 @@ static void add_0(const int8_t *input1, const int8_t *input2, int8_t *output, co
     }
 }
 
-/* max_pool_2d: 5x5x4 -> 5x5x4 */
-static void max_pool_2d_0(const int8_t *input, int8_t *output, int32_t row)
+/* pool_2d_block4: 5x5x4 -> 5x5x4
+ * Four channels at a time (channels a multiple of four): per output pixel the window's rows and
+ * columns inside the input are found once; windows wholly inside (output rows OY_LO..OY_HI - 1,
+ * columns OX_LO..OX_HI - 1) have constant bounds. MAX: the bytewise maximum (tinyevo_pool_max4);
+ * else the average, rounded half away from zero as TFLM's AveragePool (tinyevo_pool_sum4). */
+static TINYEVO_INLINE void pool_2d_block4_0_pixel(const int8_t *input, int8_t *out, int32_t oy, int32_t ox,
+                                             int32_t inside)
 {
-    enum { IN_H = 5, IN_W = 5, CHANNELS = 4, OUT_H = 5, OUT_W = 5 };
-    enum { K_H = 3, K_W = 3, STRIDE_H = 1, STRIDE_W = 1, PAD_TOP = 1, PAD_LEFT = 1 };
-    enum { PACKED = TINYEVO_DSP ? CHANNELS / 4 * 4 : 0 }; /* four channels a word (SSUB8 + SEL) */
-    for (int32_t oy = row; oy < row + 1; ++oy) {
-        const int32_t y0 = oy * STRIDE_H - PAD_TOP;
-        const int32_t ky_first = y0 < 0 ? -y0 : 0, ky_end = y0 + K_H > IN_H ? IN_H - y0 : K_H;
-        for (int32_t ox = 0; ox < OUT_W; ++ox) {
-            const int32_t x0 = ox * STRIDE_W - PAD_LEFT;
-            const int32_t kx_first = x0 < 0 ? -x0 : 0, kx_end = x0 + K_W > IN_W ? IN_W - x0 : K_W;
-            int8_t *out = output + (0 * OUT_W + ox) * CHANNELS;
-            int32_t c = 0;
-#if TINYEVO_DSP
-            for (; c < PACKED; c += 4) {
-                int32_t best = (int32_t)0x80808080u; /* -128 in every byte */
-                for (int32_t ky = ky_first; ky < ky_end; ++ky) {
-                    const int32_t iy = y0 + ky;
-                    const int8_t *in = input + ((iy % 3) * IN_W + x0 + kx_first) * CHANNELS + c;
-                    for (int32_t kx = kx_first; kx < kx_end; ++kx, in += CHANNELS) {
-                        best = tinyevo_max4(tinyevo_load4(in), best);
-                    }
-                }
-                for (int32_t j = 0; j < 4; ++j) {
-                    out[c + j] = tinyevo_clamp((int8_t)(best >> (8 * j)), -128, 127);
+    enum { IN_H = 5, IN_W = 5, CHANNELS = 4, K_H = 3, K_W = 3 };
+    enum { STRIDE_H = 1, STRIDE_W = 1, PAD_TOP = 1, PAD_LEFT = 1 };
+    enum { MAX = 1, ACT_MIN = -128, ACT_MAX = 127 };
+    const int32_t top = oy * STRIDE_H - PAD_TOP, left = ox * STRIDE_W - PAD_LEFT;
+    const int32_t y0 = inside || top > 0 ? top : 0, y1 = inside || top + K_H < IN_H ? top + K_H : IN_H;
+    const int32_t x0 = inside || left > 0 ? left : 0, x1 = inside || left + K_W < IN_W ? left + K_W : IN_W;
+    const int32_t count = (y1 - y0) * (x1 - x0);
+    for (int32_t c0 = 0; c0 < CHANNELS; c0 += 4) {
+        int32_t sums[4] = {0, 0, 0, 0};
+        union {
+            int32_t align;
+            int8_t values[4];
+        } best = {(int32_t)0x80808080u};
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 3
+#endif
+        for (int32_t iy = y0; iy < y1; ++iy) {
+            const int8_t *row = input + (iy % 3) * (IN_W * CHANNELS) + c0;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 3
+#endif
+            for (int32_t ix = x0; ix < x1; ++ix) {
+                if (MAX) {
+                    tinyevo_pool_max4(row + ix * CHANNELS, best.values);
+                } else {
+                    tinyevo_pool_sum4(row + ix * CHANNELS, sums);
                 }
             }
-#endif
-            for (; c < CHANNELS; ++c) {
-                int32_t best = -128;
-                for (int32_t ky = ky_first; ky < ky_end; ++ky) {
-                    const int32_t iy = y0 + ky;
-                    const int8_t *in = input + ((iy % 3) * IN_W + x0 + kx_first) * CHANNELS + c;
-                    for (int32_t kx = kx_first; kx < kx_end; ++kx, in += CHANNELS) {
-                        best = *in > best ? *in : best;
-                    }
-                }
-                out[c] = tinyevo_clamp(best, -128, 127);
+        }
+        if (MAX) {
+            for (int32_t j = 0; j < 4; ++j) {
+                out[c0 + j] = tinyevo_clamp(best.values[j], ACT_MIN, ACT_MAX);
+            }
+        } else {
+            int32_t sum[4];
+            tinyevo_pool_sums(sums, sum);
+            for (int32_t j = 0; j < 4; ++j) {
+                const int32_t mean = sum[j] > 0 ? (sum[j] + count / 2) / count : (sum[j] - count / 2) / count;
+                out[c0 + j] = tinyevo_clamp(mean, ACT_MIN, ACT_MAX);
+            }
+        }
+    }
+}
+
+static void pool_2d_block4_0(const int8_t *input, int8_t *output, int32_t row)
+{
+    enum { OUT_H = 5, OUT_W = 5, CHANNELS = 4 };
+    enum { OY_LO = 1, OY_HI = 4, OX_LO = 1, OX_HI = 4 };
+    for (int32_t oy = row; oy < row + 1; ++oy) {
+        int8_t *out = output + 0 * (OUT_W * CHANNELS);
+        const int32_t rows_inside = oy >= OY_LO && oy < OY_HI;
+        for (int32_t ox = 0; ox < OUT_W; ++ox, out += CHANNELS) {
+            if (rows_inside && ox >= OX_LO && ox < OX_HI) {
+                pool_2d_block4_0_pixel(input, out, oy, ox, 1);
+            } else {
+                pool_2d_block4_0_pixel(input, out, oy, ox, 0);
             }
         }
     }
@@ -362,55 +408,70 @@ static void concatenation_0(const int8_t *const inputs[2], int8_t *output)
     }
 }
 
-/* average_pool_2d: 5x5x8 -> 2x2x8 */
-static void average_pool_2d_0(const int8_t *input, int8_t *output, int32_t row)
+/* pool_2d_block4: 5x5x8 -> 2x2x8
+ * Four channels at a time (channels a multiple of four): per output pixel the window's rows and
+ * columns inside the input are found once; windows wholly inside (output rows OY_LO..OY_HI - 1,
+ * columns OX_LO..OX_HI - 1) have constant bounds. MAX: the bytewise maximum (tinyevo_pool_max4);
+ * else the average, rounded half away from zero as TFLM's AveragePool (tinyevo_pool_sum4). */
+static TINYEVO_INLINE void pool_2d_block4_1_pixel(const int8_t *input, int8_t *out, int32_t oy, int32_t ox,
+                                             int32_t inside)
 {
-    enum { IN_H = 5, IN_W = 5, CHANNELS = 8, OUT_H = 2, OUT_W = 2 };
-    enum { K_H = 2, K_W = 2, STRIDE_H = 2, STRIDE_W = 2, PAD_TOP = 0, PAD_LEFT = 0 };
-    /* four channels a word: two halfword sums per register, exact while K_H * K_W * 128 fits 16 bits */
-    enum { PACKED = TINYEVO_DSP && K_H * K_W <= 255 ? CHANNELS / 4 * 4 : 0 };
-    for (int32_t oy = row; oy < row + 1; ++oy) {
-        const int32_t y0 = oy * STRIDE_H - PAD_TOP;
-        const int32_t ky_first = y0 < 0 ? -y0 : 0, ky_end = y0 + K_H > IN_H ? IN_H - y0 : K_H;
-        for (int32_t ox = 0; ox < OUT_W; ++ox) {
-            const int32_t x0 = ox * STRIDE_W - PAD_LEFT;
-            const int32_t kx_first = x0 < 0 ? -x0 : 0, kx_end = x0 + K_W > IN_W ? IN_W - x0 : K_W;
-            const int32_t count = (ky_end - ky_first) * (kx_end - kx_first);
-            int8_t *out = output + (0 * OUT_W + ox) * CHANNELS;
-            int32_t c = 0;
-#if TINYEVO_DSP
-            for (; c < PACKED; c += 4) {
-                int32_t even = 0, odd = 0; /* channels c, c + 2 and c + 1, c + 3 */
-                for (int32_t ky = ky_first; ky < ky_end; ++ky) {
-                    const int32_t iy = y0 + ky;
-                    const int8_t *in = input + ((iy % 2) * IN_W + x0 + kx_first) * CHANNELS + c;
-                    for (int32_t kx = kx_first; kx < kx_end; ++kx, in += CHANNELS) {
-                        const int32_t word = tinyevo_load4(in);
-                        even = __sadd16(even, __sxtb16(word));
-                        odd = __sadd16(odd, tinyevo_sxtb16_ror8(word));
-                    }
-                }
-                const int32_t sums[4] = {(int16_t)even, (int16_t)odd, even >> 16, odd >> 16};
-                for (int32_t j = 0; j < 4; ++j) {
-                    const int32_t sum = sums[j];
-                    /* rounded half away from zero, as TFLM's AveragePool */
-                    const int32_t mean = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
-                    out[c + j] = tinyevo_clamp(mean, -128, 127);
+    enum { IN_H = 5, IN_W = 5, CHANNELS = 8, K_H = 2, K_W = 2 };
+    enum { STRIDE_H = 2, STRIDE_W = 2, PAD_TOP = 0, PAD_LEFT = 0 };
+    enum { MAX = 0, ACT_MIN = -128, ACT_MAX = 127 };
+    const int32_t top = oy * STRIDE_H - PAD_TOP, left = ox * STRIDE_W - PAD_LEFT;
+    const int32_t y0 = inside || top > 0 ? top : 0, y1 = inside || top + K_H < IN_H ? top + K_H : IN_H;
+    const int32_t x0 = inside || left > 0 ? left : 0, x1 = inside || left + K_W < IN_W ? left + K_W : IN_W;
+    const int32_t count = (y1 - y0) * (x1 - x0);
+    for (int32_t c0 = 0; c0 < CHANNELS; c0 += 4) {
+        int32_t sums[4] = {0, 0, 0, 0};
+        union {
+            int32_t align;
+            int8_t values[4];
+        } best = {(int32_t)0x80808080u};
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 2
+#endif
+        for (int32_t iy = y0; iy < y1; ++iy) {
+            const int8_t *row = input + (iy % 2) * (IN_W * CHANNELS) + c0;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 2
+#endif
+            for (int32_t ix = x0; ix < x1; ++ix) {
+                if (MAX) {
+                    tinyevo_pool_max4(row + ix * CHANNELS, best.values);
+                } else {
+                    tinyevo_pool_sum4(row + ix * CHANNELS, sums);
                 }
             }
-#endif
-            for (; c < CHANNELS; ++c) {
-                int32_t sum = 0;
-                for (int32_t ky = ky_first; ky < ky_end; ++ky) {
-                    const int32_t iy = y0 + ky;
-                    const int8_t *in = input + ((iy % 2) * IN_W + x0 + kx_first) * CHANNELS + c;
-                    for (int32_t kx = kx_first; kx < kx_end; ++kx, in += CHANNELS) {
-                        sum += *in;
-                    }
-                }
-                /* rounded half away from zero, as TFLM's AveragePool */
-                const int32_t mean = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
-                out[c] = tinyevo_clamp(mean, -128, 127);
+        }
+        if (MAX) {
+            for (int32_t j = 0; j < 4; ++j) {
+                out[c0 + j] = tinyevo_clamp(best.values[j], ACT_MIN, ACT_MAX);
+            }
+        } else {
+            int32_t sum[4];
+            tinyevo_pool_sums(sums, sum);
+            for (int32_t j = 0; j < 4; ++j) {
+                const int32_t mean = sum[j] > 0 ? (sum[j] + count / 2) / count : (sum[j] - count / 2) / count;
+                out[c0 + j] = tinyevo_clamp(mean, ACT_MIN, ACT_MAX);
+            }
+        }
+    }
+}
+
+static void pool_2d_block4_1(const int8_t *input, int8_t *output, int32_t row)
+{
+    enum { OUT_H = 2, OUT_W = 2, CHANNELS = 8 };
+    enum { OY_LO = 0, OY_HI = 2, OX_LO = 0, OX_HI = 2 };
+    for (int32_t oy = row; oy < row + 1; ++oy) {
+        int8_t *out = output + 0 * (OUT_W * CHANNELS);
+        const int32_t rows_inside = oy >= OY_LO && oy < OY_HI;
+        for (int32_t ox = 0; ox < OUT_W; ++ox, out += CHANNELS) {
+            if (rows_inside && ox >= OX_LO && ox < OX_HI) {
+                pool_2d_block4_1_pixel(input, out, oy, ox, 1);
+            } else {
+                pool_2d_block4_1_pixel(input, out, oy, ox, 0);
             }
         }
     }
@@ -517,7 +578,7 @@ int tinyevo_model_run(const int8_t *input, int8_t *output)
                     progress = 1;
                 }
                 if (row3 <= last3 && row0 > tinyevo_min(4, row3 + 1)) {
-                    max_pool_2d_0(arena + 266, arena + 155, row3); /* max_pool_2d max_pool_1 */
+                    pool_2d_block4_0(arena + 266, arena + 155, row3); /* max_pool_2d max_pool_1 */
                     ++row3;
                     progress = 1;
                 }
@@ -527,7 +588,7 @@ int tinyevo_model_run(const int8_t *input, int8_t *output)
                     progress = 1;
                 }
                 if (row5 <= last5 && row4 > tinyevo_min(4, row5 * 2 + 1)) {
-                    average_pool_2d_0(arena + 75, arena + 250, row5); /* average_pool_2d avg_pool_1 */
+                    pool_2d_block4_1(arena + 75, arena + 250, row5); /* average_pool_2d avg_pool_1 */
                     ++row5;
                     progress = 1;
                 }

@@ -42,6 +42,13 @@ typedef struct {
 #define TINYEVO_ALIGN4
 #endif
 
+/* A helper the compiler must inline (so that its constant arguments specialize it). */
+#if defined(__GNUC__)
+#define TINYEVO_INLINE inline __attribute__((always_inline))
+#else
+#define TINYEVO_INLINE inline
+#endif
+
 /* RELU and QUANTIZE: (x + input_offset) requantized, plus output_offset, clamped. */
 typedef struct {
     int32_t input_offset, multiplier, shift, output_offset, act_min, act_max;
@@ -151,6 +158,19 @@ static inline int32_t tinyevo_scale(int32_t acc, int32_t multiplier, int32_t rou
 #else
     const int32_t h = (int32_t)(((int64_t)acc * multiplier + ((int64_t)1 << 30)) >> 31);
     return (h + rounding + (acc >> 31)) >> right;
+#endif
+}
+
+/* SaturatingRoundingDoublingHighMul(acc, multiplier) for |acc| < 2^30 and a multiplier that is
+ * not INT32_MIN (never saturates): one SMMLAR of 2 * acc with the DSP extension. */
+static inline int32_t tinyevo_high_mul_lean(int32_t acc, int32_t multiplier)
+{
+#if TINYEVO_DSP
+    int32_t value;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(value) : "r"(acc * 2), "r"(multiplier), "r"(0));
+    return value;
+#else
+    return (int32_t)(((int64_t)acc * multiplier + ((int64_t)1 << 30)) >> 31);
 #endif
 }
 
@@ -545,6 +565,151 @@ static inline void tinyevo_dot2x2_wide(const int16_t *c, const int16_t *w, int32
     acc[1] = a01;
     acc[2] = a10;
     acc[3] = a11;
+}
+
+/* Depthwise convolutions, four channels c..c+3 at a time: the four weights of one kernel
+ * position widened to int16 in the order (c, c+2, c+1, c+3), the two halfword pairs SXTB16 makes
+ * of four input bytes (so one LDRD loads them as two words; wide must be word aligned). */
+static inline void tinyevo_dw_widen4(const int8_t *w, int16_t *wide)
+{
+    wide[0] = w[0];
+    wide[1] = w[2];
+    wide[2] = w[1];
+    wide[3] = w[3];
+}
+
+/* acc[j] += (x[j] + offset) * (weight of channel j), j < 4, the weights as tinyevo_dw_widen4 lays
+ * them out; offsets: offset in both halfwords. With the DSP extension: LDR, two SXTAB16, LDRD and
+ * four 16 x 16 multiply-accumulates (SMLABB, SMLATT), four MACs in eight instructions. */
+static inline void tinyevo_dw_mac4(const int8_t *x, const int16_t *wide, int32_t offsets, int32_t offset,
+                                   int32_t *acc)
+{
+#if TINYEVO_DSP
+    int32_t w[2];
+    const int32_t v = tinyevo_load4(x);
+    memcpy(w, wide, 8);
+    const int32_t even = __sxtab16(offsets, v), odd = tinyevo_sxtab16_ror8(offsets, v);
+    (void)offset;
+    acc[0] = __smlabb(even, w[0], acc[0]);
+    acc[2] = __smlatt(even, w[0], acc[2]);
+    acc[1] = __smlabb(odd, w[1], acc[1]);
+    acc[3] = __smlatt(odd, w[1], acc[3]);
+#else
+    (void)offsets;
+    acc[0] += (x[0] + offset) * wide[0];
+    acc[2] += (x[2] + offset) * wide[1];
+    acc[1] += (x[1] + offset) * wide[2];
+    acc[3] += (x[3] + offset) * wide[3];
+#endif
+}
+
+/* tinyevo_dw_mac4 for inputs whose offset is folded into the bias: acc[j] += x[j] * weight j. */
+static inline void tinyevo_dw_mac4_raw(const int8_t *x, const int16_t *wide, int32_t *acc)
+{
+#if TINYEVO_DSP
+    int32_t w[2];
+    const int32_t v = tinyevo_load4(x);
+    memcpy(w, wide, 8);
+    const int32_t even = __sxtb16(v), odd = tinyevo_sxtb16_ror8(v);
+    acc[0] = __smlabb(even, w[0], acc[0]);
+    acc[2] = __smlatt(even, w[0], acc[2]);
+    acc[1] = __smlabb(odd, w[1], acc[1]);
+    acc[3] = __smlatt(odd, w[1], acc[3]);
+#else
+    acc[0] += x[0] * wide[0];
+    acc[2] += x[2] * wide[1];
+    acc[1] += x[1] * wide[2];
+    acc[3] += x[3] * wide[3];
+#endif
+}
+
+/* Pooling four channels at a time. tinyevo_pool_sum4: sums[0..1] += the four int8 at x as the
+ * halfword pairs (0, 2), (1, 3) (two SXTAB16; the window's sums must fit int16: at most 255
+ * elements). tinyevo_pool_max4: the bytewise signed maximum of *best and the four int8 at x
+ * (SSUB8 sets a GE flag per byte, SEL picks). */
+static inline void tinyevo_pool_sum4(const int8_t *x, int32_t *sums)
+{
+#if TINYEVO_DSP
+    const int32_t v = tinyevo_load4(x);
+    sums[0] = __sxtab16(sums[0], v);
+    sums[1] = tinyevo_sxtab16_ror8(sums[1], v);
+#else
+    sums[0] += x[0];
+    sums[1] += x[1];
+    sums[2] += x[2];
+    sums[3] += x[3];
+#endif
+}
+
+static inline void tinyevo_pool_max4(const int8_t *x, int8_t *best)
+{
+#if TINYEVO_DSP
+    int32_t b, v, d;
+    memcpy(&b, best, 4);
+    v = tinyevo_load4(x);
+    __asm__("ssub8 %[d], %[v], %[b]\n\t"
+            "sel %[b], %[v], %[b]"
+            : [b] "+r"(b), [d] "=&r"(d)
+            : [v] "r"(v)
+            : "cc");
+    memcpy(best, &b, 4);
+#else
+    for (int32_t j = 0; j < 4; ++j) {
+        best[j] = x[j] > best[j] ? x[j] : best[j];
+    }
+#endif
+}
+
+/* The four sums of tinyevo_pool_sum4 as int32, channel order. */
+static inline void tinyevo_pool_sums(const int32_t *sums, int32_t *out)
+{
+#if TINYEVO_DSP
+    out[0] = (int16_t)sums[0];
+    out[2] = sums[0] >> 16;
+    out[1] = (int16_t)sums[1];
+    out[3] = sums[1] >> 16;
+#else
+    for (int32_t j = 0; j < 4; ++j) {
+        out[j] = sums[j];
+    }
+#endif
+}
+
+/* A channel's requantization constants, split once (kernels.requantization): mode 2
+ * (tinyevo_output_scaled): multiplier, rounding, right shift; mode 1 (tinyevo_output_lean):
+ * multiplier, left shift, right shift; mode 0 (tinyevo_output): multiplier and shift. */
+typedef struct {
+    int32_t multiplier, a, b;
+} tinyevo_channel_scale;
+
+static inline tinyevo_channel_scale tinyevo_channel_scale_of(int32_t multiplier, int32_t shift, int32_t offset,
+                                                             int32_t mode)
+{
+    tinyevo_channel_scale s;
+    s.multiplier = multiplier;
+    if (mode == 2) {
+        s.b = -shift;
+        s.a = (int32_t)((1u << (s.b - 1)) + (uint32_t)offset * (1u << s.b));
+    } else if (mode == 1) {
+        s.a = shift > 0 ? shift : 0;
+        s.b = shift > 0 ? 0 : -shift;
+    } else {
+        s.a = shift;
+        s.b = 0;
+    }
+    return s;
+}
+
+static inline int8_t tinyevo_output_mode(int32_t acc, tinyevo_channel_scale s, int32_t offset, int32_t low,
+                                         int32_t high, int32_t mode, int32_t full)
+{
+    if (mode == 2) {
+        return tinyevo_output_scaled(acc, s.multiplier, s.a, s.b, low, high, full);
+    }
+    if (mode == 1) {
+        return tinyevo_output_lean(acc, s.multiplier, s.a, s.b, offset, low, high);
+    }
+    return tinyevo_output(acc, s.multiplier, s.a, offset, low, high);
 }
 
 #endif /* TINYEVO_RUNTIME_H */
