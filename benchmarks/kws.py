@@ -71,15 +71,11 @@ Output: one JSON document on stdout (progress on stderr), also ``OUT/kws.json`` 
 model); a full run copies both to ``--results`` (default ``benchmarks/results``). ``--quick`` writes
 ``kws_quick.{json,png}`` under ``--out`` (default: a new temporary folder), never ``benchmarks/results``.
 
-Cost: the default run (``--jobs 1``, one torch thread) took 690 CPU s (11.5 CPU min; 31 min at
-``nice`` on this project's shared 2-core machine under a load of 9): 40 trained candidates per
-search (population 8), 4 epochs each on the 2,000 training clips (about 0.2 CPU s an epoch for the
-smallest networks, 5 s for the DS-CNN's 2.7 M MACs) -- 430 CPU s of search (kws 239 and 68, tcn
-71 and 52, at the DS-CNN's bound and a quarter) -- 2 finalists per search at 15 epochs (144 CPU s)
-and the DS-CNN at 15 epochs (92 CPU s), the rest loading clips and the Cortex-M4 runs.
-The ``kws_frontend`` arm, run after them into the same folder, took 386 CPU s more (search 269 and
-69 CPU s, finals 25 and 15; at a quarter, 6 of 46 candidates were rejected by the cost model
-before training: few random genomes with front-end genes fit there, and the strategy redraws).
+Cost: the default run (``--jobs 1``, one torch thread) took 693 CPU s (32 min at ``nice`` on this
+project's shared 2-core machine beside four other jobs) for all three arms: 40 trained candidates
+per search (population 8), 4 epochs each on the 2,000 training clips (about 0.2 CPU s an epoch for
+the smallest networks, 5 s for the DS-CNN's 2.7 M MACs), 2 finalists per search at 15 epochs and
+the DS-CNN at 15 epochs (38 CPU s), the rest loading clips and the Cortex-M4 runs.
 ``--budget``, ``--population``, ``--epochs``, ``--final-epochs``,
 ``--final-models`` and ``--seeds`` scale it up. ``--quick`` (about 30 CPU s, under a minute on idle
 cores): digits 0-2 only, 2 candidates per search, 1 epoch, one finalist, candidates trained in the

@@ -79,20 +79,20 @@ def test_features_match_a_computation_from_the_definition(kind, rate):
 
 def test_cost_counted_by_hand():
     """MLPerf Tiny's KWS front-end at 16 kHz: 40 ms frames (640 samples, FFT 1024), 20 ms hop,
-    1 s clip -> 49 frames of 10 MFCCs. RAM: FFT 2*1024 + 513 bins + 40 mels floats = 2601 * 4 =
-    10404 bytes, plus the 490-byte int8 map = 10894. Flash: window 640 + twiddles 1024 + DCT 400
-    floats + the filterbank's nonzero weights, 4 bytes each, + 40 * 4 band bytes. The PCM clip is
-    16000 * 2 = 32000 bytes."""
+    1 s clip -> 49 frames of 10 MFCCs. RAM: one 1024-float FFT buffer (the 40 mel energies share it)
+    = 4096 bytes, plus the 490-byte int8 map = 4586. Flash: half window 321 + quarter-wave cosines
+    257 + DCT 400 floats + the filterbank's nonzero weights, 4 bytes each, + 40 * 4 band bytes. The
+    PCM clip is 16000 * 2 = 32000 bytes."""
     fe = FrontEnd(sample_rate=16000, frame_ms=40, hop_ms=20, n_mels=40, n_mfcc=10)
     cost = fe.cost()
     assert fe.output_shape == (49, 10, 1)
-    assert cost.ram_bytes == 10894 and cost.feature_bytes == 490 and cost.pcm_bytes == 32000
+    assert cost.ram_bytes == 4586 and cost.feature_bytes == 490 and cost.pcm_bytes == 32000
     nonzero = int((fe.mel_filters > 0).sum())
-    assert cost.flash_bytes == (640 + 1024 + 400 + nonzero) * 4 + 160
+    assert cost.flash_bytes == (321 + 257 + 400 + nonzero) * 4 + 160
     network = Cost(params=100, macs=1000, flash_bytes=2000, peak_sram_bytes=3000)
     total = cost.add_to(network)
     assert (total.peak_sram_bytes, total.flash_bytes, total.macs) == (
-        3000 + 10894, 2000 + cost.flash_bytes, 1000 + cost.macs)
+        3000 + 4586, 2000 + cost.flash_bytes, 1000 + cost.macs)
 
 
 def test_genes_and_json_round_trip():

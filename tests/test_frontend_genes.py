@@ -78,8 +78,10 @@ def test_the_front_end_is_part_of_the_candidate_and_of_its_file():
 def test_the_runner_cost_is_network_plus_front_end():
     """Log-mel at 8 kHz, 400 ms, 32 ms frames every 32 ms, 20 bands (numbers by hand):
     frame 256 samples, n_fft 256, 129 bins, 1 + (3200 - 256) // 256 = 12 frames x 20 bands.
-    RAM: (2 x 256 FFT + 129 power + 20 mel) floats x 4 = 2,644 B + the 240 B int8 map = 2,884 B.
-    Flash: (256 window + 256 twiddles + W filter weights) floats x 4 + 20 bands x 4 B of index,
+    RAM: 256 FFT buffer floats (the 20 mel energies share it) x 4 = 1,024 B + the 240 B int8 map
+    = 1,264 B.
+    Flash: (129 half window + 65 quarter-wave cosines + W filter weights) floats x 4 + 20 bands x 4 B
+    of index,
     W = the bins strictly inside each band's triangle, counted here from the HTK mel edges."""
     base = {"sample_rate": 8000, "clip_ms": 400}
     space = create_space("kws", num_classes=2, frontend={"kind": ["logmel"], "frame_ms": [32], "hop_ms": [32],
@@ -92,9 +94,9 @@ def test_the_runner_cost_is_network_plus_front_end():
     weights = sum(int(np.sum((bins > edges[m]) & (bins < edges[m + 2]))) for m in range(20))
     network = estimate_cost(bare(arch))
     cost = ConstraintFilter().cost(arch)
-    assert cost["frontend_ram_bytes"] == 2884
-    assert cost["frontend_flash_bytes"] == (256 + 256 + weights) * 4 + 20 * 4
-    assert cost["peak_sram_bytes"] == network.peak_sram_bytes + 2884
+    assert cost["frontend_ram_bytes"] == 1264
+    assert cost["frontend_flash_bytes"] == (129 + 65 + weights) * 4 + 20 * 4
+    assert cost["peak_sram_bytes"] == network.peak_sram_bytes + 1264
     assert cost["flash_bytes"] == network.flash_bytes + cost["frontend_flash_bytes"]
     assert cost["macs"] == network.macs + cost["frontend_macs"]
     # a dataset's front-end (features made by the loader) is counted the same for a bare network
@@ -163,26 +165,26 @@ epochs = 1
 
 @pytest.mark.slow  # about 7 s: a search of two trainings, a final training and a C export
 def test_a_search_with_front_end_genes_costs_rejects_and_exports_them(tmp_path):
-    """Log-mel, 8 kHz, 400 ms, 32 ms hop, 20 bands. A 32 ms frame needs (2 x 256 + 129 + 20) x 4 +
-    12 x 20 = 2,884 B of RAM, a 64 ms frame (n_fft 512, 257 bins, 11 frames) (2 x 512 + 257 + 20) x 4
-    + 11 x 20 = 5,424 B. Under --max-sram 4KB (4,096 B) every candidate with a 64 ms frame is
-    infeasible though its network alone fits; the exported C front-end is the chosen candidate's."""
+    """Log-mel, 8 kHz, 400 ms, 32 ms hop, 20 bands. A 32 ms frame needs 256 x 4 + 12 x 20 = 1,264 B
+    of RAM, a 64 ms frame (n_fft 512, 11 frames) 512 x 4 + 11 x 20 = 2,268 B. Under
+    --max-sram 2,560 B every candidate with a 64 ms frame is infeasible though its network alone
+    fits; the exported C front-end is the chosen candidate's."""
     root = class_folders(tmp_path / "wav")
     (tmp_path / "c.toml").write_text(CONFIG)
     result = tinyevo_api.search(tmp_path / "run", config=tmp_path / "c.toml", data_dir=str(root),
-                                max_sram="4KB", progress=False)
+                                max_sram="2560", progress=False)
     with Store(tmp_path / "run" / "trials.sqlite") as store:
         trials = [record.trial for record in store.records()]
     by_frame = {32: [], 64: []}
     for trial in trials:
         by_frame[trial.genome["frontend_frame_ms"]].append(trial)
     assert by_frame[64] and all(t.status == "infeasible" for t in by_frame[64])
-    assert all(t.metrics["frontend_ram_bytes"] == 5424 and t.metrics["peak_sram_bytes"] > 4096 for t in by_frame[64])
-    assert all(t.metrics["peak_sram_bytes"] - 5424 <= 4096 for t in by_frame[64])  # the network alone fits
-    assert by_frame[32] and all(t.status == "ok" and t.metrics["frontend_ram_bytes"] == 2884 for t in by_frame[32])
-    assert all(t.metrics["peak_sram_bytes"] <= 4096 for t in by_frame[32])
+    assert all(t.metrics["frontend_ram_bytes"] == 2268 and t.metrics["peak_sram_bytes"] > 2560 for t in by_frame[64])
+    assert all(t.metrics["peak_sram_bytes"] - 2268 <= 2560 for t in by_frame[64])  # the network alone fits
+    assert by_frame[32] and all(t.status == "ok" and t.metrics["frontend_ram_bytes"] == 1264 for t in by_frame[32])
+    assert all(t.metrics["peak_sram_bytes"] <= 2560 for t in by_frame[32])
     best = result.best
-    assert best.get("frontend_ram_bytes") == 2884 and best.test_accuracy is not None
+    assert best.get("frontend_ram_bytes") == 1264 and best.test_accuracy is not None
 
     best.export(tmp_path / "c", format="c")
     meta = json.loads((tmp_path / "c" / "metadata.json").read_text())

@@ -34,13 +34,16 @@ The computation (float64 NumPy/SciPy, the reference the C front-end is checked a
 5. ``log(energy + LOG_OFFSET)``: the log-mel spectrogram (kind ``logmel``, ``n_mels`` wide);
 6. MFCC: the orthonormal DCT-II of the log-mel energies, first ``n_mfcc`` coefficients.
 
-Cost (one clip, float32 on the device, as the generated C runs it): RAM is the complex FFT buffer
-(2 x n_fft floats), the power spectrum, the mel energies and the int8 feature map handed to the
-network (the C model copies its input into its arena, so the caller holds this map); not counted:
-the PCM clip itself (the firmware's capture buffer, ``pcm_bytes``). Flash is the window, the FFT
-twiddles, the sparse filterbank (weights plus a start and a length per band) and the DCT table.
-``macs`` counts multiply-accumulates: window, FFT butterflies (4 per butterfly), power (2 per bin),
-filterbank weights, DCT; ``logs`` the log calls (one per mel energy).
+Cost (one clip, float32 on the device, as the generated C runs it): RAM is one buffer of n_fft
+floats (the frame, its FFT as n_fft / 2 complex values, then its power spectrum and the mel
+energies, all in place; the mel energies get n_mels floats of their own only when n_mels >
+n_fft / 2 - 1) and the int8 feature map handed to the network (the C model copies its input into
+its arena, so the caller holds this map); not counted: the PCM clip itself (the firmware's capture
+buffer, ``pcm_bytes``). Flash is half the (symmetric) window, a quarter-wave cosine table
+(n_fft / 4 + 1 floats: every twiddle), the sparse filterbank (weights plus a start and a length per
+band) and the DCT table. ``macs`` counts multiply-accumulates: window, the n_fft / 2-point FFT's
+butterflies (4 each), the real-spectrum split (4 per bin pair), power (2 per bin), filterbank
+weights, DCT; ``logs`` the log calls (one per mel energy). Not counted: the code itself and the stack.
 """
 from __future__ import annotations
 
@@ -57,6 +60,7 @@ LOG_OFFSET = 1e-6
 FLOAT_BYTES = 4
 BAND_INDEX_BYTES = 4  # int16 first bin + int16 length per mel band
 PCM_SCALE = 1.0 / 32768
+MIN_FRAME_SAMPLES = 4  # the C front-end's real FFT packs n_fft >= 4 samples into n_fft / 2 complex
 #: The searchable settings and their choices (``FrontEnd.with_genes``).
 FRONTEND_GENES = {
     "kind": KINDS,
@@ -113,6 +117,10 @@ class FrontEnd:
         if self.kind == "mfcc" and self.n_mfcc > self.n_mels:
             raise TinyevoError(f"front-end n_mfcc={self.n_mfcc} exceeds n_mels={self.n_mels}; "
                                f"keep at most as many coefficients as mel bands")
+        if self.frame_samples < MIN_FRAME_SAMPLES:
+            raise TinyevoError(f"front-end frames need at least {MIN_FRAME_SAMPLES} samples, got "
+                               f"{self.frame_samples} ({self.frame_ms} ms at {self.sample_rate} Hz); "
+                               f"raise frame_ms")
         if not 0 < self.hop_samples <= self.frame_samples <= self.clip_samples:
             raise TinyevoError(f"front-end needs 0 < hop_ms <= frame_ms <= clip_ms, got hop {self.hop_ms}, "
                                f"frame {self.frame_ms}, clip {self.clip_ms} ms")
@@ -198,12 +206,14 @@ class FrontEnd:
 
     def cost(self) -> FrontEndCost:
         nonzero = int(np.count_nonzero(self.mel_filters))
-        bins = self.n_fft // 2 + 1
+        bins, half = self.n_fft // 2 + 1, self.n_fft // 2
         dct = self.n_mfcc * self.n_mels if self.kind == "mfcc" else 0
-        ram = (2 * self.n_fft + bins + self.n_mels) * FLOAT_BYTES
-        flash = (self.frame_samples + self.n_fft + nonzero + dct) * FLOAT_BYTES + self.n_mels * BAND_INDEX_BYTES
-        butterflies = self.n_fft // 2 * int(np.log2(self.n_fft))
-        per_frame = self.frame_samples + 4 * butterflies + 2 * bins + nonzero + dct
+        own_mel_buffer = self.n_mels > half - 1  # else the mel energies share the FFT buffer
+        ram = (self.n_fft + (self.n_mels if own_mel_buffer else 0)) * FLOAT_BYTES
+        tables = (self.frame_samples // 2 + 1) + (self.n_fft // 4 + 1) + max(1, nonzero) + dct
+        flash = tables * FLOAT_BYTES + self.n_mels * BAND_INDEX_BYTES
+        butterflies = half // 2 * int(np.log2(half))
+        per_frame = self.frame_samples + 4 * butterflies + 4 * (half // 2) + 2 * bins + nonzero + dct
         features = self.frames * self.coefficients
         return FrontEndCost(ram_bytes=ram + features, flash_bytes=flash, macs=self.frames * per_frame,
                             logs=self.frames * self.n_mels, feature_bytes=features,

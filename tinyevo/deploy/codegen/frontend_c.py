@@ -7,8 +7,10 @@ model's input quantization, so firmware goes from int16 PCM to the model's int8 
     features, inputs = run_frontend_host(binary, pcm, frontend)        # float32 and int8 maps
 
 Float32 arithmetic (Cortex-M4F has a single-precision FPU): the same steps as the float64
-reference (``FrontEnd.__call__``), with a radix-2 FFT over twiddle tables, the filterbank stored
-sparse (the nonzero weights of each band) and, for MFCC, the DCT table. ``TOLERANCE`` is what the
+reference (``FrontEnd.__call__``), in one buffer of ``n_fft`` floats: the real frame read as
+``n_fft / 2`` complex values, a radix-2 FFT of those in place and the split into the real signal's
+power spectrum in place (twiddles from one quarter-wave cosine table; half the symmetric window
+stored), the filterbank stored sparse (the nonzero weights of each band) and, for MFCC, the DCT table. ``TOLERANCE`` is what the
 host test holds it to against the reference. Entry points: ``tinyevo_frontend_features(pcm,
 float *features)`` and ``tinyevo_frontend_run(pcm, int8_t *input)`` (quantized as the model's
 input, ``np.round`` semantics through ``lrintf``). Needs ``<math.h>`` (``logf``, ``lrintf``: link
@@ -73,13 +75,13 @@ def sparse_bands(frontend: FrontEnd) -> tuple[list[int], list[int], np.ndarray]:
 def coefficient_code(frontend: FrontEnd) -> tuple[str, str]:
     """The DCT table (MFCC) and the body of ``fe_coefficient``."""
     if frontend.kind != "mfcc":
-        return "", "    return fe_mel[c];"
+        return "", "    return FE_MEL(c);"
     table = (f"static const float fe_dct[{frontend.n_mfcc * frontend.n_mels}] = {{\n"
              f"{float_list(frontend.dct_matrix)}\n}};\n")
     body = ("    float sum = 0.0f;\n"
             f"    const float *row = fe_dct + c * FE_MELS;\n"
             "    for (int32_t m = 0; m < FE_MELS; ++m) {\n"
-            "        sum += row[m] * fe_mel[m];\n"
+            "        sum += row[m] * FE_MEL(m);\n"
             "    }\n"
             "    return sum;")
     return table, body
@@ -88,12 +90,12 @@ def coefficient_code(frontend: FrontEnd) -> tuple[str, str]:
 def render_frontend(frontend: FrontEnd, input_scale: float, input_zero_point: int) -> dict[str, str]:
     """The front-end's C files (name -> text) writing the model's int8 input."""
     first, count, weights = sparse_bands(frontend)
-    angles = 2 * np.pi * np.arange(frontend.n_fft // 2) / frontend.n_fft
+    quarter = np.cos(2 * np.pi * np.arange(frontend.n_fft // 4 + 1) / frontend.n_fft)
     dct_table, coefficient = coefficient_code(frontend)
     fields = dict(
         KIND=frontend.kind, FRAME=frontend.frame_samples, HOP=frontend.hop_samples, FFT=frontend.n_fft,
-        MELS=frontend.n_mels, WINDOW=float_list(frontend.window), COS=float_list(np.cos(angles)),
-        SIN=float_list(-np.sin(angles)), FIRST=int_list(first), COUNT=int_list(count),
+        MELS=frontend.n_mels, WINDOW=float_list(frontend.window[:frontend.frame_samples // 2 + 1]),
+        QUARTER=float_list(quarter), FIRST=int_list(first), COUNT=int_list(count),
         WEIGHT_COUNT=max(1, len(weights)), WEIGHTS=float_list(weights), DCT_TABLE=dct_table,
         COEFFICIENT=coefficient, LOG_OFFSET=c_float(LOG_OFFSET)[:-1], SAMPLE_RATE=frontend.sample_rate,
         CLIP_SAMPLES=frontend.clip_samples, FRAMES=frontend.frames, COEFFICIENTS=frontend.coefficients,

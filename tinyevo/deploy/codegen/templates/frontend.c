@@ -9,18 +9,18 @@
 #define FE_FRAME ${FRAME}
 #define FE_HOP ${HOP}
 #define FE_FFT ${FFT}
-#define FE_BINS (FE_FFT / 2 + 1)
+#define FE_HALF (FE_FFT / 2)
+#define FE_QUARTER (FE_FFT / 4)
 #define FE_MELS ${MELS}
 
-static const float fe_window[FE_FRAME] = {
+/* Periodic Hann window w[n] for n <= FE_FRAME / 2; w[FE_FRAME - n] = w[n] gives the rest. */
+static const float fe_window[FE_FRAME / 2 + 1] = {
 ${WINDOW}
 };
-/* cos and -sin of 2 pi k / FE_FFT, k < FE_FFT / 2 */
-static const float fe_cos[FE_FFT / 2] = {
-${COS}
-};
-static const float fe_sin[FE_FFT / 2] = {
-${SIN}
+/* cos(2 pi k / FE_FFT) for k <= FE_FFT / 4: a quarter wave, from which fe_cos and fe_sin fold every
+ * twiddle the FFT and the real-spectrum split need (k < FE_FFT / 2). */
+static const float fe_quarter[FE_QUARTER + 1] = {
+${QUARTER}
 };
 /* mel band b: weights fe_weights[fe_offset[b] ...] on bins fe_first[b] ... fe_first[b] + fe_count[b] - 1 */
 static const int16_t fe_first[FE_MELS] = {
@@ -33,57 +33,97 @@ static const float fe_weights[${WEIGHT_COUNT}] = {
 ${WEIGHTS}
 };
 ${DCT_TABLE}
-static float fe_re[FE_FFT];
-static float fe_im[FE_FFT];
-static float fe_power[FE_BINS];
+/* One buffer: the windowed frame (FE_FFT reals, read as FE_HALF interleaved complex values), its
+ * FE_HALF-point complex FFT in place, then the power spectrum in place (bin k < FE_HALF at 2k, the
+ * Nyquist bin FE_HALF at 1) and the mel energies in the odd slots the spectrum left free (band b at
+ * 2b + 3) when they fit there, else in a buffer of their own. */
+static float fe_buf[FE_FFT];
+#if FE_MELS <= FE_HALF - 1
+#define FE_MEL(b) fe_buf[2 * (b) + 3]
+#else
 static float fe_mel[FE_MELS];
+#define FE_MEL(b) fe_mel[b]
+#endif
 
-/* In-place iterative radix-2 FFT of fe_re + i fe_im. */
+#define FE_POWER(k) ((k) == FE_HALF ? fe_buf[1] : fe_buf[2 * (k)])
+
+static float fe_cos(int32_t k)
+{
+    return k <= FE_QUARTER ? fe_quarter[k] : -fe_quarter[FE_HALF - k];
+}
+
+static float fe_sin(int32_t k)
+{
+    return k <= FE_QUARTER ? fe_quarter[FE_QUARTER - k] : fe_quarter[k - FE_QUARTER];
+}
+
+/* In-place iterative radix-2 FFT of the FE_HALF complex values (re, im) interleaved in fe_buf. */
 static void fe_fft(void)
 {
-    for (int32_t i = 1, j = 0; i < FE_FFT; ++i) {
-        int32_t bit = FE_FFT >> 1;
+    for (int32_t i = 1, j = 0; i < FE_HALF; ++i) {
+        int32_t bit = FE_HALF >> 1;
         for (; j & bit; bit >>= 1) {
             j ^= bit;
         }
         j ^= bit;
         if (i < j) {
-            float t = fe_re[i]; fe_re[i] = fe_re[j]; fe_re[j] = t;
-            t = fe_im[i]; fe_im[i] = fe_im[j]; fe_im[j] = t;
+            float t = fe_buf[2 * i]; fe_buf[2 * i] = fe_buf[2 * j]; fe_buf[2 * j] = t;
+            t = fe_buf[2 * i + 1]; fe_buf[2 * i + 1] = fe_buf[2 * j + 1]; fe_buf[2 * j + 1] = t;
         }
     }
-    for (int32_t length = 2; length <= FE_FFT; length <<= 1) {
+    for (int32_t length = 2; length <= FE_HALF; length <<= 1) {
         const int32_t half = length >> 1, step = FE_FFT / length;
-        for (int32_t start = 0; start < FE_FFT; start += length) {
+        for (int32_t start = 0; start < FE_HALF; start += length) {
             for (int32_t k = 0; k < half; ++k) {
-                const float c = fe_cos[k * step], s = fe_sin[k * step];
-                const int32_t a = start + k, b = a + half;
-                const float re = fe_re[b] * c - fe_im[b] * s;
-                const float im = fe_re[b] * s + fe_im[b] * c;
-                fe_re[b] = fe_re[a] - re; fe_im[b] = fe_im[a] - im;
-                fe_re[a] += re; fe_im[a] += im;
+                const float c = fe_cos(k * step), s = fe_sin(k * step);  /* w = c - i s */
+                float *a = fe_buf + 2 * (start + k), *b = a + 2 * half;
+                const float re = b[0] * c + b[1] * s, im = b[1] * c - b[0] * s;
+                b[0] = a[0] - re; b[1] = a[1] - im;
+                a[0] += re; a[1] += im;
             }
         }
     }
 }
 
-/* The log mel energies of the frame starting at pcm (FE_FRAME samples) into fe_mel. */
+/* The power spectrum |X[k]|^2, k <= FE_HALF, of the real frame whose packed FFT Z is in fe_buf:
+ * X[k] = E + w^k O and X[FE_HALF - k] = conj(E - w^k O), E = (Z[k] + conj Z[h-k]) / 2,
+ * O = (Z[k] - conj Z[h-k]) / 2i, w = exp(-2 pi i / FE_FFT). Each pair (k, h-k) reads and writes only
+ * its own two slots. */
+static void fe_power_spectrum(void)
+{
+    const float dc = fe_buf[0] + fe_buf[1], nyquist = fe_buf[0] - fe_buf[1];
+    fe_buf[0] = dc * dc;
+    fe_buf[1] = nyquist * nyquist;
+    for (int32_t k = 1; 2 * k <= FE_HALF; ++k) {
+        float *a = fe_buf + 2 * k, *b = fe_buf + 2 * (FE_HALF - k);
+        const float er = 0.5f * (a[0] + b[0]), ei = 0.5f * (a[1] - b[1]);
+        const float or_ = 0.5f * (a[1] + b[1]), oi = 0.5f * (b[0] - a[0]);
+        const float c = fe_cos(k), s = fe_sin(k);
+        const float tr = c * or_ + s * oi, ti = c * oi - s * or_;
+        const float low = (er + tr) * (er + tr) + (ei + ti) * (ei + ti);
+        const float high = (er - tr) * (er - tr) + (ei - ti) * (ei - ti);
+        a[0] = low;
+        if (b != a) {
+            b[0] = high;
+        }
+    }
+}
+
+/* The log mel energies of the frame starting at pcm (FE_FRAME samples) into FE_MEL. */
 static void fe_frame(const int16_t *pcm)
 {
     for (int32_t i = 0; i < FE_FFT; ++i) {
-        fe_re[i] = i < FE_FRAME ? (float)pcm[i] * (1.0f / 32768.0f) * fe_window[i] : 0.0f;
-        fe_im[i] = 0.0f;
+        const float w = i < FE_FRAME ? fe_window[i <= FE_FRAME / 2 ? i : FE_FRAME - i] : 0.0f;
+        fe_buf[i] = i < FE_FRAME ? (float)pcm[i] * (1.0f / 32768.0f) * w : 0.0f;
     }
     fe_fft();
-    for (int32_t k = 0; k < FE_BINS; ++k) {
-        fe_power[k] = fe_re[k] * fe_re[k] + fe_im[k] * fe_im[k];
-    }
+    fe_power_spectrum();
     for (int32_t b = 0, w = 0; b < FE_MELS; ++b) {
         float energy = 0.0f;
         for (int32_t j = 0; j < fe_count[b]; ++j, ++w) {
-            energy += fe_weights[w] * fe_power[fe_first[b] + j];
+            energy += fe_weights[w] * FE_POWER(fe_first[b] + j);
         }
-        fe_mel[b] = logf(energy + ${LOG_OFFSET}f);
+        FE_MEL(b) = logf(energy + ${LOG_OFFSET}f);
     }
 }
 
