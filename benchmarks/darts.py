@@ -56,7 +56,13 @@ from tinyevo.spaces.nb201 import NasBench201Space, format_cell  # noqa: E402
 from tinyevo.strategies import OK, Trial, create_strategy  # noqa: E402
 
 SHARED = REPO_ROOT.parent / "shared" / "datasets"
-REMEDIES = ("none", "early_stop", "shrink", "perturbation")
+WARMUP = 3
+#: Methods: name -> DartsSettings options on top of the proxy's (the remedy, and the settings chosen
+#: with it; see the module's docstring for how they were chosen).
+METHODS = {"none": {}, "early_stop": {"remedy": "early_stop"}, "shrink": {"remedy": "shrink"},
+           "perturbation": {"remedy": "perturbation"},
+           "warmup": {"warmup_epochs": WARMUP},
+           "perturbation_warmup": {"remedy": "perturbation", "warmup_epochs": WARMUP, "exclude_none": True}}
 TABLE_EPOCHS = 12
 
 
@@ -71,13 +77,13 @@ def table():
     return ({c: r["cifar10-val"] for c, r in rows.items()}, {c: r["cifar10-test"] for c, r in rows.items()})
 
 
-def run_darts(data, args, remedy: str, seed: int, test: dict, oracle: float) -> dict:
+def run_darts(data, args, method: str, seed: int, test: dict, oracle: float) -> dict:
     space = NasBench201Space(data.input_shape, data.num_classes)  # the table's network: C=16, N=5
     settings = DartsSettings(epochs=args.epochs, channels=args.channels, cells_per_stage=args.cells,
-                             remedy=remedy, batch_size=64, tune_steps=args.tune_steps)
+                             batch_size=64, tune_steps=args.tune_steps, **METHODS[method])
     result = DartsSearch(space, data, settings, seed=seed, progress=args.progress).run()
     accuracy = test[result.genome]
-    log(f"darts {remedy} seed {seed}: {result.genome} test {accuracy:.2f} ({result.seconds:.0f} CPU s)")
+    log(f"darts {method} seed {seed}: {result.genome} test {accuracy:.2f} ({result.seconds:.0f} CPU s)")
     return {"seed": seed, "cell": result.genome, "test_accuracy": accuracy, "regret": oracle - accuracy,
             "skip_connections": skip_count(result.genome), "epochs": result.epochs,
             "search_cpu_seconds": result.seconds}
@@ -123,8 +129,9 @@ def part_cifar(args) -> dict:
     data = cifar(args.per_class)
     val, test = table()
     oracle = max(test.values())
-    methods = {remedy: summarize([run_darts(data, args, remedy, s, test, oracle) for s in args.seeds])
-               for remedy in REMEDIES}
+    methods = {method: {"settings": METHODS[method],
+                        **summarize([run_darts(data, args, method, s, test, oracle) for s in args.seeds])}
+               for method in args.methods}
     supernet, discrete = discrete_epoch_seconds(data, args)
     cells = max(1, int(round(args.epochs * supernet / discrete / TABLE_EPOCHS)))
     methods["regularized_evolution"] = {**summarize([run_evolution(cells, s, val, test, oracle)
@@ -196,6 +203,9 @@ def parse_args(argv=None):
     p.add_argument("--cells", type=positive_int, default=1)
     p.add_argument("--per-class", type=positive_int, default=100)
     p.add_argument("--tune-steps", type=positive_int, default=10)
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
+                   help="DARTS methods of the cifar10 part (default: all; documents of two runs "
+                        "merge by method)")
     p.add_argument("--mnist-epochs", type=positive_int, default=3)
     p.add_argument("--mnist-fraction", type=float, default=0.05)
     p.add_argument("--mnist-final-epochs", type=positive_int, default=2)
