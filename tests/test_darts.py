@@ -195,11 +195,48 @@ def test_each_remedy_ends_on_a_cell(digits, remedy):
         assert skip_count(result.history[-1]["genome"]) >= 1
 
 
+def test_warmup_epochs_train_the_weights_and_leave_alpha_at_zero(digits):
+    """During ``warmup_epochs`` only ``w`` moves: alpha is still all zeros after them (its
+    initialization), the weights are not; the epoch after the warm-up moves alpha."""
+    search = tiny_search(digits, epochs=2, warmup_epochs=1)
+    start = [p.detach().clone() for p in search.net.weight_parameters()]
+    search.state["history"].append(search.epoch(0))
+    assert torch.equal(search.net.alpha, torch.zeros_like(search.net.alpha))
+    assert any(not torch.equal(a, b) for a, b in zip(start, search.net.weight_parameters()))
+    assert search.state["history"][0]["alpha_accuracy"] is None
+    search.epoch(1)
+    assert not torch.equal(search.net.alpha, torch.zeros_like(search.net.alpha))
+
+
+def test_exclude_none_never_discretizes_an_edge_to_none():
+    """Oracle by hand: alpha favouring ``none`` on edge 0 and ``avg_pool_3x3`` second: the plain
+    argmax keeps none, Liu et al.'s rule the runner-up; an edge with none alone keeps it."""
+    net = RelaxedNb201(NasBench201Space(channels=2, cells_per_stage=1))
+    with torch.no_grad():
+        net.alpha[:, 3] = 1.0  # nor_conv_3x3 elsewhere
+        net.alpha[0] = torch.tensor([5.0, 0.0, 0.0, 0.0, 1.0])
+    assert net.genome().startswith("|none~0|+|nor_conv_3x3~0|")
+    net.exclude_none = True
+    assert net.genome().startswith("|avg_pool_3x3~0|+|nor_conv_3x3~0|")
+    net.op_mask[1] = torch.tensor([True, False, False, False, False])
+    assert net.genome().startswith("|avg_pool_3x3~0|+|none~0|")
+
+
+def test_perturbation_with_exclude_none_keeps_no_none(digits):
+    search = tiny_search(digits, remedy="perturbation", tune_steps=1, exclude_none=True)
+    result = search.run()
+    assert "none" not in result.genome
+    assert all("none" not in r["drops"] for r in result.selection)
+
+
 def test_bad_darts_option_is_one_line():
     with pytest.raises(TinyevoError, match="remedy must be one of"):
         DartsSettings(remedy="magic")
     with pytest.raises(TinyevoError, match="unknown darts option 'epoch'"):
         DartsSettings.from_options({"epoch": 3})
+    with pytest.raises(TinyevoError, match="warmup_epochs must be at least 0 and below epochs") as bad:
+        DartsSettings(epochs=4, warmup_epochs=4)
+    assert "\n" not in str(bad.value)
 
 
 CONFIG = """

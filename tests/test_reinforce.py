@@ -75,9 +75,10 @@ def toy_reward(genome) -> float:
 def test_the_policy_gradient_moves_probability_to_the_best_choice(controller):
     """Oracle: before any tell a choice has probability 1/k = 0.2 (each decision has k = 5
     choices; the factorized policy starts exactly uniform, the LSTM from weights in [-0.08, 0.08],
-    so close to it). After 30 batches of 4 the best choice of every decision is well above that."""
+    so close to it). After 30 batches of 4 (one controller step each) the best choice of every
+    decision is well above that."""
     torch.manual_seed(0)  # nothing of the strategy may depend on it
-    strategy = create_strategy("reinforce", ToySpace(), seed=3, controller=controller)
+    strategy = create_strategy("reinforce", ToySpace(), seed=3, controller=controller, batch_size=4)
     before = strategy.probabilities([BEST] * 6)
     assert all(abs(p[BEST] - 0.2) < 0.05 for p in before)
     for batch in range(30):
@@ -86,6 +87,24 @@ def test_the_policy_gradient_moves_probability_to_the_best_choice(controller):
                        for i, c in enumerate(asked)])
     after = strategy.probabilities([BEST] * 6)
     assert min(p[BEST] for p in after) > 0.5, [round(float(p[BEST]), 3) for p in after]
+
+
+def test_one_controller_step_per_batch_of_told_results():
+    """Asked and told one at a time, as the nb201 benchmark does, the controller keeps its weights
+    until ``batch_size`` results are told, then takes one step on all of them; the architectures
+    it drew before that step and were not asked yet are not handed out after it."""
+    strategy = create_strategy("reinforce", ToySpace(), seed=1, batch_size=3)
+    weights = lambda: torch.cat([p.detach().flatten() for p in strategy.policy.parameters()])
+    start = weights()
+    for told in range(1, 7):
+        (candidate,) = strategy.ask(1)
+        strategy.tell([Trial(told, candidate.genome, OK, {"accuracy": toy_reward(candidate.genome)})])
+        assert strategy.updates == told // 3
+        assert torch.equal(weights(), start) == (told < 3)
+    strategy.ask(2)  # draws a batch of 3 and hands out 2
+    assert len(strategy._drawn) == 1
+    strategy.tell([Trial(7 + i, [BEST] * 6, OK, {"accuracy": 1.0}) for i in range(3)])
+    assert strategy.updates == 3 and strategy._drawn == []
 
 
 def test_mnasnet_reward_by_hand(space):

@@ -23,6 +23,7 @@ from tinyevo.spaces.nb201 import CELL_NODES, EDGES, NB201_OPS, NasBench201Space,
 
 CONV_KERNELS = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
 SKIP = NB201_OPS.index("skip_connect")
+NONE = NB201_OPS.index("none")
 
 
 class MixedEdge(nn.Module):
@@ -93,6 +94,8 @@ class RelaxedNb201(nn.Module):
         self.space, c = space, space.channels
         self.alpha = nn.Parameter(torch.zeros(len(EDGES), len(NB201_OPS)))
         self.register_buffer("op_mask", torch.ones(len(EDGES), len(NB201_OPS), dtype=torch.bool))
+        #: ``genome`` never picks ``none`` on an edge that keeps another op (Liu et al.'s rule).
+        self.exclude_none = False
         self.stem = ConvBnAct(space.input_shape[2], c, (3,), act=False)
         parts = []
         for stage in range(3):
@@ -125,8 +128,12 @@ class RelaxedNb201(nn.Module):
 
     def genome(self) -> str:
         """The discretized cell: argmax of the kept ops on each edge (Liu et al.: the strongest op;
-        NAS-Bench-201 keeps ``none`` as a candidate, so it may win an edge)."""
-        weights = self.edge_weights().detach()
+        NAS-Bench-201 keeps ``none`` as a candidate, so it may win an edge, unless ``exclude_none``)."""
+        weights = self.edge_weights().detach().clone()
+        if self.exclude_none:
+            others = self.op_mask.clone()
+            others[:, NONE] = False
+            weights[:, NONE] = torch.where(others.any(dim=1), -1.0, weights[:, NONE])
         return format_cell([NB201_OPS[int(i)] for i in weights.argmax(dim=1)])
 
 

@@ -13,7 +13,8 @@ search (``DartsSettings.remedy``):
   taken in a random order; on each, every op still there is masked out in turn and the supernet's
   validation accuracy without it measured; the op whose removal hurts most is kept alone on that
   edge, and the supernet's weights are tuned ``tune_steps`` steps before the next edge. The
-  ``alpha`` magnitudes are not used for the choice.
+  ``alpha`` magnitudes are not used for the choice. With ``exclude_none`` (Liu et al.'s rule) the
+  ``none`` op is neither measured nor kept: the choice is among the other ops of the edge.
 """
 from __future__ import annotations
 
@@ -51,12 +52,15 @@ def accuracy(net: RelaxedNb201, x: torch.Tensor, y: torch.Tensor, batch_size: in
 
 
 def perturbation_select(net: RelaxedNb201, val: tuple[torch.Tensor, torch.Tensor], tune, batch_size: int,
-                        rng: np.random.Generator, log=None) -> list[dict]:
+                        rng: np.random.Generator, log=None, exclude_none: bool = False) -> list[dict]:
     """Fix every edge to the op whose removal drops validation accuracy most (Wang et al. 2021);
     ``tune()`` trains the weights a few steps between edges. Returns what was measured per edge."""
     records = []
+    none = NB201_OPS.index("none")
     for edge in rng.permutation(len(EDGES)).tolist():
         kept = torch.nonzero(net.op_mask[edge]).flatten().tolist()
+        if exclude_none and len(kept) > 1:
+            kept = [op for op in kept if op != none]
         drops = {}
         base = accuracy(net, *val, batch_size)
         for op in kept if len(kept) > 1 else []:

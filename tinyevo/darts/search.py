@@ -61,6 +61,12 @@ class DartsSettings:
     alpha_lr: float = 3e-4
     alpha_weight_decay: float = 1e-3
     remedy: str = "none"  # none | early_stop | shrink | perturbation
+    #: Epochs that train the weights ``w`` only before ``alpha`` is updated at all (a warm-up, as
+    #: many DARTS variants have: untrained convolutions otherwise lose early to parameter-free ops).
+    warmup_epochs: int = 0
+    #: nb201: never discretize an edge to ``none`` (Liu et al. 2019, section 2.4: the zero op is
+    #: excluded when the cell is derived; the NB201 paper's DARTS keeps it as a candidate).
+    exclude_none: bool = False
     max_skips: int = 2  # early_stop: stop at this many skip-connections in the cell
     shrink_every: int | None = None  # shrink: epochs between drops (None: spread over the search)
     shrink_to: int = 2  # shrink: ops left per edge
@@ -78,6 +84,9 @@ class DartsSettings:
         for name in ("epochs", "batch_size", "max_skips", "shrink_to"):
             if int(getattr(self, name)) < 1:
                 raise TinyevoError(f"darts {name} must be at least 1, got {getattr(self, name)}")
+        if int(self.warmup_epochs) < 0 or int(self.warmup_epochs) >= int(self.epochs):
+            raise TinyevoError(f"darts warmup_epochs must be at least 0 and below epochs "
+                               f"({self.epochs}), got {self.warmup_epochs}")
         if not 0 < self.data_fraction <= 1:
             raise TinyevoError(f"darts data_fraction must be in (0, 1], got {self.data_fraction}")
 
@@ -142,6 +151,10 @@ class DartsSearch:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             self.net, cost_of, self.input_size = relaxation(space, settings, self.seed)
+        if settings.exclude_none:
+            if not isinstance(space, NasBench201Space):
+                raise TinyevoError("darts exclude_none is an nb201 option (mbv2 has no none op)")
+            self.net.exclude_none = True
         self.penalty = CostPenalty(cost_of, constraints, settings.cost_weight, settings.cost_margin)
         self.is_cell = isinstance(space, NasBench201Space)
         s = settings
@@ -209,24 +222,28 @@ class DartsSearch:
         net.train()
         (xw, yw), (xa, ya) = self.halves
         losses, alpha_losses, correct = [], [], []
+        warmup = epoch < s.warmup_epochs
         for rows_w, rows_a in self.batches(epoch):
             batch_w, batch_a = (xw[rows_w], yw[rows_w]), (xa[rows_a], ya[rows_a])
-            loss_a, acc = alpha_step(net, self.alpha_opt, batch_w, batch_a, self.penalty, s.order, lr,
-                                     s.w_weight_decay)
+            if not warmup:
+                loss_a, acc = alpha_step(net, self.alpha_opt, batch_w, batch_a, self.penalty, s.order,
+                                         lr, s.w_weight_decay)
+                alpha_losses.append(loss_a)
+                correct.append(acc)
             losses.append(weight_step(net, self.w_opt, *batch_w, s.grad_clip))
-            alpha_losses.append(loss_a)
-            correct.append(acc)
         genome = net.genome()
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
-                  "alpha_loss": float(np.mean(alpha_losses)), "alpha_accuracy": float(np.mean(correct)),
+                  "alpha_loss": float(np.mean(alpha_losses)) if not warmup else None,
+                  "alpha_accuracy": float(np.mean(correct)) if not warmup else None,
                   "genome": genome}
         if self.is_cell:
             record["skips"] = skip_count(genome)
         if self.penalty.active:
             record["expected_cost"] = self.penalty.expected(net)
         skips = f"skips {record['skips']}  " if self.is_cell else ""
-        self.log(f"epoch {epoch + 1}/{s.epochs}  train loss {record['train_loss']:.3f}  val loss "
-                 f"{record['alpha_loss']:.3f}  val acc {record['alpha_accuracy']:.3f}  {skips}"
+        val = ("warm-up (w only)" if warmup else f"val loss {record['alpha_loss']:.3f}  val acc "
+               f"{record['alpha_accuracy']:.3f}")
+        self.log(f"epoch {epoch + 1}/{s.epochs}  train loss {record['train_loss']:.3f}  {val}  {skips}"
                  f"{self.space.describe(genome)}")
         return record
 
@@ -234,7 +251,7 @@ class DartsSearch:
         """The remedies that act between epochs: early stopping, shrinking."""
         s, state = self.settings, self.state
         state["history"].append(record)
-        if s.remedy == "early_stop":
+        if s.remedy == "early_stop" and state["epoch"] > s.warmup_epochs:  # alpha has moved
             if record["skips"] >= s.max_skips:
                 state["stopped"] = True
                 if state["kept_alpha"] is not None:
@@ -268,7 +285,7 @@ class DartsSearch:
                 rows = torch.randint(len(yw), (s.batch_size,), generator=generator)
                 weight_step(net, self.w_opt, xw[rows], yw[rows], s.grad_clip)
 
-        return perturbation_select(net, (xa, ya), tune, 256, rng, self.log)
+        return perturbation_select(net, (xa, ya), tune, 256, rng, self.log, s.exclude_none)
 
     # --- checkpoints -----------------------------------------------------------------------------
     def checkpoint_path(self) -> Path | None:

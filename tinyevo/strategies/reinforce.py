@@ -13,7 +13,12 @@ mbv2's resolution, width, depths, kernels and expand ratios, ...); a space witho
 - ``factorized``: one independent softmax per decision (the REINFORCE baseline of the NAS-Bench-101
   and NAS-Bench-201 papers), for spaces whose decisions are independent, such as nb201's edges.
 
-Each ``tell`` makes one Adam step on the batch told (Zoph & Le: m architectures per update):
+The controller works in batches of ``batch_size`` architectures (default 8; Zoph & Le: m
+architectures per update). An ``ask`` that finds no drawn architecture left samples a whole batch
+in one unroll of the controller (the LSTM runs once per decision on a [batch_size, hidden] state,
+not once per architecture) and hands them out in order; ``tell`` keeps the results until at least
+``batch_size`` are told, then makes one Adam step on all of them and drops the architectures drawn
+from the old policy that were not asked yet, so every later ask comes from the updated one:
 
     loss = - mean_k (R_k - b) log P(a_k) - entropy_weight * mean_k H(a_k)
 
@@ -74,6 +79,8 @@ class ReinforceConfig:
     """The settings of a REINFORCE search, by the names of its options."""
 
     controller: str = "lstm"  # lstm | factorized
+    #: Architectures per controller batch: sampled in one unroll, trained on in one Adam step.
+    batch_size: int = 8
     #: Units of the LSTM's state (and of its choice embeddings); Zoph & Le use 35.
     hidden_size: int = 32
     #: Adam's step size; default 0.01 for the lstm, 0.1 for the factorized policy (Adam moves a
@@ -97,6 +104,7 @@ class ReinforceConfig:
         if self.controller not in CONTROLLERS:
             raise TinyevoError(f"reinforce option controller must be one of {', '.join(CONTROLLERS)}, "
                                f"got {self.controller!r}")
+        _check("batch_size", self.batch_size, integer=True, low=1)
         _check("hidden_size", self.hidden_size, integer=True, low=1)
         if self.learning_rate is None:
             self.learning_rate = DEFAULT_LEARNING_RATES[self.controller]
@@ -223,6 +231,8 @@ class Reinforce(Strategy):
         self.baseline: float | None = None
         self.updates = 0  # controller steps taken
         self._asked: dict[str, list[int]] = {}  # genome JSON -> the decisions that made it
+        self._drawn: list[list[int]] = []  # sampled by the current policy, not asked yet
+        self._told: list[tuple[list[int], float]] = []  # (decisions, reward) since the last step
 
     def settings(self) -> dict:
         """The settings that rebuild this strategy (stored with a run, checked on resume)."""
@@ -233,9 +243,11 @@ class Reinforce(Strategy):
         return [self._draw() for _ in range(n)]
 
     def _draw(self) -> Candidate:
-        """The controller's next architecture; a vector the space cannot build is drawn again."""
+        """The controller's next architecture; a vector the space cannot build is skipped."""
         for _ in range(DRAW_TRIES):
-            vector = self.sample_vector()
+            if not self._drawn:
+                self._drawn = self.sample_vectors(self.config.batch_size)
+            vector = self._drawn.pop(0)
             genome = self.space.from_vector(vector)
             if self.space.is_valid(genome):
                 self._asked[self.space.to_json(genome)] = vector
@@ -243,19 +255,21 @@ class Reinforce(Strategy):
         raise TinyevoError(f"space {self.space.name!r} built none of {DRAW_TRIES} vectors the "
                            f"reinforce controller drew; check the space's options")
 
-    def sample_vector(self) -> list[int]:
-        """One decision after the other, each drawn from the controller's softmax."""
-        vector: list[int] = []
+    def sample_vectors(self, n: int) -> list[list[int]]:
+        """``n`` architectures in one unroll: decision after decision, each row drawn from its
+        softmax with one uniform number of the strategy's generator (row order)."""
+        columns: list[np.ndarray] = []
 
         def draw(i: int, logits: torch.Tensor) -> torch.Tensor:
-            cumulative = np.cumsum(torch.softmax(logits[0], dim=0).numpy())
-            choice = int(np.searchsorted(cumulative, self.rng.random() * cumulative[-1], side="right"))
-            vector.append(min(choice, len(cumulative) - 1))
-            return torch.tensor([vector[-1]])
+            cumulative = np.cumsum(torch.softmax(logits, dim=1).numpy(), axis=1)
+            thresholds = self.rng.random(n) * cumulative[:, -1]
+            choices = (cumulative <= thresholds[:, None]).sum(axis=1)  # searchsorted, side right
+            columns.append(np.minimum(choices, cumulative.shape[1] - 1))
+            return torch.from_numpy(columns[-1])
 
         with torch.no_grad():
-            self.policy.unroll(1, draw)
-        return vector
+            self.policy.unroll(n, draw)
+        return np.stack(columns, axis=1).tolist()
 
     def probabilities(self, vector: list[int]) -> list[np.ndarray]:
         """The controller's distribution over each decision's choices along ``vector``."""
@@ -269,9 +283,10 @@ class Reinforce(Strategy):
     # --- tell ----------------------------------------------------------------------------------
     def tell(self, trials: list[Trial]) -> None:
         vectors = [self._vector_of(trial) for trial in trials]
-        told = [(v, self.reward(t)) for v, t in zip(vectors, trials) if v is not None]
+        self._told += [(v, self.reward(t)) for v, t in zip(vectors, trials) if v is not None]
         self._asked.clear()
-        if told:
+        if len(self._told) >= self.config.batch_size:
+            told, self._told, self._drawn = self._told, [], []
             self._update([v for v, _ in told], [r for _, r in told])
 
     def _vector_of(self, trial: Trial) -> list[int] | None:
