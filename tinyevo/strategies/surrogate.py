@@ -19,8 +19,7 @@ random mutation:
    search of aging evolution does better (see docs/surrogate_tuning.md).
 
 The model (``model``): ``"gp"``, scikit-learn's ``GaussianProcessRegressor`` (constant x Matern
-5/2 + white noise, targets normalized; its hyperparameters refitted every ``refit_every`` new
-results and kept in between), or ``"forest"``, a ``RandomForestRegressor`` whose spread over trees
+5/2 + white noise, targets normalized; its hyperparameters fitted again as the results grow by half, ``REFIT_GROWTH``, and kept in between), or ``"forest"``, a ``RandomForestRegressor`` whose spread over trees
 is the uncertainty. Features: ``surrogate_features.GenomeEncoder`` (one-hot on fixed-length spaces,
 a hashed bag of JSON tokens on variable-length ones), so every space works.
 
@@ -47,11 +46,15 @@ from tinyevo.spaces.base import SearchSpace
 
 #: The strategy's own options and their defaults (the rest go to ``Evolution``).
 SURROGATE_OPTIONS = dict(model="gp", pool_size=100, parents=5, explore_rate=0.0,
-                         model_budget=150, refit_every=10, min_observations=5)
+                         model_budget=150, min_observations=5)
 SURROGATE_EVOLUTION = dict(REGULARIZED, initial_size=10)
 MODELS = ("gp", "forest")
 #: Monte Carlo draws of the modelled objectives per candidate (several objectives only).
 MC_DRAWS = 64
+#: The GP's hyperparameters are fitted again once the results grew by this factor since the last
+#: fit (at 5, 8, 12, 18, ... results), and kept in between (the model itself is refitted at every
+#: step).
+REFIT_GROWTH = 1.5
 #: Weight of the sum in the augmented Chebyshev scalarization.
 AUGMENT = 0.05
 
@@ -71,7 +74,7 @@ class Surrogate(Evolution):
         if own["model"] not in MODELS:
             raise TinyevoError(f"surrogate option model must be one of {', '.join(MODELS)}, "
                                f"got {own['model']!r}")
-        for name in ("pool_size", "parents", "refit_every", "min_observations"):
+        for name in ("pool_size", "parents", "min_observations"):
             if int(own[name]) < 1:
                 raise TinyevoError(f"surrogate option {name} must be at least 1, got {own[name]}")
         if not 0.0 <= float(own["explore_rate"]) <= 1.0:
@@ -80,6 +83,7 @@ class Surrogate(Evolution):
         self.encoder = GenomeEncoder(space)
         self._observed: list[Trial] = []  # every result told, OK or not, once per architecture
         self._observed_keys: set[str] = set()
+        self._features: dict[str, np.ndarray] = {}  # key -> encoding
         self._kernels: dict[str, object] = {}  # metric -> GP kernel with fitted hyperparameters
         self._fitted_at: dict[str, int] = {}  # metric -> observations at its last hyperparameter fit
         self.proposals = 0  # children chosen by the model
@@ -148,20 +152,28 @@ class Surrogate(Evolution):
     def predict(self, metric: str, genomes: list) -> tuple[np.ndarray, np.ndarray]:
         """The model's mean and standard deviation of ``metric`` for each genome."""
         told = [t for t in self._observed if t.status == OK and metric in t.metrics]
-        x = self.encoder.encode([t.genome for t in told])
+        x = self.encode([t.genome for t in told])
         y = np.array([float(t.metrics[metric]) for t in told])
-        query = self.encoder.encode(genomes)
+        query = self.encode(genomes)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if self.options["model"] == "forest":
                 return self._forest(x, y, query)
             return self._gp(metric, x, y, query)
 
+    def encode(self, genomes: list) -> np.ndarray:
+        """The features of each genome (kept by architecture key)."""
+        keys = [self.space.key(g) for g in genomes]
+        new = {k: g for k, g in zip(keys, genomes) if k not in self._features}
+        if new:
+            self._features.update(zip(new, self.encoder.encode(list(new.values()))))
+        return np.array([self._features[k] for k in keys]).reshape(len(keys), self.encoder.width)
+
     def _gp(self, metric: str, x, y, query):
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
         refit = (metric not in self._kernels
-                 or len(y) - self._fitted_at[metric] >= self.options["refit_every"])
+                 or len(y) >= REFIT_GROWTH * self._fitted_at[metric])
         if refit:
             kernel = (ConstantKernel(1.0, (1e-2, 1e2)) * Matern(2.0, (0.1, 50.0), nu=2.5)
                       + WhiteKernel(0.1, (1e-5, 1.0)))
