@@ -1,6 +1,7 @@
-"""Benchmark: NAS-Bench-201 (CIFAR-10, 12 epochs), tinyevo's strategies against Optuna and random search.
+"""Benchmark: NAS-Bench-201 (12 epochs), tinyevo's strategies against Optuna and random search.
 
-    python benchmarks/nb201.py [--quick] [--seeds 50] [--budgets 100 300] [--table PATH]
+    python benchmarks/nb201.py [--quick] [--seeds 50] [--first-seed 0] [--budgets 25 50 100 200 300]
+                               [--dataset cifar10 | --all-datasets] [--table PATH]
                                [--plot benchmarks/results/nb201.png] [--jobs 1] > result.json
 
 Every method searches the same space, tinyevo's ``nb201`` (6 edges x 5 ops = 15,625 cells), and
@@ -8,10 +9,15 @@ is answered by the same table (``tinyevo.estimate.tabular``, default
 ``../shared/datasets/nb201_12epoch.csv.gz`` from the repository root; any file of that format
 with ``--table``):
 
-- The search sees ``cifar10-val`` only. After each query a method is scored by the
-  ``cifar10-test`` of the architecture with the best ``cifar10-val`` it has seen so far;
-  regret = oracle (the best ``cifar10-test`` in the table, 89.16 for the default table) - that
-  test accuracy. A search that found the best-validation cell ends at ``floor_regret`` (0.13).
+- The search sees the validation column of one dataset only (``--dataset``: ``cifar10``,
+  ``cifar100`` or ``imagenet``, the table's ImageNet16-120 columns; ``--all-datasets`` runs the
+  three in turn, each with every method and seed). After each query a method is scored by the
+  test accuracy of the architecture with the best validation accuracy it has seen so far;
+  regret = oracle (the best test accuracy in the table: 89.16 on cifar10 for the default table)
+  - that test accuracy. A search that found the best-validation cell ends at ``floor_regret``
+  (cifar10: 0.13).
+- Seeds are ``--first-seed``, ``--first-seed + 1``, ...: the benchmark's are 0-49; strategies are
+  tuned on others (1000 and up, cifar10 only: docs/surrogate_tuning.md).
 - Budgets count DISTINCT architectures (two genomes are the same architecture when the space
   gives them the same key, as in ``tinyevo.run.Runner``). A repeated suggestion from any method
   costs nothing and counts for nothing: it is told its earlier result again. A run stops after
@@ -28,11 +34,15 @@ GA (tournament, uniform crossover at rate 0.5, discard worst; see ``TINYEVO``), 
 independent softmax per edge, as in the NAS-Bench-201 paper's REINFORCE) -- against
 ``optuna_tpe`` (Optuna's ``TPESampler``), ``optuna_nsga2`` (``NSGAIISampler``) and
 ``optuna_random`` (``RandomSampler``), each with default settings and the run's seed, one
-categorical parameter per edge.
+categorical parameter per edge. ``surrogate`` is aging evolution choosing its children by a
+Gaussian-process model's expected improvement (``tinyevo.strategies.surrogate``).
 
 Output: one JSON document on stdout (per method and budget: mean, sample std and median of the
-regret over seeds, and how many seeds found the best-validation cell), progress on stderr, and a
-PNG of mean regret against distinct queries (``--plot``). The 15,625 cells of the space are
+regret over seeds, and how many seeds found the best-validation cell; per method the CPU time
+the method itself spent per suggestion, ``overhead_ms_per_suggestion``: its ask and tell, the
+table lookups left out), progress on stderr, and a PNG of mean regret against distinct queries,
+one panel per dataset (``--plot``). With ``--all-datasets`` the document holds one entry per
+dataset under ``datasets``. The 15,625 cells of the space are
 6,470 distinct networks (``space.key``), so many suggestions of a cell string are repeats.
 """
 from __future__ import annotations
@@ -55,6 +65,9 @@ from tinyevo.strategies import DEFAULT_STRATEGY, OK, Objective, Trial, create_st
 from tinyevo.spaces import create_space  # noqa: E402
 
 DATASET = "cifar10"
+#: The table's datasets (its column prefixes, ``tinyevo.estimate.tabular.DATASETS``); ``imagenet``
+#: is ImageNet16-120.
+DATASETS = ("cifar10", "cifar100", "imagenet")
 DEFAULT_TABLE = "../shared/datasets/nb201_12epoch.csv.gz"  # from the repository root (benchmarks/common.repo_path)
 #: tinyevo methods: name -> (registered strategy, options). ``evolution`` runs with its defaults
 #: (aging, tournament of 5 in a population of 25); ``evolution_ga`` assembles the same parts as a
@@ -71,6 +84,7 @@ TINYEVO = {
     "random": ("random", {}),
     "reinforce": ("reinforce", {}),
     "reinforce_factorized": ("reinforce", dict(controller="factorized")),
+    "surrogate": ("surrogate", {}),
 }
 OPTUNA = ("optuna_tpe", "optuna_nsga2", "optuna_random")
 METHODS = (*TINYEVO, *OPTUNA)
@@ -83,8 +97,9 @@ QUICK_PLOT = "nb201_quick.png"  # in quick_path()
 @dataclass
 class Settings:
     seeds: int = 50
-    budgets: tuple = (100, 300)
+    budgets: tuple = (25, 50, 100, 200, 300)
     methods: tuple = METHODS
+    first_seed: int = 0
 
 
 QUICK = Settings(seeds=3, budgets=(20, 60))
@@ -94,9 +109,9 @@ QUICK = Settings(seeds=3, budgets=(20, 60))
 class Table:
     """The benchmark's answers: validation accuracy to search on, test accuracy to score with."""
 
-    def __init__(self, path: str, space):
-        rows = TabularEstimator(path=path, dataset=DATASET).table()
-        columns = (f"{DATASET}-val", f"{DATASET}-test")
+    def __init__(self, path: str, space, dataset: str = DATASET):
+        rows = TabularEstimator(path=path, dataset=dataset).table()
+        columns = (f"{dataset}-val", f"{dataset}-test")
         first = next(iter(rows.values()))
         missing = [c for c in columns if c not in first]
         if missing:
@@ -124,6 +139,7 @@ class Run:
     suggestions: int = 0
     capped: bool = False
     seconds: float = 0.0
+    overhead: float = 0.0  # seconds in the method's own ask and tell
 
 
 class Scorer:
@@ -159,9 +175,14 @@ def run_tinyevo(method: str, seed: int, table: Table, space, budget: int) -> Run
     strategy = create_strategy(name, space, seed=seed, **options)
     scorer, run = Scorer(table, space, budget), Run(method, seed)
     while not scorer.done() and run.suggestions < SUGGESTION_CAP * budget:
+        start = time.process_time()
         candidates = strategy.ask(1)
+        run.overhead += time.process_time() - start
         run.suggestions += len(candidates)
-        strategy.tell([scorer.query(c.genome, c.parents, c.origin) for c in candidates])
+        told = [scorer.query(c.genome, c.parents, c.origin) for c in candidates]
+        start = time.process_time()
+        strategy.tell(told)
+        run.overhead += time.process_time() - start
     run.regret, run.capped = scorer.regret, not scorer.done()
     return run
 
@@ -176,11 +197,15 @@ def run_optuna(method: str, seed: int, table: Table, space, budget: int) -> Run:
     dimensions = space.dimensions()
     scorer, run = Scorer(table, space, budget), Run(method, seed)
     while not scorer.done() and run.suggestions < SUGGESTION_CAP * budget:
+        start = time.process_time()
         asked = study.ask()
         vector = [choices.index(asked.suggest_categorical(name, choices)) for name, choices in dimensions]
+        run.overhead += time.process_time() - start
         run.suggestions += 1
         trial = scorer.query(space.from_vector(vector), origin="optuna")
+        start = time.process_time()
         study.tell(asked, 100.0 * trial.metrics["accuracy"])
+        run.overhead += time.process_time() - start
     run.regret, run.capped = scorer.regret, not scorer.done()
     return run
 
@@ -199,7 +224,8 @@ _WORLD: dict = {}  # the table and space of this process (inherited by forked wo
 
 def run_all(settings: Settings, jobs: int) -> list[Run]:
     budget = max(settings.budgets)
-    work = [(m, s, budget) for m in settings.methods for s in range(settings.seeds)]
+    seeds = range(settings.first_seed, settings.first_seed + settings.seeds)
+    work = [(m, s, budget) for m in settings.methods for s in seeds]
     runs: list[Run] = []
     if jobs <= 1:
         return _collect(map(run_one, work), len(work), runs)
@@ -215,7 +241,7 @@ def run_all(settings: Settings, jobs: int) -> list[Run]:
 def _collect(results, total: int, runs: list[Run]) -> list[Run]:
     for run in results:
         runs.append(run)
-        if run.seed == 0 or len(runs) == total:
+        if len(runs) % max(1, total // 20) == 0 or len(runs) == total:
             log(f"{len(runs)}/{total} runs; {run.method} seed {run.seed}: regret "
                 f"{run.regret[-1]:.2f} after {len(run.regret)} architectures, {run.suggestions} "
                 f"suggestions, {run.seconds:.1f} s")
@@ -252,6 +278,8 @@ def summary(runs: list[Run], settings: Settings) -> dict:
         entry["suggestions_per_architecture"] = round(sum(r.suggestions for r in mine) / distinct, 3)
         entry["capped_runs"] = sum(r.capped for r in mine)
         entry["seconds"] = round(sum(r.seconds for r in mine), 1)
+        entry["overhead_ms_per_suggestion"] = round(
+            1000 * sum(r.overhead for r in mine) / sum(r.suggestions for r in mine), 3)
         methods[method] = entry
     return methods
 
@@ -270,20 +298,22 @@ def verdict(methods: dict, settings: Settings, default: str, target: float) -> d
             f"default_below_{target}_at_{largest}": methods[default][largest]["mean_regret"] < target}
 
 
-def plot(runs: list[Run], settings: Settings, path: Path, floor: float) -> None:
+def plot(panels: list[tuple[str, list[Run], float]], settings: Settings, path: Path) -> None:
+    """One panel per (dataset, runs, floor regret): mean regret against distinct queries."""
     plt = pyplot()
     budget = max(settings.budgets)
-    figure, axes = plt.subplots(figsize=(8, 5))
-    for method in settings.methods:
-        curves = np.array([[regret_at(r, q) for q in range(1, budget + 1)]
-                           for r in runs if r.method == method])
-        style = "-" if method in TINYEVO else "--"
-        width = 2.5 if method == DEFAULT_STRATEGY else 1.2
-        axes.plot(np.arange(1, budget + 1), curves.mean(axis=0), style, lw=width, label=method)
-    axes.axhline(floor, color="grey", lw=0.8, ls=":", label="best-validation cell")
-    axes.set(xlabel="distinct architectures queried", ylabel="mean regret (test accuracy, %)",
-             yscale="log", title=f"NAS-Bench-201 {DATASET}, {settings.seeds} seeds")
-    axes.legend(fontsize=8)
+    figure, all_axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), 5), squeeze=False)
+    for axes, (dataset, runs, floor) in zip(all_axes[0], panels):
+        for method in settings.methods:
+            curves = np.array([[regret_at(r, q) for q in range(1, budget + 1)]
+                               for r in runs if r.method == method])
+            style = "-" if method in TINYEVO else "--"
+            width = 2.5 if method == DEFAULT_STRATEGY else 1.2
+            axes.plot(np.arange(1, budget + 1), curves.mean(axis=0), style, lw=width, label=method)
+        axes.axhline(max(floor, 1e-3), color="grey", lw=0.8, ls=":", label="best-validation cell")
+        axes.set(xlabel="distinct architectures queried", ylabel="mean regret (test accuracy, %)",
+                 yscale="log", title=f"NAS-Bench-201 {dataset}, {settings.seeds} seeds")
+        axes.legend(fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
@@ -298,8 +328,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                "seen; budgets count distinct architectures.")
     parser.add_argument("--quick", action="store_true",
                         help=f"reduced run: {QUICK.seeds} seeds, budgets {list(QUICK.budgets)} (< 1 min)")
-    parser.add_argument("--seeds", type=int, help="seeds per method (0, 1, ..., N-1); default 50")
-    parser.add_argument("--budgets", type=int, nargs="+", help="distinct architectures; default 100 300")
+    parser.add_argument("--seeds", type=int, help="seeds per method (first, first + 1, ...); default 50")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the first seed (default 0; tuning uses 1000 and up)")
+    parser.add_argument("--budgets", type=int, nargs="+",
+                        help="distinct architectures; default 25 50 100 200 300")
+    parser.add_argument("--dataset", choices=DATASETS, default=DATASET,
+                        help="the table's columns to search and score (imagenet: ImageNet16-120)")
+    parser.add_argument("--all-datasets", action="store_true", help="every dataset, in turn")
     parser.add_argument("--methods", nargs="+", choices=METHODS, help="default: all")
     parser.add_argument("--table", default=DEFAULT_TABLE,
                         help="NAS-Bench-201 table (.csv.gz with arch, cifar10-val, cifar10-test, ...)")
@@ -307,6 +343,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                        f"or a temporary {QUICK_PLOT} with --quick)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     args = parser.parse_args(argv)
+    if args.first_seed < 0:
+        parser.error("--first-seed must be at least 0")
     for name in ("seeds", "jobs"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
@@ -319,28 +357,48 @@ def settings_of(args: argparse.Namespace) -> Settings:
     base = QUICK if args.quick else Settings()
     return Settings(seeds=args.seeds or base.seeds,
                     budgets=tuple(sorted(set(args.budgets))) if args.budgets else base.budgets,
-                    methods=tuple(args.methods) if args.methods else base.methods)
+                    methods=tuple(args.methods) if args.methods else base.methods,
+                    first_seed=args.first_seed)
+
+
+def run_dataset(dataset: str, settings: Settings, args, space) -> tuple[dict, list[Run], float]:
+    """Every method and seed on one dataset's columns: its report, runs and floor regret."""
+    start = time.perf_counter()
+    table = Table(str(repo_path(args.table)), space, dataset)
+    _WORLD.update(table=table, space=space)
+    log(f"table {args.table}, {dataset}: oracle {table.oracle:.2f}, floor regret "
+        f"{table.floor_regret:.2f}; {settings}")
+    runs = run_all(settings, args.jobs)
+    methods = summary(runs, settings)
+    report = {"dataset": dataset, "oracle": round(table.oracle, 4),
+              "floor_regret": round(table.floor_regret, 4), "methods": methods,
+              "targets": verdict(methods, settings, DEFAULT_STRATEGY, 0.25),
+              "seconds": round(time.perf_counter() - start, 1)}
+    return report, runs, table.floor_regret
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     settings, start = settings_of(args), time.perf_counter()
     space = create_space("nb201")
-    table = Table(str(repo_path(args.table)), space)
-    _WORLD.update(table=table, space=space)
-    log(f"table {args.table}: oracle {table.oracle:.2f}, floor regret {table.floor_regret:.2f}; "
-        f"{settings}")
-    runs = run_all(settings, args.jobs)
+    datasets = DATASETS if args.all_datasets else (args.dataset,)
+    reports, panels = {}, []
+    for dataset in datasets:
+        report, runs, floor = run_dataset(dataset, settings, args, space)
+        reports[dataset] = report
+        panels.append((dataset, runs, floor))
     plot_path = repo_path(args.plot) if args.plot else (quick_path(QUICK_PLOT) if args.quick
                                                          else repo_path(DEFAULT_PLOT))
-    plot(runs, settings, plot_path, table.floor_regret)
-    methods = summary(runs, settings)
-    print_json({"benchmark": "nb201", "dataset": DATASET, "table": str(args.table),
-                "budgets": list(settings.budgets), "default_strategy": DEFAULT_STRATEGY,
-                "oracle": round(table.oracle, 4), "floor_regret": round(table.floor_regret, 4),
-                "seeds": settings.seeds, "quick": args.quick, "suggestion_cap": SUGGESTION_CAP,
-                "methods": methods, "targets": verdict(methods, settings, DEFAULT_STRATEGY, 0.25),
-                "plot": str(plot_path), "seconds": round(time.perf_counter() - start, 1)})
+    plot(panels, settings, plot_path)
+    common = {"benchmark": "nb201", "table": str(args.table), "budgets": list(settings.budgets),
+              "default_strategy": DEFAULT_STRATEGY, "seeds": settings.seeds,
+              "first_seed": settings.first_seed, "quick": args.quick,
+              "suggestion_cap": SUGGESTION_CAP}
+    if args.all_datasets:
+        document = {**common, "datasets": reports}
+    else:
+        document = {**common, **reports[args.dataset]}
+    print_json({**document, "plot": str(plot_path), "seconds": round(time.perf_counter() - start, 1)})
 
 
 if __name__ == "__main__":

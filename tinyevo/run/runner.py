@@ -172,6 +172,7 @@ class Runner:
         _check_needs(self.estimator, self.run_dir)
         self.strategy.set_feasibility(self.meets_constraints if self.filter.active else None)
         self.strategy.set_limits(self.filter.constraints.by_metric())
+        self.strategy.set_costs(self.genome_cost)
         check_config(self.store, self.config())
         self.store.set("budget", self.budget.to_dict())
         self.running = RunningTrials(self.store, self.strategy.name, self.executor.in_process)
@@ -300,6 +301,14 @@ class Runner:
             return self.filter.feasible(self.space.decode(genome))
         except (EstimationFailed, ArithmeticError, *_DECODE_ERRORS):
             return False
+
+    def genome_cost(self, genome) -> dict | None:
+        """The cost model's figures for one genome (what its trial's metrics will carry), or
+        None when it does not decode or the cost model fails on it."""
+        try:
+            return self.filter.cost(self.space.decode(genome))
+        except (EstimationFailed, ArithmeticError, *_DECODE_ERRORS):
+            return None
 
     def _start(self, slot: _Slot, limit: float | None) -> str:
         """Mark the trial running, just before it is evaluated; the first line of its crash log."""

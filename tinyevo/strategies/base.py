@@ -96,6 +96,20 @@ class Strategy(ABC):
         """Told by the runner before the first ask: which genomes meet the hard constraints."""
         self.feasible = check
 
+    #: ``costs(genome) -> dict | None``: the cost model's figures for a genome (peak SRAM, flash,
+    #: MACs, latency...), exact and without training; set by the runner (``set_costs``), None
+    #: outside a run. A model-based strategy scores the cost objectives of an untrained candidate
+    #: with it (``surrogate``).
+    costs: Callable[[Genome], dict | None] | None = None
+
+    def set_costs(self, costs: Callable[[Genome], dict | None] | None) -> None:
+        """Told by the runner before the first ask: the cost model, genome by genome."""
+        self.costs = costs
+
+    def cost_of(self, genome: Genome) -> dict | None:
+        """The cost model's figures for ``genome``, or None (no cost model told, or it failed)."""
+        return self.costs(genome) if self.costs is not None else None
+
     def set_limits(self, limits: dict[str, float]) -> None:
         """Told by the runner before the first ask: the hard limits of the run, by the cost-model
         metric each bounds; a hardware-aware reward takes them as its targets (``reinforce``)."""
