@@ -101,10 +101,12 @@ from tinyevo.estimate.training import cached_dataset
 from tinyevo.hardware import load_board
 from tinyevo.hardware.cost_model import search_cost_model
 from tinyevo.model_file import load_architecture
+from tinyevo.nn import build
 from tinyevo.pipeline import SearchJob
 from tinyevo.runs import load_results, write_results
 from tinyevo.runs.export import load_run_model
 from tinyevo.runs.int8 import calibration_inputs, int8_record, network_inputs
+from tinyevo.runs.models import load_weights, save_model
 from tinyevo.spaces import SPACES, create_space
 
 DEFAULT_DATA = "../shared/datasets/cifar10-jpg"
@@ -315,12 +317,18 @@ def run_search(space: str, bound_name: str, bound: dict, seed: int, settings: Se
            "failed": results["failed"], "search_cpu_seconds": search_cpu, "final_cpu_seconds": final_cpu}
     if best:
         key = f"mcu_trial_{best['trial']}"
-        if key not in ledger.entries:
+        if key not in ledger.entries or missing_mcu_figures(ledger.entries[key]):
             config = search_config(space, bound, seed, settings, data_dir, settings.final_models)
             ledger.entries[key] = run_model_on_mcu(folder, best["trial"], config)
             ledger.write()
         row.update(final_row(best), **ledger.entries[key])
     return {**row, "finalists": finalists}
+
+
+def missing_mcu_figures(entry: dict) -> bool:
+    """Whether a kept Cortex-M4 entry was made without the toolchain (a run on a machine without
+    it, e.g. a GPU machine) and the toolchain is here now: a rerun then fills the figures in."""
+    return entry.get("mcu_instructions") is None and mcu.mcu_available()
 
 
 def final_row(row: dict) -> dict:
@@ -363,16 +371,30 @@ def run_model_on_mcu(folder: Path, trial: int, config: SearchConfig) -> dict:
 def train_resnet8(seed: int, settings: Settings, data_dir: str, out: Path) -> dict:
     """ResNet-8 trained and scored by the final trainer of the searches of ``seed``; kept in ``OUT``
     (a rerun with the same trainer settings reads it back)."""
-    path = out / f"resnet8-seed{seed}.json"
+    path, models = out / f"resnet8-seed{seed}.json", out / f"resnet8-seed{seed}-model"
     config = SearchConfig.from_dict(trainer_settings(seed, settings, data_dir), "spaces benchmark")
     key = json.loads(json.dumps(trainer_settings(seed, settings, data_dir)))
     if path.exists() and json.loads(path.read_text()).get("trainer") == key:
-        return json.loads(path.read_text())
+        row = json.loads(path.read_text())
+        weights = models / "models" / "trial_0.npz"
+        if not (missing_mcu_figures(row) and weights.exists()):
+            return row
+        # trained where the toolchain was missing: its kept weights on the emulated Cortex-M4 now
+        estimator, arch = final_trainer(config), load_architecture(weights.with_suffix(".json"))
+        module = build(arch)
+        load_weights(module, weights)
+        data = estimator.data()
+        image = network_inputs(data.x_test[:1], data, arch)
+        row.update(mcu_figures(arch, module, calibration_inputs(data, arch, config.seed), image,
+                               out / f"resnet8-seed{seed}-mcu", config.execution))
+        write_json_atomic(path, row)
+        return row
     estimator, arch, start = final_trainer(config), load_architecture(repo_path(RESNET8_FILE)), cpu_seconds()
     try:
         trained = estimator.fit(arch, EvalContext(seed=config.seed))  # as finalize() trains a finalist
     except EstimationFailed as error:
         return {"seed": seed, "status": "failed", "error": str(error)}
+    save_model(models, 0, trained)
     data = estimator.data()
     row = {"seed": seed, "status": "ok", "final_val_accuracy": trained.metrics["accuracy"],
            "test_accuracy": estimator.accuracy(trained, "test"),
@@ -382,11 +404,15 @@ def train_resnet8(seed: int, settings: Settings, data_dir: str, out: Path) -> di
     row.update(mcu_figures(arch, trained.module, calibration_inputs(data, arch, config.seed), image,
                            out / f"resnet8-seed{seed}-mcu", config.execution))
     row["trainer"] = key
-    out.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(row, indent=1))
-    os.replace(temporary, path)
+    write_json_atomic(path, row)
     return row
+
+
+def write_json_atomic(path: Path, document: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(document, indent=1))
+    os.replace(temporary, path)
 
 
 # --- processes ------------------------------------------------------------------------------------------
