@@ -1,6 +1,6 @@
 """Check: how well the latency model predicts instructions on the emulated core, calibrated or not.
 
-    python benchmarks/calibration.py [--board stm32l4r5zi] [--probes 144] [--heldout 20] > calibration.json
+    python benchmarks/calibration.py [--board stm32l4r5zi] [--probes 240] [--heldout 20] > calibration.json
 
 1. Calibrate (``tinyevo calibrate``'s code): ``--probes`` probes drawn with ``--seed``, measured
    profiled on the emulated Cortex-M4 (QEMU mps2-an386, -icount), fitted per op kind; the board
@@ -18,8 +18,8 @@
    median and worst relative error |predicted - measured| / measured, and the median ratio
    predicted / measured.
 
-Takes about 2.5 minutes for the fit (144 probes, about 1 s each on one core) and 30 s for 20
-held-out networks. Rerun it after the kernels change: the fit follows them.
+Takes about 3.5 minutes for the fit (240 probes and 80 network probes, about 0.6 s each on one
+core) and 30 s for 20 held-out networks. Rerun it after the kernels change: the fit follows them.
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def relative_errors(rows: list[dict], key: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--board", default="stm32l4r5zi", help="a Cortex-M4 board (default stm32l4r5zi)")
-    parser.add_argument("--probes", type=int, default=144)
+    parser.add_argument("--probes", type=int, default=240)
     parser.add_argument("--seed", type=int, default=0, help="seed of the probes")
     parser.add_argument("--heldout", type=int, default=20)
     parser.add_argument("--calibrated", help="an already calibrated board file (skips the fit)")
