@@ -63,9 +63,9 @@ class ConstraintSettings:
 
     max_sram: str | int | None = None
     max_flash: str | int | None = None
-    max_deployed_flash: str | int | None = None  # the generated C's flash; "board": the board's
     max_latency: str | float | None = None
     max_macs: str | int | None = None
+    max_deployed_flash: str | int | None = None  # the generated C's flash; "board": the board's
 
     def build(self, board=None) -> Constraints:
         """``Constraints`` in the cost model's units; SRAM and flash default to the board's."""

@@ -7,9 +7,9 @@ metric                ``Constraints`` field     CLI flag              TOML key  
 ====================  ========================  ====================  ==================  =====  ============
 peak_sram_bytes       max_peak_sram_bytes       --max-sram            max_sram            bytes  its SRAM
 flash_bytes           max_flash_bytes           --max-flash           max_flash           bytes  its flash
-deployed_flash_bytes  max_deployed_flash_bytes  --max-deployed-flash  max_deployed_flash  bytes  -- ("board")
 latency_ms            max_latency_ms            --max-latency         max_latency         ms     --
 macs                  max_macs                  --max-macs            max_macs            MACs   --
+deployed_flash_bytes  max_deployed_flash_bytes  --max-deployed-flash  max_deployed_flash  bytes  -- ("board")
 ====================  ========================  ====================  ==================  =====  ============
 
 Two flash figures: ``flash_bytes`` counts the weights, biases and scales (the unit of published
@@ -98,11 +98,11 @@ LIMITS = (
           "64KB", board="sram_bytes"),
     Limit("flash_bytes", "max_flash_bytes", "--max-flash", "max_flash", "bytes", "flash", "flash",
           "256KB", board="flash_bytes"),
+    Limit("latency_ms", "max_latency_ms", "--max-latency", "max_latency", "ms", "latency", "latency", "50ms"),
+    Limit("macs", "max_macs", "--max-macs", "max_macs", "MACs", "MACs", "MACs", "5M"),
     Limit("deployed_flash_bytes", "max_deployed_flash_bytes", "--max-deployed-flash", "max_deployed_flash",
           "bytes", "deployed flash (code and constants of the generated C)", "deployed flash", "1MB",
           board="flash_bytes", board_default=False),
-    Limit("latency_ms", "max_latency_ms", "--max-latency", "max_latency", "ms", "latency", "latency", "50ms"),
-    Limit("macs", "max_macs", "--max-macs", "max_macs", "MACs", "MACs", "MACs", "5M"),
 )
 BY_FIELD = {limit.field: limit for limit in LIMITS}
 BY_KEY = {limit.key: limit for limit in LIMITS}
@@ -117,9 +117,9 @@ class Constraints:
 
     max_peak_sram_bytes: int | None = None
     max_flash_bytes: int | None = None
-    max_deployed_flash_bytes: int | None = None
     max_latency_ms: float | None = None
     max_macs: int | None = None
+    max_deployed_flash_bytes: int | None = None
 
     def __post_init__(self):
         for name, limit in self.limits().items():
