@@ -76,7 +76,7 @@ def write_coefficients(coefficients: dict[str, float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true",
-                        help=f"write the refitted CODE_BYTES into {SOURCE.relative_to(repo_path('.'))}")
+                        help="write the refitted CODE_BYTES into tinyevo/hardware/deployed_flash.py")
     parser.add_argument("--out", default="benchmarks/results/deployed_flash.json")
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -41,9 +41,10 @@ from tinyevo.hardware.folding import batch_norm_folds
 
 #: (see the module docstring) bytes per unit of each feature of ``code_features``
 CODE_BYTES = {
-    "base": 0.0, "calls": 157.6, "conv2d": 1012.3, "conv2d_direct": 2918.7, "depthwise_conv2d": 362.2,
-    "depthwise_taps": 0.0, "grouped_conv2d": 0.0, "dense": 261.9, "pool": 673.9, "pool_direct": 0.0,
-    "global_avg_pool": 0.0, "add": 566.7, "concat": 0.0, "batch_norm": 0.0,
+    "base": 0.0, "calls": 133.5, "conv2d": 964.6, "conv2d_direct": 1965.8,
+    "depthwise_conv2d": 385.2, "depthwise_taps": 0.0, "grouped_conv2d": 0.0, "dense": 652.0,
+    "pool": 627.3, "pool_direct": 0.0, "global_avg_pool": 0.0, "add": 597.6, "concat": 0.0,
+    "batch_norm": 202.3,
 }
 
 
