@@ -25,6 +25,29 @@ for a convolution, output pixels x kernel positions inside x blocks of ``depthwi
 depthwise) and ``window_blocks`` (the same over every kernel position, the padding's included:
 what its loops test).
 
+Features of the path the generator takes (``tinyevo/deploy/codegen/kernels.py`` decides it; the
+functions here ask its classes, so they follow the kernels when those change): ``weights`` (the
+layer's weights: loaded and unpacked per call); ``generic_outputs``, ``generic_valid_macs`` (the
+outputs and valid MACs of an op whose kernel does not take the blocks of four channels:
+``DepthwiseConv2D.takes_block4``, ``MaxPool2D.takes_block4``, ``AveragePool2D.takes_block4``; an
+unfolded batch norm is a 1x1 depthwise conv) and ``generic_inputs`` (a generic pool's window
+reads done one channel at a time); ``requantized_inputs`` (a concat's input elements requantized
+on the way, ``Lowering.requantized``) and ``misaligned_inputs`` (a concat's copied elements from
+or to places that are not whole words; an im2col conv's patches of int8 rows of an odd number of
+channels); ``wide_filter_macs`` (``filter_macs`` of an im2col conv with int16 weights,
+``Conv2D.wide_shape``); ``looped_outputs``, ``looped_filter_macs`` (those of an im2col conv whose
+channel pairs are looped over, not unrolled: ``Conv2D.unrolled_pairs``); ``taps`` (output pixels x
+kernel positions, the padding's included); ``window_channels`` (``taps`` x output channels);
+``dot_calls`` (the dot products a direct ``conv_2d`` calls: one per kernel row inside the input
+when it takes rows whole, else per kernel position inside, per block of output channels);
+``shared_outputs``, ``shared_calls`` (outputs and 1 when another layer of the network has the same
+op and shapes, so that both call one C function that gcc does not inline with its constants: a
+relu costs twice as much per element then).
+
+What runs at all comes from ``lowering``: the fold and quantizer rules replayed on the
+architecture (a relu or relu6 that cannot fuse into the op before it runs as a kernel of its own,
+kinds ``relu``/``relu6``; aliases such as a global pool of a 1x1 map run nothing).
+
 The kinds (``calibration_kind``) refine ``latency.op_kind`` after the kernels the generated C
 picks (``tinyevo/deploy/codegen/kernels.py``; ``im2col`` and ``depthwise_block`` import its rules): a
 grouped convolution that is not depthwise is ``grouped_conv2d``, an ungrouped one that the C does
@@ -182,7 +205,8 @@ def function_key(arch: Architecture, node: Node) -> tuple:
 def calibration_kind(arch: Architecture, node: Node, lowered: Lowering | None = None) -> str:
     """The kind whose fitted coefficients price this op ("free" for ops that cost nothing);
     ``lowered``: ``lowering(arch)``, computed when not given."""
-    lowered = lowering(arch) if lowered is None else lowered
+    if not isinstance(lowered, Lowering):  # None, or the folds dict callers once passed
+        lowered = lowering(arch)
     if node.name in lowered.free:
         return "free"
     if node.op == "conv2d":
