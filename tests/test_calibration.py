@@ -169,19 +169,26 @@ def _features(arch, name):
 
 def test_features_follow_the_kernel_paths_by_hand():
     """6x6 maps. An unfolded batch norm runs as a 1x1 depthwise conv: 8 channels take the blocks of
-    four (generic_outputs 0), 6 do not (generic_outputs 6*6*6 = 216). A concat of the input (never
-    adopting the concat's scale: requantized, 6*6*3 = 108 elements) and a conv only the concat
-    reads (adopting it: copied). A global pool of 6 channels: the two channels past the last four
-    one at a time, 36 * 2 = 72 generic_inputs; of 8 channels: the blocks, 0."""
+    four (generic_outputs 0), 6 do not (generic_outputs 6*6*6 = 216). A concat of the input (a
+    range of its own, the only one: taken as the concat's), a max pool of it (the input's scale:
+    requantized, 6*6*3 = 108 elements) and a conv only the concat reads (adopting the concat's
+    scale: copied). A concat of two adds (ranges of their own): the smaller, 6*6*2 = 72 elements,
+    is rescaled. A global pool of 6 channels: the two channels past the last four one at a time,
+    36 * 2 = 72 generic_inputs; of 8 channels: the blocks, 0."""
     g = GraphBuilder((6, 6, 3))
     eight = g.batch_norm(g.relu(g.conv2d(g.input, 8, kernel=1)))
     six = g.batch_norm(g.relu(g.conv2d(g.input, 6, kernel=1)))
-    joined = g.concat(g.input, g.conv2d(g.input, 4, kernel=1))
+    joined = g.concat(g.input, g.max_pool(g.input, kernel=3, stride=1, padding="same"),
+                      g.conv2d(g.input, 4, kernel=1))
+    sums = g.concat(*(g.add(g.conv2d(g.input, c, kernel=1), g.conv2d(g.input, c, kernel=1)) for c in (4, 2)))
     pooled = [g.global_avg_pool(eight), g.global_avg_pool(six)]
-    arch = g.build(g.concat(g.flatten(g.global_avg_pool(joined)), *map(g.flatten, pooled)))
+    arch = g.build(g.concat(g.flatten(g.global_avg_pool(joined)), g.flatten(g.global_avg_pool(sums)),
+                            *map(g.flatten, pooled)))
     assert _features(arch, eight)["generic_outputs"] == 0
     assert _features(arch, six)["generic_outputs"] == 216
-    assert _features(arch, joined)["requantized_inputs"] == 108 and _features(arch, joined)["inputs"] == 252
+    assert lowering(arch).requantized[joined] == (1, 2, 0)
+    assert _features(arch, joined)["requantized_inputs"] == 108 and _features(arch, joined)["rescaled_inputs"] == 0
+    assert _features(arch, joined)["inputs"] == 360 and _features(arch, sums)["rescaled_inputs"] == 72
     assert _features(arch, pooled[0])["generic_inputs"] == 0 and _features(arch, pooled[1])["generic_inputs"] == 72
 
 

@@ -32,7 +32,10 @@ outputs and valid MACs of an op whose kernel does not take the blocks of four ch
 ``DepthwiseConv2D.takes_block4``, ``MaxPool2D.takes_block4``, ``AveragePool2D.takes_block4``; an
 unfolded batch norm is a 1x1 depthwise conv) and ``generic_inputs`` (a generic pool's window
 reads done one channel at a time); ``requantized_inputs`` (a concat's input elements requantized
-on the way, ``Lowering.requantized``) and ``misaligned_inputs`` (a concat's copied elements from
+on the way: those of inherited scale, ``Lowering.requantized`` 2), ``rescaled_inputs`` (those of
+inputs with ranges of their own, 1, but the largest such input, taken to have the widest range,
+the concat's: requantized unless their range happens to be the concat's, which the fit prices) and
+``misaligned_inputs`` (a concat's copied elements from
 or to places that are not whole words; an im2col conv's patches of int8 rows of an odd number of
 channels); ``wide_filter_macs`` (``filter_macs`` of an im2col conv with int16 weights,
 ``Conv2D.wide_shape``); ``looped_outputs``, ``looped_filter_macs`` (those of an im2col conv whose
@@ -74,7 +77,8 @@ FEATURES = ("calls", "macs", "valid_macs", "filter_macs", "outputs", "pixels", "
             "patch_elements", "valid_taps", "inputs", "pixel_inputs", "sums", "padded_window",
             "valid_loads", "window_blocks", "weights", "generic_outputs", "generic_valid_macs",
             "generic_inputs", "requantized_inputs", "wide_filter_macs", "window_channels", "shared_outputs",
-            "shared_calls", "misaligned_inputs", "taps", "looped_outputs", "looped_filter_macs", "dot_calls")
+            "shared_calls", "misaligned_inputs", "taps", "looped_outputs", "looped_filter_macs", "dot_calls",
+            "rescaled_inputs")
 NETWORK = "network"
 #: the features each kind is fitted on: what its kernel's loops do work for (a feature a kernel
 #: does not loop over would only fit noise of the probes)
@@ -95,7 +99,8 @@ KIND_FEATURES = {
     "max_pool": POOLED, "avg_pool": POOLED, "max_pool_2x2": POOLED, "avg_pool_2x2": POOLED,
     "global_avg_pool": ("calls", "inputs", "outputs", "generic_inputs", "generic_outputs"),
     "add": ("calls", "sums", "outputs", *SHARED),
-    "concat": ("calls", "inputs", "outputs", "pixel_inputs", "requantized_inputs", "misaligned_inputs"),
+    "concat": ("calls", "inputs", "outputs", "pixel_inputs", "requantized_inputs", "rescaled_inputs",
+               "misaligned_inputs"),
     "batch_norm": ("calls", "outputs", "pixels", "channels", "generic_outputs", "valid_loads", *SHARED),
     "relu": ("calls", "outputs", *SHARED),
     "relu6": ("calls", "outputs", *SHARED),
@@ -110,6 +115,8 @@ FREE_OPS = ("relu", "relu6", "identity", "flatten", "zero")
 #: requantization runs for them)
 FUSES_ACTIVATION = ("conv2d", "dense", "max_pool", "avg_pool", "global_avg_pool", "add", "batch_norm", "zero")
 ADOPTS_QUANTIZATION = ("conv2d", "dense", "batch_norm", "zero")
+#: ... and which keep their input's quantization (``_same_as_input``)
+INHERITS_QUANTIZATION = ("max_pool", "avg_pool", "global_avg_pool", "relu", "relu6", "flatten")
 
 
 @dataclass(frozen=True)
@@ -117,11 +124,13 @@ class Lowering:
     """What the int8 graph makes of an architecture's nodes (``lowering``): ``folds``, the batch
     norms folded into the layer before them; ``free``, the nodes that run no code (fused
     activations, folded batch norms, aliases: identity, flatten, a global pool or flatten of a 1x1
-    map, an add with one live input; zeros); ``requantized``, per concat its inputs that are
-    requantized to its scale on the way (those whose producer cannot adopt the concat's
-    quantization, since it is no conv, dense or unfolded batch norm or since something else reads it: the
-    quantizer inserts a QUANTIZE the concat kernel runs; the scales may still happen to match,
-    which the shapes cannot tell)."""
+    map, an add with one live input; zeros); ``requantized``, per concat, per input: 0 when its
+    producer adopts the concat's quantization (a conv, dense or unfolded batch norm nothing else
+    reads), else the quantizer inserts a QUANTIZE (run inside the concat kernel) unless the scales
+    happen to match: 2 when the input's scale is inherited from the tensor before it (a pool or a
+    standalone relu keeps its input's quantization, not its own narrower range: it never matches
+    the concat's), 1 when it has its own range (it matches when it is the widest of the concat's
+    inputs, which the shapes cannot tell)."""
 
     folds: dict
     free: frozenset
@@ -182,9 +191,12 @@ def lowering(arch: Architecture) -> Lowering:
     requantized = {}
     for node in emitted:
         if node.op == "concat":
-            requantized[node.name] = tuple(
-                not (source(s) in producer and producer[source(s)][0] in ADOPTS_QUANTIZATION
-                     and readers.get(source(s), 0) == 1) for s in node.inputs)
+            flags = []
+            for s in map(source, node.inputs):
+                made = producer.get(s, ("input", False))[0]
+                flags.append(0 if made in ADOPTS_QUANTIZATION and readers.get(s, 0) == 1
+                             else 2 if made in INHERITS_QUANTIZATION else 1)
+            requantized[node.name] = tuple(flags)
     keys: dict[tuple, list[str]] = {}
     for node in emitted:
         if node.name not in free:
@@ -391,10 +403,14 @@ def op_features(arch: Architecture, node: Node, lowered: Lowering | None = None)
         one_by_one = output[2] % 4 if node.op != "max_pool" and window <= 255 else output[2]
         generic_inputs = (taps if node.op != "global_avg_pool" else window) * one_by_one
     lowered = lowering(arch) if lowered is None else lowered
-    requantized = misaligned = 0
+    requantized = maybe = misaligned = 0
     if node.op == "concat":
         flags = lowered.requantized.get(node.name, ())
-        requantized = sum(tensor_bytes(shape) for shape, flag in zip(inputs, flags) if flag)
+        requantized = sum(tensor_bytes(shape) for shape, flag in zip(inputs, flags) if flag == 2)
+        # of the inputs with ranges of their own, the widest is the concat's and stays as it is:
+        # taken to be the largest (the accumulated input of a dense block)
+        own = [tensor_bytes(shape) for shape, flag in zip(inputs, flags) if flag == 1]
+        maybe = sum(own) - max(own, default=0)
         # the inputs copied (memcpy per pixel) from or to places that are not whole words
         offset = 0
         for shape, flag in zip(inputs, flags):
@@ -411,7 +427,8 @@ def op_features(arch: Architecture, node: Node, lowered: Lowering | None = None)
                      tensor_bytes(output) * generic, valid * generic, generic_inputs, requantized,
                      filter_macs * wide_weights(arch, node), window_channels,
                      tensor_bytes(output) * shared, shared, misaligned, pixels * kernel[0] * kernel[1],
-                     tensor_bytes(output) * looped, filter_macs * looped, dot_calls(arch, node)], dtype=float)
+                     tensor_bytes(output) * looped, filter_macs * looped, dot_calls(arch, node), maybe],
+                    dtype=float)
 
 
 def network_features(arch: Architecture) -> np.ndarray:
