@@ -372,7 +372,7 @@ def looped_channels(arch: Architecture, node: Node) -> bool:
 
 def op_features(arch: Architecture, node: Node, lowered: Lowering | None = None) -> np.ndarray:
     """``FEATURES`` of one op, in that order (``lowered``: ``lowering(arch)``, computed when not
-    given; only concats need it)."""
+    given: pass it when pricing every op of a network)."""
     inputs, output = arch.input_shapes(node), arch.shapes[node.name]
     pixels, cin = output[0] * output[1], inputs[0][2]
     kernel = node.attrs.get("kernel", (1, 1)) if node.op in ("conv2d", "max_pool", "avg_pool") else (1, 1)
@@ -422,13 +422,19 @@ def op_features(arch: Architecture, node: Node, lowered: Lowering | None = None)
         misaligned = patch  # the int8 patches gathered from rows that are not whole halfwords
     looped = looped_channels(arch, node)
     window_channels = pixels * kernel[0] * kernel[1] * output[2] if node.op == "conv2d" else 0
-    return np.array([1, macs, valid, filter_macs, tensor_bytes(output), pixels, output[2], patch, taps,
-                     elements, pixels * len(inputs), sums, padded, loads, blocks, weights,
-                     tensor_bytes(output) * generic, valid * generic, generic_inputs, requantized,
-                     filter_macs * wide_weights(arch, node), window_channels,
-                     tensor_bytes(output) * shared, shared, misaligned, pixels * kernel[0] * kernel[1],
-                     tensor_bytes(output) * looped, filter_macs * looped, dot_calls(arch, node), maybe],
-                    dtype=float)
+    outputs = tensor_bytes(output)
+    named = {"calls": 1, "macs": macs, "valid_macs": valid, "filter_macs": filter_macs, "outputs": outputs,
+             "pixels": pixels, "channels": output[2], "patch_elements": patch, "valid_taps": taps,
+             "inputs": elements, "pixel_inputs": pixels * len(inputs), "sums": sums, "padded_window": padded,
+             "valid_loads": loads, "window_blocks": blocks, "weights": weights,
+             "generic_outputs": outputs * generic, "generic_valid_macs": valid * generic,
+             "generic_inputs": generic_inputs, "requantized_inputs": requantized,
+             "wide_filter_macs": filter_macs * wide_weights(arch, node), "window_channels": window_channels,
+             "shared_outputs": outputs * shared, "shared_calls": shared, "misaligned_inputs": misaligned,
+             "taps": pixels * kernel[0] * kernel[1], "looped_outputs": outputs * looped,
+             "looped_filter_macs": filter_macs * looped, "dot_calls": dot_calls(arch, node),
+             "rescaled_inputs": maybe}
+    return np.array([named[name] for name in FEATURES], dtype=float)
 
 
 def network_features(arch: Architecture) -> np.ndarray:
