@@ -21,7 +21,7 @@ from tinyevo.deploy import closed_loop as calibrate
 from tinyevo.deploy.codegen import mcu
 from tinyevo.errors import TinyevoError
 from tinyevo.hardware import energy_mj, latency_ms, load_board
-from tinyevo.hardware.calibration import FEATURES, KIND_FEATURES, fit_kind, op_features
+from tinyevo.hardware.calibration import FEATURES, KIND_FEATURES, calibration_kind, fit_kind, lowering, op_features
 
 torch.set_num_threads(1)
 
@@ -58,7 +58,8 @@ inputs = 1.0
 
 
 # --- the fit ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kind", ["conv2d", "depthwise_conv2d", "add", "max_pool"])
+@pytest.mark.parametrize("kind", ["conv2d", "depthwise_conv2d", "add", "max_pool", "concat", "batch_norm",
+                                  "global_avg_pool", "relu"])
 def test_fit_recovers_known_coefficients(kind):
     """Counts made exactly from known non-negative coefficients (some zero) of the kind's
     features: the fit gives those coefficients back, and 0 for the features the kind does not use."""
@@ -162,6 +163,76 @@ def test_features_count_the_padding_by_hand():
     assert features["macs"] == 288 and features["valid_macs"] == 200 and features["valid_taps"] == 100
 
 
+def _features(arch, name):
+    return dict(zip(FEATURES, op_features(arch, arch.by_name[name])))
+
+
+def test_features_follow_the_kernel_paths_by_hand():
+    """6x6 maps. An unfolded batch norm runs as a 1x1 depthwise conv: 8 channels take the blocks of
+    four (generic_outputs 0), 6 do not (generic_outputs 6*6*6 = 216). A concat of the input (a
+    range of its own, the only one: taken as the concat's), a max pool of it (the input's scale:
+    requantized, 6*6*3 = 108 elements) and a conv only the concat reads (adopting the concat's
+    scale: copied). A concat of two adds (ranges of their own): the smaller, 6*6*2 = 72 elements,
+    is rescaled. A global pool of 6 channels: the two channels past the last four one at a time,
+    36 * 2 = 72 generic_inputs; of 8 channels: the blocks, 0."""
+    g = GraphBuilder((6, 6, 3))
+    eight = g.batch_norm(g.relu(g.conv2d(g.input, 8, kernel=1)))
+    six = g.batch_norm(g.relu(g.conv2d(g.input, 6, kernel=1)))
+    joined = g.concat(g.input, g.max_pool(g.input, kernel=3, stride=1, padding="same"),
+                      g.conv2d(g.input, 4, kernel=1))
+    sums = g.concat(*(g.add(g.conv2d(g.input, c, kernel=1), g.conv2d(g.input, c, kernel=1)) for c in (4, 2)))
+    pooled = [g.global_avg_pool(eight), g.global_avg_pool(six)]
+    arch = g.build(g.concat(g.flatten(g.global_avg_pool(joined)), g.flatten(g.global_avg_pool(sums)),
+                            *map(g.flatten, pooled)))
+    assert _features(arch, eight)["generic_outputs"] == 0
+    assert _features(arch, six)["generic_outputs"] == 216
+    assert lowering(arch).requantized[joined] == (1, 2, 0)
+    assert _features(arch, joined)["requantized_inputs"] == 108 and _features(arch, joined)["rescaled_inputs"] == 0
+    assert _features(arch, joined)["inputs"] == 360 and _features(arch, sums)["rescaled_inputs"] == 72
+    assert _features(arch, pooled[0])["generic_inputs"] == 0 and _features(arch, pooled[1])["generic_inputs"] == 72
+
+
+def test_lowering_by_hand():
+    """relu after a conv nothing else reads: fused (free); relu of the input, and relu of a conv
+    the add also reads: standalone kernels (kind relu). Two layers of one shape share one C
+    function (shared_outputs = outputs), a layer of its own does not; a global pool of a 1x1 map
+    is an alias (free)."""
+    g = GraphBuilder((4, 4, 2))
+    fused = g.relu(g.conv2d(g.input, 4, kernel=1))
+    alone = g.relu(g.input)
+    read_twice = g.conv2d(g.input, 4, kernel=1)
+    shared = g.relu(read_twice)
+    x = g.add(fused, shared, read_twice)
+    one = g.conv2d(g.concat(x, alone), 8, kernel=4, padding="valid")
+    arch = g.build(g.flatten(g.global_avg_pool(one)))
+    kinds = {node.name: calibration_kind(arch, node) for node in arch.live_nodes()}
+    assert kinds[fused] == "free" and kinds[alone] == "relu" and kinds[shared] == "relu"
+    assert kinds[[n.name for n in arch.live_nodes() if n.op == "global_avg_pool"][0]] == "free"
+    conv1, conv2 = fused.replace("relu", "conv2d"), read_twice
+    assert _features(arch, conv2)["shared_outputs"] == 64 and _features(arch, conv1)["shared_outputs"] == 64
+    assert _features(arch, one)["shared_outputs"] == 0
+
+
+@pytest.mark.parametrize("space", sorted(calibrate.NETWORK_SPACES))
+def test_lowering_matches_the_int8_graph(space):
+    """The replayed fold and quantizer rules (``lowering``) against the int8 graph of seeded samples
+    of each space: exactly the standalone relu / relu6 ops the graph has are costed, and a concat
+    input the quantizer requantizes (a QUANTIZE for it) is one ``lowering`` marks."""
+    from tinyevo.spaces import create_space
+    built = create_space(space, **calibrate.NETWORK_SPACES[space])
+    for seed in (1, 2, 3, 4):
+        arch = built.decode(built.sample(np.random.default_rng(seed)))
+        qmodel, _ = calibrate.quantized(arch, seed)
+        lowered = lowering(arch)
+        standalone = {n.name for n in arch.live_nodes() if n.op in ("relu", "relu6") and n.name not in lowered.free}
+        assert standalone == {op.name for op in qmodel.ops if op.kind in ("relu", "relu6")}, seed
+        for op in qmodel.ops:
+            if op.kind == "quantize" and calibrate.REQUANTIZED in op.name:
+                source, concat = op.name.split(calibrate.REQUANTIZED)
+                flags = dict(zip(arch.by_name[concat].inputs, lowered.requantized[concat]))
+                assert flags.get(source, True), (seed, op.name)
+
+
 # --- the command -----------------------------------------------------------------------------------
 def test_calibrate_bad_inputs_are_one_line(capsys, monkeypatch):
     assert main(["calibrate", "--board", "no-such-board"]) == 2
@@ -245,8 +316,8 @@ def test_calibrate_measures_on_the_boards_own_core(board, core, machine, tmp_pat
         ops = {node.name: 100 for node, _ in calibrate.costed_ops(arch)}
         return calibrate.Measurement(arch.name, 100 * len(ops) + 10, ops, 10)
     monkeypatch.setattr(calibrate, "measure", measure)
-    calibrate.calibrate_board(board, tmp_path / "out.toml", 12, 0, progress=lambda line: None)
-    assert cores == [core] * 14  # 12 probes, 12 // 6 networks
+    calibrate.calibrate_board(board, tmp_path / "out.toml", 13, 0, progress=lambda line: None)
+    assert cores == [core] * 17  # 13 probes, 13 // 3 networks
     written = load_board(tmp_path / "out.toml")
     assert written.calibration["core"] == core
     assert written.calibration["emulator"] == f"qemu-system-arm -M {machine} -icount shift=0"
@@ -254,16 +325,16 @@ def test_calibrate_measures_on_the_boards_own_core(board, core, machine, tmp_pat
 
 @pytest.mark.slow
 def test_calibrate_command_writes_a_board_the_search_reads(tmp_path, capsys):
-    """12 probes (one per kind) and 12 // 6 = 2 network probes on the emulator: the board file
-    written is the shipped one plus a [calibration] of 14 probes on the Cortex-M4, and a dense layer's latency comes from it: its
+    """13 probes (one per kind) and 13 // 3 = 4 network probes on the emulator: the board file
+    written is the shipped one plus a [calibration] of 17 probes on the Cortex-M4, and a dense layer's latency comes from it: its
     predicted instructions over the clock (64 MHz), not the MACs-per-cycle rate."""
     _require_toolchain()
     out = tmp_path / "nrf.toml"
-    assert main(["calibrate", "--board", "nrf52840", "--probes", "12", "--out", str(out)]) == 0
+    assert main(["calibrate", "--board", "nrf52840", "--probes", "13", "--out", str(out)]) == 0
     assert f"wrote {out}" in capsys.readouterr().out
     board = load_board(out)
     assert board.name == "nRF52840" and board.clock_mhz == 64
-    assert board.calibration["probes"] == 14 and board.calibration["core"] == "cortex-m4"
+    assert board.calibration["probes"] == 17 and board.calibration["core"] == "cortex-m4"
     assert {"dense", "network"} <= set(board.calibration["instructions"])
     g = GraphBuilder((1, 1, 64))
     arch = g.build(g.dense(g.flatten(g.input), 8))

@@ -285,3 +285,36 @@ def test_a_board_file_missing_a_key_points_to_a_template_that_loads(tmp_path):
     template = re.search(r"examples/boards/\S+\.toml", str(raised.value)).group(0)
     board = load_board(ROOT / template)  # the file the message names exists and is complete
     assert board.sram_bytes == 98_304 and board.core == "Cortex-M4F"
+
+
+def test_cost_has_both_flash_figures():
+    """``flash_bytes`` stays the weights count (MLPerf Tiny's 81,512 B for ResNet-8, an
+    independent published figure); ``deployed_flash_bytes`` is the generated library's estimate
+    (``deployed_flash_bytes``), which holds those constants and the code besides."""
+    from tinyevo.hardware.deployed_flash import deployed_flash_bytes, deployed_flash_parts
+    from tinyevo.model_file import load_architecture
+    arch = load_architecture(Path(__file__).resolve().parents[1] / "examples" / "resnet8.json")
+    cost = estimate_cost(arch, "stm32l4r5zi")
+    assert cost.flash_bytes == 81_512
+    assert cost.deployed_flash_bytes == deployed_flash_bytes(arch) > cost.flash_bytes
+    assert deployed_flash_parts(arch)["code"] > 0 and cost.to_dict()["deployed_flash_bytes"] == cost.deployed_flash_bytes
+
+
+def test_code_bytes_fit_recovers_known_coefficients():
+    """Code sizes made exactly from known non-negative per-feature bytes over sampled
+    architectures of three spaces: ``fit_code_bytes`` gives those bytes back (to its 0.1-byte
+    rounding) for the features the models have."""
+    from tinyevo.hardware import deployed_flash
+    from tinyevo.spaces import create_space
+    archs = []
+    for name in ("chain", "mbv2", "nb201", "densenet", "nasnet", "dag"):
+        space = create_space(name)
+        archs += [space.decode(space.sample(np.random.default_rng(seed))) for seed in range(6)]
+    truth = {"base": 400.0, "calls": 150.0, "conv2d": 1000.0, "conv2d_direct": 2500.0, "depthwise_conv2d": 300.0,
+             "depthwise_taps": 20.0, "dense": 260.0, "pool": 600.0, "add": 550.0, "concat": 700.0,
+             "batch_norm": 350.0}
+    code = [sum(truth.get(k, 0.0) * v for k, v in deployed_flash.code_features(a).items()) for a in archs]
+    fitted = deployed_flash.fit_code_bytes(archs, code)
+    present = {k for a in archs for k, v in deployed_flash.code_features(a).items() if v}
+    for name in present:
+        assert fitted[name] == pytest.approx(truth.get(name, 0.0), abs=0.06), name

@@ -103,3 +103,19 @@ def _imports(path: Path) -> set[str]:
 ])
 def test_the_cycles_stay_broken(importer, imported):
     assert not any(name == imported or name.startswith(imported + ".") for name in _imports(ROOT / importer))
+
+
+def test_deployed_flash_is_limited_only_when_asked():
+    """A board's flash bounds ``flash_bytes`` (the weights count) by default, never the deployed
+    library's figure; ``max_deployed_flash = "board"`` asks for the board's 1 MB (stm32f746),
+    "300KB" for 307,200 B. A cost of 400,000 deployed bytes breaks that limit by
+    (400000 - 307200) / 307200."""
+    board = load_board("stm32f746")
+    assert ConstraintSettings().build(board).max_deployed_flash_bytes is None
+    assert ConstraintSettings(max_deployed_flash="board").build(board).max_deployed_flash_bytes == 1024 * 1024
+    built = ConstraintSettings(max_deployed_flash="300KB").build(board)
+    assert built.max_flash_bytes == 1024 * 1024 and built.max_deployed_flash_bytes == 307_200
+    cost = {"peak_sram_bytes": 1, "flash_bytes": 1, "deployed_flash_bytes": 400_000}
+    assert built.excess(cost) == {"max_deployed_flash_bytes": pytest.approx(92_800 / 307_200)}
+    with pytest.raises(TinyevoError, match="needs a board"):
+        ConstraintSettings(max_deployed_flash="board").build()

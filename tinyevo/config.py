@@ -49,8 +49,8 @@ from tinyevo.units import check_count, check_eval_timeout, check_seed
 
 #: What a search can optimize: the estimator's accuracy and every figure of the cost model
 #: (``tinyevo.hardware.cost.Cost``).
-OBJECTIVE_METRICS = ("accuracy", "params", "macs", "flash_bytes", "peak_sram_bytes", "latency_ms",
-                     "energy_mj")
+OBJECTIVE_METRICS = ("accuracy", "params", "macs", "flash_bytes", "deployed_flash_bytes", "peak_sram_bytes",
+                     "latency_ms", "energy_mj")
 #: Settings that count something, and the least each may be.
 LEAST = {"budget": 1, "final_epochs": 1, "final_models": 0, "fidelity.epochs": 0,
          "fidelity.batch_size": 1, "executor.workers": 1}
@@ -65,6 +65,7 @@ class ConstraintSettings:
     max_flash: str | int | None = None
     max_latency: str | float | None = None
     max_macs: str | int | None = None
+    max_deployed_flash: str | int | None = None  # the generated C's flash; "board": the board's
 
     def build(self, board=None) -> Constraints:
         """``Constraints`` in the cost model's units; SRAM and flash default to the board's."""

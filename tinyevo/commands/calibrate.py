@@ -14,17 +14,21 @@ examples:
   tinyevo search --space mbv2 --board l4.toml ...          # latency_ms, energy_mj from the fit
 
 How it works: each probe (one op of a kind over a grid of shapes: conv2d, pointwise, depthwise and
-grouped convolutions, dense, pools, add, concat, batch norm, and small blocks), and one network per
-6 probes (seeded samples of the image spaces at small settings), is built with random weights,
+grouped convolutions, dense, pools, add, concat, batch norm, standalone relu, and small blocks;
+channel counts that take the kernels' blocks of four and counts that do not), and one network per
+3 probes (seeded samples of the image spaces at small settings), is built with random weights,
 quantized, generated as layer-by-layer C (no in-place kernels, as the search counts memory by
 default), compiled for the board's core and run profiled
 on QEMU (mps2-an385 for the Cortex-M3, without the DSP extension: the portable C loops;
 mps2-an386 for the Cortex-M4; mps2-an505 for the Armv8-M Cortex-M33) with -icount shift=0,
 which counts executed instructions.
-Per op kind, instructions are fitted as a non-negative linear function of a per-call constant, MACs,
-output elements, output pixels, output channels, kernel positions x input channels, input elements
-(scipy nnls, on relative errors). The board file written is the original one plus a [calibration]
-table (core, emulator, coefficients per kind, fit residuals, date, probe count).
+Per op kind, instructions are fitted as a non-negative linear function of what the kernel loops
+over (tinyevo.hardware.calibration.FEATURES: a per-call constant, MACs inside the input, output
+elements, pixels, channels, im2col patches, dot-product calls, the elements of the kernel's generic
+path when it does not take the blocks of four channels, elements a concat requantizes, whether the
+layer's C function is shared with another layer, ...; scipy nnls, on relative errors). The board
+file written is the original one plus a [calibration] table (core, emulator, coefficients per
+kind, fit residuals, date, probe count).
 
 Cycles from instructions: cycles = instructions x cycles_per_instruction (1.0 in the file), which
 assumes one instruction per cycle: zero-wait-state flash and SRAM, no cache misses, no pipeline
@@ -42,8 +46,8 @@ def add_parser(sub) -> None:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--board", required=True, help="board name (tinyevo list boards) or TOML file")
     p.add_argument("--out", help="board file to write (default BOARD-calibrated.toml)")
-    p.add_argument("--probes", type=int, default=144, help="single-layer probes to measure "
-                   "(default 144, about 1 s each; at least 12, one per kind), plus one network per 6")
+    p.add_argument("--probes", type=int, default=240, help="single-layer probes to measure "
+                   "(default 240, about 0.6 s each; at least 13, one per kind), plus one network per 3")
     p.add_argument("--seed", type=int, default=0, help="seed of the probes' shapes and weights (default 0)")
     p.add_argument("--core", help="emulated core to measure on: cortex-m3, cortex-m4 or cortex-m33 "
                    "(default: the board's core)")

@@ -133,14 +133,19 @@ def run_cost(args: argparse.Namespace) -> int:
     report = {"model": arch.name or args.file, "board": board.name, "execution": args.execution,
               "runtime": args.runtime, **cost,
               "fits_sram": cost["peak_sram_bytes"] <= board.sram_bytes,
-              "fits_flash": cost["flash_bytes"] <= board.flash_bytes}
+              "fits_flash": cost["flash_bytes"] <= board.flash_bytes,
+              "fits_flash_deployed": cost["deployed_flash_bytes"] <= board.flash_bytes}
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
     print(f"{report['model']} on {board.name} ({board.core}, {board.clock_mhz:g} MHz, "
           f"{format_bytes(board.sram_bytes)} SRAM, {format_bytes(board.flash_bytes)} flash)")
     rows = [("params", f"{cost['params']:,}"), ("MACs", f"{cost['macs']:,}"),
-            ("flash", f"{cost['flash_bytes']:,} bytes ({_share(cost['flash_bytes'], board.flash_bytes)})"),
+            ("flash", f"{cost['flash_bytes']:,} bytes ({_share(cost['flash_bytes'], board.flash_bytes)}; "
+                      f"weights, biases, scales)"),
+            ("deployed", f"{cost['deployed_flash_bytes']:,} bytes of flash "
+                         f"({_share(cost['deployed_flash_bytes'], board.flash_bytes)}; the generated C "
+                         f"library: code and constants, estimate)"),
             ("peak SRAM", f"{cost['peak_sram_bytes']:,} bytes "
                           f"({_share(cost['peak_sram_bytes'], board.sram_bytes)}; "
                           f"{_counted(args)})"),

@@ -32,8 +32,7 @@ from tinyevo.deploy.quantize import quantize
 from tinyevo.errors import TinyevoError
 from tinyevo.hardware.board import Board, board_file_text, load_board
 from tinyevo.hardware.calibration import (FEATURES, KIND_FEATURES, NETWORK, calibration_kind, costed_ops, fit_kind,
-                                          network_features, op_features, predict)
-from tinyevo.hardware.folding import batch_norm_folds
+                                          lowering, network_features, op_features, predict)
 from tinyevo.nn.build import build, randomize_batch_norms
 from tinyevo.spaces import create_space
 
@@ -42,8 +41,13 @@ MARKER = "# --- [calibration]: written by tinyevo calibrate; rerun it rather tha
 BOARD_CORES = mcu.BOARD_CORES  # a board's core -> the emulated core that stands for it
 REQUANTIZED = ":requantized_for:"  # tinyevo.deploy.quantize names the QUANTIZE ops it inserts so
 PROBE_KINDS = ("conv2d", "pointwise_conv2d", "depthwise_conv2d", "grouped_conv2d", "dense",
-               "max_pool", "avg_pool", "global_avg_pool", "add", "concat", "batch_norm", "block")
-SIZES, CHANNELS, KERNELS = (1, 2, 4, 6, 8, 12, 16, 20), (1, 2, 3, 4, 8, 12, 16, 24, 32, 48, 64, 96), (3, 5, 7)
+               "max_pool", "avg_pool", "global_avg_pool", "add", "concat", "batch_norm", "block", "relu")
+#: channel counts: powers of two and multiples of four (the kernels' blocks of four channels) and
+#: the odd and 2 mod 4 counts that take the kernels' generic paths (densenet's concats of a few
+#: channels of growth)
+SIZES = (1, 2, 4, 6, 8, 12, 16, 20)
+CHANNELS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 18, 22, 24, 32, 48, 64, 96)
+KERNELS = (3, 5, 7)
 #: Small settings of each image space (those of tests/test_codegen_mcu.py: seconds on the
 #: emulator): the network probes are seeded samples of them.
 NETWORK_SPACES = {
@@ -58,7 +62,7 @@ NETWORK_SPACES = {
     "nb201": dict(input_shape=(8, 8, 3), channels=4, cells_per_stage=1),
 }
 NETWORK_SEED = 100  # the network probes' seeds: NETWORK_SEED + i
-NETWORK_SHARE = 6  # one network probe per this many single-layer probes
+NETWORK_SHARE = 3  # one network probe per this many single-layer probes
 ELEMENTS = 12_288  # the most elements a probe's input or output map has (rows x columns x channels)
 
 
@@ -124,11 +128,28 @@ def probe(kind: str, rng: np.random.Generator, name: str) -> Architecture:
         return g.build(g.global_avg_pool(g.input))
     if kind == "block":
         return _block(g, rng, cout, kernel, stride)
-    if kind == "batch_norm":
-        return g.build(g.batch_norm(g.relu(g.conv2d(g.input, cout, kernel=1))))
+    if kind == "batch_norm":  # unfolded: after a relu, or after a concat (densenet), maybe relu'd
+        if rng.random() < 0.5:
+            x = g.relu(g.conv2d(g.input, cout, kernel=1))
+        else:
+            x = g.concat(g.input, g.conv2d(g.input, int(rng.choice((2, 4, 6))), kernel=1))
+        x = g.batch_norm(x)
+        return g.build(g.relu(x) if rng.random() < 0.5 else x)
+    if kind == "relu":  # standalone: of a tensor two ops read, or of the input (nothing to fuse into)
+        activation = g.relu if rng.random() < 0.5 else g.relu6
+        if rng.random() < 0.5:
+            return g.build(activation(g.input))
+        x = g.conv2d(g.input, cout, kernel=1)
+        return g.build(g.add(activation(x), x))
     branches = [_activated(g, g.conv2d(g.input, cout if kind == "add" else int(rng.choice(fits)),
                                        kernel=int(rng.choice((1, 3)))), rng)
                 for _ in range(int(rng.choice((2, 2, 3))))]
+    if kind == "concat" and rng.random() < 0.5:
+        # inputs the concat's quantization cannot be adopted by (requantized on the way): the
+        # network input, a tensor something else also reads (densenet: the block's input)
+        shared = branches[0] if rng.random() < 0.5 else g.input
+        x = g.concat(shared, *branches[1:])
+        return g.build(g.concat(x, g.conv2d(x, int(rng.choice((2, 4))), kernel=1)) if rng.random() < 0.5 else x)
     return g.build(g.add(*branches) if kind == "add" else g.concat(*branches))
 
 
@@ -199,11 +220,11 @@ def attribute(arch: Architecture, op_outputs: list[str], instructions: list[int]
     through free nodes with one input. A tensor the quantizer added counts for the node it serves:
     ``x:requantized_for:concat_1`` for ``concat_1``, ``add_1:partial1`` for ``add_1``. Ops that end
     at the input or at no node are left out."""
-    folds = batch_norm_folds(arch)
+    lowered = lowering(arch)
     spent: dict[str, int] = {}
     for name, count in zip(op_outputs, instructions):
         node = arch.by_name.get(name.split(REQUANTIZED)[-1].split(":")[0])
-        while node is not None and calibration_kind(arch, node, folds) == "free":
+        while node is not None and calibration_kind(arch, node, lowered) == "free":
             source = node.inputs[0] if len(node.inputs) == 1 else INPUT
             node = arch.by_name.get(source) if source != INPUT else None
         if node is not None:
@@ -216,9 +237,10 @@ def training_rows(measured: list[tuple[Architecture, Measurement]]) -> dict[str,
     """kind -> (feature rows, instructions) over every measured network's costed ops and overhead."""
     rows: dict[str, tuple[list, list]] = {}
     for arch, measurement in measured:
-        for node, kind in costed_ops(arch):
+        lowered = lowering(arch)
+        for node, kind in costed_ops(arch, lowered):
             if measurement.ops.get(node.name, 0) > 0:
-                rows.setdefault(kind, ([], []))[0].append(op_features(arch, node))
+                rows.setdefault(kind, ([], []))[0].append(op_features(arch, node, lowered))
                 rows[kind][1].append(measurement.ops[node.name])
         rows.setdefault(NETWORK, ([], []))[0].append(network_features(arch))
         rows[NETWORK][1].append(max(measurement.network, 1))
@@ -243,8 +265,9 @@ def predicted_instructions(arch: Architecture, table: dict) -> float:
     """Instructions of one inference the ``[calibration]`` table predicts (kinds it lacks: 0)."""
     fitted = table["instructions"]
     total = predict(fitted[NETWORK], network_features(arch)) if NETWORK in fitted else 0.0
-    for node, kind in costed_ops(arch):
-        total += predict(fitted[kind], op_features(arch, node)) if kind in fitted else 0.0
+    lowered = lowering(arch)
+    for node, kind in costed_ops(arch, lowered):
+        total += predict(fitted[kind], op_features(arch, node, lowered)) if kind in fitted else 0.0
     return total
 
 

@@ -12,6 +12,13 @@ All figures are for int8 inference with batch norms folded (``tinyevo.hardware.f
   weight, one int32 bias and the 8 quantization bytes per channel). Not counted: per-tensor scales
   and zero points, the model file's own structure (e.g. the .tflite flatbuffer) and the code;
   TFLite quantizes dense layers per tensor, so dense layers are counted here slightly high;
+- ``deployed_flash_bytes``: the flash of the generated C library (``tinyevo export --format c``) as
+  ``arm-none-eabi-size`` measures it (text + data of the Cortex-M4 object: the code, and the
+  constants laid out as the generator lays them out), estimated from the shapes alone
+  (``tinyevo.hardware.deployed_flash``; within 5 % on the 14 models of ``benchmarks/deploy.py``).
+  It is the figure to compare with a part's flash; ``flash_bytes`` stays the weights count, the
+  unit of published bounds (MLPerf Tiny's 81,512 B for ResNet-8, uNAS's) and of a board's
+  default flash limit (``tinyevo.hardware.limits``: ``max_deployed_flash`` bounds this one);
 - ``peak_sram_bytes``: the activation arena of the best execution order (``memory.schedule``),
   every buffer at its offset as the C code generator places it (``arena.plan_arena``); not
   counted: the runtime's own scratch buffers (e.g. im2col) and the stack;
@@ -24,6 +31,7 @@ from pathlib import Path
 
 from tinyevo.arch import OPS, Architecture
 from tinyevo.hardware.board import Board, load_board
+from tinyevo.hardware.deployed_flash import deployed_flash_bytes
 from tinyevo.hardware.folding import FOLDS_INTO, batch_norm_folds, has_bias
 from tinyevo.hardware.latency import energy_mj, latency_ms
 from tinyevo.hardware.arena import peak_sram_bytes
@@ -45,6 +53,9 @@ class Cost:
     latency_ms: float | None = None
     energy_mj: float | None = None
     board: str | None = None
+    #: the generated C library's flash (text + data), estimated (see the module docstring); None
+    #: from cost models that do not give it
+    deployed_flash_bytes: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,7 +81,7 @@ def estimate_cost(arch: Architecture, board: Board | str | Path | None = None,
         timing = dict(latency_ms=latency, energy_mj=energy_mj(arch, board, latency), board=board.name)
     return Cost(params=folded_params(arch), macs=macs(arch), flash_bytes=flash_bytes(arch),
                 peak_sram_bytes=peak_sram_bytes(arch, in_place_kernels=in_place_kernels, execution=execution),
-                **timing)
+                deployed_flash_bytes=deployed_flash_bytes(arch), **timing)
 
 
 def macs(arch: Architecture) -> int:

@@ -18,8 +18,14 @@ call per op that runs code, and per distinct layer shape of each kind (layers of
 one function) a size for that kind, plus, for depthwise convs, a size per kernel position (the
 kernels unroll the window). The coefficients were fitted (non-negative least squares) to the code
 (text + data - .rodata of ``tinyevo_model.o``, arm-none-eabi-gcc 12.2, -mcpu=cortex-m4 -O2) of
-the 14 models of ``benchmarks/deploy.py``: refit when the kernels change. Not counted: the harness,
-libc and the input samples of an MCU test image.
+the 14 models of ``benchmarks/deploy.py``: refit when the kernels change, with
+``python benchmarks/deployed_flash.py --write`` (it compiles the 14, fits ``fit_code_bytes`` and
+rewrites ``CODE_BYTES`` here). Not counted: the harness, libc and the input samples of an MCU test
+image.
+
+Two flash figures, then: ``Cost.flash_bytes`` (weights, biases, scales: the unit of published
+bounds, MLPerf Tiny's 81,512 B for ResNet-8, uNAS's, and of a board's default flash limit) and
+``Cost.deployed_flash_bytes``, this module's (``max_deployed_flash`` limits it).
 
 ``tinyevo.hardware.cost.flash_bytes`` (the search's ``flash_bytes``) stays the count of weights,
 biases and scales: it is additive over layers, as the DARTS expected cost needs; this module is
@@ -27,14 +33,18 @@ the deployed image's figure.
 """
 from __future__ import annotations
 
+import numpy as np
+from scipy.optimize import nnls
+
 from tinyevo.arch import OPS, Architecture
 from tinyevo.hardware.folding import batch_norm_folds
 
 #: (see the module docstring) bytes per unit of each feature of ``code_features``
 CODE_BYTES = {
-    "base": 0.0, "calls": 157.6, "conv2d": 1012.3, "conv2d_direct": 2918.7, "depthwise_conv2d": 362.2,
-    "depthwise_taps": 0.0, "grouped_conv2d": 0.0, "dense": 261.9, "pool": 673.9, "pool_direct": 0.0,
-    "global_avg_pool": 0.0, "add": 566.7, "concat": 0.0, "batch_norm": 0.0,
+    "base": 0.0, "calls": 133.5, "conv2d": 964.6, "conv2d_direct": 1965.8,
+    "depthwise_conv2d": 385.2, "depthwise_taps": 0.0, "grouped_conv2d": 0.0, "dense": 652.0,
+    "pool": 627.3, "pool_direct": 0.0, "global_avg_pool": 0.0, "add": 597.6, "concat": 0.0,
+    "batch_norm": 202.3,
 }
 
 
@@ -111,3 +121,19 @@ def deployed_flash_parts(arch: Architecture) -> dict[str, int]:
 
 def deployed_flash_bytes(arch: Architecture) -> int:
     return sum(deployed_flash_parts(arch).values())
+
+
+def fit_code_bytes(archs: list[Architecture], code: list[float]) -> dict[str, float]:
+    """``CODE_BYTES`` fitted to measured ``code`` bytes (``tinyevo.deploy.codegen.code_size``) of
+    ``archs``: non-negative least squares on relative errors (each model weighs the same), each
+    coefficient rounded to 0.1 byte. Features no model has get 0."""
+    names = list(CODE_BYTES)
+    x = np.array([[code_features(arch)[name] for name in names] for arch in archs], dtype=float)
+    y = np.asarray(code, dtype=float)
+    if len(y) == 0 or np.any(y <= 0):
+        raise ValueError("fit_code_bytes needs at least one measurement, all positive")
+    weighted = x / y[:, None]
+    scale = np.abs(weighted).max(axis=0)
+    scale[scale == 0] = 1.0
+    solution, _ = nnls(weighted / scale, np.ones(len(y)), maxiter=50 * len(names))
+    return {name: round(float(c), 1) for name, c in zip(names, solution / scale)}

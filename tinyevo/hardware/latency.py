@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from tinyevo.arch import OPS, Architecture, Node
 from tinyevo.hardware.board import Board
-from tinyevo.hardware.calibration import (FREE_OPS, NETWORK, calibration_kind, network_features,
+from tinyevo.hardware.calibration import (FREE_OPS, NETWORK, calibration_kind, lowering, network_features,
                                           op_features, predict)
 from tinyevo.hardware.folding import batch_norm_folds
 from tinyevo.hardware.memory import tensor_bytes
@@ -78,11 +78,15 @@ def layer_cycles(arch: Architecture, board: Board) -> dict[str, float]:
     folds = batch_norm_folds(arch)
     fitted = board.calibration["instructions"] if board.calibration else {}
     cpi = board.calibration["cycles_per_instruction"] if board.calibration else 1.0
+    lowered = lowering(arch) if fitted else None
     cycles = {}
     for node in arch.live_nodes():
-        calibrated = calibration_kind(arch, node, folds) if fitted else "free"
+        calibrated = calibration_kind(arch, node, lowered) if fitted else "free"
+        if fitted and calibrated == "free":  # fused, folded or aliased: runs no code
+            cycles[node.name] = 0.0
+            continue
         if calibrated in fitted:
-            cycles[node.name] = predict(fitted[calibrated], op_features(arch, node)) * cpi
+            cycles[node.name] = predict(fitted[calibrated], op_features(arch, node, lowered)) * cpi
             continue
         kind = op_kind(arch, node)
         if kind in board.macs_per_cycle:

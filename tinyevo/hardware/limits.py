@@ -2,14 +2,21 @@
 
 Each ``Limit`` names, for one figure of ``tinyevo.hardware.cost.Cost``, every spelling it has:
 
-=================  ======================  ==============  ===============  =====  ============
-metric             ``Constraints`` field   CLI flag        TOML key         unit   board default
-=================  ======================  ==============  ===============  =====  ============
-peak_sram_bytes    max_peak_sram_bytes     --max-sram      max_sram         bytes  its SRAM
-flash_bytes        max_flash_bytes         --max-flash     max_flash        bytes  its flash
-latency_ms         max_latency_ms          --max-latency   max_latency      ms     --
-macs               max_macs                --max-macs      max_macs         MACs   --
-=================  ======================  ==============  ===============  =====  ============
+====================  ========================  ====================  ==================  =====  ============
+metric                ``Constraints`` field     CLI flag              TOML key            unit   board default
+====================  ========================  ====================  ==================  =====  ============
+peak_sram_bytes       max_peak_sram_bytes       --max-sram            max_sram            bytes  its SRAM
+flash_bytes           max_flash_bytes           --max-flash           max_flash           bytes  its flash
+latency_ms            max_latency_ms            --max-latency         max_latency         ms     --
+macs                  max_macs                  --max-macs            max_macs            MACs   --
+deployed_flash_bytes  max_deployed_flash_bytes  --max-deployed-flash  max_deployed_flash  bytes  -- ("board")
+====================  ========================  ====================  ==================  =====  ============
+
+Two flash figures: ``flash_bytes`` counts the weights, biases and scales (the unit of published
+bounds such as MLPerf Tiny's 81,512 B for ResNet-8 and uNAS's), and a board's flash is its default
+limit; ``deployed_flash_bytes`` is the generated C library's flash (code and constants, as
+``arm-none-eabi-size`` measures it; ``tinyevo.hardware.deployed_flash``), limited only when asked:
+``max_deployed_flash = "1MB"``, or ``"board"`` for the board's flash (``--max-deployed-flash board``).
 
 The TOML key is the setting's name in ``[constraints]`` of a search config (``ConstraintSettings``)
 and in ``TinyNASSettings``; a user writes it as text (``"64KB"``, ``"50ms"``, ``"5M"``; see
@@ -54,9 +61,16 @@ class Limit:
     short: str  # in summaries: "SRAM <= 64.0 KB"
     example: str
     board: str | None = None
+    #: whether ``board`` is the limit when the user sets none (else only when asked, ``"board"``)
+    board_default: bool = True
 
-    def parse(self, value: str | float) -> int | float:
-        """A user's setting (``"64KB"`` or ``65536``) in the unit, as its type (int bytes)."""
+    def parse(self, value: str | float, board=None) -> int | float:
+        """A user's setting (``"64KB"`` or ``65536``) in the unit, as its type (int bytes);
+        ``"board"``: the board's own figure (``board``), for a limit that has one."""
+        if isinstance(value, str) and value.strip().lower() == "board" and self.board:
+            if board is None:
+                raise TinyevoError(f"{self.key} = \"board\" needs a board (--board)")
+            return self.typed(getattr(board, self.board))
         return self.typed(UNITS[self.unit][0](value))
 
     def typed(self, value: float) -> int | float:
@@ -71,10 +85,11 @@ class Limit:
 
     def default(self, board) -> int | None:
         """The limit when the user sets none: the board's own, for SRAM and flash."""
-        return getattr(board, self.board) if board is not None and self.board else None
+        return getattr(board, self.board) if board is not None and self.board and self.board_default else None
 
     def help(self, example: str | None = None) -> str:
-        board = f" (default: the board's {self.short})" if self.board else ""
+        board = (f" (default: the board's {self.short})" if self.board and self.board_default
+                 else f"; 'board': the board's {self.board.split('_')[0]}" if self.board else "")
         return f"{self.name} limit, e.g. {example or self.example}{board}"
 
 
@@ -85,6 +100,9 @@ LIMITS = (
           "256KB", board="flash_bytes"),
     Limit("latency_ms", "max_latency_ms", "--max-latency", "max_latency", "ms", "latency", "latency", "50ms"),
     Limit("macs", "max_macs", "--max-macs", "max_macs", "MACs", "MACs", "MACs", "5M"),
+    Limit("deployed_flash_bytes", "max_deployed_flash_bytes", "--max-deployed-flash", "max_deployed_flash",
+          "bytes", "deployed flash (code and constants of the generated C)", "deployed flash", "1MB",
+          board="flash_bytes", board_default=False),
 )
 BY_FIELD = {limit.field: limit for limit in LIMITS}
 BY_KEY = {limit.key: limit for limit in LIMITS}
@@ -101,6 +119,7 @@ class Constraints:
     max_flash_bytes: int | None = None
     max_latency_ms: float | None = None
     max_macs: int | None = None
+    max_deployed_flash_bytes: int | None = None
 
     def __post_init__(self):
         for name, limit in self.limits().items():
@@ -115,7 +134,7 @@ class Constraints:
         values = {}
         for limit in LIMITS:
             given = settings.get(limit.key)
-            values[limit.field] = limit.parse(given) if given is not None else limit.default(board)
+            values[limit.field] = limit.parse(given, board) if given is not None else limit.default(board)
         return cls(**values)
 
     def limits(self) -> dict[str, float]:

@@ -15,7 +15,7 @@ from tinyevo.strategies.base import Trial
 from tinyevo.strategies.pareto import pareto_front
 from tinyevo.store import Store
 
-COST_FIELDS = ("params", "macs", "flash_bytes", "peak_sram_bytes", "latency_ms")
+COST_FIELDS = ("params", "macs", "flash_bytes", "deployed_flash_bytes", "peak_sram_bytes", "latency_ms")
 #: A run whose inputs come from an audio front-end: its share of the totals above (rows of other
 #: runs have no such columns).
 FRONTEND_FIELDS = FRONTEND_COLUMNS

@@ -284,8 +284,14 @@ class Conv2D(_Weighted):
         """im2col with a filter of at most ``wide_filter_limit`` values and at most
         ``wide_bytes_limit`` bytes of weights: they are stored as int16 (``tinyevo_dot2x2_wide``),
         since with few MACs per output widening them at run time costs more than their flash."""
-        return (self.im2col() and self.padded_filter_size() <= self.wide_filter_limit
-                and self.padded_filter_size() * len(self.op.bias) <= self.wide_bytes_limit)
+        return self.im2col() and self.wide_shape(self.filter_size(), len(self.op.bias))
+
+    @classmethod
+    def wide_shape(cls, filter_size: int, out_channels: int) -> bool:
+        """The shape part of ``wide_weights`` (``tinyevo.hardware`` asks it): the filter rounded up
+        to four values at most ``wide_filter_limit``, its weights at most ``wide_bytes_limit``."""
+        padded = -(-filter_size // 4) * 4
+        return padded <= cls.wide_filter_limit and padded * out_channels <= cls.wide_bytes_limit
 
     def channel_scales(self) -> tuple[np.ndarray, np.ndarray]:
         """Each output channel's fixed-point multiplier and shift (int64)."""
@@ -596,7 +602,13 @@ class MaxPool2D(_Window):
     template_name: ClassVar[str] = "max_pool_2d"
 
     def block4(self) -> bool:
-        return self.output.shape[2] % 4 == 0
+        return self.takes_block4(self.output.shape[2], self.op.attrs["kernel"])
+
+    @classmethod
+    def takes_block4(cls, channels: int, kernel) -> bool:
+        """Whether a pool of ``channels`` and window ``kernel`` takes ``pool_2d_block4``
+        (``tinyevo.hardware.calibration`` asks it)."""
+        return channels % 4 == 0
 
     def variant(self) -> str:
         return "pool_2d_block4" if self.block4() else self.template_name
@@ -616,10 +628,10 @@ class MaxPool2D(_Window):
 class AveragePool2D(MaxPool2D):
     template_name: ClassVar[str] = "average_pool_2d"
 
-    def block4(self) -> bool:
+    @classmethod
+    def takes_block4(cls, channels: int, kernel) -> bool:
         """... and windows of at most 255 values (their int16 sums cannot overflow)."""
-        kh, kw = self.op.attrs["kernel"]
-        return super().block4() and kh * kw <= 255
+        return super().takes_block4(channels, kernel) and kernel[0] * kernel[1] <= 255
 
 
 @dataclass
