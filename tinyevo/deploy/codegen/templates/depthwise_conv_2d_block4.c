@@ -145,6 +145,9 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_
                                                 wide.values + 4 * (ky * K_W + kx), acc);
                         }
                     }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 4
+#endif
                     for (int32_t j = 0; j < 4; ++j) {
                         out[j] = tinyevo_output_mode(acc[j], scale[j], output_offset, act_min, act_max, REQUANT,
                                                      FULL_RANGE);
@@ -169,6 +172,9 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_
                 } else {
                     ${FUNCTION}_taps(rows, ix0, wide.values, offsets, input_offset, acc, 1, IN_C);
                 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 4
+#endif
                 for (int32_t j = 0; j < 4; ++j) {
                     out[j] = tinyevo_output_mode(acc[j], scale[j], output_offset, act_min, act_max, REQUANT,
                                                  FULL_RANGE);
