@@ -381,20 +381,20 @@ class Conv2D(_Weighted):
         return self.output.size * self.op.weights[0].size
 
 
-def pair_row_source(k_w: int) -> str:
+def pair_row_source(k_w: int, pixels: int = 2) -> str:
     """C (DSP path of ``depthwise_conv_2d_in_place``) adding one kernel row of two neighbouring
     output pixels (stride 1, dilation 1) to ``acc_a``, ``acc_b``: the row's k_w + 1 input bytes at
     ``r`` loaded a word at a time and split by SXTB16 into the halfword pairs (0, 2) and (1, 3)
     of each word, then for pixel p and kernel column j (byte j + p) either one SMLAD of the bytes
     j + p and j + p + 2 of one pair with ``pair[j]`` (w[j], w[j + 2]), or one 16 x 16 SMLAxB of
     one byte with ``w[j]``. Reads up to three bytes past the row's last one (the plane has four
-    spare)."""
-    words = -(-(k_w + 1) // 4)
+    spare). ``pixels`` 1: only ``acc_a`` (a row's last, odd pixel), from the first k_w bytes."""
+    words = -(-(k_w + pixels - 1) // 4)
     lines = []
     for i in range(words):
         lines.append(f"const int32_t v{i} = tinyevo_load4(r + {4 * i}), e{i} = __sxtb16(v{i}), "
                      f"o{i} = tinyevo_sxtb16_ror8(v{i});")
-    for p, acc in ((0, "acc_a"), (1, "acc_b")):
+    for p, acc in ((0, "acc_a"), (1, "acc_b"))[:pixels]:
         done = set()
         for j in range(k_w):
             if j in done:
@@ -490,7 +490,8 @@ class DepthwiseConv2D(_Weighted):
                       and self.inside_share() >= self.padded_inside_share)
             pairs = padded and fields["STRIDE_W"] == 1 and fields["DILATION_W"] == 1 and fields["K_W"] > 1
             fields.update(PADDED=int(padded), PLANE_H=plane_h, PLANE_W=plane_w, PAIRS=int(pairs),
-                          PAIR_ROW=pair_row_source(fields["K_W"]) if pairs else "")
+                          PAIR_ROW=pair_row_source(fields["K_W"]) if pairs else "",
+                          PAIR_ROW_ONE=pair_row_source(fields["K_W"], 1) if pairs else "")
         return fields
 
     def inside_share(self) -> float:

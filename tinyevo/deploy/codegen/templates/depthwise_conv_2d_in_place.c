@@ -67,6 +67,21 @@ ${PAIR_ROW}
             out[(ox + 1) * CHANNELS] = tinyevo_output_mode(acc_b, scale, output_offset, act_min, act_max,
                                                            REQUANT, FULL_RANGE);
         }
+        if (ox < end) {
+            /* the row's last, odd pixel: the first pixel of the pair path alone */
+            int32_t acc_a = folded;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll ${K_H}
+#endif
+            for (int32_t ky = 0; ky < K_H; ++ky) {
+                const int8_t *r = x + ky * row_stride;
+                const int32_t *pair = pairs + ky * K_W, *w = weights + ky * K_W;
+${PAIR_ROW_ONE}
+            }
+            out[ox * CHANNELS] = tinyevo_output_mode(acc_a, scale, output_offset, act_min, act_max, REQUANT,
+                                                     FULL_RANGE);
+            ++ox;
+        }
     }
 #else
     (void)pairs;
