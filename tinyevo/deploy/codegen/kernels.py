@@ -451,8 +451,27 @@ class DepthwiseConv2D(_Weighted):
     def block4(self) -> bool:
         return self.takes_block4(self.output.shape[2], self.op.attrs.get("depth_multiplier", 1))
 
+    def block4_padded(self) -> int:
+        """``depthwise_conv_2d_block4``'s PADDED: 1, a group's whole padded input on the stack
+        (not for a streamed row); 2, the window's rows of each output row; 0, neither (bounds
+        checked)."""
+        f = self.window_fields()
+        plane_h, plane_w = self.padded_plane()
+        if (plane_h, plane_w) == tuple(self.inputs[0].shape[:2]) or self.inside_share() < self.padded_inside_share:
+            return 0
+        if not self.row and 4 * plane_h * plane_w <= self.plane_stack_limit:
+            return 1
+        return 2 if 4 * f["K_H"] * plane_w <= self.plane_stack_limit else 0
+
+    def block4_in_place(self) -> bool:
+        """An in-place layer that takes ``depthwise_conv_2d_block4`` with its group's whole padded
+        input on the stack (PADDED 1): each group of four channels is copied before any of its
+        outputs is written, and groups never mix, so it may run over its input."""
+        import os
+        return bool(os.environ.get("DW_IPB4")) and self.in_place and not self.element_wise() and self.block4() and self.block4_padded() == 1
+
     def variant(self) -> str:
-        if self.in_place and not self.element_wise():
+        if self.in_place and not self.element_wise() and not self.block4_in_place():
             return "depthwise_conv_2d_in_place"
         return "depthwise_conv_2d_block4" if self.block4() else "depthwise_conv_2d"
 
@@ -477,14 +496,7 @@ class DepthwiseConv2D(_Weighted):
                       FULL_RANGE=int(full))
         plane_h, plane_w = self.padded_plane()
         if self.variant() == "depthwise_conv_2d_block4":
-            padded = 0
-            if (plane_h, plane_w) != tuple(self.inputs[0].shape[:2]) and \
-                    self.inside_share() >= self.padded_inside_share:
-                if not self.row and 4 * plane_h * plane_w <= self.plane_stack_limit:
-                    padded = 1  # the whole padded input of a group
-                elif 4 * fields["K_H"] * plane_w <= self.plane_stack_limit:
-                    padded = 2  # the window's rows of each output row
-            fields.update(PADDED=padded, PLANE_H=plane_h, PLANE_W=plane_w)
+            fields.update(PADDED=self.block4_padded(), PLANE_H=plane_h, PLANE_W=plane_w)
         if self.variant() == "depthwise_conv_2d_in_place":
             padded = (plane_h * plane_w <= self.plane_stack_limit
                       and self.inside_share() >= self.padded_inside_share)

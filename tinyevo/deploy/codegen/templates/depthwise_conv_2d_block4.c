@@ -145,8 +145,8 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_
                                                 wide.values + 4 * (ky * K_W + kx), acc);
                         }
                     }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC unroll 4
+#if defined(__GNUC__) && !defined(__clang__) && TINYEVO_DSP
+#pragma GCC unroll 4 /* (not the portable build: the longer requantization would spill) */
 #endif
                     for (int32_t j = 0; j < 4; ++j) {
                         out[j] = tinyevo_output_mode(acc[j], scale[j], output_offset, act_min, act_max, REQUANT,
@@ -172,7 +172,7 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_
                 } else {
                     ${FUNCTION}_taps(rows, ix0, wide.values, offsets, input_offset, acc, 1, IN_C);
                 }
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__) && TINYEVO_DSP
 #pragma GCC unroll 4
 #endif
                 for (int32_t j = 0; j < 4; ++j) {

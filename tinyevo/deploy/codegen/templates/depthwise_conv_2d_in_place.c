@@ -152,11 +152,17 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, int8_t *scratch, co
                 }
             }
             int32_t w[TAPS], sum = 0;
+#if defined(__GNUC__) && !defined(__clang__) && (TINYEVO_DSP || ${K_H} * ${K_W} > 9)
+#pragma GCC unroll 49
+#endif
             for (int32_t t = 0; t < TAPS; ++t) {
                 w[t] = weights[t * CHANNELS + c];
                 sum += w[t];
             }
             int32_t pairs[TAPS];
+#if defined(__GNUC__) && !defined(__clang__) && (TINYEVO_DSP || ${K_H} * ${K_W} > 9)
+#pragma GCC unroll 49
+#endif
             for (int32_t t = 0; t + 2 < TAPS; ++t) {
                 pairs[t] = (int32_t)(((uint32_t)w[t] & 0xFFFFu) | ((uint32_t)w[t + 2] << 16));
             }
@@ -179,6 +185,9 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, int8_t *scratch, co
             scratch[i] = from[i * CHANNELS];
         }
         int32_t w[TAPS], sum = 0;
+#if defined(__GNUC__) && !defined(__clang__) && (TINYEVO_DSP || ${K_H} * ${K_W} > 9)
+#pragma GCC unroll 49
+#endif
         for (int32_t t = 0; t < TAPS; ++t) {
             w[t] = weights[t * CHANNELS + c];
             sum += w[t];
