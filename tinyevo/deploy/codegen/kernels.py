@@ -463,15 +463,8 @@ class DepthwiseConv2D(_Weighted):
             return 1
         return 2 if 4 * f["K_H"] * plane_w <= self.plane_stack_limit else 0
 
-    def block4_in_place(self) -> bool:
-        """An in-place layer that takes ``depthwise_conv_2d_block4`` with its group's whole padded
-        input on the stack (PADDED 1): each group of four channels is copied before any of its
-        outputs is written, and groups never mix, so it may run over its input."""
-        import os
-        return bool(os.environ.get("DW_IPB4")) and self.in_place and not self.element_wise() and self.block4() and self.block4_padded() == 1
-
     def variant(self) -> str:
-        if self.in_place and not self.element_wise() and not self.block4_in_place():
+        if self.in_place and not self.element_wise():
             return "depthwise_conv_2d_in_place"
         return "depthwise_conv_2d_block4" if self.block4() else "depthwise_conv_2d"
 
@@ -503,7 +496,8 @@ class DepthwiseConv2D(_Weighted):
             pairs = padded and fields["STRIDE_W"] == 1 and fields["DILATION_W"] == 1 and fields["K_W"] > 1
             fields.update(PADDED=int(padded), PLANE_H=plane_h, PLANE_W=plane_w, PAIRS=int(pairs),
                           PAIR_ROW=pair_row_source(fields["K_W"]) if pairs else "",
-                          PAIR_ROW_ONE=pair_row_source(fields["K_W"], 1) if pairs else "")
+                          PAIR_ROW_ONE=pair_row_source(fields["K_W"], 1) if pairs else "",
+                          PAIR_TAIL=int(pairs and fields["OUT_W"] % 2 == 1))
         return fields
 
     def inside_share(self) -> float:

@@ -45,7 +45,7 @@ static TINYEVO_INLINE void ${FUNCTION}_run(const int8_t *x, int8_t *out, const i
 {
     enum { CHANNELS = ${OUT_C}, K_H = ${K_H}, K_W = ${K_W}, STRIDE_W = ${STRIDE_W} };
     enum { DILATION_H = ${DILATION_H}, DILATION_W = ${DILATION_W}, REQUANT = ${REQUANT}, FULL_RANGE = ${FULL_RANGE} };
-    enum { PAIRS = ${PAIRS} };
+    enum { PAIRS = ${PAIRS}, PAIR_TAIL = ${PAIR_TAIL} }; /* PAIR_TAIL: an odd last pixel (PAIRS: end is OUT_W) */
     const int32_t *const w = weights;
     int32_t ox = first;
 #if TINYEVO_DSP
@@ -67,7 +67,7 @@ ${PAIR_ROW}
             out[(ox + 1) * CHANNELS] = tinyevo_output_mode(acc_b, scale, output_offset, act_min, act_max,
                                                            REQUANT, FULL_RANGE);
         }
-        if (ox < end) {
+        if (PAIR_TAIL && ox < end) {
             /* the row's last, odd pixel: the first pixel of the pair path alone */
             int32_t acc_a = folded;
 #if defined(__GNUC__) && !defined(__clang__)
