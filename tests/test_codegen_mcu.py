@@ -414,6 +414,18 @@ def depthwise_pool_graph():
     return g.build(head)
 
 
+def streamed_depthwise_graph():
+    """Depthwise convs (stride 1 and 2) in a streamed prefix: run row by row, their input rows in a
+    ring buffer."""
+    g = GraphBuilder((24, 20, 3), name="streamed_depthwise")
+    x = g.relu(g.conv2d(g.input, 8, kernel=3, stride=2))
+    x = g.relu(g.conv2d(x, 8, kernel=3, groups=8))
+    x = g.relu(g.conv2d(x, 16, kernel=1))
+    x = g.relu(g.conv2d(x, 16, kernel=3, stride=2, groups=16))
+    x = g.relu(g.conv2d(x, 32, kernel=1))
+    return g.build(g.global_avg_pool(x))
+
+
 def _variants(source: str) -> set[str]:
     """The kernel variants a generated source calls, with their compile-time choices."""
     found = set(re.findall(r"^    ((?:depthwise_conv_2d|pool_2d|average_pool_2d|max_pool_2d|add)\w*?)_\d+\(",
@@ -422,6 +434,9 @@ def _variants(source: str) -> set[str]:
                          ("pairs", r"PAIRS = (\d)"), ("pair_tail", r"PAIR_TAIL = (\d)"), ("max", r"MAX = (\d)"),
                          ("add_scaled", r"SIZE = \d+, SCALED = (\d)")):
         found |= {f"{name}={value}" for value in re.findall(fields, source)}
+    # depthwise_conv_2d_block4 without a padded copy: over whole input rows, or a streamed ring's
+    found |= {f"unpadded_contiguous={value}" for value in
+              re.findall(r"CONTIGUOUS = (\d) };\n(?:.*\n){1,4}?\s*enum { PADDED = 0,", source)}
     return found
 
 
@@ -445,23 +460,31 @@ def test_depthwise_pool_and_add_kernels_are_bit_exact_on_host_and_cortex_m4(tmp_
     adds = [op for op in qmodel.ops if op.kind == "add"]
     adds[0].params["output_shift"] = adds[0].params["output_shift"] - 8  # past the one-step rounding
     x = int8_inputs(qmodel, arch, 6, rng)
-    expected = run_int8(qmodel, x)
+    streamed_arch = streamed_depthwise_graph()
+    _, streamed, streamed_rng = quantized_model(streamed_arch, 6)
+    streamed_x = int8_inputs(streamed, streamed_arch, 3, streamed_rng)
     seen = set()
-    # stack limits: whole padded inputs; only the window's rows (200 bytes); neither (bounds checked)
-    for execution, stack in (("layer_by_layer", 4096), ("streamed", 4096), ("layer_by_layer", 200),
-                             ("layer_by_layer", 0)):
+    # stack limits: whole padded inputs; only the window's rows (200 bytes); neither (the border
+    # reads zero points; layer by layer, and over a streamed ring)
+    for model, inputs, execution, stack in ((qmodel, x, "layer_by_layer", 4096), (qmodel, x, "streamed", 4096),
+                                            (qmodel, x, "layer_by_layer", 200), (qmodel, x, "layer_by_layer", 0),
+                                            (streamed, streamed_x, "streamed", 4096),
+                                            (streamed, streamed_x, "streamed", 0)):
         monkeypatch.setattr(DepthwiseConv2D, "plane_stack_limit", stack)
-        out = tmp_path / f"{execution}_{stack}"
-        generate_c(qmodel, out, execution=execution)
+        out = tmp_path / f"{model.name}_{execution}_{stack}"
+        expected = run_int8(model, inputs)
+        meta = generate_c(model, out, execution=execution).metadata
+        assert model is qmodel or meta.execution["streamed_ops"], "the depthwise convs are not streamed"
         seen |= _variants((out / "tinyevo_model.c").read_text())
-        got = run_host(build_host(out, sanitize=True), x)
-        np.testing.assert_array_equal(got.reshape(expected.shape), expected, err_msg=f"{execution} {stack} host")
+        got = run_host(build_host(out, sanitize=True), inputs)
+        np.testing.assert_array_equal(got.reshape(expected.shape), expected, err_msg=f"{out.name} host")
         for name, flags in (("dsp", []), ("plain", ["-DTINYEVO_NO_DSP"])):
-            run = mcu.run_mcu(mcu.build_mcu(out, x, build_dir=out / name, extra_cflags=flags))
-            np.testing.assert_array_equal(run.outputs, expected, err_msg=f"{execution} {stack} {name}")
+            run = mcu.run_mcu(mcu.build_mcu(out, inputs, build_dir=out / name, extra_cflags=flags))
+            np.testing.assert_array_equal(run.outputs, expected, err_msg=f"{out.name} {name}")
     wanted = {"depthwise_conv_2d", "depthwise_conv_2d_block4", "depthwise_conv_2d_in_place", "pool_2d_block4",
               "average_pool_2d", "max_pool_2d", "add", "requant=0", "requant=1", "requant=2", "padded=0",
-              "padded=1", "padded=2", "pairs=0", "pairs=1", "pair_tail=1", "max=0", "max=1", "add_scaled=0", "add_scaled=1"}
+              "padded=1", "padded=2", "pairs=0", "pairs=1", "pair_tail=1", "unpadded_contiguous=0",
+              "unpadded_contiguous=1", "max=0", "max=1", "add_scaled=0", "add_scaled=1"}
     assert wanted <= seen, wanted - seen
 
 

@@ -489,7 +489,8 @@ class DepthwiseConv2D(_Weighted):
                       FULL_RANGE=int(full))
         plane_h, plane_w = self.padded_plane()
         if self.variant() == "depthwise_conv_2d_block4":
-            fields.update(PADDED=self.block4_padded(), PLANE_H=plane_h, PLANE_W=plane_w)
+            fields.update(PADDED=self.block4_padded(), PLANE_H=plane_h, PLANE_W=plane_w,
+                          CONTIGUOUS=int(fields["IN_Y"] == "iy"))
         if self.variant() == "depthwise_conv_2d_in_place":
             padded = (plane_h * plane_w <= self.plane_stack_limit
                       and self.inside_share() >= self.padded_inside_share)
