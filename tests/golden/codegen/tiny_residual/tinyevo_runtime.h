@@ -569,32 +569,9 @@ static inline void tinyevo_dw_widen4(const int8_t *w, int16_t *wide)
     wide[3] = w[3];
 }
 
-/* acc[j] += (x[j] + offset) * (weight of channel j), j < 4, the weights as tinyevo_dw_widen4 lays
- * them out; offsets: offset in both halfwords. With the DSP extension: LDR, two SXTAB16, LDRD and
- * four 16 x 16 multiply-accumulates (SMLABB, SMLATT), four MACs in eight instructions. */
-static inline void tinyevo_dw_mac4(const int8_t *x, const int16_t *wide, int32_t offsets, int32_t offset,
-                                   int32_t *acc)
-{
-#if TINYEVO_DSP
-    int32_t w[2];
-    const int32_t v = tinyevo_load4(x);
-    memcpy(w, wide, 8);
-    const int32_t even = __sxtab16(offsets, v), odd = tinyevo_sxtab16_ror8(offsets, v);
-    (void)offset;
-    acc[0] = __smlabb(even, w[0], acc[0]);
-    acc[2] = __smlatt(even, w[0], acc[2]);
-    acc[1] = __smlabb(odd, w[1], acc[1]);
-    acc[3] = __smlatt(odd, w[1], acc[3]);
-#else
-    (void)offsets;
-    acc[0] += (x[0] + offset) * wide[0];
-    acc[2] += (x[2] + offset) * wide[1];
-    acc[1] += (x[1] + offset) * wide[2];
-    acc[3] += (x[3] + offset) * wide[3];
-#endif
-}
-
-/* tinyevo_dw_mac4 for inputs whose offset is folded into the bias: acc[j] += x[j] * weight j. */
+/* acc[j] += x[j] * (weight of channel j), j < 4, the weights as tinyevo_dw_widen4 lays them out
+ * (the input offset folded into the bias). With the DSP extension: LDR, two SXTB16, LDRD and four
+ * 16 x 16 multiply-accumulates (SMLABB, SMLATT), four MACs in eight instructions. */
 static inline void tinyevo_dw_mac4_raw(const int8_t *x, const int16_t *wide, int32_t *acc)
 {
 #if TINYEVO_DSP
