@@ -304,7 +304,7 @@ static void depthwise_conv_2d_in_place_0(const int8_t *input, int8_t *output, in
                 }
             }
             int32_t w[TAPS], sum = 0;
-#if defined(__GNUC__) && !defined(__clang__) && (TINYEVO_DSP || 3 * 3 > 9)
+#if defined(__GNUC__) && !defined(__clang__) && TINYEVO_DSP
 #pragma GCC unroll 49
 #endif
             for (int32_t t = 0; t < TAPS; ++t) {
@@ -312,7 +312,7 @@ static void depthwise_conv_2d_in_place_0(const int8_t *input, int8_t *output, in
                 sum += w[t];
             }
             int32_t pairs[TAPS];
-#if defined(__GNUC__) && !defined(__clang__) && (TINYEVO_DSP || 3 * 3 > 9)
+#if defined(__GNUC__) && !defined(__clang__) && TINYEVO_DSP
 #pragma GCC unroll 49
 #endif
             for (int32_t t = 0; t + 2 < TAPS; ++t) {

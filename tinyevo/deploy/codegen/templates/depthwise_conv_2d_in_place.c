@@ -152,7 +152,7 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, int8_t *scratch, co
                 }
             }
             int32_t w[TAPS], sum = 0;
-#if defined(__GNUC__) && !defined(__clang__) && (TINYEVO_DSP || ${K_H} * ${K_W} > 9)
+#if defined(__GNUC__) && !defined(__clang__) && TINYEVO_DSP
 #pragma GCC unroll 49
 #endif
             for (int32_t t = 0; t < TAPS; ++t) {
@@ -160,7 +160,7 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, int8_t *scratch, co
                 sum += w[t];
             }
             int32_t pairs[TAPS];
-#if defined(__GNUC__) && !defined(__clang__) && (TINYEVO_DSP || ${K_H} * ${K_W} > 9)
+#if defined(__GNUC__) && !defined(__clang__) && TINYEVO_DSP
 #pragma GCC unroll 49
 #endif
             for (int32_t t = 0; t + 2 < TAPS; ++t) {
