@@ -168,18 +168,27 @@ def test_a_core_without_an_emulator_is_one_clear_error(tmp_path):
 
 
 def test_pools_are_bit_exact_on_cortex_m4_with_and_without_dsp(tmp_path, toolchain):
-    """Four channels a word (SSUB8/SEL maxima, SADD16 sums) and the portable loops; the words take
-    fewer instructions."""
+    """Four channels a word (tinyevo_pool_max4: SSUB8/SEL maxima; tinyevo_pool_sum4: SXTAB16
+    sums) and the portable loops; in the profiled build every pool layer with a four-channel word
+    (the channel-by-channel max_pool_2d / average_pool_2d on six channels, pool_2d_block4 on four)
+    takes fewer instructions with the words: each template's own layers take the DSP path."""
     arch = HAND_BUILT["pools"]()
     qmodel, x = _generated(arch, 3, tmp_path, count=3, execution="layer_by_layer")
     expected = run_int8(qmodel, x)
-    runs = {}
+    runs, layers = {}, {}
     for name, flags in (("dsp", []), ("plain", ["-DTINYEVO_NO_DSP"])):
         runs[name] = mcu.run_mcu(mcu.build_mcu(tmp_path, x, build_dir=tmp_path / name, extra_cflags=flags))
         np.testing.assert_array_equal(runs[name].outputs, expected, err_msg=name)
+        profile = mcu.run_mcu(mcu.build_mcu(tmp_path, x[:1], profile=True, build_dir=tmp_path / f"{name}_profile",
+                                            extra_cflags=flags))
+        np.testing.assert_array_equal(profile.outputs, expected[:1], err_msg=f"{name} profiled")
+        layers[name] = [(layer["function"], layer["instructions"]) for layer in profile.layers]
     assert runs["dsp"].instructions[0] < runs["plain"].instructions[0]
+    faster = {function.rsplit("_", 1)[0] for (function, dsp), (_, plain) in zip(layers["dsp"], layers["plain"])
+              if "pool" in function and dsp < plain}
+    assert {"max_pool_2d", "average_pool_2d", "pool_2d_block4"} <= faster, faster
     mnemonics = set(_MNEMONIC.findall(_disassembly(tmp_path / "dsp" / "tinyevo_model.o")))
-    assert {"ssub8", "sel", "sadd16"} <= mnemonics
+    assert {"ssub8", "sel", "sxtab16"} <= mnemonics
 
 
 def im2col_edges_graph():
@@ -382,8 +391,9 @@ def test_live_set_lower_bound_of_resnet8_is_three_feature_maps():
 
 def depthwise_pool_graph():
     """The depthwise, pooling and add kernels of issue 20: depthwise 3x3, 5x5 and 7x7 convs in place
-    (stride 1: the SMLAD pixel pairs; stride 2), four-channel ones not in place (their input is
-    read twice; padded input, and SAME with VALID), a 1x1 one (an unfolded batch norm), the
+    (stride 1: the SMLAD pixel pairs, and a row's odd last pixel, of eleven; stride 2), four-channel
+    ones not in place (their input is read twice; padded input, and SAME with VALID), a 1x1 one (an
+    unfolded batch norm), the
     generic kernel (six channels; a depth multiplier of 2), max and average pools of four
     channels (SAME and VALID, padded and not) and of six, and adds."""
     g = GraphBuilder((13, 11, 4), name="depthwise_pool")
@@ -404,14 +414,29 @@ def depthwise_pool_graph():
     return g.build(head)
 
 
+def streamed_depthwise_graph():
+    """Depthwise convs (stride 1 and 2) in a streamed prefix: run row by row, their input rows in a
+    ring buffer."""
+    g = GraphBuilder((24, 20, 3), name="streamed_depthwise")
+    x = g.relu(g.conv2d(g.input, 8, kernel=3, stride=2))
+    x = g.relu(g.conv2d(x, 8, kernel=3, groups=8))
+    x = g.relu(g.conv2d(x, 16, kernel=1))
+    x = g.relu(g.conv2d(x, 16, kernel=3, stride=2, groups=16))
+    x = g.relu(g.conv2d(x, 32, kernel=1))
+    return g.build(g.global_avg_pool(x))
+
+
 def _variants(source: str) -> set[str]:
     """The kernel variants a generated source calls, with their compile-time choices."""
     found = set(re.findall(r"^    ((?:depthwise_conv_2d|pool_2d|average_pool_2d|max_pool_2d|add)\w*?)_\d+\(",
                            source, re.M))
     for name, fields in (("requant", r"REQUANT = (\d)"), ("padded", r"PADDED = (\d)"),
-                         ("pairs", r"PAIRS = (\d)"), ("max", r"MAX = (\d)"),
+                         ("pairs", r"PAIRS = (\d)"), ("pair_tail", r"PAIR_TAIL = (\d)"), ("max", r"MAX = (\d)"),
                          ("add_scaled", r"SIZE = \d+, SCALED = (\d)")):
         found |= {f"{name}={value}" for value in re.findall(fields, source)}
+    # depthwise_conv_2d_block4 without a padded copy: over whole input rows, or a streamed ring's
+    found |= {f"unpadded_contiguous={value}" for value in
+              re.findall(r"CONTIGUOUS = (\d) };\n(?:.*\n){1,4}?\s*enum { PADDED = 0,", source)}
     return found
 
 
@@ -435,23 +460,31 @@ def test_depthwise_pool_and_add_kernels_are_bit_exact_on_host_and_cortex_m4(tmp_
     adds = [op for op in qmodel.ops if op.kind == "add"]
     adds[0].params["output_shift"] = adds[0].params["output_shift"] - 8  # past the one-step rounding
     x = int8_inputs(qmodel, arch, 6, rng)
-    expected = run_int8(qmodel, x)
+    streamed_arch = streamed_depthwise_graph()
+    _, streamed, streamed_rng = quantized_model(streamed_arch, 6)
+    streamed_x = int8_inputs(streamed, streamed_arch, 3, streamed_rng)
     seen = set()
-    # stack limits: whole padded inputs; only the window's rows (200 bytes); neither (bounds checked)
-    for execution, stack in (("layer_by_layer", 4096), ("streamed", 4096), ("layer_by_layer", 200),
-                             ("layer_by_layer", 0)):
+    # stack limits: whole padded inputs; only the window's rows (200 bytes); neither (the border
+    # reads zero points; layer by layer, and over a streamed ring)
+    for model, inputs, execution, stack in ((qmodel, x, "layer_by_layer", 4096), (qmodel, x, "streamed", 4096),
+                                            (qmodel, x, "layer_by_layer", 200), (qmodel, x, "layer_by_layer", 0),
+                                            (streamed, streamed_x, "streamed", 4096),
+                                            (streamed, streamed_x, "streamed", 0)):
         monkeypatch.setattr(DepthwiseConv2D, "plane_stack_limit", stack)
-        out = tmp_path / f"{execution}_{stack}"
-        generate_c(qmodel, out, execution=execution)
+        out = tmp_path / f"{model.name}_{execution}_{stack}"
+        expected = run_int8(model, inputs)
+        meta = generate_c(model, out, execution=execution).metadata
+        assert model is qmodel or meta.execution["streamed_ops"], "the depthwise convs are not streamed"
         seen |= _variants((out / "tinyevo_model.c").read_text())
-        got = run_host(build_host(out, sanitize=True), x)
-        np.testing.assert_array_equal(got.reshape(expected.shape), expected, err_msg=f"{execution} {stack} host")
+        got = run_host(build_host(out, sanitize=True), inputs)
+        np.testing.assert_array_equal(got.reshape(expected.shape), expected, err_msg=f"{out.name} host")
         for name, flags in (("dsp", []), ("plain", ["-DTINYEVO_NO_DSP"])):
-            run = mcu.run_mcu(mcu.build_mcu(out, x, build_dir=out / name, extra_cflags=flags))
-            np.testing.assert_array_equal(run.outputs, expected, err_msg=f"{execution} {stack} {name}")
+            run = mcu.run_mcu(mcu.build_mcu(out, inputs, build_dir=out / name, extra_cflags=flags))
+            np.testing.assert_array_equal(run.outputs, expected, err_msg=f"{out.name} {name}")
     wanted = {"depthwise_conv_2d", "depthwise_conv_2d_block4", "depthwise_conv_2d_in_place", "pool_2d_block4",
               "average_pool_2d", "max_pool_2d", "add", "requant=0", "requant=1", "requant=2", "padded=0",
-              "padded=1", "padded=2", "pairs=0", "pairs=1", "max=0", "max=1", "add_scaled=0", "add_scaled=1"}
+              "padded=1", "padded=2", "pairs=0", "pairs=1", "pair_tail=1", "unpadded_contiguous=0",
+              "unpadded_contiguous=1", "max=0", "max=1", "add_scaled=0", "add_scaled=1"}
     assert wanted <= seen, wanted - seen
 
 

@@ -387,20 +387,20 @@ class Conv2D(_Weighted):
         return self.output.size * self.op.weights[0].size
 
 
-def pair_row_source(k_w: int) -> str:
+def pair_row_source(k_w: int, pixels: int = 2) -> str:
     """C (DSP path of ``depthwise_conv_2d_in_place``) adding one kernel row of two neighbouring
     output pixels (stride 1, dilation 1) to ``acc_a``, ``acc_b``: the row's k_w + 1 input bytes at
     ``r`` loaded a word at a time and split by SXTB16 into the halfword pairs (0, 2) and (1, 3)
     of each word, then for pixel p and kernel column j (byte j + p) either one SMLAD of the bytes
     j + p and j + p + 2 of one pair with ``pair[j]`` (w[j], w[j + 2]), or one 16 x 16 SMLAxB of
     one byte with ``w[j]``. Reads up to three bytes past the row's last one (the plane has four
-    spare)."""
-    words = -(-(k_w + 1) // 4)
+    spare). ``pixels`` 1: only ``acc_a`` (a row's last, odd pixel), from the first k_w bytes."""
+    words = -(-(k_w + pixels - 1) // 4)
     lines = []
     for i in range(words):
         lines.append(f"const int32_t v{i} = tinyevo_load4(r + {4 * i}), e{i} = __sxtb16(v{i}), "
                      f"o{i} = tinyevo_sxtb16_ror8(v{i});")
-    for p, acc in ((0, "acc_a"), (1, "acc_b")):
+    for p, acc in ((0, "acc_a"), (1, "acc_b"))[:pixels]:
         done = set()
         for j in range(k_w):
             if j in done:
@@ -457,6 +457,18 @@ class DepthwiseConv2D(_Weighted):
     def block4(self) -> bool:
         return self.takes_block4(self.output.shape[2], self.op.attrs.get("depth_multiplier", 1))
 
+    def block4_padded(self) -> int:
+        """``depthwise_conv_2d_block4``'s PADDED: 1, a group's whole padded input on the stack
+        (not for a streamed row); 2, the window's rows of each output row; 0, neither (bounds
+        checked)."""
+        f = self.window_fields()
+        plane_h, plane_w = self.padded_plane()
+        if (plane_h, plane_w) == tuple(self.inputs[0].shape[:2]) or self.inside_share() < self.padded_inside_share:
+            return 0
+        if not self.row and 4 * plane_h * plane_w <= self.plane_stack_limit:
+            return 1
+        return 2 if 4 * f["K_H"] * plane_w <= self.plane_stack_limit else 0
+
     def variant(self) -> str:
         if self.in_place and not self.element_wise():
             return "depthwise_conv_2d_in_place"
@@ -483,20 +495,16 @@ class DepthwiseConv2D(_Weighted):
                       FULL_RANGE=int(full))
         plane_h, plane_w = self.padded_plane()
         if self.variant() == "depthwise_conv_2d_block4":
-            padded = 0
-            if (plane_h, plane_w) != tuple(self.inputs[0].shape[:2]) and \
-                    self.inside_share() >= self.padded_inside_share:
-                if not self.row and 4 * plane_h * plane_w <= self.plane_stack_limit:
-                    padded = 1  # the whole padded input of a group
-                elif 4 * fields["K_H"] * plane_w <= self.plane_stack_limit:
-                    padded = 2  # the window's rows of each output row
-            fields.update(PADDED=padded, PLANE_H=plane_h, PLANE_W=plane_w)
+            fields.update(PADDED=self.block4_padded(), PLANE_H=plane_h, PLANE_W=plane_w,
+                          CONTIGUOUS=int(fields["IN_Y"] == "iy"))
         if self.variant() == "depthwise_conv_2d_in_place":
             padded = (plane_h * plane_w <= self.plane_stack_limit
                       and self.inside_share() >= self.padded_inside_share)
             pairs = padded and fields["STRIDE_W"] == 1 and fields["DILATION_W"] == 1 and fields["K_W"] > 1
             fields.update(PADDED=int(padded), PLANE_H=plane_h, PLANE_W=plane_w, PAIRS=int(pairs),
-                          PAIR_ROW=pair_row_source(fields["K_W"]) if pairs else "")
+                          PAIR_ROW=pair_row_source(fields["K_W"]) if pairs else "",
+                          PAIR_ROW_ONE=pair_row_source(fields["K_W"], 1) if pairs else "",
+                          PAIR_TAIL=int(pairs and fields["OUT_W"] % 2 == 1))
         return fields
 
     def inside_share(self) -> float:

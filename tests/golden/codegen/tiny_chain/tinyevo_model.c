@@ -191,7 +191,7 @@ static TINYEVO_INLINE void depthwise_conv_2d_in_place_0_run(const int8_t *x, int
 {
     enum { CHANNELS = 4, K_H = 3, K_W = 3, STRIDE_W = 1 };
     enum { DILATION_H = 1, DILATION_W = 1, REQUANT = 2, FULL_RANGE = 1 };
-    enum { PAIRS = 1 };
+    enum { PAIRS = 1, PAIR_TAIL = 0 }; /* PAIR_TAIL: an odd last pixel (PAIRS: end is OUT_W) */
     const int32_t *const w = weights;
     int32_t ox = first;
 #if TINYEVO_DSP
@@ -216,6 +216,23 @@ static TINYEVO_INLINE void depthwise_conv_2d_in_place_0_run(const int8_t *x, int
                                                      FULL_RANGE);
             out[(ox + 1) * CHANNELS] = tinyevo_output_mode(acc_b, scale, output_offset, act_min, act_max,
                                                            REQUANT, FULL_RANGE);
+        }
+        if (PAIR_TAIL && ox < end) {
+            /* the row's last, odd pixel: the first pixel of the pair path alone */
+            int32_t acc_a = folded;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 3
+#endif
+            for (int32_t ky = 0; ky < K_H; ++ky) {
+                const int8_t *r = x + ky * row_stride;
+                const int32_t *pair = pairs + ky * K_W, *w = weights + ky * K_W;
+                const int32_t v0 = tinyevo_load4(r + 0), e0 = __sxtb16(v0), o0 = tinyevo_sxtb16_ror8(v0);
+                acc_a = __smlad(e0, pair[0], acc_a);
+                acc_a = __smlabb(o0, w[1], acc_a);
+            }
+            out[ox * CHANNELS] = tinyevo_output_mode(acc_a, scale, output_offset, act_min, act_max, REQUANT,
+                                                     FULL_RANGE);
+            ++ox;
         }
     }
 #else
@@ -287,11 +304,17 @@ static void depthwise_conv_2d_in_place_0(const int8_t *input, int8_t *output, in
                 }
             }
             int32_t w[TAPS], sum = 0;
+#if defined(__GNUC__) && !defined(__clang__) && TINYEVO_DSP
+#pragma GCC unroll 49
+#endif
             for (int32_t t = 0; t < TAPS; ++t) {
                 w[t] = weights[t * CHANNELS + c];
                 sum += w[t];
             }
             int32_t pairs[TAPS];
+#if defined(__GNUC__) && !defined(__clang__) && TINYEVO_DSP
+#pragma GCC unroll 49
+#endif
             for (int32_t t = 0; t + 2 < TAPS; ++t) {
                 pairs[t] = (int32_t)(((uint32_t)w[t] & 0xFFFFu) | ((uint32_t)w[t + 2] << 16));
             }
@@ -314,6 +337,9 @@ static void depthwise_conv_2d_in_place_0(const int8_t *input, int8_t *output, in
             scratch[i] = from[i * CHANNELS];
         }
         int32_t w[TAPS], sum = 0;
+#if defined(__GNUC__) && !defined(__clang__) && (TINYEVO_DSP || 3 * 3 > 9)
+#pragma GCC unroll 49
+#endif
         for (int32_t t = 0; t < TAPS; ++t) {
             w[t] = weights[t * CHANNELS + c];
             sum += w[t];

@@ -257,15 +257,6 @@ static inline int32_t tinyevo_sxtb16_ror8(int32_t v)
     return result;
 }
 
-/* The bytewise signed maximum of a and b: SSUB8 sets a GE flag per byte where a >= b, SEL picks
- * those bytes of a and the others of b (one asm statement, so nothing runs between them). */
-static inline int32_t tinyevo_max4(int32_t a, int32_t b)
-{
-    int32_t result, difference;
-    __asm__("ssub8 %1, %2, %3\n\tsel %0, %2, %3" : "=&r"(result), "=&r"(difference) : "r"(a), "r"(b));
-    return result;
-}
-
 /* acc += the dot product of the four int8 weights at w with the halfword pairs (even, odd). */
 static inline int32_t tinyevo_mac4(int32_t acc, int32_t even, int32_t odd, const int8_t *w)
 {
@@ -578,32 +569,9 @@ static inline void tinyevo_dw_widen4(const int8_t *w, int16_t *wide)
     wide[3] = w[3];
 }
 
-/* acc[j] += (x[j] + offset) * (weight of channel j), j < 4, the weights as tinyevo_dw_widen4 lays
- * them out; offsets: offset in both halfwords. With the DSP extension: LDR, two SXTAB16, LDRD and
- * four 16 x 16 multiply-accumulates (SMLABB, SMLATT), four MACs in eight instructions. */
-static inline void tinyevo_dw_mac4(const int8_t *x, const int16_t *wide, int32_t offsets, int32_t offset,
-                                   int32_t *acc)
-{
-#if TINYEVO_DSP
-    int32_t w[2];
-    const int32_t v = tinyevo_load4(x);
-    memcpy(w, wide, 8);
-    const int32_t even = __sxtab16(offsets, v), odd = tinyevo_sxtab16_ror8(offsets, v);
-    (void)offset;
-    acc[0] = __smlabb(even, w[0], acc[0]);
-    acc[2] = __smlatt(even, w[0], acc[2]);
-    acc[1] = __smlabb(odd, w[1], acc[1]);
-    acc[3] = __smlatt(odd, w[1], acc[3]);
-#else
-    (void)offsets;
-    acc[0] += (x[0] + offset) * wide[0];
-    acc[2] += (x[2] + offset) * wide[1];
-    acc[1] += (x[1] + offset) * wide[2];
-    acc[3] += (x[3] + offset) * wide[3];
-#endif
-}
-
-/* tinyevo_dw_mac4 for inputs whose offset is folded into the bias: acc[j] += x[j] * weight j. */
+/* acc[j] += x[j] * (weight of channel j), j < 4, the weights as tinyevo_dw_widen4 lays them out
+ * (the input offset folded into the bias). With the DSP extension: LDR, two SXTB16, LDRD and four
+ * 16 x 16 multiply-accumulates (SMLABB, SMLATT), four MACs in eight instructions. */
 static inline void tinyevo_dw_mac4_raw(const int8_t *x, const int16_t *wide, int32_t *acc)
 {
 #if TINYEVO_DSP
@@ -626,7 +594,9 @@ static inline void tinyevo_dw_mac4_raw(const int8_t *x, const int16_t *wide, int
 /* Pooling four channels at a time. tinyevo_pool_sum4: sums[0..1] += the four int8 at x as the
  * halfword pairs (0, 2), (1, 3) (two SXTAB16; the window's sums must fit int16: at most 255
  * elements). tinyevo_pool_max4: the bytewise signed maximum of *best and the four int8 at x
- * (SSUB8 sets a GE flag per byte, SEL picks). */
+ * (SSUB8 sets a GE flag per byte, SEL picks: one asm statement, so nothing runs between them).
+ * Both pooling templates use them (pool_2d_block4, and the four-channel words of max_pool_2d and
+ * average_pool_2d). */
 static inline void tinyevo_pool_sum4(const int8_t *x, int32_t *sums)
 {
 #if TINYEVO_DSP

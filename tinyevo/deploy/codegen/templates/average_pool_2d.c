@@ -3,7 +3,8 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output${ROW_PARAM})
 {
     enum { IN_H = ${IN_H}, IN_W = ${IN_W}, CHANNELS = ${OUT_C}, OUT_H = ${OUT_H}, OUT_W = ${OUT_W} };
     enum { K_H = ${K_H}, K_W = ${K_W}, STRIDE_H = ${STRIDE_H}, STRIDE_W = ${STRIDE_W}, PAD_TOP = ${PAD_TOP}, PAD_LEFT = ${PAD_LEFT} };
-    /* four channels a word: two halfword sums per register, exact while K_H * K_W * 128 fits 16 bits */
+    /* four channels a word (tinyevo_pool_sum4: two halfword sums per register, exact while
+     * K_H * K_W * 128 fits 16 bits) */
     enum { PACKED = TINYEVO_DSP && K_H * K_W <= 255 ? CHANNELS / 4 * 4 : 0 };
     for (int32_t oy = ${OY_FIRST}; oy < ${OY_END}; ++oy) {
         const int32_t y0 = oy * STRIDE_H - PAD_TOP;
@@ -16,17 +17,15 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output${ROW_PARAM})
             int32_t c = 0;
 #if TINYEVO_DSP
             for (; c < PACKED; c += 4) {
-                int32_t even = 0, odd = 0; /* channels c, c + 2 and c + 1, c + 3 */
+                int32_t packed[4] = {0, 0, 0, 0}, sums[4];
                 for (int32_t ky = ky_first; ky < ky_end; ++ky) {
                     const int32_t iy = y0 + ky;
                     const int8_t *in = input + (${IN_Y} * IN_W + x0 + kx_first) * CHANNELS + c;
                     for (int32_t kx = kx_first; kx < kx_end; ++kx, in += CHANNELS) {
-                        const int32_t word = tinyevo_load4(in);
-                        even = __sadd16(even, __sxtb16(word));
-                        odd = __sadd16(odd, tinyevo_sxtb16_ror8(word));
+                        tinyevo_pool_sum4(in, packed);
                     }
                 }
-                const int32_t sums[4] = {(int16_t)even, (int16_t)odd, even >> 16, odd >> 16};
+                tinyevo_pool_sums(packed, sums);
                 for (int32_t j = 0; j < 4; ++j) {
                     const int32_t sum = sums[j];
                     /* rounded half away from zero, as TFLM's AveragePool */

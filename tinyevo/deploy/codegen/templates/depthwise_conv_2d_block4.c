@@ -2,51 +2,23 @@
  * Four channels at a time (depth multiplier 1, channels a multiple of four): each group's weights
  * are widened to int16 once per call (tinyevo_dw_widen4, on the stack: 8 bytes per kernel
  * position) and its requantization constants split once; each output pixel then takes four MACs
- * per load of four input bytes (tinyevo_dw_mac4). The interior (output rows OY_LO..OY_HI - 1,
- * columns OX_LO..OX_HI - 1: every kernel position inside the input) runs without bounds checks,
- * the border with. REQUANT: 2 tinyevo_output_scaled, 1 tinyevo_output_lean, 0 tinyevo_output. */
-static TINYEVO_INLINE void ${FUNCTION}_taps(const int8_t *const *rows, int32_t ix0, const int16_t *wide,
-                                            int32_t offsets, int32_t input_offset, int32_t *acc, int32_t check,
-                                            int32_t step)
-{
-    enum { IN_W = ${IN_W}, K_H = ${K_H}, K_W = ${K_W}, DILATION_W = ${DILATION_W} };
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC unroll ${K_H}
-#endif
-    for (int32_t ky = 0; ky < K_H; ++ky) {
-        const int8_t *row = rows[ky];
-        if (check && !row) {
-            continue;
-        }
-        /* inside: the kernel positions at constant offsets from x */
-        const int8_t *x = check ? row : row + ix0 * step;
-        const int16_t *w = wide + 4 * K_W * ky;
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC unroll ${K_W}
-#endif
-        for (int32_t kx = 0; kx < K_W; ++kx) {
-            if (check && (ix0 + kx * DILATION_W < 0 || ix0 + kx * DILATION_W >= IN_W)) {
-                continue;
-            }
-            tinyevo_dw_mac4(x + ((check ? ix0 : 0) + kx * DILATION_W) * step, w + 4 * kx, offsets, input_offset,
-                            acc);
-        }
-    }
-}
-
+ * per load of four input bytes (tinyevo_dw_mac4_raw), the input offset folded into the bias. Not
+ * padded on the stack (PADDED 0), the interior (output rows OY_LO..OY_HI - 1, columns
+ * OX_LO..OX_HI - 1: every kernel position inside the input) runs without bounds checks, and at the
+ * border a kernel position outside the input reads four zero points instead (their taps add zero,
+ * as TFLM skips them). REQUANT: 2 tinyevo_output_scaled, 1 tinyevo_output_lean, 0 tinyevo_output. */
 static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_params *p${ROW_PARAM})
 {
     enum { IN_H = ${IN_H}, IN_W = ${IN_W}, IN_C = ${IN_C}, OUT_H = ${OUT_H}, OUT_W = ${OUT_W}, OUT_C = ${OUT_C} };
     enum { K_H = ${K_H}, K_W = ${K_W}, STRIDE_H = ${STRIDE_H}, STRIDE_W = ${STRIDE_W}, TAPS = K_H * K_W };
     enum { DILATION_H = ${DILATION_H}, DILATION_W = ${DILATION_W}, PAD_TOP = ${PAD_TOP}, PAD_LEFT = ${PAD_LEFT} };
     enum { OY_LO = ${OY_LO}, OY_HI = ${OY_HI}, OX_LO = ${OX_LO}, OX_HI = ${OX_HI} };
-    enum { REQUANT = ${REQUANT}, FULL_RANGE = ${FULL_RANGE} };
+    enum { REQUANT = ${REQUANT}, FULL_RANGE = ${FULL_RANGE}, CONTIGUOUS = ${CONTIGUOUS} };
     TINYEVO_CONV_LOCALS(p);
     /* PADDED 1: the group's whole input padded on the stack; 2: the K_H input rows of each output
-     * row; 0: neither fits, bounds checked */
+     * row; 0: neither fits (the border reads the zero points in pad) */
     enum { PADDED = ${PADDED}, PLANE_H = ${PLANE_H}, PLANE_W = ${PLANE_W} };
     enum { SLAB_ROWS = PADDED == 1 ? PLANE_H : K_H, ROW_STEP = PADDED == 1 ? DILATION_H : 1 };
-    const int32_t offsets = (int32_t)(((uint32_t)input_offset & 0xFFFFu) * 0x10001u);
     union {
         int32_t align;
         int8_t values[PADDED ? SLAB_ROWS * PLANE_W * 4 : 1];
@@ -90,6 +62,15 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_
         for (int32_t j = 0; j < 4; ++j) {
             scale[j] = tinyevo_channel_scale_of(multiplier[c0 + j], shift[c0 + j], output_offset, REQUANT);
         }
+        /* the input offset folded into the bias (bias + offset * sum of the weights, the same
+         * integer: in a padded plane the padding's zero points cancel their share) */
+        int32_t folded[4];
+        for (int32_t j = 0; j < 4; ++j) {
+            folded[j] = bias[c0 + j];
+            for (int32_t t = 0; t < TAPS; ++t) {
+                folded[j] += input_offset * weights[t * OUT_C + c0 + j];
+            }
+        }
         if (PADDED) {
             /* the group's four channels, padded with the input zero point (so that its taps add
              * zero, as TFLM's skipped ones), on the stack: every output pixel is an interior one */
@@ -101,15 +82,6 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_
 #endif
                 for (int32_t x = 0; x < IN_W; ++x) {
                     memcpy(to + 4 * x, from + x * IN_C, 4);
-                }
-            }
-            /* the input offset folded into the bias (bias + offset * sum of the weights, the same
-             * integer: the padding's zero points cancel their share) */
-            int32_t folded[4];
-            for (int32_t j = 0; j < 4; ++j) {
-                folded[j] = bias[c0 + j];
-                for (int32_t t = 0; t < TAPS; ++t) {
-                    folded[j] += input_offset * weights[t * OUT_C + c0 + j];
                 }
             }
             for (int32_t oy = ${OY_FIRST}; oy < ${OY_END}; ++oy) {
@@ -145,6 +117,9 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_
                                                 wide.values + 4 * (ky * K_W + kx), acc);
                         }
                     }
+#if defined(__GNUC__) && !defined(__clang__) && TINYEVO_DSP
+#pragma GCC unroll 4 /* (not the portable build: the longer requantization would spill) */
+#endif
                     for (int32_t j = 0; j < 4; ++j) {
                         out[j] = tinyevo_output_mode(acc[j], scale[j], output_offset, act_min, act_max, REQUANT,
                                                      FULL_RANGE);
@@ -153,6 +128,13 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_
             }
             continue;
         }
+        /* the zero point in four bytes: a kernel position outside the input reads these, whose
+         * taps add zero to the folded bias (as TFLM skips them) */
+        union {
+            int32_t align;
+            int8_t values[4];
+        } pad;
+        memset(pad.values, -input_offset, sizeof pad.values);
         for (int32_t oy = ${OY_FIRST}; oy < ${OY_END}; ++oy) {
             const int8_t *rows[K_H];
             for (int32_t ky = 0; ky < K_H; ++ky) {
@@ -162,13 +144,43 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, const tinyevo_conv_
             const int32_t inside = oy >= OY_LO && oy < OY_HI;
             int8_t *out = output + ${OUT_Y} * (OUT_W * OUT_C) + c0;
             for (int32_t ox = 0; ox < OUT_W; ++ox, out += OUT_C) {
-                int32_t acc[4] = {bias[c0], bias[c0 + 1], bias[c0 + 2], bias[c0 + 3]};
+                int32_t acc[4] = {folded[0], folded[1], folded[2], folded[3]};
                 const int32_t ix0 = ox * STRIDE_W - PAD_LEFT;
                 if (inside && ox >= OX_LO && ox < OX_HI) {
-                    ${FUNCTION}_taps(rows, ix0, wide.values, offsets, input_offset, acc, 0, IN_C);
+                    /* every kernel position inside; CONTIGUOUS (not a streamed ring): the input's
+                     * rows IN_W * IN_C bytes apart, so each at a constant offset from x */
+                    const int8_t *x = CONTIGUOUS ? input + ((oy * STRIDE_H - PAD_TOP) * IN_W + ix0) * IN_C + c0 : 0;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll ${K_H}
+#endif
+                    for (int32_t ky = 0; ky < K_H; ++ky) {
+                        const int8_t *row = CONTIGUOUS ? x + ky * DILATION_H * (IN_W * IN_C) : rows[ky] + ix0 * IN_C;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll ${K_W}
+#endif
+                        for (int32_t kx = 0; kx < K_W; ++kx) {
+                            tinyevo_dw_mac4_raw(row + kx * DILATION_W * IN_C, wide.values + 4 * (ky * K_W + kx), acc);
+                        }
+                    }
                 } else {
-                    ${FUNCTION}_taps(rows, ix0, wide.values, offsets, input_offset, acc, 1, IN_C);
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll ${K_H}
+#endif
+                    for (int32_t ky = 0; ky < K_H; ++ky) {
+                        const int8_t *row = rows[ky];
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll ${K_W}
+#endif
+                        for (int32_t kx = 0; kx < K_W; ++kx) {
+                            const int32_t ix = ix0 + kx * DILATION_W;
+                            const int8_t *x = row && ix >= 0 && ix < IN_W ? row + ix * IN_C : pad.values;
+                            tinyevo_dw_mac4_raw(x, wide.values + 4 * (ky * K_W + kx), acc);
+                        }
+                    }
                 }
+#if defined(__GNUC__) && !defined(__clang__) && TINYEVO_DSP
+#pragma GCC unroll 4
+#endif
                 for (int32_t j = 0; j < 4; ++j) {
                     out[j] = tinyevo_output_mode(acc[j], scale[j], output_offset, act_min, act_max, REQUANT,
                                                  FULL_RANGE);

@@ -45,7 +45,7 @@ static TINYEVO_INLINE void ${FUNCTION}_run(const int8_t *x, int8_t *out, const i
 {
     enum { CHANNELS = ${OUT_C}, K_H = ${K_H}, K_W = ${K_W}, STRIDE_W = ${STRIDE_W} };
     enum { DILATION_H = ${DILATION_H}, DILATION_W = ${DILATION_W}, REQUANT = ${REQUANT}, FULL_RANGE = ${FULL_RANGE} };
-    enum { PAIRS = ${PAIRS} };
+    enum { PAIRS = ${PAIRS}, PAIR_TAIL = ${PAIR_TAIL} }; /* PAIR_TAIL: an odd last pixel (PAIRS: end is OUT_W) */
     const int32_t *const w = weights;
     int32_t ox = first;
 #if TINYEVO_DSP
@@ -66,6 +66,21 @@ ${PAIR_ROW}
                                                      FULL_RANGE);
             out[(ox + 1) * CHANNELS] = tinyevo_output_mode(acc_b, scale, output_offset, act_min, act_max,
                                                            REQUANT, FULL_RANGE);
+        }
+        if (PAIR_TAIL && ox < end) {
+            /* the row's last, odd pixel: the first pixel of the pair path alone */
+            int32_t acc_a = folded;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll ${K_H}
+#endif
+            for (int32_t ky = 0; ky < K_H; ++ky) {
+                const int8_t *r = x + ky * row_stride;
+                const int32_t *pair = pairs + ky * K_W, *w = weights + ky * K_W;
+${PAIR_ROW_ONE}
+            }
+            out[ox * CHANNELS] = tinyevo_output_mode(acc_a, scale, output_offset, act_min, act_max, REQUANT,
+                                                     FULL_RANGE);
+            ++ox;
         }
     }
 #else
@@ -137,11 +152,17 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, int8_t *scratch, co
                 }
             }
             int32_t w[TAPS], sum = 0;
+#if defined(__GNUC__) && !defined(__clang__) && TINYEVO_DSP
+#pragma GCC unroll 49
+#endif
             for (int32_t t = 0; t < TAPS; ++t) {
                 w[t] = weights[t * CHANNELS + c];
                 sum += w[t];
             }
             int32_t pairs[TAPS];
+#if defined(__GNUC__) && !defined(__clang__) && TINYEVO_DSP
+#pragma GCC unroll 49
+#endif
             for (int32_t t = 0; t + 2 < TAPS; ++t) {
                 pairs[t] = (int32_t)(((uint32_t)w[t] & 0xFFFFu) | ((uint32_t)w[t + 2] << 16));
             }
@@ -164,6 +185,9 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output, int8_t *scratch, co
             scratch[i] = from[i * CHANNELS];
         }
         int32_t w[TAPS], sum = 0;
+#if defined(__GNUC__) && !defined(__clang__) && (TINYEVO_DSP || ${K_H} * ${K_W} > 9)
+#pragma GCC unroll 49
+#endif
         for (int32_t t = 0; t < TAPS; ++t) {
             w[t] = weights[t * CHANNELS + c];
             sum += w[t];

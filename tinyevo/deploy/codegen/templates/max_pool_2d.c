@@ -3,7 +3,7 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output${ROW_PARAM})
 {
     enum { IN_H = ${IN_H}, IN_W = ${IN_W}, CHANNELS = ${OUT_C}, OUT_H = ${OUT_H}, OUT_W = ${OUT_W} };
     enum { K_H = ${K_H}, K_W = ${K_W}, STRIDE_H = ${STRIDE_H}, STRIDE_W = ${STRIDE_W}, PAD_TOP = ${PAD_TOP}, PAD_LEFT = ${PAD_LEFT} };
-    enum { PACKED = TINYEVO_DSP ? CHANNELS / 4 * 4 : 0 }; /* four channels a word (SSUB8 + SEL) */
+    enum { PACKED = TINYEVO_DSP ? CHANNELS / 4 * 4 : 0 }; /* four channels a word (tinyevo_pool_max4) */
     for (int32_t oy = ${OY_FIRST}; oy < ${OY_END}; ++oy) {
         const int32_t y0 = oy * STRIDE_H - PAD_TOP;
         const int32_t ky_first = y0 < 0 ? -y0 : 0, ky_end = y0 + K_H > IN_H ? IN_H - y0 : K_H;
@@ -14,16 +14,19 @@ static void ${FUNCTION}(const int8_t *input, int8_t *output${ROW_PARAM})
             int32_t c = 0;
 #if TINYEVO_DSP
             for (; c < PACKED; c += 4) {
-                int32_t best = (int32_t)0x80808080u; /* -128 in every byte */
+                union {
+                    int32_t align;
+                    int8_t values[4];
+                } best = {(int32_t)0x80808080u}; /* -128 in every byte */
                 for (int32_t ky = ky_first; ky < ky_end; ++ky) {
                     const int32_t iy = y0 + ky;
                     const int8_t *in = input + (${IN_Y} * IN_W + x0 + kx_first) * CHANNELS + c;
                     for (int32_t kx = kx_first; kx < kx_end; ++kx, in += CHANNELS) {
-                        best = tinyevo_max4(tinyevo_load4(in), best);
+                        tinyevo_pool_max4(in, best.values);
                     }
                 }
                 for (int32_t j = 0; j < 4; ++j) {
-                    out[c + j] = tinyevo_clamp((int8_t)(best >> (8 * j)), ${ACT_MIN}, ${ACT_MAX});
+                    out[c + j] = tinyevo_clamp(best.values[j], ${ACT_MIN}, ${ACT_MAX});
                 }
             }
 #endif
