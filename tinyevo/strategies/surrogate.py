@@ -52,7 +52,7 @@ from tinyevo.spaces.base import SearchSpace
 
 #: The strategy's own options and their defaults (the rest go to ``Evolution``).
 SURROGATE_OPTIONS = dict(model="gp", pool_size=100, parents=1, explore_rate=0.0,
-                         model_budget=200, min_observations=5)
+                         model_budget=None, min_observations=5, restart_pi=0.01)
 SURROGATE_EVOLUTION = dict(REGULARIZED, initial_size=10)
 MODELS = ("gp", "forest")
 #: Monte Carlo draws of the modelled objectives per candidate (several objectives only).
@@ -85,6 +85,10 @@ class Surrogate(Evolution):
                 raise TinyevoError(f"surrogate option {name} must be at least 1, got {own[name]}")
         if not 0.0 <= float(own["explore_rate"]) <= 1.0:
             raise TinyevoError(f"surrogate option explore_rate must be in [0, 1], got {own['explore_rate']}")
+        if own["restart_pi"] is not None and not 0.0 <= float(own["restart_pi"]) < 1.0:
+            raise TinyevoError(f"surrogate option restart_pi must be in [0, 1) or None, got {own['restart_pi']}")
+        if own["model_budget"] is not None and int(own["model_budget"]) < 1:
+            raise TinyevoError(f"surrogate option model_budget must be at least 1 or None, got {own['model_budget']}")
         self.options = own
         self.encoder = GenomeEncoder(space)
         self._observed: list[Trial] = []  # every result told, OK or not, once per architecture
@@ -113,7 +117,8 @@ class Surrogate(Evolution):
     def _model_time(self) -> bool:
         ok = sum(1 for t in self._observed if t.status == OK)
         return (ok >= self.options["min_observations"]
-                and len(self._observed) < self.options["model_budget"])
+                and (self.options["model_budget"] is None
+                     or len(self._observed) < self.options["model_budget"]))
 
     def _proposal(self) -> Candidate | None:
         parents = self._parents()
@@ -130,8 +135,31 @@ class Surrogate(Evolution):
             pool.append(Candidate(genome, (parent.id,), "mutation+surrogate"))
         if not pool:
             return None
-        scores = self.acquisition([c.genome for c in pool])
-        return pool[int(np.argmax(scores))]
+        genomes = [c.genome for c in pool]
+        if len(self.objectives) > 1:
+            return pool[int(np.argmax(self._scalarized_improvement(genomes)))]
+        mean, std = self.predict(self.objective.metric, genomes)
+        mean = mean if self.objective.direction == "max" else -mean
+        if self.options["restart_pi"] is not None and self._model_says_stuck(mean, std):
+            self.population, self._restart_left = [], self.restart.restart_size
+            self.restart.reset()
+            self.restarts += 1
+            return None
+        return pool[int(np.argmax(self._improvement(mean, std)))]
+
+    def _model_says_stuck(self, mean: np.ndarray, std: np.ndarray) -> bool:
+        """A local optimum confirmed by the model: the probability that a candidate beats the
+        best member since the last restart is below ``restart_pi`` for each of them."""
+        best = getattr(self.restart, "best_fitness", -math.inf)
+        if not self.restart.restart_size or not math.isfinite(best):
+            return False
+        from scipy.stats import norm
+        return float(norm.cdf((mean - best) / std).max()) < float(self.options["restart_pi"])
+
+    def _improvement(self, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        """EI of fitness (``mean``, ``std``: the model's, sign-adjusted) over the best so far."""
+        told = [self.fitness(t) for t in self._observed if t.status == OK]
+        return expected_improvement(mean, std, max(told))
 
     def _parents(self):
         """The ``parents`` best living members (several objectives: non-dominated first)."""
@@ -150,9 +178,7 @@ class Surrogate(Evolution):
         """Expected improvement of each genome (larger is better)."""
         if len(self.objectives) == 1:
             mean, std = self.predict(self.objective.metric, genomes)
-            sign = 1.0 if self.objective.direction == "max" else -1.0
-            best = max(self.fitness(t) for t in self._observed if t.status == OK)
-            return expected_improvement(sign * mean, std, best)
+            return self._improvement(mean if self.objective.direction == "max" else -mean, std)
         return self._scalarized_improvement(genomes)
 
     def predict(self, metric: str, genomes: list) -> tuple[np.ndarray, np.ndarray]:
