@@ -46,6 +46,7 @@ constraints are as in every evolutionary strategy: a candidate that breaks one i
 """
 from __future__ import annotations
 
+import json
 import math
 import warnings
 
@@ -105,9 +106,38 @@ class Surrogate(Evolution):
         self._kernels: dict[str, object] = {}  # metric -> GP kernel with fitted hyperparameters
         self._fitted_at: dict[str, int] = {}  # metric -> observations at its last hyperparameter fit
         self.proposals = 0  # children chosen by the model
+        self._keys: dict[str, str] = {}  # genome JSON -> architecture key
+        self._feasible_by_key: dict[str, bool] = {}
+        self._costs_by_key: dict[str, dict | None] = {}
 
     def settings(self) -> dict:
         return {**super().settings(), **self.options}
+
+    # --- the cost model, once per architecture ------------------------------------------------
+    # The pool holds mostly the same neighbours of the best member from one step to the next, so
+    # the cost model's verdict and figures (exact, by architecture) are kept by architecture key.
+    def key(self, genome) -> str:
+        """``space.key(genome)``, kept by the genome's JSON (a chain's key decodes the genome)."""
+        text = json.dumps(genome, sort_keys=True, default=str)
+        if text not in self._keys:
+            self._keys[text] = self.space.key(genome)
+        return self._keys[text]
+
+    def meets_constraints(self, genome) -> bool:
+        if self.feasible is None:
+            return True
+        key = self.key(genome)
+        if key not in self._feasible_by_key:
+            self._feasible_by_key[key] = super().meets_constraints(genome)
+        return self._feasible_by_key[key]
+
+    def cost_of(self, genome) -> dict | None:
+        if self.costs is None:
+            return None
+        key = self.key(genome)
+        if key not in self._costs_by_key:
+            self._costs_by_key[key] = super().cost_of(genome)
+        return self._costs_by_key[key]
 
     # --- ask -----------------------------------------------------------------------------------
     def _hand_out(self) -> Candidate:
@@ -118,7 +148,7 @@ class Surrogate(Evolution):
         candidate = self._proposal()
         if candidate is None:  # nothing new around the parents: evolution's own fallback
             return super()._hand_out()
-        self._seen.add(self.space.key(candidate.genome))
+        self._seen.add(self.key(candidate.genome))
         self.proposals += 1
         return candidate
 
@@ -136,7 +166,7 @@ class Surrogate(Evolution):
         for draw in range(self.options["pool_size"]):
             parent = parents[draw % len(parents)]
             genome = self.mutation.mutate(parent.genome, self.rng)
-            key = self.space.key(genome)
+            key = self.key(genome)
             if key in keys or key in self._seen or not self.meets_constraints(genome):
                 continue
             keys.add(key)
@@ -203,7 +233,7 @@ class Surrogate(Evolution):
 
     def encode(self, genomes: list) -> np.ndarray:
         """The features of each genome (kept by architecture key)."""
-        keys = [self.space.key(g) for g in genomes]
+        keys = [self.key(g) for g in genomes]
         new = {k: g for k, g in zip(keys, genomes) if k not in self._features}
         if new:
             self._features.update(zip(new, self.encoder.encode(list(new.values()))))
@@ -262,7 +292,7 @@ class Surrogate(Evolution):
     # --- tell ----------------------------------------------------------------------------------
     def tell(self, trials: list[Trial]) -> None:
         for trial in trials:
-            key = trial.key or self.space.key(trial.genome)
+            key = trial.key or self.key(trial.genome)
             if key not in self._observed_keys:
                 self._observed_keys.add(key)
                 self._observed.append(trial)
