@@ -28,6 +28,10 @@ Methods:
   Durillo et al. 2009); with a budget of three populations, generational NSGA-II selects twice;
 - ``tinyevo_regularized``: tinyevo's regularized evolution with its preset's tournament S = P
   (accuracy alone);
+- ``tinyevo_surrogate``: tinyevo's ``surrogate`` with its defaults (regularized evolution whose
+  child is the best of 100 mutations of a non-dominated member under the expected improvement of a
+  random-weight Chebyshev scalarization: a Gaussian process for accuracy, peak SRAM exact from the
+  cost model), population as above;
 - ``optuna_nsga2``: Optuna's ``NSGAIISampler``, the bounds given with ``Trial.set_constraint``
   (Optuna 5's replacement of ``constraints_func``, which the sampler's constrained domination
   reads), the genome drawn by ``suggest_chain``;
@@ -59,7 +63,12 @@ Reported per method (means over seeds; ``per_seed`` has the details):
   are retrained with ``--final-epochs`` on all training rows (seed ``FINAL_SEED``, whichever method
   found them: one architecture, one final model); the one of best final VALIDATION accuracy is the
   method's model, and its test accuracy is reported (the test split picks nothing);
-- ``trained_candidates``: candidates trained by the searches, summed over seeds.
+- ``trained_candidates``: candidates trained by the searches, summed over seeds;
+- ``overhead_ms_per_suggestion``: the CPU time (``time.process_time`` of the search process) of
+  the strategy's own ``ask`` and ``tell`` per candidate asked (the surrogate's fit and proposal,
+  the cost-model calls it makes included), ``mean_train_seconds`` the mean training time of one
+  candidate (its ``train_seconds``, wall clock in the training worker) and
+  ``overhead_share_of_training`` their ratio (target: below 0.01).
 
 ``--jobs N`` runs searches and final trainings in N processes (one torch thread each). ``--work
 DIR`` keeps each search's trials (a tinyevo run store) and every final result there as they come:
