@@ -128,8 +128,23 @@ class Surrogate(Evolution):
             return True
         key = self.key(genome)
         if key not in self._feasible_by_key:
-            self._feasible_by_key[key] = super().meets_constraints(genome)
+            self._feasible_by_key[key] = self._verdict(genome)
         return self._feasible_by_key[key]
+
+    def _verdict(self, genome) -> bool:
+        """The runner's verdict, read off the cost model's figures when the verdict, the figures
+        and the limits all come from the same runner (one cost-model call per candidate, not
+        two): feasible when the figures exist and none is over its limit, as its filter says."""
+        runner = getattr(self.feasible, "__self__", None)
+        if (runner is None or runner is not getattr(self.costs, "__self__", None)
+                or not self.limits):
+            return super().meets_constraints(genome)
+        cost = self.cost_of(genome)
+        if cost is None:
+            return False
+        if any(metric not in cost for metric in self.limits):
+            return super().meets_constraints(genome)
+        return all(cost[metric] <= limit for metric, limit in self.limits.items())
 
     def cost_of(self, genome) -> dict | None:
         if self.costs is None:
