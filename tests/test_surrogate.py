@@ -125,7 +125,43 @@ def test_costs_come_from_the_cost_model_and_constraints_hold():
 def test_bad_options_are_one_line_errors():
     space = create_space("nb201")
     for options in (dict(model="mlp"), dict(pool_size=0), dict(explore_rate=2.0),
-                    dict(generational=True)):
+                    dict(generational=True), dict(restart_pi=1.5), dict(model_budget=0)):
         with pytest.raises(TinyevoError) as error:
             create_strategy("surrogate", space, **options)
         assert "\n" not in str(error.value)
+
+
+def told_around(space, target, seed):
+    """Random nb201 cells and ``target``, with accuracy = the share of the six edges whose op
+    equals the target's (a hand-made oracle: ``target`` is the one optimum, its neighbours 5/6)."""
+    rng = np.random.default_rng(seed)
+    cells, keys = [], set()
+    while len(cells) < 60:
+        genome = space.sample(rng)
+        key = space.key(genome)
+        if key not in keys and genome != target:
+            keys.add(key)
+            cells.append(genome)
+    cells.append(target)  # told last: the best living member
+    share = lambda g: float(np.mean(np.array(space.to_vector(g)) == np.array(space.to_vector(target))))
+    return [Trial(i, g, OK, {"accuracy": share(g)}, key=space.key(g)) for i, g in enumerate(cells)]
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_the_model_confirms_a_local_optimum_and_restarts(seed):
+    """The best told cell is the optimum of a function the GP fits well: no neighbour can beat it,
+    so with ``restart_pi`` the search begins again (a fresh sample) instead of trying them; without
+    it, the next child is a neighbour of the best."""
+    space = create_space("nb201")
+    target = space.from_vector([1, 2, 3, 4, 1, 2])
+    for restart_pi, origin, restarts in ((0.01, "restart", 1), (None, "mutation+surrogate", 0)):
+        strategy = create_strategy("surrogate", space, seed=seed, restart_pi=restart_pi,
+                                   initial_size=1)
+        first = strategy.ask(1)[0]  # the one initial sample, then the told cells
+        strategy.tell([Trial(100, first.genome, OK, {"accuracy": 0.0}, key=space.key(first.genome))])
+        strategy.tell(told_around(space, target, seed))
+        candidate = strategy.ask(1)[0]
+        assert (candidate.origin, strategy.restarts) == (origin, restarts)
+        if origin != "restart":
+            vector = space.to_vector(candidate.genome)
+            assert sum(a != b for a, b in zip(vector, space.to_vector(target))) == 1
