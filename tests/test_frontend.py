@@ -81,7 +81,8 @@ def test_cost_counted_by_hand():
     """MLPerf Tiny's KWS front-end at 16 kHz: 40 ms frames (640 samples, FFT 1024), 20 ms hop,
     1 s clip -> 49 frames of 10 MFCCs. RAM: one 1024-float FFT buffer (the 40 mel energies share it)
     = 4096 bytes of scratch, plus the 490-byte int8 map = 4586 on its own. Flash: half window 321 +
-    quarter-wave cosines 257 + DCT 400 floats + one filterbank weight per FFT bin from the lowest
+    quarter-wave cosines 257 + the DCT's quarter wave of period 4 x 40 (41 floats, not the 10 x 40
+    table) + one filterbank weight per FFT bin from the lowest
     mel edge (20 Hz) up to (not including) the highest (8 kHz), 4 bytes each, + 42 edges x 2 bytes.
     The PCM clip is 16000 * 2 = 32000 bytes. With a network, the front-end runs in its arena: the
     490-byte map is the network's input tensor, the scratch beside it (4-byte aligned: 492), so the
@@ -95,7 +96,7 @@ def test_cost_counted_by_hand():
     bins = np.arange(513) * 16000 / 1024
     weights = int(np.sum((bins >= 20) & (bins < top)))
     assert weights in (510, 511)  # bins 2 (31.25 Hz) .. 511, and 512 (8 kHz) if the edge rounds above
-    assert cost.flash_bytes == (321 + 257 + 400 + weights) * 4 + 42 * 2
+    assert cost.flash_bytes == (321 + 257 + 41 + weights) * 4 + 42 * 2
     network = Cost(params=100, macs=1000, flash_bytes=2000, peak_sram_bytes=3000)
     total = cost.add_to(network)
     assert (total.peak_sram_bytes, total.flash_bytes, total.macs) == (4588, 2000 + cost.flash_bytes, 1000 + cost.macs)

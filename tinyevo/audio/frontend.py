@@ -51,8 +51,9 @@ periodic Hann window is then ``0.5 - 0.5 cos(2 pi n / n_fft)``, read from the tw
 quarter-wave cosine table (n_fft / 4 + 1 floats: every twiddle), the filterbank as one weight per
 FFT bin (``filter_bins``, the bins between the lowest and the highest mel edge: each lies on the
 rising side of one triangle, weight w, and the falling side of the one below, weight 1 - w) plus
-the first bin of each of the n_mels + 2 mel edges (int16), and the DCT table (MFCC only; log-mel
-has none, a network's first layer can take the linear DCT in). ``macs`` counts
+the first bin of each of the n_mels + 2 mel edges (int16), and for MFCC the DCT as a quarter wave
+of period 4 n_mels (n_mels + 1 floats, every DCT-II entry folds from it; log-mel has none: a
+network's first layer can take the linear DCT in). ``macs`` counts
 multiply-accumulates: window, the n_fft / 2-point FFT's butterflies (4 each), the real-spectrum
 split (4 per bin pair), power (2 per bin), filterbank (one per band a bin feeds), DCT; ``logs``
 the log calls (one per mel energy). Not counted: the code itself and the stack.
@@ -260,10 +261,11 @@ class FrontEnd:
     def cost(self) -> FrontEndCost:
         edges, weights = self.filter_bins
         bins, half = self.n_fft // 2 + 1, self.n_fft // 2
-        dct = self.n_mfcc * self.n_mels if self.kind == "mfcc" else 0
+        dct = self.n_mfcc * self.n_mels if self.kind == "mfcc" else 0  # MACs
+        dct_table = self.n_mels + 1 if self.kind == "mfcc" else 0
         scratch = self.scratch_floats * FLOAT_BYTES
         window = 0 if self.window_from_twiddles else self.frame_samples // 2 + 1
-        tables = window + (self.n_fft // 4 + 1) + max(1, len(weights)) + dct
+        tables = window + (self.n_fft // 4 + 1) + max(1, len(weights)) + dct_table
         flash = tables * FLOAT_BYTES + (self.n_mels + 2) * EDGE_INDEX_BYTES
         # a bin below the first mel peak or above the last feeds one band, the others two
         filter_macs = 2 * len(weights) - (edges[1] - edges[0]) - (edges[-1] - edges[-2])

@@ -12,7 +12,7 @@ reference (``FrontEnd.__call__``), in one buffer of ``n_fft`` floats: the real f
 power spectrum in place (twiddles from one quarter-wave cosine table; half the symmetric window
 stored, or none when the frame is the FFT's length: then it is a twiddle), the filterbank as one
 weight per FFT bin between the mel edges plus the edges' first bins (``FrontEnd.filter_bins``)
-and, for MFCC, the DCT table. ``TOLERANCE`` is what the host test holds it to against the
+and, for MFCC, the DCT as one quarter wave of n_mels + 1 floats (``dct_quarter_wave``). ``TOLERANCE`` is what the host test holds it to against the
 reference. Entry points: ``tinyevo_frontend_features(pcm, float *features, float *scratch)`` and
 ``tinyevo_frontend_run(pcm, int8_t *input, float *scratch)`` (quantized as the model's input,
 ``np.round`` semantics through ``lrintf``); no static buffers: the caller lends the scratch
@@ -76,18 +76,35 @@ def window_code(frontend: FrontEnd) -> tuple[str, str]:
     return table, "#define FE_WINDOW(i) fe_window[(i) <= FE_FRAME / 2 ? (i) : FE_FRAME - (i)]\n"
 
 
+def dct_quarter_wave(frontend: FrontEnd) -> np.ndarray:
+    """sqrt(2 / M) cos(pi j / 2M), j = 0 .. M (M = n_mels): a quarter wave of period 4M, from which
+    every entry of the orthonormal DCT-II, sqrt(2 / M) cos(pi k (2m + 1) / 2M) (row 0 over
+    sqrt(2)), folds: M + 1 floats instead of the n_mfcc x M table."""
+    m = frontend.n_mels
+    return np.sqrt(2.0 / m) * np.cos(np.pi * np.arange(m + 1) / (2 * m))
+
+
 def coefficient_code(frontend: FrontEnd) -> tuple[str, str]:
-    """The DCT table (MFCC) and the body of ``fe_coefficient``."""
+    """The DCT's quarter-wave table (MFCC) and the body of ``fe_coefficient``."""
     if frontend.kind != "mfcc":
         return "", "    return FE_MEL(c);"
-    table = (f"static const float fe_dct[{frontend.n_mfcc * frontend.n_mels}] = {{\n"
-             f"{float_list(frontend.dct_matrix)}\n}};\n")
-    body = ("    float sum = 0.0f;\n"
-            f"    const float *row = fe_dct + c * FE_MELS;\n"
-            "    for (int32_t m = 0; m < FE_MELS; ++m) {\n"
-            "        sum += row[m] * FE_MEL(m);\n"
+    table = ("/* sqrt(2 / FE_MELS) cos(pi j / (2 FE_MELS)), j <= FE_MELS: a quarter wave of period 4 FE_MELS,\n"
+             " * from which every entry of the orthonormal DCT-II folds (fe_coefficient). */\n"
+             f"static const float fe_dct[FE_MELS + 1] = {{\n{float_list(dct_quarter_wave(frontend))}\n}};\n")
+    body = ("    /* sum over m of sqrt(2 / M) cos(pi c (2m + 1) / 2M) mel[m], M = FE_MELS: the angle's index\n"
+            "     * j = c (2m + 1) mod 4M folded into the quarter wave; row 0 scaled by 1 / sqrt(2). */\n"
+            "    float sum = 0.0f;\n"
+            "    for (int32_t m = 0, j = c; m < FE_MELS; ++m) {\n"
+            "        const float w = j <= FE_MELS ? fe_dct[j]\n"
+            "                        : j <= 2 * FE_MELS ? -fe_dct[2 * FE_MELS - j]\n"
+            "                        : j <= 3 * FE_MELS ? -fe_dct[j - 2 * FE_MELS] : fe_dct[4 * FE_MELS - j];\n"
+            "        sum += w * FE_MEL(m);\n"
+            "        j += 2 * c;\n"
+            "        if (j >= 4 * FE_MELS) {\n"
+            "            j -= 4 * FE_MELS;\n"
+            "        }\n"
             "    }\n"
-            "    return sum;")
+            "    return c == 0 ? sum * 0.707106781f : sum;")
     return table, body
 
 
