@@ -55,7 +55,8 @@ the first bin of each of the n_mels + 2 mel edges (int16), and for MFCC the DCT 
 of period 4 n_mels (n_mels + 1 floats, every DCT-II entry folds from it; log-mel has none: a
 network's first layer can take the linear DCT in). ``macs`` counts
 multiply-accumulates: window, the n_fft / 2-point FFT's butterflies (4 each), the real-spectrum
-split (4 per bin pair), power (2 per bin), filterbank (one per band a bin feeds), DCT; ``logs``
+split (4 per bin pair), power (2 per bin), filterbank (two per bin: w and 1 - w), DCT (half
+the n_mfcc x n_mels products: mel bands m and n_mels - 1 - m share a cosine up to sign); ``logs``
 the log calls (one per mel energy). Not counted: the code itself and the stack.
 """
 from __future__ import annotations
@@ -261,14 +262,13 @@ class FrontEnd:
     def cost(self) -> FrontEndCost:
         edges, weights = self.filter_bins
         bins, half = self.n_fft // 2 + 1, self.n_fft // 2
-        dct = self.n_mfcc * self.n_mels if self.kind == "mfcc" else 0  # MACs
+        dct = self.n_mfcc * ((self.n_mels + 1) // 2) if self.kind == "mfcc" else 0  # MACs
         dct_table = self.n_mels + 1 if self.kind == "mfcc" else 0
         scratch = self.scratch_floats * FLOAT_BYTES
         window = 0 if self.window_from_twiddles else self.frame_samples // 2 + 1
         tables = window + (self.n_fft // 4 + 1) + max(1, len(weights)) + dct_table
         flash = tables * FLOAT_BYTES + (self.n_mels + 2) * EDGE_INDEX_BYTES
-        # a bin below the first mel peak or above the last feeds one band, the others two
-        filter_macs = 2 * len(weights) - (edges[1] - edges[0]) - (edges[-1] - edges[-2])
+        filter_macs = 2 * len(weights)  # w and 1 - w times each bin's power (the C does both everywhere)
         butterflies = half // 2 * int(np.log2(half))
         per_frame = self.frame_samples + 4 * butterflies + 4 * (half // 2) + 2 * bins + int(filter_macs) + dct
         features = self.frames * self.coefficients

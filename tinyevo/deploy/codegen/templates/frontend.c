@@ -112,22 +112,20 @@ static void fe_frame(const int16_t *pcm, float *buf)
     }
     fe_fft(buf);
     fe_power_spectrum(buf);
-    for (int32_t b = 0; b < FE_MELS; ++b) {
-        FE_MEL(b) = 0.0f;
-    }
+    /* Segment j (bins between mel edges j and j + 1) is band j's rising side and band j - 1's
+     * falling side: band j - 1 is complete after it, and its log goes into a slot no later bin reads. */
+    float previous_rising = 0.0f;
     for (int32_t j = 0; j <= FE_MELS; ++j) {
+        float rising = 0.0f, falling = 0.0f;
         for (int32_t k = fe_edge[j]; k < fe_edge[j + 1]; ++k) {
             const float power = FE_POWER(k), w = fe_weights[k - fe_edge[0]];
-            if (j < FE_MELS) {
-                FE_MEL(j) += w * power;
-            }
-            if (j > 0) {
-                FE_MEL(j - 1) += (1.0f - w) * power;
-            }
+            rising += w * power;
+            falling += (1.0f - w) * power;
         }
-    }
-    for (int32_t b = 0; b < FE_MELS; ++b) {
-        FE_MEL(b) = logf(FE_MEL(b) + ${LOG_OFFSET}f);
+        if (j > 0) {
+            FE_MEL(j - 1) = logf(previous_rising + falling + ${LOG_OFFSET}f);
+        }
+        previous_rising = rising;
     }
 }
 
