@@ -2,7 +2,9 @@
 
     generate_c(qmodel, "out/")   # out/tinyevo_model.c, tinyevo_model.h, tinyevo_runtime.h, metadata.json
 
-The library has one entry point, ``int tinyevo_model_run(const int8_t *input, int8_t *output)``;
+The library has one entry point, ``int tinyevo_model_run(const int8_t *input, int8_t *output)``
+(and, with an audio front-end, ``tinyevo_model_run_pcm(const int16_t *pcm, int8_t *output)``, the
+front-end run inside the arena: ``frontend_placement``);
 one function per distinct layer shape, with the shapes as compile-time constants (``kernels``),
 called once per op with that layer's constants; weights and quantization as ``const`` data
 (flash); every activation in one static arena at the offsets of the memory plan (``planner``); no
