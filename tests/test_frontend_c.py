@@ -24,7 +24,7 @@ from tinyevo.deploy.codegen.frontend_c import (TOLERANCE, build_frontend_host, b
                                                run_frontend_host, run_pcm_host)
 from tinyevo.deploy.codegen.frontend_mcu import run_frontend_mcu
 from tinyevo.deploy.codegen.host import build_host, run_host
-from tinyevo.deploy.codegen.mcu import mcu_available
+from tinyevo.deploy.codegen.mcu import mcu_available, run_on_mcu
 from tinyevo.deploy.export import ModelToExport, write_model
 from tinyevo.deploy.exporters import create_exporter
 from tinyevo.deploy.quantize import quantize
@@ -202,3 +202,22 @@ def test_the_front_end_runs_inside_the_models_arena(tmp_path):
     assert "int8_t bytes[1416];" in source and "tinyevo_model_run_pcm" in generated.files["tinyevo_model.h"]
     offset = plain.plan.offsets[qmodel.input]
     assert (f"memmove(arena + {offset}, arena, 390);" in source) == (offset != 0)
+
+
+@pytest.mark.skipif(not mcu_available(), reason="no ARM toolchain / QEMU")
+def test_a_model_with_its_front_end_links_for_the_cortex_m4(tmp_path):
+    """The exported library with its front-end (the model's PCM entry point calls it) builds for the
+    Cortex-M4: the model's static RAM is its arena alone (the front-end has no static buffers, its
+    scratch is in the arena), and the int8 entry point still gives the host's outputs."""
+    fe = FRONT_ENDS["mfcc-8k"]
+    arch = kws_network(fe)
+    module = random_model(arch, seed=0)
+    features = fe(clips(fe, np.random.default_rng(1)))
+    qmodel = quantize(arch, module, features.transpose(0, 3, 1, 2))
+    generated = render_c(qmodel, frontend=fe)
+    out = tmp_path / "lib"
+    generated.write(out)
+    inputs = qmodel.input_spec.quantize(features[:2])
+    image, run = run_on_mcu(out, inputs)
+    assert image.model_sizes.bss == generated.metadata.arena_bytes
+    np.testing.assert_array_equal(run.outputs.reshape(2, -1), run_host(build_host(out), inputs).reshape(2, -1))
