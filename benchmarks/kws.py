@@ -80,7 +80,7 @@ project's shared 2-core machine beside four other jobs) for all three arms: 40 t
 per search (population 8), 4 epochs each on the 2,000 training clips (about 0.2 CPU s an epoch for
 the smallest networks, 5 s for the DS-CNN's 2.7 M MACs), 2 finalists per search at 15 epochs and
 the DS-CNN at 15 epochs (38 CPU s), the rest loading clips and the Cortex-M4 runs. With
-``--budget 60`` (``benchmarks/results/kws.json``): 1,055 CPU s, 30 min at ``nice`` beside other jobs.
+``--budget 60`` (``benchmarks/results/kws.json``): 903 CPU s, 15 min at ``nice`` beside other jobs.
 ``--budget``, ``--population``, ``--epochs``, ``--final-epochs``,
 ``--final-models`` and ``--seeds`` scale it up. ``--quick`` (about 30 CPU s, under a minute on idle
 cores): digits 0-2 only, 2 candidates per search, 1 epoch, one finalist, candidates trained in the
