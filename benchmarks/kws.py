@@ -39,8 +39,12 @@ the search job's) and the ``training`` estimator, the same budget and seeds:
 Bounds: the DS-CNN's peak SRAM and flash as the search counts them, network + front-end: the
 network by the search job's cost model (``examples/ds_cnn.json`` re-checked against its published
 16,000 B and 29,072 B at 12 classes; FSDD's 10 classes make the dense layer 130 parameters
-smaller), plus the front-end's RAM (FFT buffer, spectrum, mel energies, the int8 feature map) and
-flash (window, twiddles, filterbank, DCT); ``dscnn`` is all of it, ``quarter`` a quarter. Where the
+smaller), with the front-end's RAM (its scratch: FFT buffer, spectrum, mel energies) run inside
+the network's arena beside the input tensor it fills (``FrontEndCost.peak_with``: the larger of
+the network's peak and input + scratch, what the generated C's ``tinyevo_model_run_pcm`` takes;
+``c_arena_bytes_with_frontend`` is that C's arena) and its flash added (window, none when the frame
+is the FFT's length; twiddles; filterbank, one weight per FFT bin; DCT); ``dscnn`` is all of it,
+``quarter`` a quarter. Where the
 runner counts only the network (before the front-end genes work), a fixed-front-end search gets
 the bound less the front-end's cost as its network limit: the same totals.
 
@@ -75,7 +79,8 @@ Cost: the default run (``--jobs 1``, one torch thread) took 693 CPU s (32 min at
 project's shared 2-core machine beside four other jobs) for all three arms: 40 trained candidates
 per search (population 8), 4 epochs each on the 2,000 training clips (about 0.2 CPU s an epoch for
 the smallest networks, 5 s for the DS-CNN's 2.7 M MACs), 2 finalists per search at 15 epochs and
-the DS-CNN at 15 epochs (38 CPU s), the rest loading clips and the Cortex-M4 runs.
+the DS-CNN at 15 epochs (38 CPU s), the rest loading clips and the Cortex-M4 runs. With
+``--budget 60`` (``benchmarks/results/kws.json``): 903 CPU s, 15 min at ``nice`` beside other jobs.
 ``--budget``, ``--population``, ``--epochs``, ``--final-epochs``,
 ``--final-models`` and ``--seeds`` scale it up. ``--quick`` (about 30 CPU s, under a minute on idle
 cores): digits 0-2 only, 2 candidates per search, 1 epoch, one finalist, candidates trained in the
@@ -105,7 +110,7 @@ from spaces import (Ledger, add_run_arguments, cpu_seconds, draw_bounds, final_t
 from tinyevo.audio import FrontEnd
 from tinyevo.config import SearchConfig
 from tinyevo.deploy.codegen import mcu
-from tinyevo.deploy.codegen.emit import generate_c
+from tinyevo.deploy.codegen.emit import generate_c, render_c
 from tinyevo.deploy.codegen.frontend_mcu import run_frontend_mcu
 from tinyevo.deploy.int8_reference import run_int8
 from tinyevo.deploy.quantize import quantize
@@ -260,10 +265,11 @@ def dscnn_architecture(classes: int):
 def with_frontend(network: dict, frontend: FrontEnd) -> dict:
     """Network figures plus the front-end's, and each part."""
     fe = frontend.cost()
-    return {"peak_sram_bytes": network["peak_sram_bytes"] + fe.ram_bytes,
+    added = fe.ram_added(network["peak_sram_bytes"])  # the front-end runs in the network's arena
+    return {"peak_sram_bytes": network["peak_sram_bytes"] + added,
             "flash_bytes": network["flash_bytes"] + fe.flash_bytes, "macs": network["macs"] + fe.macs,
             "network_peak_sram_bytes": network["peak_sram_bytes"], "network_flash_bytes": network["flash_bytes"],
-            "network_macs": network["macs"], "frontend_ram_bytes": fe.ram_bytes,
+            "network_macs": network["macs"], "frontend_ram_bytes": added,
             "frontend_flash_bytes": fe.flash_bytes, "frontend_macs": fe.macs}
 
 
@@ -277,7 +283,7 @@ def search_limits(arm: Arm, bound: dict) -> dict:
     the front-end fixed) the totals less the front-end's RAM and flash."""
     if arm.searches_frontend or runner_counts_frontend():
         return dict(bound)
-    fe = fixed_frontend().cost()
+    fe = fixed_frontend().cost()  # (an old runner: the front-end's RAM counted beside the arena)
     return {"max_peak_sram_bytes": bound["max_peak_sram_bytes"] - fe.ram_bytes,
             "max_flash_bytes": bound["max_flash_bytes"] - fe.flash_bytes}
 
@@ -418,6 +424,7 @@ def mcu_figures(arch, module, calibration: np.ndarray, frontend: FrontEnd, pcm: 
                 "frontend_mcu_instructions": None, "frontend_mcu_flash_bytes": None,
                 "mcu_missing": mcu.mcu_missing()}
     qmodel = quantize(arch, module.cpu().eval(), calibration)
+    arena = render_c(qmodel, execution=execution, frontend=frontend).metadata.arena_bytes
     features = frontend(pcm).reshape(1, *arch.input_shape)  # map or sequence: the same bytes
     x = qmodel.input_spec.quantize(features)
     expected = run_int8(qmodel, x)
@@ -429,7 +436,8 @@ def mcu_figures(arch, module, calibration: np.ndarray, frontend: FrontEnd, pcm: 
     fe_run = run_frontend_mcu(frontend, pcm, spec.scale, spec.zero_point, work / "frontend")
     device_features = fe_run.inputs.reshape(x.shape)
     end_to_end = run_int8(qmodel, device_features)
-    return {"mcu_instructions": int(run.instructions[0]), "mcu_flash_bytes": int(built.model_sizes.flash),
+    return {"c_arena_bytes_with_frontend": int(arena),
+            "mcu_instructions": int(run.instructions[0]), "mcu_flash_bytes": int(built.model_sizes.flash),
             "mcu_bit_exact": bool(np.array_equal(run.outputs.reshape(expected.shape), expected)),
             "frontend_mcu_instructions": int(fe_run.instructions[0]),
             "frontend_mcu_flash_bytes": int(fe_run.sizes.text + fe_run.sizes.data),

@@ -80,19 +80,38 @@ def test_features_match_a_computation_from_the_definition(kind, rate):
 def test_cost_counted_by_hand():
     """MLPerf Tiny's KWS front-end at 16 kHz: 40 ms frames (640 samples, FFT 1024), 20 ms hop,
     1 s clip -> 49 frames of 10 MFCCs. RAM: one 1024-float FFT buffer (the 40 mel energies share it)
-    = 4096 bytes, plus the 490-byte int8 map = 4586. Flash: half window 321 + quarter-wave cosines
-    257 + DCT 400 floats + the filterbank's nonzero weights, 4 bytes each, + 40 * 4 band bytes. The
-    PCM clip is 16000 * 2 = 32000 bytes."""
+    = 4096 bytes of scratch, plus the 490-byte int8 map = 4586 on its own. Flash: half window 321 +
+    quarter-wave cosines 257 + the DCT's quarter wave of period 4 x 40 (41 floats, not the 10 x 40
+    table) + one filterbank weight per FFT bin from the lowest
+    mel edge (20 Hz) up to (not including) the highest (8 kHz), 4 bytes each, + 42 edges x 2 bytes.
+    The PCM clip is 16000 * 2 = 32000 bytes. With a network, the front-end runs in its arena: the
+    490-byte map is the network's input tensor, the scratch beside it (4-byte aligned: 492), so the
+    peak is the larger of the network's and 492 + 4096 = 4588."""
     fe = FrontEnd(sample_rate=16000, frame_ms=40, hop_ms=20, n_mels=40, n_mfcc=10)
     cost = fe.cost()
     assert fe.output_shape == (49, 10, 1)
-    assert cost.ram_bytes == 4586 and cost.feature_bytes == 490 and cost.pcm_bytes == 32000
-    nonzero = int((fe.mel_filters > 0).sum())
-    assert cost.flash_bytes == (321 + 257 + 400 + nonzero) * 4 + 160
+    assert cost.ram_bytes == 4586 and cost.scratch_bytes == 4096
+    assert cost.feature_bytes == 490 and cost.pcm_bytes == 32000
+    top = 700 * (10 ** (2595 * np.log10(1 + 8000 / 700) / 2595) - 1)  # the 8 kHz edge, round trip
+    bins = np.arange(513) * 16000 / 1024
+    weights = int(np.sum((bins >= 20) & (bins < top)))
+    assert weights in (510, 511)  # bins 2 (31.25 Hz) .. 511, and 512 (8 kHz) if the edge rounds above
+    assert cost.flash_bytes == (321 + 257 + 41 + weights) * 4 + 42 * 2
     network = Cost(params=100, macs=1000, flash_bytes=2000, peak_sram_bytes=3000)
     total = cost.add_to(network)
-    assert (total.peak_sram_bytes, total.flash_bytes, total.macs) == (
-        3000 + 4586, 2000 + cost.flash_bytes, 1000 + cost.macs)
+    assert (total.peak_sram_bytes, total.flash_bytes, total.macs) == (4588, 2000 + cost.flash_bytes, 1000 + cost.macs)
+    big = Cost(params=100, macs=1000, flash_bytes=2000, peak_sram_bytes=16000)
+    assert cost.add_to(big).peak_sram_bytes == 16000 and cost.ram_added(16000) == 0
+
+
+def test_a_frame_of_the_ffts_length_stores_no_window():
+    """32 ms at 8 kHz is 256 samples, the FFT's length: the window is read from the twiddles, so
+    flash is 65 quarter-wave cosines + the filterbank's 127 weights (bins 1 .. 127: 31.25 Hz >= 20 Hz,
+    bin 128 = 4 kHz the top edge) floats + 22 edges x 2 bytes; log-mel has no DCT table."""
+    fe = FrontEnd(kind="logmel", sample_rate=8000, clip_ms=200, frame_ms=32, hop_ms=16, n_mels=20)
+    top = 700 * (10 ** (2595 * np.log10(1 + 4000 / 700) / 2595) - 1)
+    weights = int(np.sum((np.arange(129) * 8000 / 256 >= 20) & (np.arange(129) * 8000 / 256 < top)))
+    assert fe.cost().flash_bytes == (65 + weights) * 4 + 22 * 2
 
 
 def test_genes_and_json_round_trip():

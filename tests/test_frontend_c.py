@@ -19,11 +19,12 @@ from deploy_helpers import random_model
 from tinyevo.arch import GraphBuilder
 from tinyevo.audio import FrontEnd
 from tinyevo.deploy import run_int8
-from tinyevo.deploy.codegen.frontend_c import (TOLERANCE, build_frontend_host, render_frontend,
-                                               run_frontend_host)
+from tinyevo.deploy.codegen.emit import render_c
+from tinyevo.deploy.codegen.frontend_c import (TOLERANCE, build_frontend_host, build_pcm_host, render_frontend,
+                                               run_frontend_host, run_pcm_host)
 from tinyevo.deploy.codegen.frontend_mcu import run_frontend_mcu
 from tinyevo.deploy.codegen.host import build_host, run_host
-from tinyevo.deploy.codegen.mcu import mcu_available
+from tinyevo.deploy.codegen.mcu import mcu_available, run_on_mcu
 from tinyevo.deploy.export import ModelToExport, write_model
 from tinyevo.deploy.exporters import create_exporter
 from tinyevo.deploy.quantize import quantize
@@ -95,15 +96,19 @@ def symbol_bytes(obj: Path) -> dict[str, int]:
 @pytest.mark.skipif(shutil.which("nm") is None, reason="no nm")
 @pytest.mark.parametrize("name", ["mfcc-8k", "logmel-16k", "logmel-many-bands"])  # -O2 folds tiny tables
 def test_counted_ram_and_flash_are_the_compiled_objects(name, tmp_path):
-    """The cost model's flash is the C's constant tables; its RAM the C's static buffers plus the
-    int8 feature map the caller passes to the model."""
+    """The cost model's flash is the C's constant tables; the C has no static buffers: its scratch
+    is the caller's (TINYEVO_FRONTEND_SCRATCH_FLOATS), and its RAM on its own that scratch plus the
+    int8 feature map."""
     fe = FRONT_ENDS[name]
     folder = write(render_frontend(fe, 0.1, 0), tmp_path / name)
     obj = folder / "frontend.o"
     subprocess.run([CC, "-std=c99", "-O2", "-c", str(folder / "tinyevo_frontend.c"), "-o", str(obj)], check=True)
     sizes, cost = symbol_bytes(obj), fe.cost()
     assert sizes["flash"] == cost.flash_bytes
-    assert sizes["ram"] == cost.ram_bytes - cost.feature_bytes
+    assert sizes["ram"] == 0
+    header = (folder / "tinyevo_frontend.h").read_text()
+    assert f"#define TINYEVO_FRONTEND_SCRATCH_FLOATS {cost.scratch_bytes // 4}\n" in header
+    assert cost.ram_bytes == cost.scratch_bytes + cost.feature_bytes
     assert cost.feature_bytes == fe.frames * fe.coefficients
 
 
@@ -131,11 +136,16 @@ def test_export_c_emits_the_front_end_and_gives_the_python_pipelines_class(tmp_p
     assert front["input_scale"] == meta["input"]["scale"] and front["ram_bytes"] == fe.cost().ram_bytes
     # the C pipeline: PCM -> C front-end -> C model
     _, c_inputs = run_frontend_host(build_frontend_host(out), pcm, fe)
-    c_classes = run_host(build_host(out), c_inputs).reshape(len(pcm), -1).argmax(axis=1)
+    c_scores = run_host(build_host(out), c_inputs).reshape(len(pcm), -1)
+    c_classes = c_scores.argmax(axis=1)
     # the Python pipeline: float64 front-end -> input quantization -> int8 reference
     spec = model_input_spec(meta)
     python = run_int8(load_qmodel(model), spec.quantize(features)).reshape(len(pcm), -1).argmax(axis=1)
     np.testing.assert_array_equal(c_classes, python)
+    # the model's own PCM entry point, the front-end inside the arena (under the sanitizers): the
+    # same scores as the two steps apart, so the scratch overwrote nothing the network reads
+    pcm_scores = run_pcm_host(build_pcm_host(out, sanitize=True), pcm, fe).reshape(len(pcm), -1)
+    np.testing.assert_array_equal(pcm_scores, c_scores)
 
 
 def model_input_spec(meta: dict) -> TensorSpec:
@@ -171,3 +181,43 @@ def test_front_end_on_the_emulated_cortex_m4f(tmp_path):
     cost = fe.cost()
     assert run.sizes.bss == cost.ram_bytes - cost.feature_bytes + cost.pcm_bytes
     assert all(count > cost.macs for count in run.instructions)  # a MAC is at least one instruction
+
+
+def test_the_front_end_runs_inside_the_models_arena(tmp_path):
+    """The features at the arena's start, the scratch after them (4-byte aligned), then moved to
+    the input tensor: the arena grows only to what the front-end needs, max(network arena,
+    align4(input) + scratch). Figures by hand: mfcc-8k is 30 frames x 13 = 390 B of input; FFT 256
+    floats = 1,024 B of scratch at offset 392; the tiny network's arena is smaller, so 1,416 B."""
+    fe = FRONT_ENDS["mfcc-8k"]
+    arch = kws_network(fe)
+    module = random_model(arch, seed=0)
+    features = fe(clips(fe, np.random.default_rng(1)))
+    qmodel = quantize(arch, module, features.transpose(0, 3, 1, 2))
+    plain = render_c(qmodel)
+    generated = render_c(qmodel, frontend=fe)
+    meta = generated.metadata
+    assert plain.plan.arena_bytes < 1416 and fe.cost().peak_with(plain.plan.arena_bytes) == 1416
+    assert (meta.frontend["scratch_offset"], meta.frontend["arena_bytes"], meta.arena_bytes) == (392, 1416, 1416)
+    source = generated.files["tinyevo_model.c"]
+    assert "int8_t bytes[1416];" in source and "tinyevo_model_run_pcm" in generated.files["tinyevo_model.h"]
+    offset = plain.plan.offsets[qmodel.input]
+    assert (f"memmove(arena + {offset}, arena, 390);" in source) == (offset != 0)
+
+
+@pytest.mark.skipif(not mcu_available(), reason="no ARM toolchain / QEMU")
+def test_a_model_with_its_front_end_links_for_the_cortex_m4(tmp_path):
+    """The exported library with its front-end (the model's PCM entry point calls it) builds for the
+    Cortex-M4: the model's static RAM is its arena alone (the front-end has no static buffers, its
+    scratch is in the arena), and the int8 entry point still gives the host's outputs."""
+    fe = FRONT_ENDS["mfcc-8k"]
+    arch = kws_network(fe)
+    module = random_model(arch, seed=0)
+    features = fe(clips(fe, np.random.default_rng(1)))
+    qmodel = quantize(arch, module, features.transpose(0, 3, 1, 2))
+    generated = render_c(qmodel, frontend=fe)
+    out = tmp_path / "lib"
+    generated.write(out)
+    inputs = qmodel.input_spec.quantize(features[:2])
+    image, run = run_on_mcu(out, inputs)
+    assert image.model_sizes.bss == generated.metadata.arena_bytes
+    np.testing.assert_array_equal(run.outputs.reshape(2, -1), run_host(build_host(out), inputs).reshape(2, -1))

@@ -85,13 +85,17 @@ def network_features(record: dict, pcm: np.ndarray) -> np.ndarray:
 
 def with_frontend_cost(cost, frontend: FrontEnd) -> dict:
     """The figures of a network's ``cost`` (a ``hardware.cost.Cost`` or a dict of figures) with the
-    front-end's added (``FrontEndCost.add_to``: RAM to peak SRAM, flash, MACs), and the front-end's
-    own share in ``FRONTEND_COLUMNS``."""
+    front-end's (``FrontEndCost.add_to``: peak SRAM the larger of the network's and the front-end's
+    input tensor + scratch, both in the model's arena; flash and MACs added), and the front-end's
+    own share in ``FRONTEND_COLUMNS``: ``frontend_ram_bytes`` is what it adds to the network's peak
+    (``FrontEndCost.ram_added``, often 0), so peak SRAM = network's + it, as flash and MACs are."""
     share = frontend.cost()
     if isinstance(cost, dict):
-        total = {**cost, "peak_sram_bytes": cost["peak_sram_bytes"] + share.ram_bytes,
+        total = {**cost, "peak_sram_bytes": share.peak_with(cost["peak_sram_bytes"]),
                  "flash_bytes": cost["flash_bytes"] + share.flash_bytes, "macs": cost["macs"] + share.macs}
+        network_peak = cost["peak_sram_bytes"]
     else:
         total = share.add_to(cost).to_dict()
-    return {**total, "frontend_ram_bytes": share.ram_bytes, "frontend_flash_bytes": share.flash_bytes,
-            "frontend_macs": share.macs}
+        network_peak = cost.peak_sram_bytes
+    return {**total, "frontend_ram_bytes": share.ram_added(network_peak),
+            "frontend_flash_bytes": share.flash_bytes, "frontend_macs": share.macs}

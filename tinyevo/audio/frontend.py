@@ -34,16 +34,30 @@ The computation (float64 NumPy/SciPy, the reference the C front-end is checked a
 5. ``log(energy + LOG_OFFSET)``: the log-mel spectrogram (kind ``logmel``, ``n_mels`` wide);
 6. MFCC: the orthonormal DCT-II of the log-mel energies, first ``n_mfcc`` coefficients.
 
-Cost (one clip, float32 on the device, as the generated C runs it): RAM is one buffer of n_fft
-floats (the frame, its FFT as n_fft / 2 complex values, then its power spectrum and the mel
-energies, all in place; the mel energies get n_mels floats of their own only when n_mels >
-n_fft / 2 - 1) and the int8 feature map handed to the network (the C model copies its input into
-its arena, so the caller holds this map); not counted: the PCM clip itself (the firmware's capture
-buffer, ``pcm_bytes``). Flash is half the (symmetric) window, a quarter-wave cosine table
-(n_fft / 4 + 1 floats: every twiddle), the sparse filterbank (weights plus a start and a length per
-band) and the DCT table. ``macs`` counts multiply-accumulates: window, the n_fft / 2-point FFT's
-butterflies (4 each), the real-spectrum split (4 per bin pair), power (2 per bin), filterbank
-weights, DCT; ``logs`` the log calls (one per mel energy). Not counted: the code itself and the stack.
+Cost (one clip, float32 on the device, as the generated C runs it): the front-end's scratch
+(``scratch_bytes``) is one buffer of n_fft floats (the frame, its FFT as n_fft / 2 complex values,
+then its power spectrum and the mel energies, all in place; the mel energies get n_mels floats of
+their own only when n_mels > n_fft / 2 - 1); its output is the int8 feature map (``feature_bytes``),
+the network's input tensor. ``ram_bytes`` is the two together: the front-end on its own
+(``tinyevo_frontend_run`` with a scratch and a map of the caller's). Run before the network
+(``tinyevo_model_run_pcm``, the generated model's PCM entry point), the front-end writes the map
+straight into the network's input tensor in the model's arena and takes its scratch from the
+arena beside that tensor (4-byte aligned), where no other tensor is live yet: network and
+front-end together need ``peak_with(network_peak) = max(network_peak, align4(feature_bytes) +
+scratch_bytes)``, not the sum; ``ram_added(network_peak)`` is what the front-end adds to the
+network's peak. Not counted: the PCM clip itself (the firmware's capture buffer, ``pcm_bytes``).
+Flash is the window (half of the symmetric one; none when the frame is n_fft samples long: the
+periodic Hann window is then ``0.5 - 0.5 cos(2 pi n / n_fft)``, read from the twiddle table), a
+quarter-wave cosine table (n_fft / 4 + 1 floats: every twiddle), the filterbank as one weight per
+FFT bin (``filter_bins``, the bins between the lowest and the highest mel edge: each lies on the
+rising side of one triangle, weight w, and the falling side of the one below, weight 1 - w) plus
+the first bin of each of the n_mels + 2 mel edges (int16), and for MFCC the DCT as a quarter wave
+of period 4 n_mels (n_mels + 1 floats, every DCT-II entry folds from it; log-mel has none: a
+network's first layer can take the linear DCT in). ``macs`` counts
+multiply-accumulates: window, the n_fft / 2-point FFT's butterflies (4 each), the real-spectrum
+split (4 per bin pair), power (2 per bin), filterbank (two per bin: w and 1 - w), DCT (half
+the n_mfcc x n_mels products: mel bands m and n_mels - 1 - m share a cosine up to sign); ``logs``
+the log calls (one per mel energy). Not counted: the code itself and the stack.
 """
 from __future__ import annotations
 
@@ -58,7 +72,7 @@ from tinyevo.errors import TinyevoError
 KINDS = ("logmel", "mfcc")
 LOG_OFFSET = 1e-6
 FLOAT_BYTES = 4
-BAND_INDEX_BYTES = 4  # int16 first bin + int16 length per mel band
+EDGE_INDEX_BYTES = 2  # int16 first bin of each of the n_mels + 2 mel edges
 PCM_SCALE = 1.0 / 32768
 MIN_FRAME_SAMPLES = 4  # the C front-end's real FFT packs n_fft >= 4 samples into n_fft / 2 complex
 #: The searchable settings and their choices (``FrontEnd.with_genes``).
@@ -81,11 +95,21 @@ class FrontEndCost:
     logs: int
     feature_bytes: int
     pcm_bytes: int
+    scratch_bytes: int = 0
+
+    def peak_with(self, network_peak: int) -> int:
+        """Peak SRAM of network and front-end together: the front-end runs in the network's arena,
+        its scratch beside the input tensor it fills (module docstring)."""
+        return max(int(network_peak), align4(self.feature_bytes) + self.scratch_bytes)
+
+    def ram_added(self, network_peak: int) -> int:
+        """What the front-end adds to the network's peak SRAM (0 when it fits in the arena)."""
+        return self.peak_with(network_peak) - int(network_peak)
 
     def add_to(self, cost):
-        """``cost`` (a ``tinyevo.hardware.cost.Cost`` of the network) with the front-end's RAM added
-        to peak SRAM (its buffers are static, beside the network's arena), its flash and MACs added."""
-        return dataclasses.replace(cost, peak_sram_bytes=cost.peak_sram_bytes + self.ram_bytes,
+        """``cost`` (a ``tinyevo.hardware.cost.Cost`` of the network) with the front-end's: peak
+        SRAM ``peak_with`` the network's, its flash and MACs added."""
+        return dataclasses.replace(cost, peak_sram_bytes=self.peak_with(cost.peak_sram_bytes),
                                    flash_bytes=cost.flash_bytes + self.flash_bytes,
                                    macs=cost.macs + self.macs)
 
@@ -175,7 +199,7 @@ class FrontEnd:
     @cached_property
     def mel_filters(self) -> np.ndarray:
         """(n_mels, n_fft // 2 + 1) triangular weights."""
-        edges = mel_to_hz(np.linspace(hz_to_mel(self.lower_hz), hz_to_mel(self.top_hz), self.n_mels + 2))
+        edges = self.mel_edges_hz
         freqs = np.arange(self.n_fft // 2 + 1) * self.sample_rate / self.n_fft
         lower, center, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
         rising = (freqs - lower) / (center - lower)
@@ -204,20 +228,53 @@ class FrontEnd:
         features = logmel @ self.dct_matrix.T if self.kind == "mfcc" else logmel
         return features[..., None].astype(np.float32)
 
+    @property
+    def window_from_twiddles(self) -> bool:
+        """Whether the C reads the window from the twiddle table (the frame is n_fft samples)."""
+        return self.frame_samples == self.n_fft
+
+    @property
+    def scratch_floats(self) -> int:
+        """The C front-end's scratch: the FFT buffer, plus the mel energies when they do not fit in
+        the n_fft / 2 - 1 slots the power spectrum leaves free."""
+        return self.n_fft + (self.n_mels if self.n_mels > self.n_fft // 2 - 1 else 0)
+
+    @cached_property
+    def filter_bins(self) -> tuple[np.ndarray, np.ndarray]:
+        """The filterbank as the C stores it: ``edges`` (n_mels + 2 ints), the first FFT bin at or
+        above each mel edge, and ``weights``, one per bin from ``edges[0]`` to ``edges[-1] - 1``:
+        bin k in [edges[j], edges[j + 1]) has weight ``weights[k - edges[0]]`` in band j (its
+        rising side; j < n_mels) and one minus it in band j - 1 (falling side; j > 0)."""
+        hz = self.mel_edges_hz
+        freqs = np.arange(self.n_fft // 2 + 1) * self.sample_rate / self.n_fft
+        edges = np.searchsorted(freqs, hz, side="left")  # first bin with freq >= edge
+        weights = []
+        for j in range(self.n_mels + 1):
+            for k in range(edges[j], edges[j + 1]):
+                weights.append((freqs[k] - hz[j]) / (hz[j + 1] - hz[j]))
+        return edges.astype(np.int64), np.asarray(weights, dtype=np.float64)
+
+    @cached_property
+    def mel_edges_hz(self) -> np.ndarray:
+        """The n_mels + 2 band edges in Hz (band b: lower edge b, peak b + 1, upper edge b + 2)."""
+        return mel_to_hz(np.linspace(hz_to_mel(self.lower_hz), hz_to_mel(self.top_hz), self.n_mels + 2))
+
     def cost(self) -> FrontEndCost:
-        nonzero = int(np.count_nonzero(self.mel_filters))
+        edges, weights = self.filter_bins
         bins, half = self.n_fft // 2 + 1, self.n_fft // 2
-        dct = self.n_mfcc * self.n_mels if self.kind == "mfcc" else 0
-        own_mel_buffer = self.n_mels > half - 1  # else the mel energies share the FFT buffer
-        ram = (self.n_fft + (self.n_mels if own_mel_buffer else 0)) * FLOAT_BYTES
-        tables = (self.frame_samples // 2 + 1) + (self.n_fft // 4 + 1) + max(1, nonzero) + dct
-        flash = tables * FLOAT_BYTES + self.n_mels * BAND_INDEX_BYTES
+        dct = self.n_mfcc * ((self.n_mels + 1) // 2) if self.kind == "mfcc" else 0  # MACs
+        dct_table = self.n_mels + 1 if self.kind == "mfcc" else 0
+        scratch = self.scratch_floats * FLOAT_BYTES
+        window = 0 if self.window_from_twiddles else self.frame_samples // 2 + 1
+        tables = window + (self.n_fft // 4 + 1) + max(1, len(weights)) + dct_table
+        flash = tables * FLOAT_BYTES + (self.n_mels + 2) * EDGE_INDEX_BYTES
+        filter_macs = 2 * len(weights)  # w and 1 - w times each bin's power (the C does both everywhere)
         butterflies = half // 2 * int(np.log2(half))
-        per_frame = self.frame_samples + 4 * butterflies + 4 * (half // 2) + 2 * bins + nonzero + dct
+        per_frame = self.frame_samples + 4 * butterflies + 4 * (half // 2) + 2 * bins + int(filter_macs) + dct
         features = self.frames * self.coefficients
-        return FrontEndCost(ram_bytes=ram + features, flash_bytes=flash, macs=self.frames * per_frame,
+        return FrontEndCost(ram_bytes=scratch + features, flash_bytes=flash, macs=self.frames * per_frame,
                             logs=self.frames * self.n_mels, feature_bytes=features,
-                            pcm_bytes=2 * self.clip_samples)
+                            pcm_bytes=2 * self.clip_samples, scratch_bytes=scratch)
 
     # -- (de)serialisation and genes --------------------------------------------------------
     def to_json(self) -> dict:
@@ -238,6 +295,10 @@ class FrontEnd:
         if unknown:
             raise TinyevoError(f"front-end genes are {', '.join(FRONTEND_GENES)}; not {', '.join(unknown)}")
         return dataclasses.replace(self, **genes)
+
+
+def align4(n: int) -> int:
+    return (int(n) + 3) // 4 * 4
 
 
 def hz_to_mel(hz):

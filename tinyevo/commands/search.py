@@ -230,9 +230,9 @@ def print_results(results: dict) -> None:
     with_frontend = [row for row in results["front"] if "frontend_ram_bytes" in row]
     if with_frontend:
         row = with_frontend[0]
-        print(f"SRAM, flash and MACs are network + audio front-end (e.g. trial {row['trial']}: front-end "
-              f"{_figure(row, 'frontend_ram_bytes')} RAM, {_figure(row, 'frontend_flash_bytes')} flash, "
-              f"{row['frontend_macs']:,} MACs)")
+        print(f"SRAM, flash and MACs are network + audio front-end, the front-end run in the network's "
+              f"arena (e.g. trial {row['trial']}: front-end +{_figure(row, 'frontend_ram_bytes')} peak SRAM, "
+              f"{_figure(row, 'frontend_flash_bytes')} flash, {row['frontend_macs']:,} MACs)")
     if "all" in results:
         print(f"every trial ({len(results['all'])}; a failed one's error after its architecture):")
         print_rows(results["all"], status=True)

@@ -2,7 +2,9 @@
 
     generate_c(qmodel, "out/")   # out/tinyevo_model.c, tinyevo_model.h, tinyevo_runtime.h, metadata.json
 
-The library has one entry point, ``int tinyevo_model_run(const int8_t *input, int8_t *output)``;
+The library has one entry point, ``int tinyevo_model_run(const int8_t *input, int8_t *output)``
+(and, with an audio front-end, ``tinyevo_model_run_pcm(const int16_t *pcm, int8_t *output)``, the
+front-end run inside the arena: ``frontend_placement``);
 one function per distinct layer shape, with the shapes as compile-time constants (``kernels``),
 called once per op with that layer's constants; weights and quantization as ``const`` data
 (flash); every activation in one static arena at the offsets of the memory plan (``planner``); no
@@ -14,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from string import Template
 
 from tinyevo.audio.features import LAYOUTS, feature_shape
-from tinyevo.audio.frontend import FrontEnd
+from tinyevo.audio.frontend import FrontEnd, align4
 from tinyevo.deploy.codegen.frontend_c import frontend_metadata, render_frontend
 from tinyevo.deploy.codegen.kernels import (Concatenation, Fill, FullyConnectedRows, Kernel,
                                             TensorView, kernel_class, template)
@@ -66,29 +69,81 @@ def render_c(qmodel: QuantizedModel, in_place_kernels: bool = DEPLOYED.in_place_
     kernels = build_kernels(qmodel, plan)
     functions = share_functions(kernels)
     metadata = build_metadata(qmodel, plan, kernels)
-    fields = _model_fields(qmodel, plan, kernels, functions)
+    placement = None
+    if frontend is not None:
+        _check_frontend(qmodel, frontend)
+        placement = frontend_placement(qmodel, plan, frontend)
+        metadata.arena_bytes = placement.arena_bytes
+    fields = _model_fields(qmodel, plan, kernels, functions, placement)
     files = {SOURCE: template("model.c").substitute(fields),
              HEADER: template("model.h").substitute(fields),
              RUNTIME: resources.files("tinyevo.deploy.codegen").joinpath("runtime_c", RUNTIME).read_text()}
     if frontend is not None:
-        files.update(_frontend_files(qmodel, frontend, metadata))
+        files.update(_frontend_files(qmodel, frontend, metadata, placement))
     files[METADATA] = metadata.dumps()
     return GeneratedC(files, plan, metadata)
 
 
-def _frontend_files(qmodel: QuantizedModel, frontend: FrontEnd, metadata: ModelMetadata) -> dict[str, str]:
-    """The front-end's C files, its entry in ``metadata``; one line when its features are not the
-    model's input, as a (frames, coefficients, 1) map or a (1, frames, coefficients) sequence (the
-    same bytes in the same order)."""
+def _check_frontend(qmodel: QuantizedModel, frontend: FrontEnd) -> None:
+    """One line when the front-end's features are not the model's input, as a (frames,
+    coefficients, 1) map or a (1, frames, coefficients) sequence (the same bytes in the same order)."""
     spec = qmodel.input_spec
     if tuple(spec.shape[1:]) not in {feature_shape(frontend, layout) for layout in LAYOUTS}:
         raise TinyevoError(f"the audio front-end gives {frontend.output_shape} features (frames, "
                            f"coefficients, channels) but the model's input is {tuple(spec.shape[1:])}; "
                            f"export the model with the front-end it was trained on")
+
+
+@dataclass(frozen=True)
+class FrontEndPlacement:
+    """Where ``tinyevo_model_run_pcm`` runs the front-end in the model's arena, before the first
+    layer (when only the input tensor will be live): the features written at the arena's start,
+    the scratch after them at ``scratch_offset`` (4-byte aligned), then the features moved to the
+    input tensor's offset (``memmove``, when that is not 0). The arena grows to ``arena_bytes``,
+    max(the plan's arena, align4(input) + scratch): the front-end's ``FrontEndCost.peak_with``."""
+
+    scratch_offset: int
+    scratch_bytes: int
+    arena_bytes: int
+
+
+def frontend_placement(qmodel: QuantizedModel, plan: MemoryPlan, frontend: FrontEnd) -> FrontEndPlacement:
+    scratch = frontend.cost().scratch_bytes
+    offset = align4(plan.tensor_bytes[qmodel.input])
+    return FrontEndPlacement(offset, scratch, max(plan.arena_bytes, offset + scratch))
+
+
+def _frontend_files(qmodel: QuantizedModel, frontend: FrontEnd, metadata: ModelMetadata,
+                    placement: FrontEndPlacement) -> dict[str, str]:
+    """The front-end's C files, its entry in ``metadata`` (with where it runs in the arena)."""
+    spec = qmodel.input_spec
     files = render_frontend(frontend, spec.scale, spec.zero_point)
-    metadata.frontend = frontend_metadata(frontend, spec.scale, spec.zero_point)
+    metadata.frontend = {**frontend_metadata(frontend, spec.scale, spec.zero_point),
+                         "scratch_offset": placement.scratch_offset, "arena_bytes": placement.arena_bytes,
+                         "model_entry_point": "tinyevo_model_run_pcm"}
     metadata.files[-1:-1] = list(files)  # before metadata.json
     return files
+
+
+PCM_ENTRY = """
+/* PCM in, class scores out, the front-end inside the arena: the features at the arena's start, the
+ * front-end's scratch after them (offset ${SCRATCH_OFFSET}, ${SCRATCH_BYTES} bytes), both before the
+ * first layer runs; then the features moved to the input tensor (offset ${INPUT_OFFSET}) and the
+ * network run. */
+int tinyevo_model_run_pcm(const int16_t *pcm, int8_t *output)
+{
+    int8_t *arena = tinyevo_arena.bytes;
+    tinyevo_frontend_run(pcm, arena, tinyevo_arena.floats + ${SCRATCH_FLOAT_OFFSET});
+${MOVE}${CALLS}
+    memcpy(output, arena + ${OUTPUT_OFFSET}, ${OUTPUT_BYTES});
+    return 0;
+}
+"""
+PCM_DECLARATION = """
+/* With the audio front-end (tinyevo_frontend.c): one int16 clip of TINYEVO_FRONTEND_CLIP_SAMPLES
+ * (tinyevo_frontend.h) in, TINYEVO_OUTPUT_BYTES out, the front-end run inside the arena. Returns 0. */
+int tinyevo_model_run_pcm(const int16_t *pcm, int8_t *output);
+"""
 
 
 WINDOW_KINDS = ("conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d")
@@ -230,16 +285,29 @@ def _execution(plan: MemoryPlan) -> dict:
 
 
 def _model_fields(qmodel: QuantizedModel, plan: MemoryPlan, kernels: list[Kernel],
-                  functions: list[str]) -> dict:
+                  functions: list[str], placement: FrontEndPlacement | None = None) -> dict:
     source, output = qmodel.input_spec, qmodel.output_spec
     streamed = set(plan.streamed_ops)
     calls = "\n".join(([streaming_code(plan, kernels)] if streamed else [])
                       + [f"    {k.call()}" for k in kernels if k.op.name not in streamed])
     data = "".join(k.data() for k in kernels)
-    return dict(
+    arena = plan.arena_bytes if placement is None else placement.arena_bytes
+    pcm = dict(FRONTEND_INCLUDE="", ARENA_FLOATS="", PCM_ENTRY="", PCM_DECLARATION="")
+    if placement is not None:
+        pcm = dict(FRONTEND_INCLUDE='#include "tinyevo_frontend.h"\n',
+                   ARENA_FLOATS=f"    float floats[{(arena + 3) // 4}];\n",
+                   PCM_ENTRY=Template(PCM_ENTRY).substitute(
+                       INPUT_OFFSET=plan.offsets[qmodel.input], SCRATCH_OFFSET=placement.scratch_offset,
+                       SCRATCH_BYTES=placement.scratch_bytes, SCRATCH_FLOAT_OFFSET=placement.scratch_offset // 4,
+                       CALLS=calls, OUTPUT_OFFSET=plan.offsets[qmodel.output],
+                       MOVE=(f"    memmove(arena + {plan.offsets[qmodel.input]}, arena, "
+                             f"{plan.tensor_bytes[qmodel.input]});\n" if plan.offsets[qmodel.input] else ""),
+                       OUTPUT_BYTES=plan.tensor_bytes[qmodel.output]),
+                   PCM_DECLARATION=PCM_DECLARATION)
+    return dict(**pcm,
         MODEL_NAME=_c_text(qmodel.name or "model"), FORMAT_VERSION=FORMAT_VERSION,
         OP_COUNT=len(kernels), MACS=sum(k.macs() for k in kernels),
-        FLASH_BYTES=sum(k.flash_bytes() for k in kernels), ARENA_BYTES=plan.arena_bytes,
+        FLASH_BYTES=sum(k.flash_bytes() for k in kernels), ARENA_BYTES=arena,
         KERNELS="\n".join(functions), LAYERS=data, CALLS=calls,
         INPUT_OFFSET=plan.offsets[qmodel.input], INPUT_BYTES=plan.tensor_bytes[qmodel.input],
         OUTPUT_OFFSET=plan.offsets[qmodel.output], OUTPUT_BYTES=plan.tensor_bytes[qmodel.output],

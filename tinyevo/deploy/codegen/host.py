@@ -38,6 +38,7 @@ from tinyevo.errors import TinyevoError
 
 HARNESS = "main_host.c"
 SOURCE, METADATA = "tinyevo_model.c", "metadata.json"
+FRONTEND_SOURCE = "tinyevo_frontend.c"  # codegen.frontend_c.SOURCE (that module imports this one)
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 #: No optimization and no -g: a sanitized build exists to check the library, and at -O1 gcc spends about
 #: eight times as long on a generated model (unrolled kernels, instrumented); the sanitizers name the
@@ -71,8 +72,10 @@ def build_host(out_dir: str | Path, sanitize: bool = False, cc: str | None = Non
         raise TinyevoError(f"{out}: no {SOURCE}; write the library with generate_c first")
     target = Path(binary) if binary else out / ("tinyevo_host_sanitized" if sanitize else "tinyevo_host")
     flags = opt if opt is not None else (SANITIZE if sanitize else OPTIMIZE)
-    command = [host_compiler(cc), *STRICT, *flags, "-I", str(out), str(out / SOURCE),
-               str(harness_path()), "-o", str(target)]
+    frontend = out / FRONTEND_SOURCE  # a model of audio features: its PCM entry point calls it
+    extra = [str(frontend)] if frontend.is_file() else []
+    command = [host_compiler(cc), *STRICT, *flags, "-I", str(out), str(out / SOURCE), *extra,
+               str(harness_path()), "-o", str(target), *(["-lm"] if extra else [])]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise TinyevoError(f"compiling {out / SOURCE} failed:\n{done.stderr.strip()}")

@@ -92,6 +92,7 @@ TARGET = CORES[DEFAULT_CORE].target
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-O2"]
 LINK = ["--specs=rdimon.specs", "-nostartfiles"]
 SOURCE, METADATA = "tinyevo_model.c", "metadata.json"
+FRONTEND_SOURCE = "tinyevo_frontend.c"
 HARNESS = ("main_mcu.c", "startup.c")
 LINKER_SCRIPT = CORES[DEFAULT_CORE].linker_script
 RUN_FUNCTION = "int tinyevo_model_run("
@@ -321,10 +322,15 @@ def build_mcu(out_dir: str | Path, inputs: np.ndarray, profile: bool = False,
     if profile:
         flags.append(f"-DTINYEVO_MCU_MARKS={len(functions) + 1}")
     model_object = compile_model(source, build / "tinyevo_model.o", flags)
+    objects = [str(model_object)]
+    frontend = out / FRONTEND_SOURCE  # a model of audio features: its PCM entry point calls it
+    if frontend.is_file() and f'#include "{FRONTEND_SOURCE}"' not in (out / SOURCE).read_text():
+        objects.append(str(compile_model(out / FRONTEND_SOURCE, build / "tinyevo_frontend.o", flags)))
+        libraries = [*(libraries or []), "-lm"]
     elf = build / "tinyevo_model.elf"
     script = CORES[core].linker_script  # includes tinyevo_mcu_sections.ld: -L the harness
     _call([CC, *flags, *LINK, "-L", str(harness), "-T", str(harness / script),
-           *(str(harness / f) for f in HARNESS), str(build / "tinyevo_mcu_inputs.c"), str(model_object),
+           *(str(harness / f) for f in HARNESS), str(build / "tinyevo_mcu_inputs.c"), *objects,
            *(libraries or []), "-o", str(elf)],
           f"linking {elf}")
     shape = tuple(meta["output"]["shape"][1:])

@@ -11,6 +11,7 @@
 static int16_t pcm[TINYEVO_FRONTEND_CLIP_SAMPLES];
 static float features[TINYEVO_FRONTEND_FEATURES];
 static int8_t input[TINYEVO_FRONTEND_FEATURES];
+static float scratch[TINYEVO_FRONTEND_SCRATCH_FLOATS];
 
 int main(int argc, char **argv)
 {
@@ -27,8 +28,8 @@ int main(int argc, char **argv)
     }
     long clips = 0;
     while (fread(pcm, sizeof pcm[0], TINYEVO_FRONTEND_CLIP_SAMPLES, source) == TINYEVO_FRONTEND_CLIP_SAMPLES) {
-        tinyevo_frontend_features(pcm, features);
-        tinyevo_frontend_run(pcm, input);
+        tinyevo_frontend_features(pcm, features, scratch);
+        tinyevo_frontend_run(pcm, input, scratch);
         fwrite(features, sizeof features[0], TINYEVO_FRONTEND_FEATURES, floats);
         fwrite(input, 1, TINYEVO_FRONTEND_FEATURES, ints);
         ++clips;

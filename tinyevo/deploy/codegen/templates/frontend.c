@@ -13,39 +13,34 @@
 #define FE_QUARTER (FE_FFT / 4)
 #define FE_MELS ${MELS}
 
-/* Periodic Hann window w[n] for n <= FE_FRAME / 2; w[FE_FRAME - n] = w[n] gives the rest. */
-static const float fe_window[FE_FRAME / 2 + 1] = {
-${WINDOW}
-};
-/* cos(2 pi k / FE_FFT) for k <= FE_FFT / 4: a quarter wave, from which fe_cos and fe_sin fold every
+${WINDOW_TABLE}/* cos(2 pi k / FE_FFT) for k <= FE_FFT / 4: a quarter wave, from which fe_cos and fe_sin fold every
  * twiddle the FFT and the real-spectrum split need (k < FE_FFT / 2). */
 static const float fe_quarter[FE_QUARTER + 1] = {
 ${QUARTER}
 };
-/* mel band b: weights fe_weights[fe_offset[b] ...] on bins fe_first[b] ... fe_first[b] + fe_count[b] - 1 */
-static const int16_t fe_first[FE_MELS] = {
-${FIRST}
-};
-static const int16_t fe_count[FE_MELS] = {
-${COUNT}
+/* The filterbank, one weight per FFT bin: bins fe_edge[j] ... fe_edge[j + 1] - 1 lie between mel
+ * edges j and j + 1, on the rising side of band j (weight fe_weights[k - fe_edge[0]]; j < FE_MELS)
+ * and the falling side of band j - 1 (one minus that weight; j > 0). */
+static const int16_t fe_edge[FE_MELS + 2] = {
+${EDGES}
 };
 static const float fe_weights[${WEIGHT_COUNT}] = {
 ${WEIGHTS}
 };
 ${DCT_TABLE}
-/* One buffer: the windowed frame (FE_FFT reals, read as FE_HALF interleaved complex values), its
- * FE_HALF-point complex FFT in place, then the power spectrum in place (bin k < FE_HALF at 2k, the
- * Nyquist bin FE_HALF at 1) and the mel energies in the odd slots the spectrum left free (band b at
- * 2b + 3) when they fit there, else in a buffer of their own. */
-static float fe_buf[FE_FFT];
+/* The scratch, TINYEVO_FRONTEND_SCRATCH_FLOATS floats of the caller's (tinyevo_model_run_pcm: the
+ * model's arena beside its input tensor): the windowed frame (FE_FFT reals, read as FE_HALF
+ * interleaved complex values), its FE_HALF-point complex FFT in place, then the power spectrum in
+ * place (bin k < FE_HALF at 2k, the Nyquist bin FE_HALF at 1) and the mel energies in the odd
+ * slots the spectrum left free (band b at 2b + 3) when they fit there, else after the FFT buffer. */
 #if FE_MELS <= FE_HALF - 1
-#define FE_MEL(b) fe_buf[2 * (b) + 3]
+#define FE_MEL(b) buf[2 * (b) + 3]
 #else
-static float fe_mel[FE_MELS];
-#define FE_MEL(b) fe_mel[b]
+#define FE_MEL(b) buf[FE_FFT + (b)]
 #endif
 
-#define FE_POWER(k) ((k) == FE_HALF ? fe_buf[1] : fe_buf[2 * (k)])
+#define FE_POWER(k) ((k) == FE_HALF ? buf[1] : buf[2 * (k)])
+${WINDOW_MACRO}
 
 static float fe_cos(int32_t k)
 {
@@ -57,8 +52,8 @@ static float fe_sin(int32_t k)
     return k <= FE_QUARTER ? fe_quarter[FE_QUARTER - k] : fe_quarter[k - FE_QUARTER];
 }
 
-/* In-place iterative radix-2 FFT of the FE_HALF complex values (re, im) interleaved in fe_buf. */
-static void fe_fft(void)
+/* In-place iterative radix-2 FFT of the FE_HALF complex values (re, im) interleaved in buf. */
+static void fe_fft(float *buf)
 {
     for (int32_t i = 1, j = 0; i < FE_HALF; ++i) {
         int32_t bit = FE_HALF >> 1;
@@ -67,8 +62,8 @@ static void fe_fft(void)
         }
         j ^= bit;
         if (i < j) {
-            float t = fe_buf[2 * i]; fe_buf[2 * i] = fe_buf[2 * j]; fe_buf[2 * j] = t;
-            t = fe_buf[2 * i + 1]; fe_buf[2 * i + 1] = fe_buf[2 * j + 1]; fe_buf[2 * j + 1] = t;
+            float t = buf[2 * i]; buf[2 * i] = buf[2 * j]; buf[2 * j] = t;
+            t = buf[2 * i + 1]; buf[2 * i + 1] = buf[2 * j + 1]; buf[2 * j + 1] = t;
         }
     }
     for (int32_t length = 2; length <= FE_HALF; length <<= 1) {
@@ -76,7 +71,7 @@ static void fe_fft(void)
         for (int32_t start = 0; start < FE_HALF; start += length) {
             for (int32_t k = 0; k < half; ++k) {
                 const float c = fe_cos(k * step), s = fe_sin(k * step);  /* w = c - i s */
-                float *a = fe_buf + 2 * (start + k), *b = a + 2 * half;
+                float *a = buf + 2 * (start + k), *b = a + 2 * half;
                 const float re = b[0] * c + b[1] * s, im = b[1] * c - b[0] * s;
                 b[0] = a[0] - re; b[1] = a[1] - im;
                 a[0] += re; a[1] += im;
@@ -85,17 +80,17 @@ static void fe_fft(void)
     }
 }
 
-/* The power spectrum |X[k]|^2, k <= FE_HALF, of the real frame whose packed FFT Z is in fe_buf:
+/* The power spectrum |X[k]|^2, k <= FE_HALF, of the real frame whose packed FFT Z is in buf:
  * X[k] = E + w^k O and X[FE_HALF - k] = conj(E - w^k O), E = (Z[k] + conj Z[h-k]) / 2,
  * O = (Z[k] - conj Z[h-k]) / 2i, w = exp(-2 pi i / FE_FFT). Each pair (k, h-k) reads and writes only
  * its own two slots. */
-static void fe_power_spectrum(void)
+static void fe_power_spectrum(float *buf)
 {
-    const float dc = fe_buf[0] + fe_buf[1], nyquist = fe_buf[0] - fe_buf[1];
-    fe_buf[0] = dc * dc;
-    fe_buf[1] = nyquist * nyquist;
+    const float dc = buf[0] + buf[1], nyquist = buf[0] - buf[1];
+    buf[0] = dc * dc;
+    buf[1] = nyquist * nyquist;
     for (int32_t k = 1; 2 * k <= FE_HALF; ++k) {
-        float *a = fe_buf + 2 * k, *b = fe_buf + 2 * (FE_HALF - k);
+        float *a = buf + 2 * k, *b = buf + 2 * (FE_HALF - k);
         const float er = 0.5f * (a[0] + b[0]), ei = 0.5f * (a[1] - b[1]);
         const float or_ = 0.5f * (a[1] + b[1]), oi = 0.5f * (b[0] - a[0]);
         const float c = fe_cos(k), s = fe_sin(k);
@@ -110,45 +105,52 @@ static void fe_power_spectrum(void)
 }
 
 /* The log mel energies of the frame starting at pcm (FE_FRAME samples) into FE_MEL. */
-static void fe_frame(const int16_t *pcm)
+static void fe_frame(const int16_t *pcm, float *buf)
 {
     for (int32_t i = 0; i < FE_FFT; ++i) {
-        const float w = i < FE_FRAME ? fe_window[i <= FE_FRAME / 2 ? i : FE_FRAME - i] : 0.0f;
-        fe_buf[i] = i < FE_FRAME ? (float)pcm[i] * (1.0f / 32768.0f) * w : 0.0f;
+        buf[i] = i < FE_FRAME ? (float)pcm[i] * (1.0f / 32768.0f) * FE_WINDOW(i) : 0.0f;
     }
-    fe_fft();
-    fe_power_spectrum();
-    for (int32_t b = 0, w = 0; b < FE_MELS; ++b) {
-        float energy = 0.0f;
-        for (int32_t j = 0; j < fe_count[b]; ++j, ++w) {
-            energy += fe_weights[w] * FE_POWER(fe_first[b] + j);
+    fe_fft(buf);
+    fe_power_spectrum(buf);
+    /* Segment j (bins between mel edges j and j + 1) is band j's rising side and band j - 1's
+     * falling side: band j - 1 is complete after it, and its log goes into a slot no later bin reads. */
+    float previous_rising = 0.0f;
+    for (int32_t j = 0; j <= FE_MELS; ++j) {
+        float rising = 0.0f, falling = 0.0f;
+        for (int32_t k = fe_edge[j]; k < fe_edge[j + 1]; ++k) {
+            const float power = FE_POWER(k), w = fe_weights[k - fe_edge[0]];
+            rising += w * power;
+            falling += (1.0f - w) * power;
         }
-        FE_MEL(b) = logf(energy + ${LOG_OFFSET}f);
+        if (j > 0) {
+            FE_MEL(j - 1) = logf(previous_rising + falling + ${LOG_OFFSET}f);
+        }
+        previous_rising = rising;
     }
 }
 
 /* Coefficient c of the current frame. */
-static float fe_coefficient(int32_t c)
+static float fe_coefficient(const float *buf, int32_t c)
 {
 ${COEFFICIENT}
 }
 
-void tinyevo_frontend_features(const int16_t *pcm, float *features)
+void tinyevo_frontend_features(const int16_t *pcm, float *features, float *scratch)
 {
     for (int32_t t = 0; t < TINYEVO_FRONTEND_FRAMES; ++t) {
-        fe_frame(pcm + t * FE_HOP);
+        fe_frame(pcm + t * FE_HOP, scratch);
         for (int32_t c = 0; c < TINYEVO_FRONTEND_COEFFICIENTS; ++c) {
-            features[t * TINYEVO_FRONTEND_COEFFICIENTS + c] = fe_coefficient(c);
+            features[t * TINYEVO_FRONTEND_COEFFICIENTS + c] = fe_coefficient(scratch, c);
         }
     }
 }
 
-int tinyevo_frontend_run(const int16_t *pcm, int8_t *input)
+int tinyevo_frontend_run(const int16_t *pcm, int8_t *input, float *scratch)
 {
     for (int32_t t = 0; t < TINYEVO_FRONTEND_FRAMES; ++t) {
-        fe_frame(pcm + t * FE_HOP);
+        fe_frame(pcm + t * FE_HOP, scratch);
         for (int32_t c = 0; c < TINYEVO_FRONTEND_COEFFICIENTS; ++c) {
-            long q = lrintf(fe_coefficient(c) / TINYEVO_FRONTEND_INPUT_SCALE) + TINYEVO_FRONTEND_INPUT_ZERO_POINT;
+            long q = lrintf(fe_coefficient(scratch, c) / TINYEVO_FRONTEND_INPUT_SCALE) + TINYEVO_FRONTEND_INPUT_ZERO_POINT;
             input[t * TINYEVO_FRONTEND_COEFFICIENTS + c] = (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
         }
     }

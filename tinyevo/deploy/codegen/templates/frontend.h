@@ -10,6 +10,8 @@
 #define TINYEVO_FRONTEND_FRAMES ${FRAMES}
 #define TINYEVO_FRONTEND_COEFFICIENTS ${COEFFICIENTS}
 #define TINYEVO_FRONTEND_FEATURES (TINYEVO_FRONTEND_FRAMES * TINYEVO_FRONTEND_COEFFICIENTS)
+/* The scratch the caller lends each call (floats; the model's PCM entry point lends its arena). */
+#define TINYEVO_FRONTEND_SCRATCH_FLOATS ${SCRATCH_FLOATS}
 #define TINYEVO_FRONTEND_INPUT_SCALE ${INPUT_SCALE}f
 #define TINYEVO_FRONTEND_INPUT_ZERO_POINT ${INPUT_ZERO_POINT}
 
@@ -18,12 +20,13 @@ extern "C" {
 #endif
 
 /* Float features of one clip (TINYEVO_FRONTEND_CLIP_SAMPLES samples) into
- * TINYEVO_FRONTEND_FEATURES floats, frame after frame. Not reentrant (static buffers). */
-void tinyevo_frontend_features(const int16_t *pcm, float *features);
+ * TINYEVO_FRONTEND_FEATURES floats, frame after frame; scratch: TINYEVO_FRONTEND_SCRATCH_FLOATS
+ * floats of the caller's, free again on return. No static buffers. */
+void tinyevo_frontend_features(const int16_t *pcm, float *features, float *scratch);
 
 /* The same features quantized as the model's int8 input (TINYEVO_FRONTEND_FEATURES bytes):
  * q = round(feature / scale) + zero point, clamped to int8. Returns 0. */
-int tinyevo_frontend_run(const int16_t *pcm, int8_t *input);
+int tinyevo_frontend_run(const int16_t *pcm, int8_t *input, float *scratch);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,7 @@
 #include "tinyevo_frontend.c"
 
 static int16_t clip[TINYEVO_FRONTEND_CLIP_SAMPLES];
+static float scratch[TINYEVO_FRONTEND_SCRATCH_FLOATS];
 
 /* Cortex-M4F: the FPU is off after reset; give CP10 and CP11 full access (CPACR). */
 __attribute__((noinline)) static void enable_fpu(void)
@@ -21,5 +22,5 @@ int tinyevo_model_run(const int8_t *input, int8_t *output)
 {
     enable_fpu();
     memcpy(clip, input, sizeof clip);
-    return tinyevo_frontend_run(clip, output);
+    return tinyevo_frontend_run(clip, output, scratch);
 }

@@ -6,10 +6,10 @@
 
 #include "tinyevo_model.h"
 #include "tinyevo_runtime.h"
-
+${FRONTEND_INCLUDE}
 static union {
     int32_t align;
-    int8_t bytes[${ARENA_BYTES}];
+${ARENA_FLOATS}    int8_t bytes[${ARENA_BYTES}];
 } tinyevo_arena;
 
 /* ---- kernels: one function per distinct layer shape ---- */
@@ -24,3 +24,4 @@ ${CALLS}
     memcpy(output, arena + ${OUTPUT_OFFSET}, ${OUTPUT_BYTES});
     return 0;
 }
+${PCM_ENTRY}

@@ -29,7 +29,7 @@ extern "C" {
 /* One inference: TINYEVO_INPUT_BYTES int8 values in, TINYEVO_OUTPUT_BYTES out. Returns 0.
  * Not reentrant: the activations live in one static arena. */
 int tinyevo_model_run(const int8_t *input, int8_t *output);
-
+${PCM_DECLARATION}
 #ifdef __cplusplus
 }
 #endif
