@@ -27,7 +27,6 @@ core) and 30 s for 20 held-out networks. Rerun it after the kernels change: the 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -38,7 +37,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import json_safe, log, print_json, repo_path  # noqa: E402
+from common import log, save_and_print_json  # noqa: E402
 
 from tinyevo.deploy.closed_loop import NETWORK_SPACES, calibrate_board, measure, predicted_instructions  # noqa: E402
 from tinyevo.deploy.codegen import mcu  # noqa: E402
@@ -135,10 +134,7 @@ def main() -> None:
                 "heldout": rows, **({"diagnosis": diagnosis} if diagnosis else {}),
                 "fit_seconds": round(fit_seconds, 1),
                 "heldout_seconds": round(time.perf_counter() - start - fit_seconds, 1)}
-    out = repo_path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(json_safe(document), indent=1) + "\n")
-    print_json(document)
+    save_and_print_json(document, args.out)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,14 @@ def print_json(document: dict) -> None:
     print(json.dumps(json_safe(document), indent=1))
 
 
+def save_and_print_json(document: dict, path: str | Path) -> None:
+    """``print_json`` of ``document``, also written to ``path`` (``repo_path``; folders made)."""
+    out = repo_path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(json_safe(document), indent=1) + "\n")
+    print_json(document)
+
+
 def json_safe(value):
     """``value`` with non-finite floats replaced by None, tuples by lists (strict JSON)."""
     if isinstance(value, dict):

@@ -16,7 +16,6 @@ ARM toolchain; about a minute.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import statistics
 import sys
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import json_safe, log, print_json, repo_path  # noqa: E402
+from common import log, repo_path, save_and_print_json  # noqa: E402
 from deploy import EXAMPLES, SPACE_OPTIONS  # noqa: E402  (its 14 models, the same settings)
 
 from tinyevo.deploy.codegen.code_size import HOW, measure_code  # noqa: E402
@@ -103,10 +102,7 @@ def main() -> None:
     if args.write:
         write_coefficients(fitted)
         log(f"wrote the refitted CODE_BYTES into {SOURCE}")
-    out = repo_path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(json_safe(document), indent=1) + "\n")
-    print_json(document)
+    save_and_print_json(document, args.out)
 
 
 if __name__ == "__main__":

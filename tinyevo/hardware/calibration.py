@@ -66,10 +66,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import nnls
 
 from tinyevo.arch import INPUT, OPS, Architecture, Node
 from tinyevo.arch.ops import same_padding
+from tinyevo.hardware.fitting import relative_nnls
 from tinyevo.hardware.folding import FOLDS_INTO, batch_norm_folds
 from tinyevo.hardware.memory import tensor_bytes
 
@@ -461,13 +461,7 @@ def fit_kind(features: np.ndarray, instructions: np.ndarray,
     mask = np.array([name in used for name in FEATURES])
     x = np.asarray(features, dtype=float) * mask
     y = np.asarray(instructions, dtype=float)
-    if len(x) == 0 or np.any(y <= 0):
-        raise ValueError("fit_kind needs at least one measurement, all positive")
-    weighted = x / y[:, None]
-    scale = np.abs(weighted).max(axis=0)
-    scale[scale == 0] = 1.0
-    solution, _ = nnls(weighted / scale, np.ones(len(y)), maxiter=50 * x.shape[1])
-    coefficients = solution / scale
+    coefficients = relative_nnls(x, y, "fit_kind")
     relative = np.abs(x @ coefficients - y) / y
     fit = {"probes": int(len(y)), "median_relative_error": float(np.median(relative)),
            "worst_relative_error": float(relative.max())}

@@ -34,9 +34,9 @@ the deployed image's figure.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import nnls
 
 from tinyevo.arch import OPS, Architecture
+from tinyevo.hardware.fitting import relative_nnls
 from tinyevo.hardware.folding import batch_norm_folds
 
 #: (see the module docstring) bytes per unit of each feature of ``code_features``
@@ -129,11 +129,6 @@ def fit_code_bytes(archs: list[Architecture], code: list[float]) -> dict[str, fl
     coefficient rounded to 0.1 byte. Features no model has get 0."""
     names = list(CODE_BYTES)
     x = np.array([[code_features(arch)[name] for name in names] for arch in archs], dtype=float)
-    y = np.asarray(code, dtype=float)
-    if len(y) == 0 or np.any(y <= 0):
-        raise ValueError("fit_code_bytes needs at least one measurement, all positive")
-    weighted = x / y[:, None]
-    scale = np.abs(weighted).max(axis=0)
-    scale[scale == 0] = 1.0
-    solution, _ = nnls(weighted / scale, np.ones(len(y)), maxiter=50 * len(names))
-    return {name: round(float(c), 1) for name, c in zip(names, solution / scale)}
+    x = x.reshape(len(archs), len(names))
+    solution = relative_nnls(x, code, "fit_code_bytes")
+    return {name: round(float(c), 1) for name, c in zip(names, solution)}
