@@ -103,7 +103,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import (REPO_ROOT, add_search_arguments, json_safe, log, print_json, pyplot,
+from common import (add_search_arguments, json_safe, log, print_json, pyplot,
                     repo_path, save_png, set_threads, settings_from, task_pool)
 from spaces import (Ledger, add_run_arguments, cpu_seconds, draw_bounds, final_trainer, keep_settings, output_paths,
                     seed_mean, summary)

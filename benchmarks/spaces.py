@@ -87,7 +87,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import (REPO_ROOT, add_search_arguments, fraction, json_safe, log, mean, positive_int,
+from common import (REPO_ROOT, add_search_arguments, json_safe, log, mean, positive_int,
                     print_json, pyplot, quick_path, repo_path, save_png, set_threads, settings_from,
                     task_pool)
 from tinyevo.config import SearchConfig
@@ -103,7 +103,7 @@ from tinyevo.hardware.cost_model import search_cost_model
 from tinyevo.model_file import load_architecture
 from tinyevo.nn import build
 from tinyevo.pipeline import SearchJob
-from tinyevo.runs import load_results, write_results
+from tinyevo.runs import write_results
 from tinyevo.runs.export import load_run_model
 from tinyevo.runs.int8 import calibration_inputs, int8_record, network_inputs
 from tinyevo.runs.models import load_weights, save_model

@@ -1,6 +1,7 @@
 """Named evolutionary searches with the settings of their papers.
 
-- ``regularized`` (tinyevo's default strategy): regularized (aging) evolution, E. Real,
+- ``regularized`` (the default single-objective evolution; the run's default strategy is
+  ``tinyevo.strategies.DEFAULT_STRATEGY``): regularized (aging) evolution, E. Real,
   A. Aggarwal, Y. Huang, Q. V. Le, "Regularized Evolution for Image Classifier Architecture
   Search", AAAI 2019. Tournament selection of sample size S, one-gene mutation, the oldest member
   discarded. The paper ran 20,000 models with P=100, S=25. tinyevo targets budgets of a few
