@@ -38,7 +38,6 @@ batch, the rest of the batch is neither evaluated nor told. A strategy that prop
 from __future__ import annotations
 
 import json
-import numbers
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -148,6 +147,7 @@ class Runner:
         run_dir = self.settings.run_dir
         self.run_dir = Path(run_dir) if run_dir else _store_dir(self.store)
         self.stop_reason = ""
+        self._genome_costs: dict[str, dict | None] = {}  # genome JSON -> genome_cost's figures
 
     # --- the loop ------------------------------------------------------------------------------
     def run(self) -> list[Trial]:
@@ -297,18 +297,27 @@ class Runner:
 
     def meets_constraints(self, genome) -> bool:
         """The cost model's verdict on one genome: valid and within every hard constraint."""
+        cost = self.genome_cost(genome)
+        if cost is None:
+            return False
         try:
-            return self.filter.feasible(self.space.decode(genome))
-        except (EstimationFailed, ArithmeticError, *_DECODE_ERRORS):
+            return self.filter.violation(cost) == 0
+        except ArithmeticError:
             return False
 
     def genome_cost(self, genome) -> dict | None:
         """The cost model's figures for one genome (what its trial's metrics will carry), or
-        None when it does not decode or the cost model fails on it."""
-        try:
-            return self.filter.cost(self.space.decode(genome))
-        except (EstimationFailed, ArithmeticError, *_DECODE_ERRORS):
-            return None
+        None when it does not decode or the cost model fails on it. Kept by the genome's JSON:
+        a strategy asks the verdict and the figures of the same candidates again and again (a
+        model-based one scores a pool of neighbours at every step), and the cost model is exact."""
+        text = json.dumps(genome, sort_keys=True, default=str)
+        if text not in self._genome_costs:
+            try:
+                self._genome_costs[text] = self.filter.cost(self.space.decode(genome))
+            except (EstimationFailed, ArithmeticError, *_DECODE_ERRORS):
+                self._genome_costs[text] = None
+        cost = self._genome_costs[text]
+        return None if cost is None else dict(cost)
 
     def _start(self, slot: _Slot, limit: float | None) -> str:
         """Mark the trial running, just before it is evaluated; the first line of its crash log."""

@@ -107,52 +107,19 @@ class Surrogate(Evolution):
         self._fitted_at: dict[str, int] = {}  # metric -> observations at its last hyperparameter fit
         self.proposals = 0  # children chosen by the model
         self._keys: dict[str, str] = {}  # genome JSON -> architecture key
-        self._feasible_by_key: dict[str, bool] = {}
-        self._costs_by_key: dict[str, dict | None] = {}
 
     def settings(self) -> dict:
         return {**super().settings(), **self.options}
 
-    # --- the cost model, once per architecture ------------------------------------------------
-    # The pool holds mostly the same neighbours of the best member from one step to the next, so
-    # the cost model's verdict and figures (exact, by architecture) are kept by architecture key.
+    # --- the architecture key, once per genome -----------------------------------------------
+    # The pool holds mostly the same neighbours of the best member from one step to the next (the
+    # runner keeps the cost model's figures and verdict by genome, ``Runner.genome_cost``).
     def key(self, genome) -> str:
         """``space.key(genome)``, kept by the genome's JSON (a chain's key decodes the genome)."""
         text = json.dumps(genome, sort_keys=True, default=str)
         if text not in self._keys:
             self._keys[text] = self.space.key(genome)
         return self._keys[text]
-
-    def meets_constraints(self, genome) -> bool:
-        if self.feasible is None:
-            return True
-        key = self.key(genome)
-        if key not in self._feasible_by_key:
-            self._feasible_by_key[key] = self._verdict(genome)
-        return self._feasible_by_key[key]
-
-    def _verdict(self, genome) -> bool:
-        """The runner's verdict, read off the cost model's figures when the verdict, the figures
-        and the limits all come from the same runner (one cost-model call per candidate, not
-        two): feasible when the figures exist and none is over its limit, as its filter says."""
-        runner = getattr(self.feasible, "__self__", None)
-        if (runner is None or runner is not getattr(self.costs, "__self__", None)
-                or not self.limits):
-            return super().meets_constraints(genome)
-        cost = self.cost_of(genome)
-        if cost is None:
-            return False
-        if any(metric not in cost for metric in self.limits):
-            return super().meets_constraints(genome)
-        return all(cost[metric] <= limit for metric, limit in self.limits.items())
-
-    def cost_of(self, genome) -> dict | None:
-        if self.costs is None:
-            return None
-        key = self.key(genome)
-        if key not in self._costs_by_key:
-            self._costs_by_key[key] = super().cost_of(genome)
-        return self._costs_by_key[key]
 
     # --- ask -----------------------------------------------------------------------------------
     def _hand_out(self) -> Candidate:
