@@ -15,6 +15,11 @@ _SECONDS = {"": 1.0, "s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0}
 AUTO = "auto"  # the eval_timeout that follows the run's median evaluation time (``tinyevo.run.limits``)
 
 
+def align4(n: int) -> int:
+    """``n`` bytes rounded up to whole 32-bit words, as the generated C lays out its arrays and buffers."""
+    return (int(n) + 3) // 4 * 4
+
+
 def _parse(text: str, units: dict, what: str, example: str) -> float:
     if str(text).strip().startswith("-"):
         raise TinyevoError(f"{what} cannot be negative, got {text!r}; write it like {example}")

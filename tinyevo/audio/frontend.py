@@ -68,6 +68,7 @@ from functools import cached_property
 import numpy as np
 
 from tinyevo.errors import TinyevoError
+from tinyevo.units import align4
 
 KINDS = ("logmel", "mfcc")
 LOG_OFFSET = 1e-6
@@ -295,10 +296,6 @@ class FrontEnd:
         if unknown:
             raise TinyevoError(f"front-end genes are {', '.join(FRONTEND_GENES)}; not {', '.join(unknown)}")
         return dataclasses.replace(self, **genes)
-
-
-def align4(n: int) -> int:
-    return (int(n) + 3) // 4 * 4
 
 
 def hz_to_mel(hz):

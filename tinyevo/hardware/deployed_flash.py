@@ -38,6 +38,7 @@ import numpy as np
 from tinyevo.arch import OPS, Architecture
 from tinyevo.hardware.fitting import relative_nnls
 from tinyevo.hardware.folding import batch_norm_folds
+from tinyevo.units import align4
 
 #: (see the module docstring) bytes per unit of each feature of ``code_features``
 CODE_BYTES = {
@@ -46,10 +47,6 @@ CODE_BYTES = {
     "pool": 627.3, "pool_direct": 0.0, "global_avg_pool": 0.0, "add": 597.6, "concat": 0.0,
     "batch_norm": 202.3,
 }
-
-
-def _word(n: int) -> int:
-    return -(-n // 4) * 4
 
 
 def constant_bytes(arch: Architecture) -> int:
@@ -69,11 +66,11 @@ def constant_bytes(arch: Architecture) -> int:
                 total += padded * channels * (2 if wide else 1) + 16 * channels + 24
             else:
                 weights = OPS[node.op].weight_count(node.attrs, inputs)
-                total += _word(weights) + 12 * channels + 32
+                total += align4(weights) + 12 * channels + 32
         elif node.op == "dense":
-            total += _word(OPS[node.op].weight_count(node.attrs, inputs)) + 4 * channels + 8 + 32
+            total += align4(OPS[node.op].weight_count(node.attrs, inputs)) + 4 * channels + 8 + 32
         elif node.op == "batch_norm" and node.name not in folds:
-            total += _word(channels) + 12 * channels + 32
+            total += align4(channels) + 12 * channels + 32
         elif node.op == "add":
             total += 48
         elif node.op == "concat":

@@ -19,7 +19,7 @@ from pathlib import Path
 from string import Template
 
 from tinyevo.audio.features import LAYOUTS, feature_shape
-from tinyevo.audio.frontend import FrontEnd, align4
+from tinyevo.audio.frontend import FrontEnd
 from tinyevo.deploy.codegen.frontend_c import frontend_metadata, render_frontend
 from tinyevo.deploy.codegen.kernels import (Concatenation, Fill, FullyConnectedRows, Kernel,
                                             TensorView, kernel_class, template)
@@ -28,6 +28,7 @@ from tinyevo.deploy.codegen.planner import MemoryPlan, plan_memory
 from tinyevo.deploy.quantized_model import QuantizedModel
 from tinyevo.errors import TinyevoError
 from tinyevo.hardware.execution import DEPLOYED
+from tinyevo.units import align4
 
 SOURCE, HEADER, RUNTIME, METADATA = "tinyevo_model.c", "tinyevo_model.h", "tinyevo_runtime.h", "metadata.json"
 
