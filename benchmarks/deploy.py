@@ -39,8 +39,11 @@ Per model:
 - ``cores``: per emulated core of ``--cores`` (default all three: the Cortex-M3 on QEMU's mps2-an385,
   no DSP extension, the portable loops; the M4 on mps2-an386; the Armv8-M Cortex-M33 on
   mps2-an505, with SMLAD), its ``bit_exact``, ``flash_bytes``, ``instructions``,
-  ``instructions_per_mac``, ``large_conv_instructions_per_mac`` and ``depthwise_instructions_per_mac``.
-  The top-level Cortex-M figures above are the M4's (``mcu_core``).
+  ``instructions_per_mac``, ``large_conv_instructions_per_mac``, ``depthwise_instructions_per_mac``
+  and ``stack_bytes`` (the run's stack high-water mark, measured by painting the stack:
+  ``McuRun.stack_bytes``). The top-level Cortex-M figures above are the M4's (``mcu_core``);
+  ``mcu_stack_bytes`` is its stack and ``mcu_ram_bytes`` the RAM the model takes there: the
+  library's .data + .bss (arena included) plus that stack, which ``arena_bytes`` does not count.
 
 ``summary`` gives, per target (arena <= 0.5x TFLM, <= 1.05x lower bound, host time <= 0.5x TFLM,
 <= 2 instructions per MAC on the large convolutions), how many models meet it and the geometric
@@ -304,6 +307,7 @@ def mcu_figures(out: Path, x: np.ndarray, expected: np.ndarray, qmodel: Quantize
     core's."""
     primary = mcu.DEFAULT_CORE if mcu.DEFAULT_CORE in cores else cores[0]
     empty = {"flash_bytes": None, "mcu_sizes": None, "mcu_instructions": None, "instructions_per_mac": None,
+             "mcu_stack_bytes": None, "mcu_ram_bytes": None,
              "large_conv_instructions_per_mac": None, "depthwise_instructions_per_mac": None,
              "layers": None, "mcu_core": primary, "cores": None, "mcu_ok": {core: None for core in cores}}
     if not mcu.mcu_available() or not cores:
@@ -333,10 +337,11 @@ def mcu_figures(out: Path, x: np.ndarray, expected: np.ndarray, qmodel: Quantize
                          "instructions_per_mac": run.instructions[0] / macs if macs else None,
                          "large_conv_instructions_per_mac": pooled(large),
                          "depthwise_instructions_per_mac": pooled(depthwise),
-                         "image": image, "layers": layers}
+                         "stack_bytes": run.stack_bytes, "image": image, "layers": layers}
     main = figures[primary]
     return {"flash_bytes": main["flash_bytes"], "mcu_sizes": main["image"].model_sizes.to_json(),
             "mcu_instructions": main["instructions"], "instructions_per_mac": main["instructions_per_mac"],
+            "mcu_stack_bytes": main["stack_bytes"], "mcu_ram_bytes": main["image"].model_sizes.ram + main["stack_bytes"],
             "large_conv_instructions_per_mac": main["large_conv_instructions_per_mac"],
             "depthwise_instructions_per_mac": main["depthwise_instructions_per_mac"],
             "layers": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in layer.items()}
@@ -375,6 +380,11 @@ def summarize(models: list[dict]) -> dict:
     summary["instructions_per_mac_geometric_mean"] = _geomean(m["instructions_per_mac"] for m in models)
     summary["depthwise_instructions_per_mac_geometric_mean"] = _geomean(
         m["depthwise_instructions_per_mac"] for m in models)
+    stacks = [m["mcu_stack_bytes"] for m in models if m.get("mcu_stack_bytes") is not None]
+    summary["mcu_stack_bytes"] = {"largest": max(stacks, default=None), "median": statistics.median(stacks) if stacks else None,
+                                  "largest_share_of_ram": _rounded(max(
+                                      (m["mcu_stack_bytes"] / m["mcu_ram_bytes"] for m in models
+                                       if m.get("mcu_stack_bytes") is not None), default=None), 4)}
     summary["cores"] = {}
     for core in mcu.EMULATED_CORES:
         rows = [m["cores"][core] for m in models if core in (m.get("cores") or {})]

@@ -345,11 +345,15 @@ def test_calibrate_command_writes_a_board_the_search_reads(tmp_path, capsys):
 
 def test_show_prints_measured_beside_predicted(capsys):
     """A finalist measured at 1,600,000 instructions, 1.5 cycles each = 2,400,000 cycles: at
-    64 MHz 37.5 ms, beside the predicted 40 ms (2,560,000 cycles)."""
+    64 MHz 37.5 ms, beside the predicted 40 ms (2,560,000 cycles), with 1,024 B of stack on
+    12,000 B of static RAM; a record from before the stack was measured shows dashes there."""
     measured = {"core": "cortex-m4", "instructions": 1_600_000, "cycles": 2_400_000.0,
                 "cycles_per_instruction": 1.5, "latency_ms": 2_400_000 / 64_000,
                 "predicted_latency_ms": 40.0, "predicted_cycles": 40.0 * 64_000}
-    print_measured([{"trial": 7, "measured": measured}, {"trial": 8}])
+    print_measured([{"trial": 7, "measured": {**measured, "stack_bytes": 1024, "static_ram_bytes": 12_000,
+                                              "ram_bytes": 13_024}},
+                    {"trial": 9, "measured": measured}, {"trial": 8}])
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3 and lines[2].split() == ["7", "cortex-m4", "1,600,000", "2,400,000",
-                                                    "37.500ms", "40.000ms", "2,560,000"]
+    assert len(lines) == 4 and lines[2].split() == ["7", "cortex-m4", "1,600,000", "2,400,000",
+                                                    "37.500ms", "40.000ms", "2,560,000", "1,024", "13,024"]
+    assert lines[3].split()[-2:] == ["-", "-"]

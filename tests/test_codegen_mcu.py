@@ -286,6 +286,48 @@ def test_instruction_count_survives_systick_wraps(core, tmp_path, toolchain):
     np.testing.assert_array_equal(wrapping.outputs, run_int8(qmodel, x))
 
 
+_CALLGRAPH_NODE = re.compile(r'node: \{ title: "([^"]+)" label: "[^"]*?\\n[^"]*?\\n(\d+) bytes \((\w+)\)')
+_CALLGRAPH_EDGE = re.compile(r'edge: \{ sourcename: "([^"]+)" targetname: "([^"]+)"')
+
+
+def _static_stack(callgraph_file, root: str = "tinyevo_model_run") -> int:
+    """gcc's own stack analysis (``-fcallgraph-info=su``): every function's frame and the calls,
+    the deepest chain from ``root`` summed (library functions such as memcpy count 0)."""
+    text = callgraph_file.read_text()
+    frames = {name: int(size) for name, size, kind in _CALLGRAPH_NODE.findall(text)}
+    assert all(kind == "static" for _, _, kind in _CALLGRAPH_NODE.findall(text))  # no alloca, no VLA
+    calls: dict[str, set[str]] = {}
+    for caller, callee in _CALLGRAPH_EDGE.findall(text):
+        calls.setdefault(caller, set()).add(callee)
+
+    def depth(name: str, chain: tuple = ()) -> int:
+        return frames.get(name, 0) + max((depth(c, chain + (name,)) for c in calls.get(name, ()) if c not in chain),
+                                         default=0)
+    assert root in frames
+    return depth(root)
+
+
+@pytest.mark.parametrize("execution", ["streamed", "layer_by_layer"])
+@pytest.mark.parametrize("model", ["every_op", "nasnet", "mbv2", "kws"])
+def test_measured_stack_matches_the_compilers_call_graph(model, execution, tmp_path, toolchain):
+    """The harness's stack high-water mark (painted stack) against gcc's static analysis of the
+    same object: the deepest call chain's frames, which a straight-line inference runs once. It may
+    read a few bytes under it (the deepest frame's lowest slots can stay unwritten) and up to one
+    exception frame plus a libc leaf over it (SysTick's 32-byte stacking and memcpy's pushes)."""
+    if model == "every_op":
+        arch = HAND_BUILT["every_op"]()
+    else:
+        space = create_space(model, **SPACES[model])
+        arch = space.decode(space.sample(np.random.default_rng(3)))
+    qmodel, x = _generated(arch, 3, tmp_path, count=1, execution=execution)
+    image = mcu.build_mcu(tmp_path, x, extra_cflags=["-fcallgraph-info=su"])
+    run = mcu.run_mcu(image)
+    np.testing.assert_array_equal(run.outputs, run_int8(qmodel, x))
+    static = _static_stack(image.elf.parent / "tinyevo_model.ci")
+    assert static > 0 and run.stack_window_bytes > 16 * static
+    assert static - 16 <= run.stack_bytes <= static + 64, (run.stack_bytes, static)
+
+
 def test_profiled_build_counts_each_op(tmp_path, toolchain):
     space = create_space("chain", **SPACES["chain"])
     arch = space.decode(space.sample(np.random.default_rng(5)))

@@ -192,20 +192,23 @@ def no_front(results: dict) -> str:
 
 
 def print_measured(rows: list[dict]) -> None:
-    """Predicted vs emulator-measured latency of the models ``--measure-finalists`` ran."""
+    """Predicted vs emulator-measured latency of the models ``--measure-finalists`` ran, and the RAM
+    each took there: the library's static RAM (arena included) plus its measured stack (``-`` for a
+    record measured before the harness counted the stack)."""
     measured = [row for row in rows if row.get("measured")]
     if not measured:
         return
     print("measured on the emulated core (QEMU instruction count; cycles = instructions x "
           "cycles_per_instruction):")
     print(f"  {'trial':>5}  {'core':<10}  {'instructions':>12}  {'cycles':>12}  {'measured':>9}  "
-          f"{'predicted':>9}  {'pred. cycles':>12}")
+          f"{'predicted':>9}  {'pred. cycles':>12}  {'stack B':>8}  {'RAM B':>9}")
     for row in measured:
         m = row["measured"]
         predicted = "-" if m.get("predicted_latency_ms") is None else f"{m['predicted_latency_ms']:.3f}ms"
         cycles = "-" if m.get("predicted_cycles") is None else f"{m['predicted_cycles']:,.0f}"
+        stack, ram = ("-" if m.get(key) is None else f"{m[key]:,}" for key in ("stack_bytes", "ram_bytes"))
         print(f"  {row['trial']:>5}  {m['core']:<10}  {m['instructions']:>12,}  {m['cycles']:>12,.0f}  "
-              f"{m['latency_ms']:>7.3f}ms  {predicted:>9}  {cycles:>12}")
+              f"{m['latency_ms']:>7.3f}ms  {predicted:>9}  {cycles:>12}  {stack:>8}  {ram:>9}")
 
 
 def print_results(results: dict) -> None:

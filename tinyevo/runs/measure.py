@@ -8,11 +8,14 @@ and run once on QEMU (``codegen.mcu``, the board's emulated core: its calibratio
 ``deploy.calibrate.emulated_core``) on its first calibration row. Its record gets ``mcu``::
 
     {"core", "instructions", "cycles", "latency_ms", "cycles_per_instruction",
-     "predicted_latency_ms", "predicted_cycles"}
+     "predicted_latency_ms", "predicted_cycles", "stack_bytes", "static_ram_bytes", "ram_bytes"}
 
 cycles = instructions x cycles_per_instruction (the board's calibration, else 1: one instruction
 per cycle, zero-wait-state memory); latency_ms = cycles / (clock_mhz x 1000). The predicted figures
 are the trial's ``latency_ms`` from the search's cost model and its cycles at the board's clock.
+stack_bytes is the run's stack high-water mark (``McuRun.stack_bytes``), which the arena does not
+count; static_ram_bytes the library's own .data + .bss (the arena and the kernels' statics);
+ram_bytes their sum, the RAM the model takes on the device.
 A model already measured is not measured again.
 """
 from __future__ import annotations
@@ -65,7 +68,8 @@ def measure_finalists(run_dir: str | Path, progress=print) -> dict:
                 store.set(FINAL_KEY, final)
             progress(f"trial {trial}: {figures['instructions']:,} instructions, "
                      f"{figures['latency_ms']:.3f} ms at {board.clock_mhz:g} MHz "
-                     f"(predicted {_ms(figures['predicted_latency_ms'])})")
+                     f"(predicted {_ms(figures['predicted_latency_ms'])}), "
+                     f"{figures['ram_bytes']:,} B RAM with {figures['stack_bytes']:,} B of stack")
     return final
 
 
@@ -81,10 +85,12 @@ def measured(run_dir: Path, trial: int, board: Board, core: str, predicted_ms: f
     x = qmodel.input_spec.quantize(model.calibration[:1].transpose(0, 2, 3, 1))
     with tempfile.TemporaryDirectory(prefix="tinyevo-measure-") as work:
         generate_c(qmodel, work, execution="layer_by_layer", in_place_kernels=in_place_kernels)
-        _, run = mcu.run_on_mcu(work, x, core=core)
+        image, run = mcu.run_on_mcu(work, x, core=core)
     cpi = board.calibration["cycles_per_instruction"] if board.calibration else 1.0
     cycles = run.instructions[0] * cpi
     return {"core": core, "instructions": int(run.instructions[0]), "cycles": cycles,
             "cycles_per_instruction": cpi, "latency_ms": cycles / (board.clock_mhz * 1000.0),
             "predicted_latency_ms": predicted_ms,
-            "predicted_cycles": None if predicted_ms is None else predicted_ms * board.clock_mhz * 1000.0}
+            "predicted_cycles": None if predicted_ms is None else predicted_ms * board.clock_mhz * 1000.0,
+            "stack_bytes": run.stack_bytes, "static_ram_bytes": image.model_sizes.ram,
+            "ram_bytes": image.model_sizes.ram + run.stack_bytes}

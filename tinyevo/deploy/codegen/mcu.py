@@ -97,7 +97,7 @@ HARNESS = ("main_mcu.c", "startup.c")
 LINKER_SCRIPT = CORES[DEFAULT_CORE].linker_script
 RUN_FUNCTION = "int tinyevo_model_run("
 MARK = "tinyevo_mcu_mark"
-_LINE = re.compile(r"^(calibration|output|ticks|mark) (\d+) ?(\S*)$")
+_LINE = re.compile(r"^(calibration|output|ticks|mark|stack) (\d+) ?(\S*)$")
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,11 @@ class McuRun:
     instructions: list[int]  # per sample, executed inside tinyevo_model_run
     instructions_per_tick: float
     layers: list[dict] = field(default_factory=list)  # profiled: function, macs, instructions
+    #: the first sample's stack high-water mark below the harness's call of tinyevo_model_run (the
+    #: RAM the arena does not count; includes a SysTick interrupt frame where one landed on top);
+    #: None from a harness that does not print it
+    stack_bytes: int | None = None
+    stack_window_bytes: int | None = None  # the painted window: stack_bytes == it means "at least"
 
     def instructions_per_mac(self, macs: int) -> float | None:
         return self.instructions[0] / macs if macs else None
@@ -360,7 +365,7 @@ def run_mcu(image: McuImage, timeout: float = 300.0) -> McuRun:
 
 def parse_output(stdout: str, image: McuImage) -> McuRun:
     """The harness's lines (see ``runtime_c/cortex_m/main_mcu.c``) as an ``McuRun``."""
-    outputs, ticks, marks, calibration = {}, {}, {}, None
+    outputs, ticks, marks, calibration, stack = {}, {}, {}, None, (None, None)
     for line in stdout.splitlines():
         match = _LINE.match(line.strip())
         if not match:
@@ -372,6 +377,8 @@ def parse_output(stdout: str, image: McuImage) -> McuRun:
             outputs[index] = bytes.fromhex(value)
         elif kind == "ticks":
             ticks[index] = int(value)
+        elif kind == "stack":
+            stack = (index, int(value))
         else:
             marks[index] = int(value)
     if "done" not in stdout or calibration is None or sorted(outputs) != list(range(image.samples)):
@@ -384,7 +391,7 @@ def parse_output(stdout: str, image: McuImage) -> McuRun:
             spent = round((marks[i + 1] - marks[i]) * calibration)
             layers.append({"function": function, "macs": macs, "instructions": spent,
                            "instructions_per_mac": spent / macs if macs else None})
-    return McuRun(flat.reshape(image.samples, *image.output_shape), count, calibration, layers)
+    return McuRun(flat.reshape(image.samples, *image.output_shape), count, calibration, layers, *stack)
 
 
 def run_on_mcu(out_dir: str | Path, inputs: np.ndarray, profile: bool = False,

@@ -7,12 +7,19 @@
  *   output <sample> <hex bytes>
  *   ticks <sample> <SysTick ticks spent in tinyevo_model_run>
  *   mark <index> <ticks since the run started>   (profiled builds, first sample only)
+ *   stack <bytes> <window bytes>   stack high-water mark of the first sample's run
  *   done
  *
  * SysTick runs from the processor clock with the full 24-bit reload; its interrupt counts the
  * wraps, so long runs are measured exactly. With -icount the emulator's clock advances by
  * instructions, which makes SysTick ticks a count of executed instructions (the calibration
- * line gives the ratio). */
+ * line gives the ratio).
+ *
+ * Stack: before the first sample, the words below the stack pointer (a window of
+ * TINYEVO_MCU_STACK_WINDOW bytes, above the end of .bss) are painted with a pattern; after the run
+ * the lowest word no longer holding it marks how deep tinyevo_model_run's calls (and the SysTick
+ * interrupt's frame that may land on top) went: the stack the arena does not count. A run that
+ * reaches the window's floor prints the window itself, so bytes == window means "at least". */
 #include <stdint.h>
 
 #include "tinyevo_mcu.h"
@@ -32,7 +39,13 @@
 #define RELOAD ((uint32_t)(TINYEVO_MCU_RELOAD))
 #define CALIBRATION_LOOPS 100000u
 
+#ifndef TINYEVO_MCU_STACK_WINDOW
+#define TINYEVO_MCU_STACK_WINDOW 65536u
+#endif
+#define STACK_PAINT 0xC5A3E17Bu
+
 extern const uint32_t tinyevo_mcu_sample_count;
+extern uint32_t _ebss;
 extern const int8_t tinyevo_mcu_inputs[];
 
 static int8_t output[TINYEVO_OUTPUT_BYTES];
@@ -100,6 +113,41 @@ static void spin(uint32_t loops)
     __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(loops) : : "cc");
 }
 
+static uint32_t *stack_pointer(void)
+{
+    uint32_t *sp;
+    __asm__ volatile("mov %0, sp" : "=r"(sp));
+    return sp;
+}
+
+/* The lowest word of the painted window: TINYEVO_MCU_STACK_WINDOW bytes below `top`, not below .bss. */
+static uint32_t *stack_floor(uint32_t *top)
+{
+    uint32_t *floor = top - TINYEVO_MCU_STACK_WINDOW / 4u;
+    return floor < &_ebss ? &_ebss : floor;
+}
+
+/* Paints [floor, this function's own frame) with STACK_PAINT; noinline, so that its frame lies just
+ * below the caller's stack pointer `top`, and everything below it is painted. */
+__attribute__((noinline)) static void paint_stack(uint32_t *top)
+{
+    volatile uint32_t *word = stack_floor(top);
+    uint32_t *own = stack_pointer() - 4;
+    while ((uint32_t *)word < own) {
+        *word++ = STACK_PAINT;
+    }
+}
+
+/* Bytes between `top` and the lowest word below it that no longer holds STACK_PAINT. */
+static uint32_t stack_used(uint32_t *top)
+{
+    const volatile uint32_t *word = stack_floor(top);
+    while ((const uint32_t *)word < top && *word == STACK_PAINT) {
+        ++word;
+    }
+    return (uint32_t)((const uint8_t *)top - (const uint8_t *)word);
+}
+
 int main(void)
 {
     static const char hex[] = "0123456789abcdef";
@@ -113,12 +161,20 @@ int main(void)
     spin(CALIBRATION_LOOPS);
     print_pair("calibration ", now_ticks() - start, 2u * CALIBRATION_LOOPS);
 
+    uint32_t *top = stack_pointer();
+    uint32_t stack = 0;
     for (uint32_t sample = 0; sample < tinyevo_mcu_sample_count; ++sample) {
         marking = sample == 0;
+        if (sample == 0) {
+            paint_stack(top);
+        }
         start = now_ticks();
         tinyevo_model_run(tinyevo_mcu_inputs + sample * TINYEVO_INPUT_BYTES, output);
         const uint64_t ticks = now_ticks() - start;
         marking = 0;
+        if (sample == 0) {
+            stack = stack_used(top);
+        }
         char *p = put_text(line, "output ");
         p = put_number(p, sample);
         *p++ = ' ';
@@ -134,6 +190,7 @@ int main(void)
             }
         }
     }
+    print_pair("stack ", stack, (uint32_t)((uint8_t *)top - (uint8_t *)stack_floor(top)));
     print_line(put_text(line, "done"));
     return 0;
 }
