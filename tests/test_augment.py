@@ -119,3 +119,71 @@ def test_training_estimator_augments_each_batch_deterministically():
     assert first["accuracy"] > 0.5  # chance is 0.1
     with pytest.raises(TinyevoError, match="augment must be"):
         TrainingEstimator(augment="mixup")
+
+
+# --- audio feature maps: time shifts and SpecAugment masks ---------------------------------------------
+from tinyevo.data.augment import random_mask, random_time_shift  # noqa: E402
+
+
+def feature_batch(count=200, frames=7, coefficients=4, sequence=False) -> torch.Tensor:
+    """Distinct random values (no entry equals a mean over time); a map (N, 1, frames, coefficients)
+    or a sequence (N, coefficients, 1, frames) of the same features."""
+    x = torch.randn(count, 1, frames, coefficients, generator=torch.Generator().manual_seed(7))
+    return x.permute(0, 3, 2, 1).reshape(count, coefficients, 1, frames).contiguous() if sequence else x
+
+
+@pytest.mark.parametrize("sequence", [False, True])
+def test_a_time_shift_is_torch_roll_along_time_by_at_most_n_frames(sequence):
+    batch, most = feature_batch(sequence=sequence), 2
+    out = random_time_shift(batch, most, torch.Generator().manual_seed(0))
+    dim = 3 if sequence else 2  # frames: the sequence's width, the map's height
+    seen = set()
+    for example, shifted_example in zip(batch, out):
+        matches = [s for s in range(-most, most + 1) if torch.equal(torch.roll(example, s, dim - 1), shifted_example)]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert seen == set(range(-most, most + 1))  # every shift drawn, none beyond
+
+
+def masked_run(example: np.ndarray, out: np.ndarray, axis: int) -> list[int]:
+    """The indices along ``axis`` (of one example, C x H x W) where ``out`` differs from ``example``."""
+    differs = (example != out).any(axis=tuple(a for a in range(3) if a != axis))
+    return [int(i) for i in np.flatnonzero(differs)]
+
+
+@pytest.mark.parametrize("sequence", [False, True])
+@pytest.mark.parametrize("along", ["time", "frequency"])
+def test_a_mask_replaces_one_run_of_at_most_n_entries_by_the_time_mean(sequence, along):
+    batch, most = feature_batch(count=300, sequence=sequence), 3
+    out = random_mask(batch, most, along, torch.Generator().manual_seed(1)).numpy()
+    time = 2 if sequence else 1  # axes of one (C, H, W) example
+    axis = time if along == "time" else (0 if sequence else 2)
+    widths = set()
+    for example, masked in zip(batch.numpy(), out):
+        mean = example.mean(axis=time, keepdims=True)  # per coefficient and channel, by numpy
+        run = masked_run(example, masked, axis)
+        widths.add(len(run))
+        assert not run or run == list(range(run[0], run[0] + len(run)))  # consecutive
+        expected = example.copy()
+        index = [slice(None)] * 3
+        index[axis] = run
+        expected[tuple(index)] = np.broadcast_to(mean, example.shape)[tuple(index)]
+        np.testing.assert_allclose(masked, expected, rtol=1e-5, atol=1e-6)
+    assert widths == set(range(0, most + 1)) if along == "time" else widths <= set(range(0, most + 1))
+
+
+def test_audio_parts_parse_and_bad_ones_say_what_is_allowed():
+    assert Augmentation.parse("shift5+tmask4+fmask2") == Augmentation(0, False, 5, 4, 2)
+    assert Augmentation.parse("shift3") == Augmentation(time_shift=3)
+    with pytest.raises(TinyevoError, match="shiftN"):
+        Augmentation.parse("shift")
+    with pytest.raises(TinyevoError, match="does nothing"):
+        Augmentation.parse("shift0+tmask0")
+
+
+def test_the_audio_augmenter_is_seeded_and_keeps_shape():
+    batch = feature_batch(count=16)
+    first = Augmenter.create("shift5+tmask5+fmask2", 3)(batch)
+    again = Augmenter.create("shift5+tmask5+fmask2", 3)(batch)
+    other = Augmenter.create("shift5+tmask5+fmask2", 4)(batch)
+    assert first.shape == batch.shape and torch.equal(first, again) and not torch.equal(first, other)

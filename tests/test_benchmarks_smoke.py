@@ -9,6 +9,7 @@ re-reading each reported architecture, the hypervolume against the 2-D rectangle
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -396,6 +397,34 @@ def test_kws_rerun_resumes_without_training_again(kws_run):
     assert without_timings(second["arms"]) == without_timings(report["arms"])
     assert second["reference"] == report["reference"]  # the DS-CNN read back, not trained again
     assert {p: p.read_bytes() for p in stores} == stores
+
+
+@pytest.mark.slow
+def test_kws_searches_and_dscnn_share_the_augmenting_trainer_and_search_accuracy_alone(kws_run):
+    """Every search's stored estimator and the DS-CNN's trainer augment alike; each search maximizes
+    accuracy alone (its results name the objectives), so its front is its best candidate (and ties)."""
+    report, out, *_ = kws_run
+    assert report["estimator"]["augment"] == kws_bench.AUGMENT == "shift5+tmask5+fmask2"
+    assert report["strategy"]["objectives"] == ["accuracy"] != report["strategy"]["default_objectives"]
+    folders = sorted((out / "runs").glob("*-seed0"))
+    assert folders
+    for folder in folders:
+        with sqlite3.connect(folder / "trials.sqlite") as store:
+            (config,) = store.execute("select value_json from run where key = 'config'").fetchone()
+        assert json.loads(config)["estimator"]["options"]["augment"] == kws_bench.AUGMENT
+        results = json.loads((folder / "results.json").read_text())
+        assert results["objectives"] == ["accuracy"]
+        assert len({row["val_accuracy"] for row in results["front"]}) == 1  # the best (and its ties)
+    trainer = json.loads((out / "dscnn-seed0.json").read_text())["trainer"]
+    assert trainer["estimator_options"] == {"augment": kws_bench.AUGMENT}
+
+
+@pytest.mark.parametrize("flag", [["--augment", "shift"], ["--objectives", "speed"]])
+def test_kws_bad_augment_or_objective_is_one_clear_line(flag, fsdd_like, tmp_path, capsys):
+    assert kws_bench.main(kws_command(fsdd_like, tmp_path)[2:] + flag) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip().count("\n") == 0 and flag[1] in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_kws_missing_data_is_one_clear_line(tmp_path, capsys):

@@ -31,7 +31,8 @@ with ``data_dir = "../shared/datasets/cifar10-jpg"``: ``image_size = [32, 32]``,
 ``color_mode = "grayscale"``; for ``dataset = "wavfolder"`` (``tinyevo.data.wavfolder``):
 ``split = "speaker"``, ``test_speakers = ["theo"]``, ``features = "logmel"``, ``frame_ms = 32``,
 ``n_mfcc = 13``. Augmentation of training batches is an estimator option:
-``[estimator_options]`` with ``augment = "crop+flip"``.
+``[estimator_options]`` with ``augment = "crop+flip"`` (images) or ``"shift5+tmask5+fmask2"``
+(audio feature maps).
 """
 from __future__ import annotations
 

@@ -75,7 +75,8 @@ FLAGS = {
     "--width-scale": ("fidelity.width_scale", float, "channel scale during the search, e.g. 0.5"),
     "--augment": ("estimator_options.augment", str, "random crops and flips of the training batches, "
                                                     "e.g. crop+flip (CIFAR: pad 4, crop, mirror half), "
-                                                    "crop2, flip; default none"),
+                                                    "crop2, flip; audio feature maps: shiftN (time roll), "
+                                                    "tmaskN, fmaskN (SpecAugment masks); default none"),
     "--final-epochs": ("final_epochs", int, "epochs of the final training of front models (default 10)"),
     "--final-models": ("final_models", int, "how many front models get final training (default 5)"),
     "--executor": ("executor.kind", str, "serial (default), process or ray"),
