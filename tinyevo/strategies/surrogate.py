@@ -37,6 +37,13 @@ The model (``model``): ``"gp"``, scikit-learn's ``GaussianProcessRegressor`` (co
 is the uncertainty. Features: ``surrogate_features.GenomeEncoder`` (one-hot on fixed-length spaces,
 a hashed bag of JSON tokens on variable-length ones), so every space works.
 
+Cost: the pool is mostly the same neighbours of the best member from one step to the next, so
+the strategy works on a ``remembered_space.remembering`` view of the space (validity and key kept
+by genome, one decode for both: the pool's draws are the space's own) and keeps the cost model's
+verdict and figures by genome (the runner keeps them too, ``Runner.genome_cost``). What is left
+on MNIST's chain space is mostly the cost model on each new member of the pool (about 20 per
+child) and its decode: docs/surrogate_tuning.md, third round.
+
 Several objectives: accuracy (each objective the cost model does not give) is modelled; the cost
 objectives come exactly from the cost model (``Strategy.set_costs``: the runner's
 ``genome_cost``); a candidate is scored by the expected improvement of a random-weight augmented
