@@ -17,8 +17,9 @@ import json
 from tinyevo.errors import InvalidArchitecture
 from tinyevo.spaces.base import Genome, SearchSpace
 
-#: Genomes kept at most; the oldest are forgotten first.
-KEPT = 50_000
+#: Genomes kept at most (a pool of 100 draws a child: the last 200 children or more); the oldest
+#: are forgotten first.
+KEPT = 20_000
 _DECODE_ERRORS = (InvalidArchitecture, ValueError, KeyError, TypeError, IndexError)
 _INVALID = object()
 
