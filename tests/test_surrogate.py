@@ -165,3 +165,27 @@ def test_the_model_confirms_a_local_optimum_and_restarts(seed):
         if origin != "restart":
             vector = space.to_vector(candidate.genome)
             assert sum(a != b for a, b in zip(vector, space.to_vector(target))) == 1
+
+
+@pytest.mark.parametrize("name", ["chain", "nb201"])
+def test_the_remembering_view_draws_and_keys_as_the_space_does(name):
+    """The surrogate's view of the space keeps validity and keys by genome; the oracle is the
+    space itself: the same seeded mutations and samples, the same verdicts and keys."""
+    from tinyevo.strategies.remembered_space import remembering
+    space = create_space(name)
+    view = remembering(space)
+    assert remembering(view) is view
+    plain_rng, view_rng = np.random.default_rng(7), np.random.default_rng(7)
+    genome = space.sample(plain_rng)
+    assert view.sample(view_rng) == genome
+    for _ in range(60):  # the same parent again and again, as the surrogate's pool draws
+        child = space.mutate(genome, plain_rng)
+        assert view.mutate(genome, view_rng) == child
+        assert view.is_valid(child) and view.key(child) == space.key(child)
+        assert view.key(child) == space.key(child)  # kept
+    broken = "|nonsense~0|" if name == "nb201" else {"layers": [{"type": "nonsense"}]}
+    assert not space.is_valid(broken)
+    for _ in range(2):
+        assert not view.is_valid(broken)
+        with pytest.raises(Exception):
+            view.key(broken)

@@ -37,6 +37,13 @@ The model (``model``): ``"gp"``, scikit-learn's ``GaussianProcessRegressor`` (co
 is the uncertainty. Features: ``surrogate_features.GenomeEncoder`` (one-hot on fixed-length spaces,
 a hashed bag of JSON tokens on variable-length ones), so every space works.
 
+Cost: the pool is mostly the same neighbours of the best member from one step to the next, so
+the strategy works on a ``remembered_space.remembering`` view of the space (validity and key kept
+by genome, one decode for both: the pool's draws are the space's own) and keeps the cost model's
+verdict and figures by genome (the runner keeps them too, ``Runner.genome_cost``). What is left
+on MNIST's chain space is mostly the cost model on each new member of the pool (about 20 per
+child) and its decode: docs/surrogate_tuning.md, third round.
+
 Several objectives: accuracy (each objective the cost model does not give) is modelled; the cost
 objectives come exactly from the cost model (``Strategy.set_costs``: the runner's
 ``genome_cost``); a candidate is scored by the expected improvement of a random-weight augmented
@@ -46,7 +53,6 @@ constraints are as in every evolutionary strategy: a candidate that breaks one i
 """
 from __future__ import annotations
 
-import json
 import math
 import warnings
 
@@ -56,6 +62,7 @@ from tinyevo.errors import TinyevoError
 from tinyevo.strategies.base import DEFAULT_OBJECTIVES, OK, STRATEGIES, Candidate, Trial
 from tinyevo.strategies.evolution.algorithm import Evolution
 from tinyevo.strategies.evolution.presets import REGULARIZED
+from tinyevo.strategies.remembered_space import KEPT, genome_text, remembering
 from tinyevo.strategies.surrogate_features import GenomeEncoder
 from tinyevo.spaces.base import SearchSpace
 
@@ -83,7 +90,8 @@ class Surrogate(Evolution):
 
     def __init__(self, space: SearchSpace, seed: int = 0, objectives=DEFAULT_OBJECTIVES, **options):
         own = {k: options.pop(k, v) for k, v in SURROGATE_OPTIONS.items()}
-        super().__init__(space, seed, objectives, **{**SURROGATE_EVOLUTION, **options})
+        # Validity and key kept by genome (the pool decodes the same neighbours step after step).
+        super().__init__(remembering(space), seed, objectives, **{**SURROGATE_EVOLUTION, **options})
         if self.config.generational:
             raise TinyevoError("strategy 'surrogate' is steady state: generational=True is not an option")
         if own["model"] not in MODELS:
@@ -102,24 +110,45 @@ class Surrogate(Evolution):
         self.encoder = GenomeEncoder(space)
         self._observed: list[Trial] = []  # every result told, OK or not, once per architecture
         self._observed_keys: set[str] = set()
+        self._told_keys: dict[int, str] = {}  # id of an observed trial -> its key (self.key)
         self._features: dict[str, np.ndarray] = {}  # key -> encoding
         self._kernels: dict[str, object] = {}  # metric -> GP kernel with fitted hyperparameters
         self._fitted_at: dict[str, int] = {}  # metric -> observations at its last hyperparameter fit
         self.proposals = 0  # children chosen by the model
-        self._keys: dict[str, str] = {}  # genome JSON -> architecture key
+        self._verdicts: dict[str, bool] = {}  # genome text -> meets_constraints
+        self._costs: dict[str, dict | None] = {}  # genome text -> cost_of
 
     def settings(self) -> dict:
         return {**super().settings(), **self.options}
 
     # --- the architecture key, once per genome -----------------------------------------------
-    # The pool holds mostly the same neighbours of the best member from one step to the next (the
-    # runner keeps the cost model's figures and verdict by genome, ``Runner.genome_cost``).
-    def key(self, genome) -> str:
-        """``space.key(genome)``, kept by the genome's JSON (a chain's key decodes the genome)."""
-        text = json.dumps(genome, sort_keys=True, default=str)
-        if text not in self._keys:
-            self._keys[text] = self.space.key(genome)
-        return self._keys[text]
+    # The pool holds mostly the same neighbours of the best member from one step to the next:
+    # ``self.space`` is a ``remembering`` view (validity and key kept by genome, one decode for
+    # both) and the runner keeps the cost model's figures and verdict by genome
+    # (``Runner.genome_cost``).
+    def key(self, genome, text: str | None = None) -> str:
+        """``space.key(genome)``, kept by genome (``text``: ``genome_text(genome)`` if known)."""
+        return self.space.key(genome, text)
+
+    def set_feasibility(self, check) -> None:
+        super().set_feasibility(check)
+        self._verdicts.clear()
+
+    def set_costs(self, costs) -> None:
+        super().set_costs(costs)
+        self._costs.clear()
+
+    def _meets(self, genome, text: str) -> bool:
+        """``meets_constraints``, kept by genome text."""
+        if text not in self._verdicts:
+            _keep(self._verdicts, text, self.meets_constraints(genome))
+        return self._verdicts[text]
+
+    def _cost(self, genome, text: str) -> dict | None:
+        """``cost_of``, kept by genome text (the figures are only read)."""
+        if text not in self._costs:
+            _keep(self._costs, text, self.cost_of(genome))
+        return self._costs[text]
 
     # --- ask -----------------------------------------------------------------------------------
     def _hand_out(self) -> Candidate:
@@ -144,20 +173,22 @@ class Surrogate(Evolution):
         parents = self._parents()
         if not parents:
             return None
-        pool, keys = [], set()
+        pool, keys, texts = [], set(), []
         for draw in range(self.options["pool_size"]):
             parent = parents[draw % len(parents)]
             genome = self.mutation.mutate(parent.genome, self.rng)
-            key = self.key(genome)
-            if key in keys or key in self._seen or not self.meets_constraints(genome):
+            text = genome_text(genome)
+            key = self.key(genome, text)
+            if key in keys or key in self._seen or not self._meets(genome, text):
                 continue
             keys.add(key)
+            texts.append(text)
             pool.append(Candidate(genome, (parent.id,), "mutation+surrogate"))
         if not pool:
             return None
         genomes = [c.genome for c in pool]
         if len(self.objectives) > 1:
-            return pool[int(np.argmax(self._scalarized_improvement(genomes)))]
+            return pool[int(np.argmax(self._scalarized_improvement(genomes, texts)))]
         mean, std = self.predict(self.objective.metric, genomes)
         mean = mean if self.objective.direction == "max" else -mean
         if self.options["restart_pi"] is not None and self._model_says_stuck(mean, std):
@@ -201,21 +232,25 @@ class Surrogate(Evolution):
             return self._improvement(mean if self.objective.direction == "max" else -mean, std)
         return self._scalarized_improvement(genomes)
 
-    def predict(self, metric: str, genomes: list) -> tuple[np.ndarray, np.ndarray]:
-        """The model's mean and standard deviation of ``metric`` for each genome."""
+    def predict(self, metric: str, genomes: list, texts: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The model's mean and standard deviation of ``metric`` for each genome (``texts``:
+        their ``genome_text`` when known)."""
         told = [t for t in self._observed if t.status == OK and metric in t.metrics]
-        x = self.encode([t.genome for t in told])
+        x = self.encode([t.genome for t in told], [self._told_keys[id(t)] for t in told])
         y = np.array([float(t.metrics[metric]) for t in told])
-        query = self.encode(genomes)
+        query = self.encode(genomes, texts=texts)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if self.options["model"] == "forest":
                 return self._forest(x, y, query)
             return self._gp(metric, x, y, query)
 
-    def encode(self, genomes: list) -> np.ndarray:
-        """The features of each genome (kept by architecture key)."""
-        keys = [self.key(g) for g in genomes]
+    def encode(self, genomes: list, keys: list | None = None, texts: list | None = None) -> np.ndarray:
+        """The features of each genome (kept by architecture key; ``keys`` or ``texts``: their
+        keys or ``genome_text`` when known)."""
+        if keys is None:
+            texts = texts if texts is not None else [None] * len(genomes)
+            keys = [self.key(g, t) for g, t in zip(genomes, texts)]
         new = {k: g for k, g in zip(keys, genomes) if k not in self._features}
         if new:
             self._features.update(zip(new, self.encoder.encode(list(new.values()))))
@@ -245,7 +280,7 @@ class Surrogate(Evolution):
         per_tree = np.stack([tree.predict(query) for tree in model.estimators_])
         return per_tree.mean(axis=0), np.maximum(per_tree.std(axis=0), 1e-9)
 
-    def _scalarized_improvement(self, genomes: list) -> np.ndarray:
+    def _scalarized_improvement(self, genomes: list, texts: list | None = None) -> np.ndarray:
         """Monte Carlo expected improvement of a random-weight augmented Chebyshev scalarization
         of the objectives' losses, normalized over the results told so far."""
         told = [t for t in self._observed
@@ -259,14 +294,15 @@ class Surrogate(Evolution):
         weights = self.rng.dirichlet(np.ones(len(self.objectives)))
         best = scalarize((losses - low) / span, weights).min()
         draws = np.empty((MC_DRAWS, len(genomes), len(self.objectives)))
-        costs = [self.cost_of(g) for g in genomes]
+        texts = texts if texts is not None else [genome_text(g) for g in genomes]
+        costs = [self._cost(g, t) for g, t in zip(genomes, texts)]
         normal = self.rng.standard_normal((MC_DRAWS, len(genomes)))
         for column, objective in enumerate(self.objectives):
             exact = [c.get(objective.metric) if c else None for c in costs]
             if all(v is not None for v in exact):
                 draws[:, :, column] = objective.as_loss(1.0) * np.array(exact, dtype=float)
             else:
-                mean, std = self.predict(objective.metric, genomes)
+                mean, std = self.predict(objective.metric, genomes, texts)
                 draws[:, :, column] = objective.as_loss(1.0) * (mean + std * normal)
         scalar = scalarize((draws - low) / span, weights)
         return np.maximum(best - scalar, 0.0).mean(axis=0)
@@ -278,7 +314,14 @@ class Surrogate(Evolution):
             if key not in self._observed_keys:
                 self._observed_keys.add(key)
                 self._observed.append(trial)
+                self._told_keys[id(trial)] = self.key(trial.genome)
         super().tell(trials)
+
+
+def _keep(kept: dict, text: str, value) -> None:
+    if len(kept) >= KEPT:
+        del kept[next(iter(kept))]
+    kept[text] = value
 
 
 def scalarize(normalized: np.ndarray, weights: np.ndarray) -> np.ndarray:

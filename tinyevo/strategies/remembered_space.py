@@ -1,0 +1,85 @@
+"""A view of a search space whose ``is_valid`` and ``key`` are kept by genome, one decode for both.
+
+A model-based strategy draws many mutations of the same few members at every step (``surrogate``:
+100 per child) and each draw is checked by decoding it (``SearchSpace._retry`` -> ``is_valid``),
+then decoded again for its architecture key. Both are pure functions of the genome, so the view
+keeps them by the genome's JSON (a string genome as it is), and where the space uses the base
+class's ``is_valid`` and ``key`` (``decode`` succeeds / ``decode(genome).fingerprint()``) a single
+decode answers both. The view is a shallow copy of the space with the two methods replaced on the
+instance, so the space's own methods (``mutate``, ``sample``, ``_retry``) call the kept ones and
+draw exactly what they would draw on the space itself: the same genomes, the same random numbers.
+"""
+from __future__ import annotations
+
+import copy
+import json
+
+from tinyevo.errors import InvalidArchitecture
+from tinyevo.spaces.base import Genome, SearchSpace
+
+#: Genomes kept at most (a pool of 100 draws a child: the last 200 children or more); the oldest
+#: are forgotten first.
+KEPT = 20_000
+_DECODE_ERRORS = (InvalidArchitecture, ValueError, KeyError, TypeError, IndexError)
+_INVALID = object()
+
+
+def remembering(space: SearchSpace) -> SearchSpace:
+    """The view of ``space`` (a view is returned as it is)."""
+    if getattr(space, "_remembering", False):
+        return space
+    view = copy.copy(space)
+    memo = _Memo(space)
+    view.is_valid, view.key, view._remembering = memo.is_valid, memo.key, True
+    return view
+
+
+def genome_text(genome: Genome) -> str:
+    """What the view keeps a genome by: its JSON (keys sorted), a string genome as it is."""
+    return genome if isinstance(genome, str) else json.dumps(genome, sort_keys=True, default=str)
+
+
+class _Memo:
+    def __init__(self, space: SearchSpace):
+        self.space = space
+        cls = type(space)
+        self.shared = cls.is_valid is SearchSpace.is_valid and cls.key is SearchSpace.key
+        self.valid: dict[str, bool] = {}
+        self.keys: dict[str, object] = {}  # text -> key, or _INVALID (decode failed)
+
+    def _decode(self, text: str, genome: Genome) -> None:
+        """Shared path: one decode gives the verdict and the key."""
+        try:
+            key = self.space.decode(genome).fingerprint()
+        except _DECODE_ERRORS:
+            key = _INVALID
+        _put(self.keys, text, key)
+        _put(self.valid, text, key is not _INVALID)
+
+    def is_valid(self, genome: Genome, text: str | None = None) -> bool:
+        text = genome_text(genome) if text is None else text
+        if text not in self.valid:
+            if self.shared:
+                self._decode(text, genome)
+            else:
+                _put(self.valid, text, bool(self.space.is_valid(genome)))
+        return self.valid[text]
+
+    def key(self, genome: Genome, text: str | None = None) -> str:
+        """``space.key(genome)``; ``text``: ``genome_text(genome)`` when the caller has it."""
+        text = genome_text(genome) if text is None else text
+        if text not in self.keys:
+            if self.shared:
+                self._decode(text, genome)
+            else:
+                _put(self.keys, text, self.space.key(genome))
+        key = self.keys[text]
+        if key is _INVALID:
+            return self.space.key(genome)  # raises as the space does
+        return key
+
+
+def _put(kept: dict, text: str, value) -> None:
+    if len(kept) >= KEPT:
+        del kept[next(iter(kept))]
+    kept[text] = value
