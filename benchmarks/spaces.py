@@ -541,6 +541,7 @@ def reference_summary(cost: dict, rows: list[dict]) -> dict:
 
 # --- the plot --------------------------------------------------------------------------------------------
 MARKERS = {"resnet8": "o", "half": "^"}
+BOUND_TITLES = {"resnet8": "ResNet-8's memory (dots)", "half": "half ResNet-8's memory (triangles)"}
 
 
 def plot(spaces: dict, reference: dict, bounds: dict, path: Path) -> None:
@@ -565,7 +566,7 @@ def plot(spaces: dict, reference: dict, bounds: dict, path: Path) -> None:
         axes.axhline(reference["test_accuracy"], color="black", lw=0.6, ls=":")
     draw_bounds(axes, bounds, top=True)
     axes.set(xlabel="peak SRAM (bytes, layer by layer)", ylabel="CIFAR-10 test accuracy",
-             title="CIFAR-10 under ResNet-8's memory (dots) and half of it (triangles); ringed: each search's model",
+             title="CIFAR-10 under " + " and ".join(BOUND_TITLES[b] for b in bounds) + "; ringed: each search's model",
              xlim=(0, RESNET8_PEAK_SRAM_BYTES * 1.08))
     axes.title.set_fontsize(9)
     axes.legend(fontsize=7, loc="best", ncol=2)

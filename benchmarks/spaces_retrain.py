@@ -5,7 +5,7 @@
 
 Issue 15's question "does the gap to ResNet-8 shrink with a longer final training?": the models a
 ``benchmarks/spaces.py`` run chose under ``--bound`` (read from its JSON as genome strings, rebuilt
-through each space's ``parse`` with the benchmark's CIFAR settings, their peak SRAM and flash checked
+through each space's ``parse`` with the report's CIFAR settings of the space, their peak SRAM and flash checked
 against the JSON's) and ResNet-8 (``examples/resnet8.json``) are each trained by the benchmark's
 final trainer (``spaces.final_trainer``: same optimizer, lr, schedule, batch, crop + flip, seed) for
 each of ``--epochs``. ``--data-fraction`` below 1 trains every model on the same seeded share of the
@@ -41,7 +41,8 @@ def models_of(report: dict, bound: str, names) -> list[dict]:
             continue
         for row in entry["bounds"].get(bound, {}).get("per_seed", []):
             if row.get("status") == "ok":
-                models.append({"space": space, "architecture": row["architecture"], "search_seed": row["seed"],
+                models.append({"space": space, "options": entry["options"], "architecture": row["architecture"],
+                               "search_seed": row["seed"],
                                "peak_sram_bytes": row["peak_sram_bytes"], "flash_bytes": row["flash_bytes"]})
     return models
 
@@ -49,7 +50,7 @@ def models_of(report: dict, bound: str, names) -> list[dict]:
 def architecture_of(model: dict, cost_model, board):
     if model["space"] == "resnet8":
         return load_architecture(repo_path(bench.RESNET8_FILE))
-    space = create_space(model["space"], **bench.space_options(model["space"]))
+    space = create_space(model["space"], **model["options"])  # the report's CIFAR settings
     arch = space.decode(space.parse(model["architecture"]) if hasattr(space, "parse") else model["architecture"])
     cost = cost_model(arch, board).to_dict()
     if (cost["peak_sram_bytes"], cost["flash_bytes"]) != (model["peak_sram_bytes"], model["flash_bytes"]):
@@ -86,12 +87,13 @@ def main(argv=None) -> int:
         trainer = dataclasses.replace(bench.final_trainer(config), data_fraction=args.data_fraction)
         for model, arch in zip(models, archs):
             done = [r for r in document["rows"] if r["space"] == model["space"] and r["architecture"] ==
-                    model["architecture"] and r["epochs"] == epochs and r["data_fraction"] == args.data_fraction]
+                    model["architecture"] and r.get("options") == model.get("options")
+                    and r["epochs"] == epochs and r["data_fraction"] == args.data_fraction]
             if done:
                 continue
             start = bench.cpu_seconds()
             trained = trainer.fit(arch, EvalContext(seed=config.seed))
-            row = {**model, "epochs": epochs, "data_fraction": args.data_fraction,
+            row = {**model, "source": args.source, "epochs": epochs, "data_fraction": args.data_fraction,
                    "train_rows": trained.metrics["train_rows"], "final_val_accuracy": trained.metrics["accuracy"],
                    "learning_curve": trained.metrics["learning_curve"],
                    "test_accuracy": trainer.accuracy(trained, "test"),
@@ -106,7 +108,7 @@ def main(argv=None) -> int:
         reference = next((r for r in document["rows"] if r["space"] == "resnet8" and r["epochs"] == row["epochs"]
                           and r["data_fraction"] == row["data_fraction"]), None)
         if reference and row["space"] != "resnet8":
-            gaps.setdefault(f"{row['data_fraction']}x{row['epochs']}", {})[row["space"]] = round(
+            gaps.setdefault(f"{row['data_fraction']}x{row['epochs']}", {})[f"{row['space']} {row['architecture']}"] = round(
                 row["test_accuracy"] - reference["test_accuracy"], 4)
     document["gap_to_resnet8"] = gaps
     out.write_text(json.dumps(document, indent=1))
