@@ -1,7 +1,8 @@
 """Benchmark: every image search space on CIFAR-10 under the MLPerf Tiny image-classification memory.
 
     python benchmarks/spaces.py [--quick] [--spaces chain dag ...] [--seeds 0] [--budget 10]
-        [--final-epochs 2] [--final-models 1] [--jobs 2] [--out DIR] [--results DIR|none] > spaces.json
+        [--final-epochs 2] [--final-models 1] [--jobs 2] [--out DIR] [--results DIR|none]
+        [--bounds resnet8 half] [--objectives accuracy ...] [--space-options JSON] > spaces.json
 
 What is compared (issue 15): each registered image search space (``tinyevo.spaces.SPACES``; a
 space whose inputs are not images is skipped and listed) searched with the same strategy (the
@@ -17,6 +18,14 @@ trainings), under two bounds:
   them. The script recomputes both from ``examples/resnet8.json`` with the search's cost model and
   stops if they drift from these published figures;
 - ``half``: half of each (24,576 B and 40,756 B).
+
+``--bounds half`` searches under that bound alone (the default: both). ``--objectives`` replaces
+the search job's objectives (default ``accuracy, peak_sram_bytes``; e.g. ``accuracy`` alone, so
+that the strategy, still the default one, is not drawn to small models: the bound stays a hard
+constraint either way). ``--space-options`` replaces some of a space's CIFAR settings, e.g.
+``'{"dag": {"channels": [8, 16, 24]}}'`` (the dag space searches connections only: its fixed
+channels decide how much of the flash bound its models can use). The report records all three;
+an ``--out`` folder keeps the objectives and space options its runs were made with.
 
 Each space gets CIFAR settings (``SPACE_OPTIONS``; input 32x32x3, 10 classes) under which its
 smallest architectures fit the half bound (checked with the cost model before searching; a space
@@ -90,7 +99,7 @@ import torch
 from common import (REPO_ROOT, add_search_arguments, json_safe, log, mean, positive_int,
                     print_json, pyplot, quick_path, repo_path, save_png, set_threads, settings_from,
                     task_pool)
-from tinyevo.config import SearchConfig
+from tinyevo.config import SearchConfig, check_objectives
 from tinyevo.deploy.codegen import mcu
 from tinyevo.deploy.codegen.emit import generate_c
 from tinyevo.deploy.int8_reference import run_int8
@@ -160,6 +169,10 @@ class Settings:
     executor: str = "process"
     #: Images read per class and split (None: all); the quick run's subset of CIFAR-10.
     limit_per_class: int | None = None
+    #: The searches' objectives (None: the search job's default, ``SearchConfig().objectives``).
+    objectives: tuple | None = None
+    #: Per space, options that replace ``SPACE_OPTIONS``'s (e.g. {"dag": {"channels": [8, 16, 24]}}).
+    space_options: dict = dataclasses.field(default_factory=dict)
 
 
 QUICK = Settings(budget=2, population_size=2, epochs=1, data_fraction=1.0, final_epochs=1, final_models=1,
@@ -190,17 +203,19 @@ def bounds_of(cost: dict) -> dict:
 
 
 # --- the spaces --------------------------------------------------------------------------------------
-def space_options(name: str) -> dict:
-    return {**SPACE_OPTIONS.get(name, {}), "input_shape": list(INPUT_SHAPE), "num_classes": NUM_CLASSES}
+def space_options(name: str, overrides: dict | None = None) -> dict:
+    """The CIFAR settings of space ``name``: ``SPACE_OPTIONS``'s, with ``overrides[name]`` over them."""
+    return {**SPACE_OPTIONS.get(name, {}), **(overrides or {}).get(name, {}), "input_shape": list(INPUT_SHAPE),
+            "num_classes": NUM_CLASSES}
 
 
-def image_spaces(names) -> tuple[list[str], dict]:
+def image_spaces(names, overrides: dict | None = None) -> tuple[list[str], dict]:
     """The registered spaces among ``names`` that read images (``SearchSpace.inputs``), and why each
     other one is skipped."""
     chosen, skipped = [], {}
     for name in names:
         try:
-            space = create_space(name, **SPACE_OPTIONS.get(name, {}))
+            space = create_space(name, **{**SPACE_OPTIONS.get(name, {}), **(overrides or {}).get(name, {})})
         except (TinyevoError, TypeError, ValueError) as error:
             skipped[name] = f"cannot be built with its defaults: {error}"
             continue
@@ -211,9 +226,9 @@ def image_spaces(names) -> tuple[list[str], dict]:
     return chosen, skipped
 
 
-def fit_check(name: str, bounds: dict, cost_model, board) -> dict:
+def fit_check(name: str, bounds: dict, cost_model, board, overrides: dict | None = None) -> dict:
     """The space's CIFAR settings, the cost of its smallest architecture and which bounds it fits."""
-    options = space_options(name)
+    options = space_options(name, overrides)
     try:
         space = create_space(name, **options)
         try:
@@ -248,8 +263,10 @@ def trainer_settings(seed: int, settings: Settings, data_dir: str) -> dict:
 def search_config(space: str, bound: dict, seed: int, settings: Settings, data_dir: str,
                   final_models: int) -> SearchConfig:
     """The search job of one (space, bound, seed): the strategy is the search job's default."""
+    objectives = {"objectives": list(settings.objectives)} if settings.objectives else {}
     return SearchConfig.from_dict({
-        **trainer_settings(seed, settings, data_dir), "space": space, "space_options": space_options(space),
+        **trainer_settings(seed, settings, data_dir), **objectives, "space": space,
+        "space_options": space_options(space, settings.space_options),
         "strategy_options": {"population_size": settings.population_size}, "budget": settings.budget,
         "final_models": final_models,
         "constraints": {"max_sram": bound["max_peak_sram_bytes"], "max_flash": bound["max_flash_bytes"]},
@@ -524,6 +541,7 @@ def reference_summary(cost: dict, rows: list[dict]) -> dict:
 
 # --- the plot --------------------------------------------------------------------------------------------
 MARKERS = {"resnet8": "o", "half": "^"}
+BOUND_TITLES = {"resnet8": "ResNet-8's memory (dots)", "half": "half ResNet-8's memory (triangles)"}
 
 
 def plot(spaces: dict, reference: dict, bounds: dict, path: Path) -> None:
@@ -548,7 +566,7 @@ def plot(spaces: dict, reference: dict, bounds: dict, path: Path) -> None:
         axes.axhline(reference["test_accuracy"], color="black", lw=0.6, ls=":")
     draw_bounds(axes, bounds, top=True)
     axes.set(xlabel="peak SRAM (bytes, layer by layer)", ylabel="CIFAR-10 test accuracy",
-             title="CIFAR-10 under ResNet-8's memory (dots) and half of it (triangles); ringed: each search's model",
+             title="CIFAR-10 under " + " and ".join(BOUND_TITLES[b] for b in bounds) + "; ringed: each search's model",
              xlim=(0, RESNET8_PEAK_SRAM_BYTES * 1.08))
     axes.title.set_fontsize(9)
     axes.legend(fontsize=7, loc="best", ncol=2)
@@ -569,6 +587,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="CIFAR-10 as an image folder, train/ and test/ (default: %(default)s)")
     parser.add_argument("--spaces", nargs="+", help="spaces to search (default: every registered image space)")
     parser.add_argument("--seeds", type=int, nargs="+", help="search seeds (one search per space, bound and seed)")
+    parser.add_argument("--bounds", nargs="+", choices=list(BOUND_SHARES),
+                        help="bounds to search under (default: all of them)")
+    parser.add_argument("--objectives", nargs="+",
+                        help="the searches' objectives, e.g. accuracy (default: the search job's, "
+                             f"{' '.join(SearchConfig().objectives)}); the bound stays a hard constraint")
+    parser.add_argument("--space-options", type=json_object,
+                        help='JSON: per space, options over the CIFAR settings, e.g. '
+                             '\'{"dag": {"channels": [8, 16, 24]}}\'')
     add_search_arguments(parser, "training rows")
     add_run_arguments(parser, "spaces", "ResNet-8", jobs=2)
     return parser.parse_args(argv)
@@ -599,16 +625,30 @@ def draw_bounds(axes, bounds: dict, top: bool) -> None:
                   va="top" if top else "bottom", ha="right")
 
 
+def json_object(text: str) -> dict:
+    """``--space-options``: a JSON object of one object of options per space."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON: {error}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise argparse.ArgumentTypeError('give one object of options per space, e.g. {"dag": {"channels": [8, 16, 24]}}')
+    return value
+
+
 def settings_of(args: argparse.Namespace) -> Settings:
-    return settings_from(args, QUICK if args.quick else Settings(), final_epochs=args.final_epochs, final_models=args.final_models)
+    objectives = tuple(dict.fromkeys(args.objectives)) if getattr(args, "objectives", None) else None
+    return settings_from(args, QUICK if args.quick else Settings(), final_epochs=args.final_epochs,
+                         final_models=args.final_models, objectives=objectives,
+                         space_options=getattr(args, "space_options", None))
 
 
-def chosen_spaces(names: list[str] | None) -> tuple[list[str], dict]:
+def chosen_spaces(names: list[str] | None, overrides: dict | None = None) -> tuple[list[str], dict]:
     registered = SPACES.names()
-    unknown = [n for n in names or [] if n not in registered]
+    unknown = [n for n in [*(names or []), *(overrides or {})] if n not in registered]
     if unknown:
         raise TinyevoError(f"unknown space {unknown[0]!r}; registered: {', '.join(registered)}")
-    return image_spaces(list(dict.fromkeys(names)) if names else registered)
+    return image_spaces(list(dict.fromkeys(names)) if names else registered, overrides)
 
 
 def output_paths(args: argparse.Namespace, stem: str = "spaces") -> tuple[Path, Path | None, str]:
@@ -626,8 +666,10 @@ def check_out_folder(out: Path, settings: Settings, data_dir: str) -> None:
     """Record in ``OUT/settings.json`` what the run folders there were made with; refuse other
     trainer or strategy settings (``--budget``, ``--seeds``, ``--spaces`` and ``--final-models`` may
     change: a rerun extends the runs)."""
+    searches = {key: value for key, value in (("objectives", settings.objectives),
+                                              ("space_options", settings.space_options)) if value}
     keep_settings(out, {**trainer_settings(0, settings, data_dir), "seed": None,
-                        "population_size": settings.population_size})
+                        "population_size": settings.population_size, **searches})
 
 
 def keep_settings(out: Path, fixed: dict) -> None:
@@ -661,13 +703,16 @@ def main(argv=None) -> int:
     try:
         out, results_dir, stem = output_paths(args)
         data_dir = str(repo_path(args.data).resolve())
-        spaces, skipped = chosen_spaces(args.spaces)
+        spaces, skipped = chosen_spaces(args.spaces, settings.space_options)
         default = SearchConfig()
+        if settings.objectives:
+            check_objectives(list(settings.objectives), "--objectives")
         board = load_board(BOARD)
         cost = reference_cost(board, default)
-        bounds = bounds_of(cost)
+        every_bound = bounds_of(cost)
+        bounds = {name: every_bound[name] for name in args.bounds or every_bound}
         cost_model = search_cost_model(default.execution, default.runtime)
-        checks = {name: fit_check(name, bounds, cost_model, board) for name in spaces}
+        checks = {name: fit_check(name, bounds, cost_model, board, settings.space_options) for name in spaces}
         datasets = load_data(data_dir, settings)
         check_out_folder(out, settings, data_dir)
     except TinyevoError as error:
@@ -686,11 +731,12 @@ def main(argv=None) -> int:
     png, document = out / f"{stem}.png", out / f"{stem}.json"
     plot(report_spaces, reference, bounds, png)
     report = {
-        "benchmark": "spaces", "targets": targets(report_spaces, reference, bounds), "reference": reference,
+        "benchmark": "spaces", "targets": targets(report_spaces, reference, every_bound), "reference": reference,
         "bounds": bounds, "spaces": report_spaces, "skipped_spaces": skipped,
         "strategy": {"name": default.strategy, "source": "tinyevo.strategies.DEFAULT_STRATEGY (the "
                      "default of the search job, the CLI and the API)", "options": {"population_size": settings.population_size},
-                     "objectives": default.objectives},
+                     "objectives": list(settings.objectives or default.objectives),
+                     "objectives_source": "--objectives" if settings.objectives else "the search job's default"},
         "estimator": {"name": "training", "search": trainer_settings(0, settings, data_dir)["fidelity"],
                       "final": {"epochs": settings.final_epochs, "data_fraction": 1.0,
                                 "augment": settings.augment}, "augment": settings.augment,

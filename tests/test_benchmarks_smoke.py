@@ -283,6 +283,39 @@ def test_spaces_unknown_space_or_missing_data_is_one_clear_line(digits_folder, t
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
+def test_spaces_quick_run_of_one_bound_with_other_objectives_and_space_options(digits_folder, tmp_path):
+    """``--bounds half --objectives accuracy --space-options``: one search (under half ResNet-8's
+    memory, by the cost model), the objectives and options it was given, the target still stated."""
+    command = spaces_command(digits_folder, tmp_path, "--bounds", "half", "--objectives", "accuracy",
+                             "--space-options", '{"chain": {"filters": [8, 16]}}')
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["bounds"] == {"half": {"max_peak_sram_bytes": 24_576, "max_flash_bytes": 40_756}}
+    assert report["strategy"]["objectives"] == ["accuracy"]
+    chain = report["spaces"]["chain"]
+    assert list(chain["bounds"]) == ["half"] and chain["options"]["filters"] == [8, 16]
+    (row,) = chain["bounds"]["half"]["per_seed"]
+    space = create_space("chain", **chain["options"])
+    genome = space.parse(row["architecture"])
+    assert all(layer.get("filters", 8) in (8, 16) for layer in genome if isinstance(layer, dict))
+    cost = estimate_cost(space.decode(genome), "stm32f746")
+    assert cost.peak_sram_bytes <= 24_576 and cost.flash_bytes <= 40_756
+    target = report["targets"]["searched_model_matches_resnet8_with_half_its_peak_sram_and_flash"]
+    assert target["half_flash_bytes"] == 40_756 and target["best_half_bound_model"]["space"] == "chain"
+    assert len(list((tmp_path / "runs").iterdir())) == 1
+
+
+def test_spaces_bad_objectives_or_space_options_is_one_clear_line(digits_folder, tmp_path, capsys):
+    for extra, named in [(("--objectives", "nosuch"), "nosuch"),
+                         (("--space-options", '{"nosuch": {}}'), "nosuch")]:
+        assert spaces_bench.main(spaces_command(digits_folder, tmp_path, *extra)[2:]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.strip().count("\n") == 0 and named in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_every_tabled_space_fits_the_half_bound_at_its_smallest():
     """The CIFAR settings of each registered space: its smallest architecture (32x32x3, 10 classes)
     is within half ResNet-8's peak SRAM and flash (24,576 B and 40,756 B)."""
