@@ -58,6 +58,16 @@ def json_safe(value):
     return value
 
 
+def all_passes_cpu_seconds(searched: dict, reference: dict) -> float:
+    """Every pass's CPU seconds in a report of searches (``searched``: name -> {"bounds": {bound:
+    {"per_seed": rows}}}) and of the reference model trained beside them (its ``per_seed``): each
+    search's and final training's, kept in the run folders, so a resumed benchmark counts them
+    all, not only what its last invocation did."""
+    rows = [row for entry in searched.values() for bound in entry.get("bounds", {}).values()
+            for row in bound.get("per_seed", [])] + list(reference.get("per_seed", []))
+    return round(sum(row.get(key) or 0.0 for row in rows for key in ("search_cpu_seconds", "final_cpu_seconds")), 1)
+
+
 def repo_path(path: str | Path) -> Path:
     """``path`` as given when it exists from the working directory, else relative to the repo root."""
     path = Path(path).expanduser()

@@ -79,7 +79,8 @@ int8 reference executor) and of the front-end's C (``run_frontend_mcu``, Cortex-
 ``frontend_mcu_max_step`` is its largest difference from the Python front-end in int8 steps, and
 ``mcu_end_to_end_class_equal`` says whether the network on the device's features picks the class
 it picks on Python's), on the first test clip, null without the toolchain; and the search's CPU
-seconds (the search pass; the final pass apart). ``targets``: issue 17's target, a searched model
+seconds (the search pass; the final pass apart); top-level ``cpu_seconds`` is this invocation's,
+``cpu_seconds_all_passes`` every pass's, however many invocations a resumed run took. ``targets``: issue 17's target, a searched model
 at least as accurate (test, mean over seeds) as the DS-CNN with at most a quarter of its peak SRAM
 and flash, front-end included.
 
@@ -145,7 +146,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import (add_search_arguments, json_safe, log, print_json, pyplot,
+from common import (add_search_arguments, all_passes_cpu_seconds, json_safe, log, print_json, pyplot,
                     repo_path, save_png, set_threads, settings_from, task_pool)
 from spaces import (Ledger, add_run_arguments, cpu_seconds, draw_bounds, final_trainer, keep_settings, output_paths,
                     seed_mean, summary)
@@ -790,7 +791,8 @@ def main(argv=None) -> int:
         "settings": {**dataclasses.asdict(settings), "quick": args.quick, "jobs": args.jobs, "threads": args.threads,
                      "versions": {"torch": torch.__version__}},
         "data": datasets[0].summary(), "out": str(out), "png": str(png), "json": str(document),
-        "seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(cpu_seconds() - cpu_start, 1)}
+        "seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(cpu_seconds() - cpu_start, 1),
+        "cpu_seconds_all_passes": all_passes_cpu_seconds(report_arms, reference)}
     document.write_text(json.dumps(json_safe(report), indent=1))
     if results_dir is not None:
         results_dir.mkdir(parents=True, exist_ok=True)

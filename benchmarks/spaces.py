@@ -54,7 +54,10 @@ generated C (``tinyevo.deploy.codegen``, layer-by-layer execution as the search 
 arm-none-eabi-gcc -O2, QEMU's mps2-an386 with ``-icount``; ``mcu_bit_exact`` compares its outputs
 with the int8 reference executor; null without the toolchain) and the search's CPU seconds
 (``resource.getrusage`` of the process and its children: the search pass, and apart from it the
-final-training pass). The ``targets`` entry states the issue's target: some searched model matches
+final-training pass). Top-level ``seconds`` and ``cpu_seconds`` are this invocation's (a rerun that
+resumes a folder counts only what it did itself); ``cpu_seconds_all_passes`` adds up every pass's
+CPU seconds kept in the run folders, the benchmark's whole cost however many invocations it took,
+ResNet-8's training included. The ``targets`` entry states the issue's target: some searched model matches
 ResNet-8's test accuracy with at most half its peak SRAM and flash (a ``half`` model whose test
 accuracy, mean over seeds, is at least ResNet-8's).
 
@@ -96,7 +99,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import (REPO_ROOT, add_search_arguments, json_safe, log, mean, positive_int,
+from common import (REPO_ROOT, add_search_arguments, all_passes_cpu_seconds, json_safe, log, mean, positive_int,
                     print_json, pyplot, quick_path, repo_path, save_png, set_threads, settings_from,
                     task_pool)
 from tinyevo.config import SearchConfig, check_objectives
@@ -744,7 +747,8 @@ def main(argv=None) -> int:
         "settings": {**dataclasses.asdict(settings), "quick": args.quick, "jobs": args.jobs,
                      "threads": args.threads, "versions": {"torch": torch.__version__}},
         "data": datasets[0].summary(), "out": str(out), "png": str(png), "json": str(document),
-        "seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(cpu_seconds() - cpu_start, 1)}
+        "seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(cpu_seconds() - cpu_start, 1),
+        "cpu_seconds_all_passes": all_passes_cpu_seconds(report_spaces, reference)}
     document.write_text(json.dumps(json_safe(report), indent=1))
     if results_dir is not None:
         results_dir.mkdir(parents=True, exist_ok=True)

@@ -272,6 +272,8 @@ def test_spaces_rerun_resumes_without_training_again(spaces_run):
     assert without_timings(second["spaces"]) == without_timings(report["spaces"])
     assert second["reference"] == report["reference"]  # ResNet-8 read back, not trained again
     assert {p: p.read_bytes() for p in stores} == stores
+    # the benchmark's cost is still the first run's passes, kept in the run folders
+    assert second["cpu_seconds_all_passes"] == report["cpu_seconds_all_passes"] > 0
 
 
 def test_spaces_unknown_space_or_missing_data_is_one_clear_line(digits_folder, tmp_path, capsys):
@@ -430,6 +432,7 @@ def test_kws_rerun_resumes_without_training_again(kws_run):
     assert without_timings(second["arms"]) == without_timings(report["arms"])
     assert second["reference"] == report["reference"]  # the DS-CNN read back, not trained again
     assert {p: p.read_bytes() for p in stores} == stores
+    assert second["cpu_seconds_all_passes"] == report["cpu_seconds_all_passes"] > 0
 
 
 @pytest.mark.slow
