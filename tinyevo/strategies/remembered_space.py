@@ -57,26 +57,24 @@ class _Memo:
         _put(self.valid, text, key is not _INVALID)
 
     def is_valid(self, genome: Genome, text: str | None = None) -> bool:
-        text = genome_text(genome) if text is None else text
-        if text not in self.valid:
-            if self.shared:
-                self._decode(text, genome)
-            else:
-                _put(self.valid, text, bool(self.space.is_valid(genome)))
-        return self.valid[text]
+        return self._kept(self.valid, genome, text, lambda g: bool(self.space.is_valid(g)))
 
     def key(self, genome: Genome, text: str | None = None) -> str:
         """``space.key(genome)``; ``text``: ``genome_text(genome)`` when the caller has it."""
-        text = genome_text(genome) if text is None else text
-        if text not in self.keys:
-            if self.shared:
-                self._decode(text, genome)
-            else:
-                _put(self.keys, text, self.space.key(genome))
-        key = self.keys[text]
+        key = self._kept(self.keys, genome, text, self.space.key)
         if key is _INVALID:
             return self.space.key(genome)  # raises as the space does
         return key
+
+    def _kept(self, kept: dict, genome: Genome, text: str | None, own):
+        """``kept[text]``, filled on a miss by the shared decode or by the space's ``own`` method."""
+        text = genome_text(genome) if text is None else text
+        if text not in kept:
+            if self.shared:
+                self._decode(text, genome)
+            else:
+                _put(kept, text, own(genome))
+        return kept[text]
 
 
 def _put(kept: dict, text: str, value) -> None:
