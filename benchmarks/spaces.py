@@ -208,8 +208,12 @@ def bounds_of(cost: dict) -> dict:
 # --- the spaces --------------------------------------------------------------------------------------
 def space_options(name: str, overrides: dict | None = None) -> dict:
     """The CIFAR settings of space ``name``: ``SPACE_OPTIONS``'s, with ``overrides[name]`` over them."""
-    return {**SPACE_OPTIONS.get(name, {}), **(overrides or {}).get(name, {}), "input_shape": list(INPUT_SHAPE),
-            "num_classes": NUM_CLASSES}
+    return {**space_settings(name, overrides), "input_shape": list(INPUT_SHAPE), "num_classes": NUM_CLASSES}
+
+
+def space_settings(name: str, overrides: dict | None = None) -> dict:
+    """``SPACE_OPTIONS[name]`` with ``overrides[name]`` over it (no input shape or class count)."""
+    return {**SPACE_OPTIONS.get(name, {}), **(overrides or {}).get(name, {})}
 
 
 def image_spaces(names, overrides: dict | None = None) -> tuple[list[str], dict]:
@@ -218,7 +222,7 @@ def image_spaces(names, overrides: dict | None = None) -> tuple[list[str], dict]
     chosen, skipped = [], {}
     for name in names:
         try:
-            space = create_space(name, **{**SPACE_OPTIONS.get(name, {}), **(overrides or {}).get(name, {})})
+            space = create_space(name, **space_settings(name, overrides))
         except (TinyevoError, TypeError, ValueError) as error:
             skipped[name] = f"cannot be built with its defaults: {error}"
             continue
