@@ -26,8 +26,9 @@ COLUMNS = ["index", "arch", "cifar10-test", "cifar10-val", "cifar100-test", "cif
 TRAP = [4, 0, 0, 0, 0, 0]  # avg_pool on the first edge, none elsewhere
 
 
-def write_table(path: Path, skip: int = 0) -> None:
-    """Every cell (but the first ``skip``): validation = 50 + sum of op indices, test = 80."""
+def write_table(path: Path, skip: int = 0, tied: dict | None = None) -> None:
+    """Every cell (but the first ``skip``): validation = 50 + sum of op indices, test = 80;
+    ``tied``: vector tuple -> (validation, test) of cells set apart."""
     space = create_space("nb201")
     with gzip.open(path, "wt", newline="") as file:
         writer = csv.writer(file)
@@ -38,6 +39,7 @@ def write_table(path: Path, skip: int = 0) -> None:
             val, test = 50.0 + sum(vector), 80.0
             if list(vector) == TRAP:
                 val, test = 1.0, 95.0
+            val, test = (tied or {}).get(tuple(vector), (val, test))
             writer.writerow([index, space.from_vector(list(vector)), test, val, 0, 0, 0, 0])
 
 
@@ -86,3 +88,28 @@ def test_a_table_without_every_cell_is_refused_in_one_line(tmp_path):
     assert done.returncode != 0 and done.stdout == ""
     assert "Traceback" not in done.stderr and "lacks 10 of the 15625 cells" in done.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_cells_tied_at_the_best_validation_score_their_mean_test_whichever_is_met_first(tmp_path):
+    """Cells A and B tie at validation 99 (above every other cell's), A tests 90 and B 70; the
+    oracle is the trap's 95. A search cannot tell A from B, so having met either (or both) it is
+    scored by their mean test, 80: regret 95 - 80 = 15, the floor. Scored by the first one met,
+    it would read 5 after A and 25 after B."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    import nb201
+
+    a, b = (1, 2, 3, 1, 2, 3), (3, 2, 1, 3, 2, 1)
+    table_file = tmp_path / "tied.csv.gz"
+    write_table(table_file, tied={a: (99.0, 90.0), b: (99.0, 70.0)})
+    space = create_space("nb201")
+    table = nb201.Table(str(table_file), space)
+    assert table.oracle == 95.0 and table.floor_regret == pytest.approx(15.0)
+    other = space.from_vector([0, 1, 0, 1, 0, 1])  # validation 53, test 80
+    for order in ((a, b), (b, a), (a,), (b,)):
+        scorer = nb201.Scorer(table, space, budget=10)
+        scorer.query(other)
+        assert scorer.regret == [pytest.approx(15.0)]  # 95 - 80
+        for vector in order:
+            scorer.query(space.from_vector(list(vector)))
+        assert scorer.regret[-1] == pytest.approx(15.0), order
+        assert scorer.reached == 2  # the best validation accuracy, first reached at query 2
