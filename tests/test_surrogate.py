@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 from pathlib import Path
 
 import numpy as np
@@ -189,3 +190,42 @@ def test_the_remembering_view_draws_and_keys_as_the_space_does(name):
         assert not view.is_valid(broken)
         with pytest.raises(Exception):
             view.key(broken)
+
+
+def test_the_runner_costs_the_pool_through_the_views_decodes():
+    """A pool member is decoded once for its validity, its key and its cost together: the runner
+    costs a genome through the surrogate's remembering view (``decoder_of``), and the decoded
+    architecture is the space's own (the same JSON as a fresh decode)."""
+    from tinyevo.estimate.base import Estimator
+    from tinyevo.strategies.remembered_space import decoder_of, genome_text
+
+    class Constant(Estimator):
+        name = "constant"
+
+        def evaluate(self, architecture, context=None):
+            return {"accuracy": 0.5}
+
+    space = create_space("chain", input_shape=(28, 28, 1), filters=[2, 4, 8], units=[8, 16])
+    decodes: dict[str, int] = {}
+    plain = space.decode
+
+    def counting(genome):
+        text = genome_text(genome)
+        decodes[text] = decodes.get(text, 0) + 1
+        return plain(genome)
+
+    space.decode = counting
+    strategy = create_strategy("surrogate", space, seed=1, initial_size=4, population_size=6)
+    assert decoder_of(space, strategy.space) == strategy.space.decode
+    assert decoder_of(space, space) == space.decode  # a plain space: its own decode
+    runner = Runner(space, strategy, Constant(), budget=Budget(evaluations=12),
+                    constraints=Constraints(max_flash_bytes=6000), progress=False)
+    trials = runner.run()
+    assert runner.evaluated == 12
+    asked = {genome_text(t.genome) for t in trials}
+    pool_only = {text: n for text, n in decodes.items() if text not in asked}
+    assert len(pool_only) > 50, "the pool drew many genomes it did not ask for"
+    assert max(pool_only.values()) == 1, "a pool member decoded more than once"
+    for text in list(pool_only)[:20]:
+        genome = json.loads(text)
+        assert strategy.space.decode(genome).to_json() == plain(genome).to_json()

@@ -33,7 +33,9 @@ class GraphBuilder:
 
     def build(self, output: str | None = None, meta: dict | None = None,
               frontend: dict | None = None) -> Architecture:
-        return Architecture(self.input_shape, self.nodes, output, self.name, meta, frontend)
+        # every node was checked as it was added (``add_node``)
+        return Architecture._of_checked(self.input_shape, self.nodes, self.shapes, output, self.name,
+                                        meta, frontend)
 
     # --- one method per op ---------------------------------------------------------------------
     def conv2d(self, x, out_channels, kernel=3, stride=1, padding="same", groups=1, dilation=1,

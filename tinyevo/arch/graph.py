@@ -42,22 +42,41 @@ class Architecture:
 
     def __init__(self, input_shape: Iterable[int], nodes: Iterable[Node], output: str | None = None,
                  name: str = "", meta: dict | None = None, frontend: dict | None = None):
-        self.input_shape: Shape = _shape(input_shape)
+        self._start(_shape(input_shape), name, meta, frontend)
+        self.nodes: list[Node] = []
+        self.shapes: dict[str, Shape] = {INPUT: self.input_shape}
+        for node in nodes:
+            self.nodes.append(check_node(node, self.shapes))
+        self._finish(output)
+
+    @classmethod
+    def _of_checked(cls, input_shape: Shape, nodes: list[Node], shapes: dict[str, Shape],
+                    output: str | None, name: str, meta: dict | None, frontend: dict | None) -> "Architecture":
+        """The architecture of ``nodes`` that ``check_node`` already checked in order (their
+        output shapes in ``shapes``): ``GraphBuilder.build``, without checking each node again."""
+        arch = cls.__new__(cls)
+        arch._start(input_shape, name, meta, frontend)
+        arch.nodes, arch.shapes = list(nodes), dict(shapes)
+        arch._finish(output)
+        return arch
+
+    def _start(self, input_shape: Shape, name: str, meta: dict | None, frontend: dict | None) -> None:
+        self.input_shape: Shape = input_shape
         self.name = name
         self.meta = dict(meta or {})
         if frontend is not None and not isinstance(frontend, dict):
             raise InvalidArchitecture(f"frontend must be a JSON object of settings or absent, got {frontend!r:.60}")
         self.frontend = json.loads(json.dumps(frontend)) if frontend is not None else None
-        self.nodes: list[Node] = []
-        self.shapes: dict[str, Shape] = {INPUT: self.input_shape}
-        for node in nodes:
-            self.nodes.append(check_node(node, self.shapes))
+
+    def _finish(self, output: str | None) -> None:
         if not self.nodes:
             raise InvalidArchitecture("the architecture has no ops: add at least one node")
         self.output = output if output is not None else self.nodes[-1].name
         if self.output not in self.shapes:
             raise InvalidArchitecture(f"output {self.output!r} is not a node of the architecture")
         self.by_name = {n.name: n for n in self.nodes}
+        self._live: list[Node] | None = None
+        self._kept: dict[str, object] = {}
 
     # --- queries -------------------------------------------------------------------------------
     def input_shapes(self, node: Node) -> list[Shape]:
@@ -77,8 +96,19 @@ class Architecture:
 
     def live_nodes(self) -> list[Node]:
         """Nodes the output depends on, in execution order (dead branches dropped)."""
-        needed = self.ancestors(self.output)
-        return [n for n in self.nodes if n.name in needed]
+        if getattr(self, "_live", None) is None:  # an architecture is not changed once built
+            needed = self.ancestors(self.output)
+            self._live = [n for n in self.nodes if n.name in needed]
+        return list(self._live)
+
+    def kept(self, name: str, compute):
+        """``compute(self)``, worked out once and kept under ``name`` (an architecture is not
+        changed once built): for figures that several analyses of one graph need. The value is
+        shared: a caller that changes it must copy it."""
+        kept = self.__dict__.setdefault("_kept", {})
+        if name not in kept:
+            kept[name] = compute(self)
+        return kept[name]
 
     def ancestors(self, tensor: str) -> set[str]:
         """The nodes ``tensor`` depends on, itself included (the input is not a node)."""

@@ -73,11 +73,18 @@ def load_board(name_or_path: str | Path) -> Board:
     text = str(name_or_path)
     if text.endswith(".toml") or Path(text).is_file():
         return _board_from_file(Path(text))
-    data = _builtin_boards().get(_key(text))
-    if data is None:
+    board = _builtin_board(_key(text))
+    if board is None:
         raise TinyevoError(f"unknown board {text!r}; choose one of: {', '.join(list_boards())}, "
                            f"or give the path of a board .toml file")
-    return _board_from_data(data, where=f"board {data['name']!r}")
+    return board
+
+
+@lru_cache(maxsize=None)
+def _builtin_board(key: str) -> Board | None:
+    """The shipped board of a name or alias key, built once (a ``Board`` is frozen)."""
+    data = _builtin_boards().get(key)
+    return None if data is None else _board_from_data(data, where=f"board {data['name']!r}")
 
 
 def board_file_text(name_or_path: str | Path) -> str:

@@ -8,14 +8,18 @@ section 3.2). Any other batch norm stays an op of its own: a per-channel scale a
 from __future__ import annotations
 
 from tinyevo.arch import INPUT, Architecture
-from tinyevo.hardware.memory import live_readers
+from tinyevo.hardware.memory import shared_live_readers
 
 FOLDS_INTO = ("conv2d", "dense")
 
 
 def batch_norm_folds(arch: Architecture) -> dict[str, str]:
     """Live batch norms that fold: {batch norm node: the conv2d/dense node it folds into}."""
-    readers = live_readers(arch)
+    return dict(arch.kept("batch_norm_folds", _batch_norm_folds))
+
+
+def _batch_norm_folds(arch: Architecture) -> dict[str, str]:
+    readers = shared_live_readers(arch)
     folds = {}
     for node in arch.live_nodes():
         if node.op != "batch_norm":

@@ -84,6 +84,15 @@ def tensor_bytes(shape: Shape) -> int:
 
 def live_readers(arch: Architecture) -> dict[str, list[str]]:
     """Tensor -> the live nodes that read it (a node reading a tensor twice is listed twice)."""
+    return {tensor: list(names) for tensor, names in shared_live_readers(arch).items()}
+
+
+def shared_live_readers(arch: Architecture) -> dict[str, list[str]]:
+    """``live_readers``, worked out once per architecture and shared: only to read."""
+    return arch.kept("live_readers", _live_readers)
+
+
+def _live_readers(arch: Architecture) -> dict[str, list[str]]:
     nodes = arch.live_nodes()
     readers: dict[str, list[str]] = {INPUT: [], **{n.name: [] for n in nodes}}
     for node in nodes:
@@ -125,6 +134,9 @@ def schedule(arch: Architecture, in_place_ops: bool = True, order: list[str] | N
     if order is not None:
         return graph.to_schedule(graph.check_order(order), "given")
     greedy = graph.greedy()
+    if not graph.branched and graph.n + 1 <= max_states:  # one order only (a chain): the search
+        # below would find it, in n + 1 executed sets
+        return graph.to_schedule(greedy, "exhaustive", graph.n + 1)
     found = graph.exhaustive(max_states, bound=graph.peak_of(greedy))
     if found is None:
         note = (f"exhaustive search stopped at {max_states} states; the order is greedy and its "
@@ -142,7 +154,7 @@ class _Graph:
         self.names = [n.name for n in nodes]
         self.n = len(nodes)
         index = {name: i for i, name in enumerate(self.names)}
-        readers = live_readers(arch)
+        readers = shared_live_readers(arch)
         self.buffer_of = {INPUT: INPUT}
         for node in nodes:
             self.buffer_of[node.name] = _buffer_for(node, readers, self.buffer_of, in_place_ops)
@@ -196,7 +208,10 @@ class _Graph:
     def greedy(self) -> list[int]:
         """Run the ready node with the smallest step peak (then smallest live set, then listed first)."""
         done, live, ready, order = 0, self.live_bytes(0), self.initial_ready(), []
+        self.branched = False  # whether some step had a choice of nodes
         while ready:
+            if ready & (ready - 1):
+                self.branched = True
             v = min(_bits(ready), key=lambda u: (live + self.step_bytes[u], self.after(done, live, u), u))
             live, ready = self.after(done, live, v), self.ready(done, ready, v)
             done = done | 1 << v

@@ -59,6 +59,7 @@ from tinyevo.run.progress import Progress
 from tinyevo.run.replay import TrialCache
 from tinyevo.run.resume import check_config, run_config
 from tinyevo.strategies.base import FAILED, INFEASIBLE, OK, Candidate, Strategy, Trial
+from tinyevo.strategies.remembered_space import decoder_of
 from tinyevo.spaces.base import SearchSpace
 from tinyevo.store import Store, TrialRecord, json_text
 from tinyevo.store.sqlite_store import RUNNING
@@ -148,6 +149,9 @@ class Runner:
         self.run_dir = Path(run_dir) if run_dir else _store_dir(self.store)
         self.stop_reason = ""
         self._genome_costs: dict[str, dict | None] = {}  # genome JSON -> genome_cost's figures
+        # the strategy's kept decodes when it has them (a model-based one decodes its pool's
+        # draws for their validity just before it asks for their cost)
+        self._cost_decode = decoder_of(self.space, getattr(self.strategy, "space", None))
 
     # --- the loop ------------------------------------------------------------------------------
     def run(self) -> list[Trial]:
@@ -313,7 +317,7 @@ class Runner:
         text = json.dumps(genome, sort_keys=True, default=str)
         if text not in self._genome_costs:
             try:
-                self._genome_costs[text] = self.filter.cost(self.space.decode(genome))
+                self._genome_costs[text] = self.filter.cost(self._cost_decode(genome))
             except (EstimationFailed, ArithmeticError, *_DECODE_ERRORS):
                 self._genome_costs[text] = None
         cost = self._genome_costs[text]

@@ -75,10 +75,10 @@ class SearchSpace(ABC):
             return False
 
     def mutate(self, genome: Genome, rng: np.random.Generator) -> Genome:
-        return self._retry(lambda: self._mutate(copy.deepcopy(genome), rng), genome, "mutation")
+        return self._retry(lambda: self._mutate(copy_genome(genome), rng), genome, "mutation")
 
     def crossover(self, a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
-        return self._retry(lambda: self._crossover(copy.deepcopy(a), copy.deepcopy(b), rng), a,
+        return self._retry(lambda: self._crossover(copy_genome(a), copy_genome(b), rng), a,
                            "crossover")
 
     def _retry(self, make, fallback: Genome, what: str) -> Genome:
@@ -86,7 +86,7 @@ class SearchSpace(ABC):
             child = make()
             if self.is_valid(child):
                 return child
-        return copy.deepcopy(fallback)  # a valid parent is a valid (if unoriginal) child
+        return copy_genome(fallback)  # a valid parent is a valid (if unoriginal) child
 
     def key(self, genome: Genome) -> str:
         """Canonical identity: two genomes that decode to the same network share a key."""
@@ -111,6 +111,21 @@ class SearchSpace(ABC):
 
     def from_vector(self, vector: list[int]) -> Genome:
         raise NotImplementedError(f"space {self.name!r} has a variable-length encoding")
+
+
+def copy_genome(genome: Genome) -> Genome:
+    """A copy of a JSON-like genome (its dicts, lists and tuples new, the leaves shared): what
+    ``copy.deepcopy`` gives for one, without its memo (a genome holds no object twice that must
+    stay one object), so a pool of many draws copies its parents fast."""
+    if isinstance(genome, dict):
+        return {name: copy_genome(value) for name, value in genome.items()}
+    if isinstance(genome, list):
+        return [copy_genome(value) for value in genome]
+    if isinstance(genome, tuple):
+        return tuple(copy_genome(value) for value in genome)
+    if isinstance(genome, (str, int, float, bool, type(None))):
+        return genome
+    return copy.deepcopy(genome)
 
 
 def redraw_gene(vector: list[int], dims: list[tuple[str, list]], gene: int,

@@ -20,6 +20,9 @@ from tinyevo.spaces.base import Genome, SearchSpace
 #: Genomes kept at most (a pool of 100 draws a child: the last 200 children or more); the oldest
 #: are forgotten first.
 KEPT = 20_000
+#: Decoded architectures kept (the newest: the pool's members, whose cost the runner asks for
+#: right after the pool's validity check decoded them).
+DECODED_KEPT = 1_024
 _DECODE_ERRORS = (InvalidArchitecture, ValueError, KeyError, TypeError, IndexError)
 _INVALID = object()
 
@@ -30,8 +33,17 @@ def remembering(space: SearchSpace) -> SearchSpace:
         return space
     view = copy.copy(space)
     memo = _Memo(space)
-    view.is_valid, view.key, view._remembering = memo.is_valid, memo.key, True
+    view.is_valid, view.key, view.decode, view._remembering = memo.is_valid, memo.key, memo.decode, True
+    view._remembers = space
     return view
+
+
+def decoder_of(space: SearchSpace, strategy_space) -> object:
+    """``space.decode``, or the kept decodes of ``strategy_space`` when it is a remembering view of
+    ``space`` (the runner costs the genomes whose validity the strategy's view just decoded)."""
+    if getattr(strategy_space, "_remembering", False) and getattr(strategy_space, "_remembers", None) is space:
+        return strategy_space.decode
+    return space.decode
 
 
 def genome_text(genome: Genome) -> str:
@@ -46,11 +58,24 @@ class _Memo:
         self.shared = cls.is_valid is SearchSpace.is_valid and cls.key is SearchSpace.key
         self.valid: dict[str, bool] = {}
         self.keys: dict[str, object] = {}  # text -> key, or _INVALID (decode failed)
+        self.decoded: dict[str, object] = {}  # text -> architecture, the newest DECODED_KEPT
+
+    def decode(self, genome: Genome, text: str | None = None):
+        """``space.decode(genome)``, the newest ones kept (an architecture is not changed once
+        built); raises as the space does."""
+        text = genome_text(genome) if text is None else text
+        arch = self.decoded.get(text)
+        if arch is None:
+            arch = self.space.decode(genome)
+            if len(self.decoded) >= DECODED_KEPT:
+                del self.decoded[next(iter(self.decoded))]
+            self.decoded[text] = arch
+        return arch
 
     def _decode(self, text: str, genome: Genome) -> None:
         """Shared path: one decode gives the verdict and the key."""
         try:
-            key = self.space.decode(genome).fingerprint()
+            key = self.decode(genome, text).fingerprint()
         except _DECODE_ERRORS:
             key = _INVALID
         _put(self.keys, text, key)
