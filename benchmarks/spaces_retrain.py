@@ -2,6 +2,7 @@
 
     python benchmarks/spaces_retrain.py [--from benchmarks/results/spaces.json] [--bound half]
         [--epochs 2 8] [--data-fraction 0.25] [--spaces dag nb201 ...] [--seed 0] [--out FILE]
+        [--models SPACE=GENOME ... [--space-options JSON]]
 
 Issue 15's question "does the gap to ResNet-8 shrink with a longer final training?": the models a
 ``benchmarks/spaces.py`` run chose under ``--bound`` (read from its JSON as genome strings, rebuilt
@@ -11,6 +12,12 @@ final trainer (``spaces.final_trainer``: same optimizer, lr, schedule, batch, cr
 each of ``--epochs``. ``--data-fraction`` below 1 trains every model on the same seeded share of the
 45,000 training rows (the trainer's ``data_fraction``; the validation and test splits are whole):
 cheaper, and the same subset for all. Test accuracy is reported; nothing is chosen by it.
+
+``--models`` trains hand-written models instead of a report's (e.g. ``chain=c16k3s1-c32k3s2-gap``,
+``blocks=conv_c8_k3-res_c8-res_c16_s2``; each parsed by its space built with the benchmark's CIFAR
+settings, ``--space-options`` over them as in ``benchmarks/spaces.py``), beside ResNet-8: what a
+model of a given shape reaches under this trainer, whether or not a search found it. Each row has
+the model's peak SRAM and flash as the search counts them and whether it is within ``--bound``.
 
 Output: one JSON document on stdout, kept in ``--out`` after each training (a rerun skips the
 trainings already there with the same settings).
@@ -47,12 +54,25 @@ def models_of(report: dict, bound: str, names) -> list[dict]:
     return models
 
 
+def given_models(texts: list[str], overrides: dict | None) -> list[dict]:
+    """ResNet-8 and each ``SPACE=GENOME`` of ``--models``, with its space's CIFAR settings."""
+    models = [{"space": "resnet8", "architecture": bench.RESNET8_FILE}]
+    for text in texts:
+        space, _, genome = text.partition("=")
+        if not genome:
+            raise SystemExit(f"--models {text!r}: write SPACE=GENOME, e.g. chain=c16k3s1-c32k3s2-gap")
+        models.append({"space": space, "options": bench.space_options(space, overrides), "architecture": genome})
+    return models
+
+
 def architecture_of(model: dict, cost_model, board):
     if model["space"] == "resnet8":
         return load_architecture(repo_path(bench.RESNET8_FILE))
     space = create_space(model["space"], **model["options"])  # the report's CIFAR settings
     arch = space.decode(space.parse(model["architecture"]) if hasattr(space, "parse") else model["architecture"])
     cost = cost_model(arch, board).to_dict()
+    if "peak_sram_bytes" not in model:  # a given model: its figures as the search counts them
+        model.update(peak_sram_bytes=cost["peak_sram_bytes"], flash_bytes=cost["flash_bytes"])
     if (cost["peak_sram_bytes"], cost["flash_bytes"]) != (model["peak_sram_bytes"], model["flash_bytes"]):
         raise SystemExit(f"{model['space']} {model['architecture']}: rebuilt at {cost['peak_sram_bytes']} B SRAM "
                          f"and {cost['flash_bytes']} B flash, not the report's {model['peak_sram_bytes']} and "
@@ -70,17 +90,29 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default=bench.DEFAULT_DATA)
     parser.add_argument("--out", default="runs/spaces_retrain.json")
+    parser.add_argument("--models", nargs="+", metavar="SPACE=GENOME",
+                        help="hand-written models to train instead of the report's")
+    parser.add_argument("--space-options", type=bench.json_object, default={},
+                        help="with --models: per-space CIFAR settings over the benchmark's, as in spaces.py")
     args = parser.parse_args(argv)
     set_threads(1)
-    report = json.loads(repo_path(args.source).read_text())
-    models = models_of(report, args.bound, args.spaces)
+    if args.models:
+        models = given_models(args.models, args.space_options)
+    else:
+        models = models_of(json.loads(repo_path(args.source).read_text()), args.bound, args.spaces)
     board, default = load_board(bench.BOARD), SearchConfig()
     cost_model = search_cost_model(default.execution, default.runtime)
     archs = [architecture_of(m, cost_model, board) for m in models]
+    limits = bench.bounds_of(bench.reference_cost(board, default)).get(args.bound)
+    for model in models:
+        if limits and model["space"] != "resnet8":
+            model["within_bound"] = (model["peak_sram_bytes"] <= limits["max_peak_sram_bytes"]
+                                     and model["flash_bytes"] <= limits["max_flash_bytes"])
     data_dir = str(repo_path(args.data).resolve())
     out = repo_path(args.out)
     document = json.loads(out.read_text()) if out.exists() else {"rows": []}
-    document.update(source=args.source, bound=args.bound, data_fraction=args.data_fraction, seed=args.seed)
+    document.update(source="--models" if args.models else args.source, bound=args.bound,
+                    data_fraction=args.data_fraction, seed=args.seed)
     for epochs in args.epochs:
         settings = dataclasses.replace(bench.Settings(), final_epochs=epochs)
         config = SearchConfig.from_dict(bench.trainer_settings(args.seed, settings, data_dir), "spaces retrain")
@@ -93,7 +125,7 @@ def main(argv=None) -> int:
                 continue
             start = bench.cpu_seconds()
             trained = trainer.fit(arch, EvalContext(seed=config.seed))
-            row = {**model, "source": args.source, "epochs": epochs, "data_fraction": args.data_fraction,
+            row = {**model, "source": document["source"], "epochs": epochs, "data_fraction": args.data_fraction,
                    "train_rows": trained.metrics["train_rows"], "final_val_accuracy": trained.metrics["accuracy"],
                    "learning_curve": trained.metrics["learning_curve"],
                    "test_accuracy": trainer.accuracy(trained, "test"),

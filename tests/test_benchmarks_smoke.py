@@ -468,3 +468,25 @@ def test_kws_missing_data_is_one_clear_line(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert out == "" and err.strip().count("\n") == 0 and "nothing" in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists()
+
+
+# --- benchmarks/spaces_retrain.py --models -------------------------------------------------------
+def test_retrain_reads_hand_written_models_and_counts_them_as_the_search_does():
+    """``--models chain=c16k3s1-gap``: a 3x3 conv of 16 channels on the 32x32x3 image, then global
+    pooling and the classifier. Layer by layer, the peak is the conv's input and output together:
+    32*32*3 + 32*32*16 = 3,072 + 16,384 = 19,456 bytes, within the half bound (24,576 B)."""
+    import spaces_retrain
+    from tinyevo.config import SearchConfig
+    from tinyevo.hardware import load_board
+    from tinyevo.hardware.cost_model import search_cost_model
+
+    models = spaces_retrain.given_models(["chain=c16k3s1-gap"], {"chain": {"filters": [16, 64]}})
+    assert [m["space"] for m in models] == ["resnet8", "chain"]
+    assert models[1]["options"]["filters"] == [16, 64] and models[1]["options"]["input_shape"] == [32, 32, 3]
+    default = SearchConfig()
+    cost_model = search_cost_model(default.execution, default.runtime)
+    arch = spaces_retrain.architecture_of(models[1], cost_model, load_board(spaces_bench.BOARD))
+    assert arch.output_shape == (1, 1, 10)
+    assert models[1]["peak_sram_bytes"] == 19_456
+    with pytest.raises(SystemExit, match="write SPACE=GENOME"):
+        spaces_retrain.given_models(["c16k3s1-gap"], None)
