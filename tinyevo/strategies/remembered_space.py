@@ -67,9 +67,7 @@ class _Memo:
         arch = self.decoded.get(text)
         if arch is None:
             arch = self.space.decode(genome)
-            if len(self.decoded) >= DECODED_KEPT:
-                del self.decoded[next(iter(self.decoded))]
-            self.decoded[text] = arch
+            keep(self.decoded, text, arch, DECODED_KEPT)
         return arch
 
     def _decode(self, text: str, genome: Genome) -> None:
@@ -78,8 +76,8 @@ class _Memo:
             key = self.decode(genome, text).fingerprint()
         except _DECODE_ERRORS:
             key = _INVALID
-        _put(self.keys, text, key)
-        _put(self.valid, text, key is not _INVALID)
+        keep(self.keys, text, key)
+        keep(self.valid, text, key is not _INVALID)
 
     def is_valid(self, genome: Genome, text: str | None = None) -> bool:
         return self._kept(self.valid, genome, text, lambda g: bool(self.space.is_valid(g)))
@@ -98,11 +96,12 @@ class _Memo:
             if self.shared:
                 self._decode(text, genome)
             else:
-                _put(kept, text, own(genome))
+                keep(kept, text, own(genome))
         return kept[text]
 
 
-def _put(kept: dict, text: str, value) -> None:
-    if len(kept) >= KEPT:
+def keep(kept: dict, text: str, value, limit: int = KEPT) -> None:
+    """``kept[text] = value``, the oldest entry forgotten once ``kept`` holds ``limit``."""
+    if len(kept) >= limit:
         del kept[next(iter(kept))]
     kept[text] = value

@@ -62,7 +62,7 @@ from tinyevo.errors import TinyevoError
 from tinyevo.strategies.base import DEFAULT_OBJECTIVES, OK, STRATEGIES, Candidate, Trial
 from tinyevo.strategies.evolution.algorithm import Evolution
 from tinyevo.strategies.evolution.presets import REGULARIZED
-from tinyevo.strategies.remembered_space import KEPT, genome_text, remembering
+from tinyevo.strategies.remembered_space import genome_text, keep, remembering
 from tinyevo.strategies.surrogate_features import GenomeEncoder
 from tinyevo.spaces.base import SearchSpace
 
@@ -141,13 +141,13 @@ class Surrogate(Evolution):
     def _meets(self, genome, text: str) -> bool:
         """``meets_constraints``, kept by genome text."""
         if text not in self._verdicts:
-            _keep(self._verdicts, text, self.meets_constraints(genome))
+            keep(self._verdicts, text, self.meets_constraints(genome))
         return self._verdicts[text]
 
     def _cost(self, genome, text: str) -> dict | None:
         """``cost_of``, kept by genome text (the figures are only read)."""
         if text not in self._costs:
-            _keep(self._costs, text, self.cost_of(genome))
+            keep(self._costs, text, self.cost_of(genome))
         return self._costs[text]
 
     # --- ask -----------------------------------------------------------------------------------
@@ -316,12 +316,6 @@ class Surrogate(Evolution):
                 self._observed.append(trial)
                 self._told_keys[id(trial)] = self.key(trial.genome)
         super().tell(trials)
-
-
-def _keep(kept: dict, text: str, value) -> None:
-    if len(kept) >= KEPT:
-        del kept[next(iter(kept))]
-    kept[text] = value
 
 
 def scalarize(normalized: np.ndarray, weights: np.ndarray) -> np.ndarray:
