@@ -33,6 +33,7 @@ from pathlib import Path
 from common import fraction, log, positive_int, print_json, repo_path, set_threads
 import spaces as bench
 from tinyevo.config import SearchConfig
+from tinyevo.errors import TinyevoError
 from tinyevo.estimate import EvalContext
 from tinyevo.hardware import load_board
 from tinyevo.hardware.cost_model import search_cost_model
@@ -60,7 +61,7 @@ def given_models(texts: list[str], overrides: dict | None) -> list[dict]:
     for text in texts:
         space, _, genome = text.partition("=")
         if not genome:
-            raise SystemExit(f"--models {text!r}: write SPACE=GENOME, e.g. chain=c16k3s1-c32k3s2-gap")
+            raise ValueError(f"{text!r}: write SPACE=GENOME, e.g. chain=c16k3s1-c32k3s2-gap")
         models.append({"space": space, "options": bench.space_options(space, overrides), "architecture": genome})
     return models
 
@@ -96,13 +97,17 @@ def main(argv=None) -> int:
                         help="with --models: per-space CIFAR settings over the benchmark's, as in spaces.py")
     args = parser.parse_args(argv)
     set_threads(1)
-    if args.models:
-        models = given_models(args.models, args.space_options)
-    else:
-        models = models_of(json.loads(repo_path(args.source).read_text()), args.bound, args.spaces)
     board, default = load_board(bench.BOARD), SearchConfig()
     cost_model = search_cost_model(default.execution, default.runtime)
-    archs = [architecture_of(m, cost_model, board) for m in models]
+    if args.models:
+        try:
+            models = given_models(args.models, args.space_options)
+            archs = [architecture_of(m, cost_model, board) for m in models]
+        except (TinyevoError, ValueError, TypeError) as error:  # InvalidArchitecture is a TinyevoError
+            parser.error(f"--models: {error}")
+    else:
+        models = models_of(json.loads(repo_path(args.source).read_text()), args.bound, args.spaces)
+        archs = [architecture_of(m, cost_model, board) for m in models]
     limits = bench.bounds_of(bench.reference_cost(board, default)).get(args.bound)
     for model in models:
         if limits and model["space"] != "resnet8":

@@ -488,5 +488,10 @@ def test_retrain_reads_hand_written_models_and_counts_them_as_the_search_does():
     arch = spaces_retrain.architecture_of(models[1], cost_model, load_board(spaces_bench.BOARD))
     assert arch.output_shape == (1, 1, 10)
     assert models[1]["peak_sram_bytes"] == 19_456
-    with pytest.raises(SystemExit, match="write SPACE=GENOME"):
+    with pytest.raises(ValueError, match="write SPACE=GENOME"):
         spaces_retrain.given_models(["c16k3s1-gap"], None)
+    for bad in ("c16k3s1-gap", "nospace=c16k3s1-gap", "chain=c16x3-gap"):
+        done = subprocess.run([sys.executable, str(BENCHMARKS / "spaces_retrain.py"), "--models", bad],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, (bad, done.stderr[-500:])
+        assert done.stderr.strip().splitlines()[-1].startswith("spaces_retrain.py: error: --models"), bad
