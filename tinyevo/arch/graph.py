@@ -75,8 +75,7 @@ class Architecture:
         if self.output not in self.shapes:
             raise InvalidArchitecture(f"output {self.output!r} is not a node of the architecture")
         self.by_name = {n.name: n for n in self.nodes}
-        self._live: list[Node] | None = None
-        self._kept: dict[str, object] = {}
+        self._kept: dict[str, object] = {}  # ``kept``'s figures
 
     # --- queries -------------------------------------------------------------------------------
     def input_shapes(self, node: Node) -> list[Shape]:
@@ -96,10 +95,7 @@ class Architecture:
 
     def live_nodes(self) -> list[Node]:
         """Nodes the output depends on, in execution order (dead branches dropped)."""
-        if getattr(self, "_live", None) is None:  # an architecture is not changed once built
-            needed = self.ancestors(self.output)
-            self._live = [n for n in self.nodes if n.name in needed]
-        return list(self._live)
+        return list(self.kept("live_nodes", _live_nodes))
 
     def kept(self, name: str, compute):
         """``compute(self)``, worked out once and kept under ``name`` (an architecture is not
@@ -204,6 +200,11 @@ def check_node(node: Node, shapes: dict[str, Shape]) -> Node:
         raise InvalidArchitecture(f"{where} on input {shown}: {error}") from None
     shapes[node.name] = out
     return Node(node.name, node.op, tuple(node.inputs), attrs)
+
+
+def _live_nodes(arch: Architecture) -> list[Node]:
+    needed = arch.ancestors(arch.output)
+    return [n for n in arch.nodes if n.name in needed]
 
 
 def _shape(value: Iterable[int]) -> Shape:
