@@ -101,10 +101,9 @@ class Architecture:
         """``compute(self)``, worked out once and kept under ``name`` (an architecture is not
         changed once built): for figures that several analyses of one graph need. The value is
         shared: a caller that changes it must copy it."""
-        kept = self.__dict__.setdefault("_kept", {})
-        if name not in kept:
-            kept[name] = compute(self)
-        return kept[name]
+        if name not in self._kept:
+            self._kept[name] = compute(self)
+        return self._kept[name]
 
     def ancestors(self, tensor: str) -> set[str]:
         """The nodes ``tensor`` depends on, itself included (the input is not a node)."""

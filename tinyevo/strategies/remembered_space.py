@@ -29,19 +29,19 @@ _INVALID = object()
 
 def remembering(space: SearchSpace) -> SearchSpace:
     """The view of ``space`` (a view is returned as it is)."""
-    if getattr(space, "_remembering", False):
+    if getattr(space, "_remembers", None) is not None:
         return space
     view = copy.copy(space)
     memo = _Memo(space)
-    view.is_valid, view.key, view.decode, view._remembering = memo.is_valid, memo.key, memo.decode, True
-    view._remembers = space
+    view.is_valid, view.key, view.decode = memo.is_valid, memo.key, memo.decode
+    view._remembers = space  # the space this is a view of
     return view
 
 
 def decoder_of(space: SearchSpace, strategy_space) -> object:
     """``space.decode``, or the kept decodes of ``strategy_space`` when it is a remembering view of
     ``space`` (the runner costs the genomes whose validity the strategy's view just decoded)."""
-    if getattr(strategy_space, "_remembering", False) and getattr(strategy_space, "_remembers", None) is space:
+    if getattr(strategy_space, "_remembers", None) is space:
         return strategy_space.decode
     return space.decode
 
